@@ -1,0 +1,19 @@
+/* fsio.h: the file operations that make writes survive a crash: write to a
+ * temporary file, fsync it and its directory, rename into place. */
+#ifndef AUDITRUN_FSIO_H
+#define AUDITRUN_FSIO_H
+
+#include <stddef.h>
+
+int fsio_mkdirs(const char *path, char *err, size_t errlen);
+/* Atomically replace `path` with `data`. */
+int fsio_write_atomic(const char *path, const char *data, size_t len, char *err, size_t errlen);
+/* Create an empty temporary file beside `path` (same directory), name in out. */
+int fsio_temp_beside(const char *path, char *out, size_t outlen, char *err, size_t errlen);
+int fsio_fsync_file(const char *path, char *err, size_t errlen);
+int fsio_fsync_dir_of(const char *path, char *err, size_t errlen);
+/* Rename that fails with kind "exists" rather than replace; fsyncs the
+ * directory after. Returns 0, -1 (error) or 1 (target exists). */
+int fsio_rename_noreplace(const char *from, const char *to, char *err, size_t errlen);
+
+#endif

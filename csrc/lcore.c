@@ -1,0 +1,94 @@
+/* lcore.c: the private module auditrun.core: its entry point, the error
+ * value every binding returns, and the helpers the l*.c files share. */
+#include "lcore.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "version.h"
+
+#define ERROR_META "auditrun.error"
+
+static int error_tostring(lua_State *L) {
+  const char *kind, *msg;
+  lua_getfield(L, 1, "kind");
+  lua_getfield(L, 1, "message");
+  kind = lua_tostring(L, -2);
+  msg = lua_tostring(L, -1);
+  lua_pushfstring(L, "%s: %s", kind ? kind : "error", msg ? msg : "(no message)");
+  return 1;
+}
+
+int core_fail(lua_State *L, const char *kind, const char *message) {
+  lua_pushnil(L);
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, kind);
+  lua_setfield(L, -2, "kind");
+  lua_pushstring(L, message);
+  lua_setfield(L, -2, "message");
+  luaL_setmetatable(L, ERROR_META);
+  return 2;
+}
+
+loop *core_loop(lua_State *L) {
+  char err[CORE_ERRLEN];
+  loop *lp = loop_get(err, sizeof err);
+  if (!lp) luaL_error(L, "%s", err);
+  return lp;
+}
+
+void core_track(lua_State *L, int idx, loop_item *it) {
+  lua_pushvalue(L, idx);
+  it->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+void core_untrack(lua_State *L, loop_item *it) {
+  if (it->ref != LUA_NOREF && it->ref != LUA_REFNIL) {
+    luaL_unref(L, LUA_REGISTRYINDEX, it->ref);
+  }
+  it->ref = LUA_NOREF;
+}
+
+void core_newmeta(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc) {
+  luaL_newmetatable(L, name);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, gc);
+  lua_setfield(L, -2, "__close");
+  lua_pop(L, 1);
+}
+
+/* Error values are made here and in Lua (auditrun.errors) with one
+ * metatable, so tostring() reads the same everywhere. */
+static int core_error(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  luaL_setmetatable(L, ERROR_META);
+  return 1;
+}
+
+static const lua_CFunction opens[] = {lfsio_open, lhttp_open, ljwt_open, lloop_open, NULL};
+
+int luaopen_auditrun_core(lua_State *L) {
+  static const luaL_Reg fns[] = {{"error", core_error}, {NULL, NULL}};
+  luaL_newmetatable(L, ERROR_META);
+  lua_pushcfunction(L, error_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushstring(L, "auditrun.error");
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
+  luaL_newlib(L, fns);
+  lua_pushliteral(L, AUDITRUN_VERSION);
+  lua_setfield(L, -2, "version");
+  lua_pushstring(L, curl_version());
+  lua_setfield(L, -2, "curl_version");
+  for (const lua_CFunction *f = opens; *f; f++) {
+    lua_pushcfunction(L, *f);
+    lua_pushvalue(L, -2);
+    lua_call(L, 1, 0);  /* each adds its functions to the module table */
+  }
+  return 1;
+}

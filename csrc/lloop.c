@@ -1,0 +1,125 @@
+/* lloop.c: waiting, for Lua. core.wait parks the calling coroutine with
+ * lua_yieldk, handing the scheduler (auditrun.task) a marker and the object
+ * waited on; outside any coroutine it asks the scheduler to run the loop
+ * until the object is done. core.poll runs the loop once and returns what
+ * finished. Timers are userdata like transfers. */
+#include <math.h>
+
+#include "lcore.h"
+
+#define TIMER_META "auditrun.timer"
+#define totimer(L) ((loop_timer *)luaL_checkudata(L, 1, TIMER_META))
+
+/* The address is the marker: a yield carrying it comes from core.wait. */
+static const char wait_marker = 'w';
+static const char runner_key = 'r';
+
+static int wait_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  return lua_gettop(L) - 1;  /* what the scheduler resumed us with */
+}
+
+static int loop_wait(lua_State *L) {
+  luaL_checkany(L, 1);
+  lua_settop(L, 1);
+  if (lua_isyieldable(L)) {
+    lua_pushlightuserdata(L, (void *)&wait_marker);
+    lua_pushvalue(L, 1);
+    return lua_yieldk(L, 2, 0, wait_k);
+  }
+  /* The main chunk (or a C boundary): run the loop here until obj is done. */
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &runner_key);
+  if (!lua_isfunction(L, -1)) return luaL_error(L, "no scheduler to wait with");
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, LUA_MULTRET);
+  return lua_gettop(L) - 1;
+}
+
+static int loop_set_runner(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &runner_key);
+  return 0;
+}
+
+static int loop_poll_lua(lua_State *L) {
+  char err[CORE_ERRLEN];
+  double max_wait = luaL_optnumber(L, 1, -1);
+  loop *lp = core_loop(L);
+  loop_item *it;
+  int n = 0;
+  if (loop_poll(lp, max_wait, err, sizeof err) != 0) return luaL_error(L, "%s", err);
+  lua_newtable(L);
+  while ((it = loop_take_done(lp)) != NULL) {
+    if (it->ref == LUA_NOREF) continue;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, it->ref);
+    core_untrack(L, it);
+    lua_rawseti(L, -2, ++n);
+  }
+  lua_pushinteger(L, loop_interrupted());
+  return 2;
+}
+
+static int loop_now_lua(lua_State *L) {
+  lua_pushnumber(L, loop_now());
+  return 1;
+}
+
+static int loop_pending_lua(lua_State *L) {
+  lua_pushinteger(L, loop_pending(core_loop(L)));
+  return 1;
+}
+
+static int loop_interrupted_lua(lua_State *L) {
+  lua_pushinteger(L, loop_interrupted());
+  return 1;
+}
+
+static int loop_timer_new(lua_State *L) {
+  char err[CORE_ERRLEN];
+  double seconds = luaL_checknumber(L, 1);
+  loop *lp = core_loop(L);
+  loop_timer *t;
+  luaL_argcheck(L, !isnan(seconds), 1, "not a number");
+  t = lua_newuserdatauv(L, sizeof *t, 0);
+  t->item.ref = LUA_NOREF;
+  t->heap_index = (size_t)-1;
+  luaL_setmetatable(L, TIMER_META);
+  if (loop_add_timer(lp, t, seconds, err, sizeof err) != 0) return luaL_error(L, "%s", err);
+  core_track(L, -1, &t->item);
+  return 1;
+}
+
+static int timer_done(lua_State *L) {
+  lua_pushboolean(L, totimer(L)->item.done);
+  return 1;
+}
+
+/* close, cancel, __gc and __close: safe twice. */
+static int timer_close(lua_State *L) {
+  loop_timer *t = totimer(L);
+  loop *lp = loop_get(NULL, 0);
+  if (lp) loop_remove_timer(lp, t);
+  core_untrack(L, &t->item);
+  return 0;
+}
+
+int lloop_open(lua_State *L) {
+  static const luaL_Reg timer_methods[] = {
+      {"abort", timer_close}, {"close", timer_close}, {"done", timer_done}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {
+      {"interrupted", loop_interrupted_lua},
+      {"now", loop_now_lua},
+      {"pending", loop_pending_lua},
+      {"poll", loop_poll_lua},
+      {"set_runner", loop_set_runner},
+      {"timer", loop_timer_new},
+      {"wait", loop_wait},
+      {NULL, NULL}};
+  core_newmeta(L, TIMER_META, timer_methods, timer_close);
+  luaL_setfuncs(L, fns, 0);
+  lua_pushlightuserdata(L, (void *)&wait_marker);
+  lua_setfield(L, -2, "WAIT");
+  return 0;
+}

@@ -1,0 +1,292 @@
+/* main.c: the auditrun host, shaped like Lua's lua.c. main() runs pmain
+ * under lua_pcall; a message handler adds the traceback to unexpected
+ * errors; an error value raised on purpose (a table with __tostring) prints
+ * as its one line. After the script returns, the tasks it spawned are run to
+ * the end. Exit codes: 0 ok, 1 failure, 2 usage, 130 interrupted. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <limits.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "loop.h"
+#include "version.h"
+
+#ifndef AUDITRUN_LUADIR
+#define AUDITRUN_LUADIR "/usr/local/share/lua/5.4"
+#endif
+
+#define EXIT_USAGE 2
+#define EXIT_INTERRUPTED 130
+
+int luaopen_auditrun_core(lua_State *L);
+
+static const char *progname = "auditrun";
+static char luadir[PATH_MAX + 64], scriptdir[PATH_MAX + 64];
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: %s SCRIPT.lua [ARGS...]   run a Lua workflow script\n"
+          "       %s NAME [ARGS...]         run the bundled workflow NAME\n"
+          "       %s --list                 list the bundled workflows\n"
+          "       %s --version | --help\n",
+          progname, progname, progname, progname);
+}
+
+static int is_file(const char *p) {
+  struct stat st;
+  return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int msghandler(lua_State *L) {
+  if (!lua_isstring(L, 1) && luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+    return 1;  /* an error value: its one line is the message */
+  if (lua_type(L, 1) != LUA_TSTRING)
+    lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  luaL_traceback(L, L, lua_tostring(L, -1), 1);
+  return 1;
+}
+
+static int docall(lua_State *L, int narg, int nres) {
+  int status, base = lua_gettop(L) - narg;
+  lua_pushcfunction(L, msghandler);
+  lua_insert(L, base);
+  status = lua_pcall(L, narg, nres, base);
+  lua_remove(L, base);
+  return status;
+}
+
+static void report(const char *msg) {
+  fprintf(stderr, "%s: %s\n", progname, msg);
+  fflush(stderr);
+}
+
+static int list_cmp(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Each bundled workflow's first line is "-- what it does". */
+static int list_scripts(void) {
+  DIR *d = opendir(scriptdir);
+  struct dirent *e;
+  char *names[256];
+  size_t n = 0;
+  if (!d) {
+    fprintf(stderr, "%s: no bundled workflows in %s\n", progname, scriptdir);
+    return 1;
+  }
+  while ((e = readdir(d)) != NULL && n < 256) {
+    size_t len = strlen(e->d_name);
+    if (len > 4 && strcmp(e->d_name + len - 4, ".lua") == 0 && e->d_name[0] != '.')
+      names[n++] = strndup(e->d_name, len - 4);
+  }
+  closedir(d);
+  qsort(names, n, sizeof *names, list_cmp);
+  for (size_t i = 0; i < n; i++) {
+    char path[PATH_MAX + 300], line[256] = "";
+    FILE *f;
+    snprintf(path, sizeof path, "%s/%s.lua", scriptdir, names[i]);
+    if ((f = fopen(path, "r")) != NULL) {
+      if (fgets(line, sizeof line, f) && strncmp(line, "--", 2) == 0) {
+        char *p = line + 2;
+        while (*p == ' ' || *p == '-') p++;
+        p[strcspn(p, "\r\n")] = '\0';
+        memmove(line, p, strlen(p) + 1);
+      } else {
+        line[0] = '\0';
+      }
+      fclose(f);
+    }
+    printf("%-24s %s\n", names[i], line);
+    free(names[i]);
+  }
+  return 0;
+}
+
+static void set_paths(lua_State *L) {
+  lua_getglobal(L, "package");
+  lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;", luadir, luadir);
+  lua_getfield(L, -2, "path");
+  lua_concat(L, 2);
+  lua_setfield(L, -2, "path");
+  lua_getfield(L, -1, "preload");
+  lua_pushcfunction(L, luaopen_auditrun_core);
+  lua_setfield(L, -2, "auditrun.core");
+  lua_pop(L, 2);
+}
+
+/* In a build tree the binary sits in build/ beside lua/ and scripts/.
+ * Installed, the modules are where `make install` put them (compiled in) or
+ * anywhere on package.path (LuaRocks trees), and the bundled workflows are
+ * in auditrun/scripts beside auditrun/init.lua. */
+static int find_dirs(void) {
+  char exe[PATH_MAX], probe[PATH_MAX + 64];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    char *slash;
+    exe[n] = '\0';
+    slash = strrchr(exe, '/');
+    if (slash) *slash = '\0';
+    /* build/auditrun, or a variant such as build/asan/auditrun */
+    for (const char *up = "/..", *up2 = "/../.."; up; up = up2, up2 = NULL) {
+      snprintf(probe, sizeof probe, "%s%s/lua/auditrun/init.lua", exe, up);
+      if (is_file(probe)) {
+        snprintf(luadir, sizeof luadir, "%s%s/lua", exe, up);
+        snprintf(scriptdir, sizeof scriptdir, "%s%s/scripts", exe, up);
+        return 1;
+      }
+    }
+  }
+  snprintf(luadir, sizeof luadir, "%s", AUDITRUN_LUADIR);
+  snprintf(scriptdir, sizeof scriptdir, "%s/auditrun/scripts", AUDITRUN_LUADIR);
+  return 0;
+}
+
+/* Installed: the workflows live beside whichever auditrun/init.lua
+ * package.path finds first. */
+static void find_installed_scripts(lua_State *L) {
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "searchpath");
+  lua_pushliteral(L, "auditrun");
+  lua_getfield(L, -3, "path");
+  lua_call(L, 2, 1);
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    const char *init = lua_tostring(L, -1);
+    const char *slash = strrchr(init, '/');
+    if (slash)
+      snprintf(scriptdir, sizeof scriptdir, "%.*s/scripts", (int)(slash - init), init);
+  }
+  lua_pop(L, 2);
+}
+
+/* arg as in lua.c: arg[0] the script, arg[1..] its arguments, arg[-1] us. */
+static void create_arg(lua_State *L, char **argv, int argc, int script) {
+  lua_createtable(L, argc - script - 1, script + 1);
+  for (int i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i - script);
+  }
+  lua_setglobal(L, "arg");
+}
+
+static int resolve_script(const char *name, char *out, size_t outlen) {
+  size_t len = strlen(name);
+  if (strchr(name, '/') || (len > 4 && strcmp(name + len - 4, ".lua") == 0)) {
+    snprintf(out, outlen, "%s", name);
+  } else {
+    snprintf(out, outlen, "%s/%s.lua", scriptdir, name);
+  }
+  return is_file(out);
+}
+
+static int pmain(lua_State *L) {
+  int argc = (int)lua_tointeger(L, 1);
+  char **argv = (char **)lua_touserdata(L, 2);
+  int *exit_code = (int *)lua_touserdata(L, 3);
+  char path[PATH_MAX + 300];
+  int i = 1, n, in_tree;
+
+  luaL_checkversion(L);
+  luaL_openlibs(L);
+  in_tree = find_dirs();
+  set_paths(L);
+  if (!in_tree) find_installed_scripts(L);
+  for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
+    if (strcmp(argv[i], "--help") == 0) {
+      usage(stdout);
+      return 0;
+    } else if (strcmp(argv[i], "--version") == 0) {
+      printf("auditrun %s (%s, %s, %s)\n", AUDITRUN_VERSION, LUA_RELEASE, curl_version(),
+             OpenSSL_version(OPENSSL_VERSION));
+      return 0;
+    } else if (strcmp(argv[i], "--list") == 0) {
+      *exit_code = list_scripts();
+      return 0;
+    } else if (strcmp(argv[i], "--profile") == 0 && i + 1 < argc) {
+      setenv("AUDITRUN_PROFILE", argv[++i], 1);
+    } else if (strcmp(argv[i], "--") == 0) {
+      i++;
+      break;
+    } else {
+      fprintf(stderr, "%s: unknown option '%s'\n", progname, argv[i]);
+      usage(stderr);
+      *exit_code = EXIT_USAGE;
+      return 0;
+    }
+  }
+  if (i >= argc) {
+    usage(stderr);
+    *exit_code = EXIT_USAGE;
+    return 0;
+  }
+  if (!resolve_script(argv[i], path, sizeof path)) {
+    fprintf(stderr, "%s: no script '%s' (and no bundled workflow of that name; see --list)\n",
+            progname, argv[i]);
+    *exit_code = EXIT_USAGE;
+    return 0;
+  }
+
+  create_arg(L, argv, argc, i);
+  loop_install_signals();
+
+  /* The scheduler first, so the script's coroutines are the patched ones. */
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "auditrun.task");
+  if (docall(L, 1, 1) != LUA_OK) goto failed;
+  lua_setfield(L, LUA_REGISTRYINDEX, "auditrun.host.task");
+
+  if (luaL_loadfile(L, path) != LUA_OK) goto failed;
+  n = argc - i - 1;
+  luaL_checkstack(L, n, "too many arguments to script");
+  for (int j = i + 1; j < argc; j++) lua_pushstring(L, argv[j]);
+  if (docall(L, n, 0) != LUA_OK) goto failed;
+
+  /* Tasks the script spawned and did not join run to their end here. */
+  lua_getfield(L, LUA_REGISTRYINDEX, "auditrun.host.task");
+  lua_getfield(L, -1, "finish");
+  lua_remove(L, -2);
+  if (docall(L, 0, 0) != LUA_OK) goto failed;
+  *exit_code = loop_interrupted() ? EXIT_INTERRUPTED : EXIT_SUCCESS;
+  return 0;
+
+failed:
+  report(lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error with no message)");
+  *exit_code = loop_interrupted() ? EXIT_INTERRUPTED : EXIT_FAILURE;
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  int status, exit_code = EXIT_SUCCESS;
+  lua_State *L;
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    report("cannot initialise libcurl");
+    return EXIT_FAILURE;
+  }
+  L = luaL_newstate();
+  if (!L) {
+    report("cannot create state: not enough memory");
+    return EXIT_FAILURE;
+  }
+  lua_pushcfunction(L, pmain);
+  lua_pushinteger(L, argc);
+  lua_pushlightuserdata(L, argv);
+  lua_pushlightuserdata(L, &exit_code);
+  status = lua_pcall(L, 3, 0, 0);
+  if (status != LUA_OK) {
+    report(lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error with no message)");
+    exit_code = EXIT_FAILURE;
+  }
+  lua_close(L);
+  loop_shutdown();
+  curl_global_cleanup();
+  fflush(stdout);
+  return exit_code;
+}

@@ -1,0 +1,345 @@
+-- auditrun.task: tasks are coroutines scheduled on the C event loop.
+--
+-- A waiting C call (core.wait) yields the marker core.WAIT and the object
+-- it waits on: a transfer, a timer, or a Lua event (a table with `done`).
+-- The scheduler parks the task until the loop reports that object finished,
+-- then resumes it. Outside any coroutine, core.wait calls back into run_until
+-- here, so the main chunk can wait without spawning anything.
+--
+-- Scripts that use coroutines themselves keep working: coroutine.resume and
+-- coroutine.wrap are replaced (as Nmap's NSE does) so that a wait inside a
+-- script's own coroutine is passed up to the task that runs it.
+local core = require "auditrun.core"
+local errors = require "auditrun.errors"
+
+local M = {}
+
+local WAIT = core.WAIT
+local raw_resume, raw_create, raw_status = coroutine.resume, coroutine.create, coroutine.status
+local raw_close = coroutine.close
+local pack, unpack = table.pack, table.unpack
+
+local runnable = {}      -- FIFO of tasks to resume, runnable[head..tail]
+local head, tail = 1, 0
+local waiters = {}       -- object -> list of tasks parked on it
+local live = {}          -- task -> true until it ends
+local current            -- the task being resumed, if any
+local interrupts_seen = 0
+
+local Task = {}
+Task.__index = Task
+Task.__name = "auditrun.task"
+
+local function is_done(obj)
+  if type(obj) == "table" then return obj.done end
+  return obj:done()
+end
+
+local function enqueue(t, ...)
+  t.resume_args = pack(...)
+  tail = tail + 1
+  runnable[tail] = t
+end
+
+--- An event: a Lua object tasks can wait on until it is signalled.
+function M.event()
+  return { done = false }
+end
+
+function M.signal(ev)
+  if ev.done then return end
+  ev.done = true
+  local list = waiters[ev]
+  if list then
+    waiters[ev] = nil
+    for _, t in ipairs(list) do
+      t.waiting_on = nil
+      enqueue(t)
+    end
+  end
+end
+
+local failures = {}      -- tasks that failed, for M.finish to report
+
+local function cancelled_error()
+  return errors.new("cancelled", "task cancelled")
+end
+
+local function finish(t, ok, ...)
+  live[t] = nil
+  if ok then
+    t.results = pack(...)
+    t.status = "done"
+  else
+    local err = ...
+    if type(err) == "string" then err = debug.traceback(t.co, err) end
+    t.err = err
+    t.status = errors.is(err, "cancelled") and "cancelled" or "failed"
+    if t.status == "failed" then failures[#failures + 1] = t end
+    -- An error does not unwind a coroutine's stack: close it so its
+    -- <close> variables run.
+    raw_close(t.co)
+  end
+  M.signal(t.ended)
+end
+
+local function step(t)
+  if t.cancelled and not t.started then
+    return finish(t, false, cancelled_error())  -- never ran: nothing to unwind
+  end
+  t.started = true
+  local previous = current
+  current = t
+  local args = t.resume_args or pack()
+  t.resume_args = nil
+  local r = pack(raw_resume(t.co, unpack(args, 1, args.n)))
+  current = previous
+  if raw_status(t.co) == "dead" then
+    return finish(t, unpack(r, 1, r.n))
+  end
+  if r[2] == WAIT then
+    local obj = r[3]
+    if is_done(obj) then return enqueue(t) end
+    t.waiting_on = obj
+    local list = waiters[obj]
+    if not list then list = {}; waiters[obj] = list end
+    list[#list + 1] = t
+  else
+    enqueue(t)  -- a plain coroutine.yield in a task: let the others run
+  end
+end
+
+local function cancel_all()
+  for t in pairs(live) do t:cancel() end
+end
+
+local function check_interrupt()
+  local n = core.interrupted()
+  if n > interrupts_seen then
+    interrupts_seen = n
+    cancel_all()
+    return true
+  end
+end
+
+local function any_runnable() return head <= tail end
+
+local function run_ready()
+  while head <= tail do
+    local t = runnable[head]
+    runnable[head] = nil
+    head = head + 1
+    if t.status == "ready" then step(t) end
+  end
+end
+
+--- Runs tasks and the loop until done() is true. Raises {kind="interrupted"}
+--- after Ctrl-C once the cancelled tasks have ended.
+local function run_until(done)
+  while true do
+    run_ready()
+    if check_interrupt() then
+      run_ready()
+      while next(live) and core.pending() > 0 do
+        local finished = core.poll(0.1)
+        for _, obj in ipairs(finished) do
+          local list = waiters[obj]
+          waiters[obj] = nil
+          for _, t in ipairs(list or {}) do t.waiting_on = nil; enqueue(t) end
+        end
+        run_ready()
+      end
+      error(errors.new("interrupted", "interrupted"), 0)
+    end
+    if done() then return end
+    if not any_runnable() and core.pending() == 0 then
+      error(errors.new("deadlock", "waiting for something no task or transfer can finish"), 0)
+    end
+    local finished = core.poll(any_runnable() and 0 or -1)
+    for _, obj in ipairs(finished) do
+      local list = waiters[obj]
+      waiters[obj] = nil
+      for _, t in ipairs(list or {}) do
+        t.waiting_on = nil
+        enqueue(t)
+      end
+    end
+  end
+end
+
+core.set_runner(function(obj)
+  run_until(function() return is_done(obj) end)
+end)
+
+--- Waits for a transfer, a timer or an event. Raises {kind="cancelled"} in a
+--- cancelled task.
+function M.wait(obj)
+  local t = current
+  if t and t.cancelled then error(cancelled_error(), 0) end
+  if not is_done(obj) then core.wait(obj) end
+  if t and t.cancelled then error(cancelled_error(), 0) end
+end
+
+--- The task running now, or nil in the main chunk.
+function M.current() return current end
+
+function M.spawn(fn, ...)
+  assert(type(fn) == "function", "spawn needs a function")
+  local t = setmetatable({
+    co = raw_create(fn), status = "ready", ended = M.event(),
+  }, Task)
+  live[t] = true
+  enqueue(t, ...)
+  return t
+end
+
+--- Waits for the task to end: true and its results, or false and its error.
+function Task:join()
+  M.wait(self.ended)
+  self.joined = true
+  if self.status == "done" then return true, unpack(self.results, 1, self.results.n) end
+  return false, self.err
+end
+
+function Task:done() return self.ended.done end
+
+--- Cancels the task: its transfer or timer is stopped, and its next (or
+--- current) wait raises {kind="cancelled"}, so its <close> variables and
+--- error handlers run.
+function Task:cancel()
+  if self.ended.done or self.cancelled then return end
+  self.cancelled = true
+  local obj = self.waiting_on
+  if obj then
+    self.waiting_on = nil
+    local list = waiters[obj]
+    if list then
+      for i = #list, 1, -1 do
+        if list[i] == self then table.remove(list, i) end
+      end
+      if #list == 0 then
+        waiters[obj] = nil
+        if type(obj) ~= "table" then obj:abort() end
+      end
+    end
+    enqueue(self)
+  end
+end
+
+function M.sleep(seconds)
+  local timer <close> = core.timer(seconds)
+  M.wait(timer)
+end
+
+M.now = core.now
+
+--- Runs every task to its end. A task that failed and was never joined
+--- fails the run: its error is raised.
+function M.finish()
+  run_until(function() return next(live) == nil end)
+  for _, t in ipairs(failures) do
+    if not t.joined then
+      failures = {}
+      local err = t.err
+      -- A string error already carries the task's own traceback.
+      if not errors.is(err) then err = errors.new("task", tostring(err)) end
+      error(err, 0)
+    end
+  end
+  failures = {}
+end
+
+-- ---- semaphore ------------------------------------------------------------
+
+local Semaphore = {}
+Semaphore.__index = Semaphore
+
+local Permit = {}
+Permit.__index = Permit
+function Permit:release()
+  if self.released then return end
+  self.released = true
+  self.sem:release()
+end
+Permit.__close = Permit.release
+
+--- A counting semaphore. acquire() returns a permit to release (or to hold
+--- in a <close> variable).
+function M.semaphore(n)
+  assert(math.type(n) == "integer" and n >= 1, "semaphore needs a count of at least 1")
+  return setmetatable({ count = n, limit = n, queue = {}, in_use = 0, peak = 0 }, Semaphore)
+end
+
+local function take(self)
+  self.in_use = self.in_use + 1
+  if self.in_use > self.peak then self.peak = self.in_use end
+  return setmetatable({ sem = self }, Permit)
+end
+
+function Semaphore:acquire()
+  if self.count > 0 and #self.queue == 0 then
+    self.count = self.count - 1
+    return take(self)
+  end
+  local ev = M.event()
+  self.queue[#self.queue + 1] = ev
+  local ok, err = pcall(M.wait, ev)
+  if not ok then
+    for i, e in ipairs(self.queue) do
+      if e == ev then table.remove(self.queue, i) break end
+    end
+    if ev.done then  -- a permit was handed over as we were cancelled
+      self.in_use = self.in_use + 1
+      self:release()
+    end
+    error(err, 0)
+  end
+  return take(self)
+end
+
+function Semaphore:release()
+  self.in_use = self.in_use - 1
+  local ev = table.remove(self.queue, 1)
+  if ev then M.signal(ev) else self.count = self.count + 1 end
+end
+
+--- Lowers or raises the limit; waiting tasks are let in as room appears.
+function Semaphore:set_limit(n)
+  assert(math.type(n) == "integer" and n >= 1, "limit must be at least 1")
+  self.count = self.count + (n - self.limit)
+  self.limit = n
+  while self.count > 0 and #self.queue > 0 do
+    self.count = self.count - 1
+    M.signal(table.remove(self.queue, 1))
+  end
+end
+
+-- ---- coroutines the script creates ------------------------------------------
+
+local function resume(co, ...)
+  local r = pack(raw_resume(co, ...))
+  while r[1] and r[2] == WAIT and raw_status(co) == "suspended" do
+    -- The script's coroutine waits: wait in our own context (yielding to
+    -- the scheduler, or running the loop), then let it go on.
+    local got = pack(core.wait(r[3]))
+    r = pack(raw_resume(co, unpack(got, 1, got.n)))
+  end
+  return unpack(r, 1, r.n)
+end
+
+local function wrap(fn)
+  local co = raw_create(fn)
+  return function(...)
+    local r = pack(resume(co, ...))
+    if not r[1] then
+      raw_close(co)
+      error(r[2], 0)
+    end
+    return unpack(r, 2, r.n)
+  end
+end
+
+coroutine.resume = resume -- luacheck: ignore 122
+coroutine.wrap = wrap -- luacheck: ignore 122
+
+return M

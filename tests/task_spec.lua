@@ -1,0 +1,182 @@
+-- Tasks on one event loop: spawn, join, sleep, cancel, semaphores, and the
+-- script's own coroutines waiting through the scheduler.
+local task = require "auditrun.task"
+local errors = require "auditrun.errors"
+local core = require "auditrun.core"
+
+describe("tasks", function()
+  it("interleave sleeps on one loop instead of adding them up", function()
+    local t0 = task.now()
+    local order = {}
+    local tasks = {}
+    for i = 1, 200 do
+      tasks[i] = task.spawn(function()
+        task.sleep((200 - i) * 0.001)
+        order[#order + 1] = i
+        return i * 2
+      end)
+    end
+    for i = 1, 200 do
+      local ok, v = tasks[i]:join()
+      assert.is_true(ok)
+      assert.equal(i * 2, v)
+    end
+    local elapsed = task.now() - t0
+    assert.is_true(elapsed < 1.5, "200 sleeps of up to 0.2 s took " .. elapsed)
+    assert.equal(200, order[1])   -- the shortest sleep woke first
+    assert.equal(1, order[200])
+  end)
+
+  it("wake timers of equal deadline in the order they were set", function()
+    local order = {}
+    local ts = {}
+    for i = 1, 20 do ts[i] = task.spawn(function() task.sleep(0.01) order[#order + 1] = i end) end
+    for i = 1, 20 do ts[i]:join() end
+    for i = 1, 20 do assert.equal(i, order[i]) end
+  end)
+
+  it("report a task's error through join without stopping the others", function()
+    local bad = task.spawn(function() task.sleep(0.01) error(errors.new("job", "went wrong")) end)
+    local good = task.spawn(function() task.sleep(0.02) return "fine" end)
+    local ok, err = bad:join()
+    assert.is_false(ok)
+    assert.equal("job", err.kind)
+    assert.same({ true, "fine" }, { good:join() })
+  end)
+
+  it("keep a string error's traceback", function()
+    local t = task.spawn(function() local x = nil; return x.field end)
+    local ok, err = t:join()
+    assert.is_false(ok)
+    assert.matches("attempt to index", err)
+    assert.matches("stack traceback", err)
+  end)
+
+  it("cancel a sleeping task and run its <close> variables", function()
+    local closed, reached = false, false
+    local t = task.spawn(function()
+      local guard <close> = setmetatable({}, { __close = function() closed = true end })
+      task.sleep(30)
+      reached = true
+    end)
+    task.spawn(function() task.sleep(0.02) t:cancel() end)
+    local t0 = task.now()
+    local ok, err = t:join()
+    assert.is_false(ok)
+    assert.equal("cancelled", err.kind)
+    assert.is_true(closed)
+    assert.is_false(reached)
+    assert.is_true(task.now() - t0 < 1)
+    assert.equal(0, core.pending())  -- its timer left the loop
+  end)
+
+  it("cancel a task that never started without running it", function()
+    local ran = false
+    local t = task.spawn(function() ran = true end)
+    t:cancel()
+    local ok, err = t:join()
+    assert.is_false(ok)
+    assert.equal("cancelled", err.kind)
+    assert.is_false(ran)
+  end)
+
+  it("let a cancelled task catch the cancellation to save its state", function()
+    local saved
+    local t = task.spawn(function()
+      local ok, err = pcall(task.sleep, 30)
+      saved = not ok and err.kind
+      error(err, 0)
+    end)
+    task.sleep(0.01)
+    t:cancel()
+    t:join()
+    assert.equal("cancelled", saved)
+  end)
+
+  it("pass waits through the script's own coroutines", function()
+    local t = task.spawn(function()
+      local gen = coroutine.wrap(function()
+        for i = 1, 3 do
+          task.sleep(0.005)
+          coroutine.yield(i)
+        end
+      end)
+      return gen() + gen() + gen()
+    end)
+    assert.same({ true, 6 }, { t:join() })
+    -- and from the main chunk, with coroutine.resume
+    local co = coroutine.create(function(a)
+      task.sleep(0.005)
+      local b = coroutine.yield(a + 1)
+      task.sleep(0.005)
+      return b * 2
+    end)
+    assert.same({ true, 11 }, { coroutine.resume(co, 10) })
+    assert.same({ true, 14 }, { coroutine.resume(co, 7) })
+    assert.equal("dead", coroutine.status(co))
+  end)
+
+  it("let a task yield to the others with a plain coroutine.yield", function()
+    local log = {}
+    local a = task.spawn(function() for i = 1, 3 do log[#log + 1] = "a" .. i coroutine.yield() end end)
+    local b = task.spawn(function() for i = 1, 3 do log[#log + 1] = "b" .. i coroutine.yield() end end)
+    a:join() b:join()
+    assert.equal("a1 b1 a2 b2 a3 b3", table.concat(log, " "))
+  end)
+
+  it("limit concurrency with a semaphore and hand permits over in order", function()
+    local sem = task.semaphore(3)
+    local inside, peak, order = 0, 0, {}
+    local ts = {}
+    for i = 1, 30 do
+      ts[i] = task.spawn(function()
+        local permit <close> = sem:acquire()
+        inside = inside + 1
+        peak = math.max(peak, inside)
+        order[#order + 1] = i
+        task.sleep(0.002)
+        inside = inside - 1
+      end)
+    end
+    for i = 1, 30 do assert.is_true((ts[i]:join())) end
+    assert.equal(3, peak)
+    assert.equal(3, sem.peak)
+    for i = 1, 30 do assert.equal(i, order[i]) end
+    assert.equal(3, sem.count)
+  end)
+
+  it("give a cancelled waiter's place on a semaphore to the next task", function()
+    local sem = task.semaphore(1)
+    local holder = sem:acquire()
+    local waiter = task.spawn(function() local p <close> = sem:acquire() return "got" end)
+    local next_in = task.spawn(function() local p <close> = sem:acquire() return "next" end)
+    task.sleep(0.01)
+    waiter:cancel()
+    holder:release()
+    assert.same({ true, "next" }, { next_in:join() })
+    assert.equal("cancelled", select(2, waiter:join()).kind)
+    assert.equal(1, sem.count)
+  end)
+
+  it("lower a semaphore's limit", function()
+    local sem = task.semaphore(5)
+    sem:set_limit(2)
+    local a, b = sem:acquire(), sem:acquire()
+    assert.equal(0, sem.count)
+    a:release() b:release()
+    assert.equal(2, sem.count)
+  end)
+
+  it("refuse to wait for what nothing can finish", function()
+    local ev = task.event()
+    local ok, err = pcall(task.wait, ev)
+    assert.is_false(ok)
+    assert.equal("deadlock", err.kind)
+  end)
+
+  it("give a monotonic clock", function()
+    local a = task.now()
+    task.sleep(0.01)
+    assert.is_true(task.now() - a >= 0.01)
+  end)
+end)

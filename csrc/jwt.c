@@ -29,11 +29,6 @@ static void drain_errors(char *err, size_t errlen) {
   }
 }
 
-static int last_error_is(int lib, int reason) {
-  unsigned long e = ERR_peek_last_error();
-  return e && ERR_GET_LIB(e) == lib && ERR_GET_REASON(e) == reason;
-}
-
 static int is_pkcs12(const char *path) {
   const char *dot = strrchr(path, '.');
   return dot && (strcasecmp(dot, ".pfx") == 0 || strcasecmp(dot, ".p12") == 0);
@@ -87,25 +82,56 @@ static int pem_password(char *buf, int size, int rwflag, void *ud) {
   return (int)n;
 }
 
+/* Reads a whole (small) key or certificate file into a memory BIO, so the
+ * markers can be looked at before OpenSSL's decoders turn a missing key or
+ * a missing password into a generic failure. */
+static BIO *read_small_file(const char *path, char *err, size_t errlen) {
+  char buf[65536];
+  size_t n;
+  BIO *mem = NULL;
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    return NULL;
+  }
+  n = fread(buf, 1, sizeof buf - 1, f);
+  if (ferror(f)) snprintf(err, errlen, "%s: read error", path);
+  else if (!feof(f)) snprintf(err, errlen, "%s is too large for a key or certificate file", path);
+  else {
+    buf[n] = '\0';
+    mem = BIO_new(BIO_s_mem());
+    if (mem && BIO_write(mem, buf, (int)n + 1) != (int)n + 1) {
+      BIO_free(mem);
+      mem = NULL;
+    }
+    if (!mem) snprintf(err, errlen, "%s: out of memory", path);
+  }
+  fclose(f);
+  OPENSSL_cleanse(buf, sizeof buf);
+  return mem;
+}
+
 static int load_pem_key(jwt_key *k, const char *path, const char *password,
                         char *err, size_t errlen) {
-  int rc = -1;
-  BIO *bio = BIO_new_file(path, "rb");
-  if (!bio) {
-    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+  int rc = -1, encrypted;
+  char *text = NULL;
+  BIO *bio = read_small_file(path, err, errlen);
+  if (!bio) goto done;
+  BIO_get_mem_data(bio, &text);
+  if (!strstr(text, "PRIVATE KEY-----")) {
+    snprintf(err, errlen, "no private key found in %s", path);
+    goto done;
+  }
+  encrypted = strstr(text, "ENCRYPTED PRIVATE KEY-----") || strstr(text, "Proc-Type: 4,ENCRYPTED");
+  if (encrypted && !password) {
+    snprintf(err, errlen, "the key in %s is encrypted: a password is needed", path);
     goto done;
   }
   k->pkey = PEM_read_bio_PrivateKey(bio, NULL, pem_password, (void *)password);
   if (!k->pkey) {
-    if (last_error_is(ERR_LIB_PEM, PEM_R_NO_START_LINE))
-      snprintf(err, errlen, "no private key found in %s", path);
-    else if (!password && last_error_is(ERR_LIB_PEM, PEM_R_PROBLEMS_GETTING_PASSWORD))
-      snprintf(err, errlen, "the key in %s is encrypted: a password is needed", path);
-    else if (password)
-      snprintf(err, errlen, "wrong password for %s", path);
-    else
-      snprintf(err, errlen, "cannot read the private key in %s", path);
-    ERR_clear_error();
+    if (encrypted) snprintf(err, errlen, "wrong password for %s", path);
+    else snprintf(err, errlen, "cannot read the private key in %s", path);
+    drain_errors(err, errlen);
     goto done;
   }
   rc = 0;
@@ -136,12 +162,12 @@ done:
 static int check_key(jwt_key *k, const char *path, time_t now, char *err, size_t errlen) {
   time_t not_after;
   char when[32];
-  if (!k->cert) {
-    snprintf(err, errlen, "no certificate found in %s", path);
-    return -1;
-  }
   if (!k->pkey) {
     snprintf(err, errlen, "no private key found in %s", path);
+    return -1;
+  }
+  if (!k->cert) {
+    snprintf(err, errlen, "no certificate found in %s", path);
     return -1;
   }
   if (!EVP_PKEY_is_a(k->pkey, "RSA")) {

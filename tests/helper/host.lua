@@ -3,7 +3,7 @@
 -- the variant under test (plain, ASan or valgrind), set by tests/run.
 local M = {}
 
-M.binary = os.getenv("AUDITRUN_HOST") or "build/auditrun"
+M.binary = os.getenv("AUDITRUN_HOST") or (os.getenv("PWD") .. "/build/auditrun")
 
 local function quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
@@ -33,6 +33,50 @@ function M.run(args, opts)
   local _, how, code = os.execute(cmd)
   if how == "signal" then code = 128 + code end
   return code, slurp(out), slurp(err)
+end
+
+--- Starts the host in the background. The handle has `pid`, `dir` (where
+--- its stdout and stderr go) and wait(seconds) -> code, stdout, stderr, a
+--- bounded wait that kills the process if it overstays.
+function M.start(args, opts)
+  opts = opts or {}
+  local p = io.popen("mktemp -d")
+  local dir = p:read("l")
+  p:close()
+  local parts = { M.binary }
+  for _, a in ipairs(args) do parts[#parts + 1] = quote(a) end
+  local env = ""
+  for name, value in pairs(opts.env or {}) do env = env .. name .. "=" .. quote(value) .. " " end
+  os.execute(("(%s%s < /dev/null > %s/out 2> %s/err & echo $! > %s/pid; wait $!; echo $? > %s/code) &")
+    :format(env ~= "" and ("env " .. env) or "", table.concat(parts, " "), dir, dir, dir, dir))
+  local task = require "auditrun.task"
+  local handle = { dir = dir }
+  for _ = 1, 500 do
+    local f = io.open(dir .. "/pid")
+    local pid = f and f:read("l")
+    if f then f:close() end
+    if pid then handle.pid = pid break end
+    task.sleep(0.01)
+  end
+  assert(handle.pid, "host did not start")
+  function handle.signal(_, sig) os.execute("kill -" .. sig .. " " .. handle.pid .. " 2>/dev/null") end
+  function handle.wait(_, seconds)
+    local deadline = task.now() + (seconds or 60)
+    while task.now() < deadline do
+      local f = io.open(dir .. "/code")
+      local code = f and tonumber(f:read("l"))
+      if f then f:close() end
+      if code then
+        local out, err = slurp(dir .. "/out"), slurp(dir .. "/err")
+        os.execute("rm -rf " .. dir)
+        return code, out, err
+      end
+      task.sleep(0.02)
+    end
+    os.execute("kill -KILL " .. handle.pid .. " 2>/dev/null")
+    error("host still running after " .. seconds .. " s")
+  end
+  return handle
 end
 
 --- Writes a throwaway script and returns its path.

@@ -1,0 +1,178 @@
+-- The host binary as a user meets it: exit codes, messages, arguments,
+-- bundled workflows, Ctrl-C.
+local host = require "tests.helper.host"
+local task = require "auditrun.task"
+
+local function wait_for_file(path, seconds)
+  local deadline = task.now() + seconds
+  while task.now() < deadline do
+    local f = io.open(path)
+    if f then f:close() return true end
+    task.sleep(0.02)
+  end
+  return false
+end
+
+describe("the host", function()
+  it("prints its version and the libraries it runs on", function()
+    local code, out = host.run { "--version" }
+    assert.equal(0, code)
+    assert.matches("^auditrun %d+%.%d+%.%d+ %(Lua 5%.4.*libcurl.*OpenSSL 3", out)
+  end)
+
+  it("prints usage for --help (0) and for no arguments (2)", function()
+    local code, out = host.run { "--help" }
+    assert.equal(0, code)
+    assert.matches("usage: auditrun SCRIPT%.lua", out)
+    local code2, _, err = host.run {}
+    assert.equal(2, code2)
+    assert.matches("usage:", err)
+  end)
+
+  it("exits 2 on an unknown option or a missing script", function()
+    local code, _, err = host.run { "--frobnicate" }
+    assert.equal(2, code)
+    assert.matches("unknown option '%-%-frobnicate'", err)
+    code, _, err = host.run { "no-such-workflow" }
+    assert.equal(2, code)
+    assert.matches("no script 'no%-such%-workflow'", err)
+  end)
+
+  it("runs a script with its arguments in arg and in ...", function()
+    local script = host.script [[
+      local a, b = ...
+      print(arg[0]:match("[^/]+$"), arg[1], arg[2], a, b, #arg)
+      print(require("auditrun").version)
+    ]]
+    local code, out = host.run { script, "one", "two words" }
+    assert.equal(0, code)
+    local name = script:match("[^/]+$")
+    assert.equal(name .. "\tone\ttwo words\tone\ttwo words\t2\n0.1.0\n", out)
+    os.remove(script)
+  end)
+
+  it("prints an error value as one line and exits 1", function()
+    local script = host.script [[
+      local auditrun = require "auditrun"
+      auditrun.try(auditrun.http.get("https://127.0.0.1:1/nothing", { retry = false }))
+    ]]
+    local code, out, err = host.run { script }
+    assert.equal(1, code)
+    assert.equal("", out)
+    assert.matches("^auditrun: connect: .*Could.*connect.*%(GET https://127%.0%.0%.1:1/nothing%)\n$", err)
+    os.remove(script)
+  end)
+
+  it("prints an unexpected error with its traceback and exits 1", function()
+    local script = host.script "local t = nil\nreturn t.x\n"
+    local code, _, err = host.run { script }
+    assert.equal(1, code)
+    assert.matches("^auditrun: .*:2: attempt to index a nil value", err)
+    assert.matches("stack traceback:", err)
+    os.remove(script)
+  end)
+
+  it("reports a syntax error", function()
+    local script = host.script "this is not lua"
+    local code, _, err = host.run { script }
+    assert.equal(1, code)
+    assert.matches("^auditrun: .*syntax error", err)
+    os.remove(script)
+  end)
+
+  it("runs spawned tasks to their end, and fails on one that failed unseen", function()
+    local script = host.script [[
+      local auditrun = require "auditrun"
+      auditrun.spawn(function() auditrun.sleep(0.05) print("late task done") end)
+      auditrun.spawn(function() auditrun.sleep(0.02) error(auditrun.error("job", "export 42 failed")) end)
+      print("main done")
+    ]]
+    local code, out, err = host.run { script }
+    assert.equal(1, code)
+    assert.equal("main done\nlate task done\n", out)
+    assert.matches("^auditrun: job: export 42 failed\n$", err)
+    os.remove(script)
+  end)
+
+  it("lists the bundled workflows with a line each, from any directory", function()
+    local code, out = host.run { "--list" }
+    assert.equal(0, code)
+    assert.matches("sandbox%-check%s+%S", out)
+    local p = io.popen("cd / && " .. host.binary .. " --list")
+    local listed = p:read("a")
+    p:close()
+    assert.equal(out, listed)
+  end)
+
+  it("cancels tasks on Ctrl-C so they can save their state, and exits 130", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir " .. dir)
+    local script = host.script(([[
+      local auditrun = require "auditrun"
+      local dir = %q
+      for i = 1, 3 do
+        auditrun.spawn(function()
+          local ok, err = pcall(auditrun.sleep, 60)
+          local f = io.open(dir .. "/saved" .. i, "w") f:write(err.kind) f:close()
+          error(err, 0)
+        end)
+      end
+      auditrun.spawn(function() io.open(dir .. "/ready", "w"):close() end)
+    ]]):format(dir))
+    local h = host.start { script }
+    assert.is_true(wait_for_file(dir .. "/ready", 60))
+    task.sleep(0.1)
+    h:signal("INT")
+    local code, _, err = h:wait(60)
+    assert.equal(130, code)
+    for i = 1, 3 do
+      assert.equal("cancelled", io.open(dir .. "/saved" .. i):read("a"))
+    end
+    assert.matches("auditrun: interrupted", err)
+    os.execute("rm -rf " .. dir)
+    os.remove(script)
+  end)
+
+  it("exits 130 on SIGTERM during the main chunk's own wait", function()
+    local ready = os.tmpname()
+    os.remove(ready)
+    local script = host.script(([[
+      io.open(%q, "w"):close()
+      require("auditrun").sleep(60)
+      print("not reached")
+    ]]):format(ready))
+    local h = host.start { script }
+    assert.is_true(wait_for_file(ready, 60))
+    h:signal("TERM")
+    local code, out, err = h:wait(60)
+    assert.equal(130, code)
+    assert.equal("", out)
+    assert.matches("interrupted", err)
+    os.remove(script)
+    os.remove(ready)
+  end)
+
+  it("exits at once on a second Ctrl-C while tasks are still saving", function()
+    local ready = os.tmpname()
+    os.remove(ready)
+    local script = host.script(([[
+      local auditrun = require "auditrun"
+      auditrun.spawn(function()
+        local guard <close> = setmetatable({}, { __close = function() while true do end end })
+        auditrun.sleep(60)
+      end)
+      auditrun.spawn(function() io.open(%q, "w"):close() end)
+    ]]):format(ready))
+    local h = host.start { script }
+    assert.is_true(wait_for_file(ready, 60))
+    task.sleep(0.1)
+    h:signal("INT")
+    task.sleep(0.2)
+    h:signal("INT")
+    local code = h:wait(30)
+    assert.equal(130, code)
+    os.remove(script)
+    os.remove(ready)
+  end)
+end)

@@ -159,7 +159,7 @@ describe("the host", function()
     local script = host.script(([[
       local auditrun = require "auditrun"
       auditrun.spawn(function()
-        local guard <close> = setmetatable({}, { __close = function() while true do end end })
+        local _guard <close> = setmetatable({}, { __close = function() while true do end end })
         auditrun.sleep(60)
       end)
       auditrun.spawn(function() io.open(%q, "w"):close() end)

@@ -55,7 +55,7 @@ describe("tasks", function()
   it("cancel a sleeping task and run its <close> variables", function()
     local closed, reached = false, false
     local t = task.spawn(function()
-      local guard <close> = setmetatable({}, { __close = function() closed = true end })
+      local _guard <close> = setmetatable({}, { __close = function() closed = true end })
       task.sleep(30)
       reached = true
     end)
@@ -130,7 +130,7 @@ describe("tasks", function()
     local ts = {}
     for i = 1, 30 do
       ts[i] = task.spawn(function()
-        local permit <close> = sem:acquire()
+        local _permit <close> = sem:acquire()
         inside = inside + 1
         peak = math.max(peak, inside)
         order[#order + 1] = i
@@ -148,8 +148,8 @@ describe("tasks", function()
   it("give a cancelled waiter's place on a semaphore to the next task", function()
     local sem = task.semaphore(1)
     local holder = sem:acquire()
-    local waiter = task.spawn(function() local p <close> = sem:acquire() return "got" end)
-    local next_in = task.spawn(function() local p <close> = sem:acquire() return "next" end)
+    local waiter = task.spawn(function() local _p <close> = sem:acquire() return "got" end)
+    local next_in = task.spawn(function() local _p <close> = sem:acquire() return "next" end)
     task.sleep(0.01)
     waiter:cancel()
     holder:release()

@@ -19,6 +19,16 @@ local M = {}
 
 M.null = cjson.null
 
+local function env(name)
+  local v = os.getenv(name)
+  if v == "" then return nil end
+  return v
+end
+
+--- The CA bundle used when a request names none: AUDITRUN_CA_FILE, else
+--- the system's. Scripts may set it.
+M.ca_file = env("AUDITRUN_CA_FILE")
+
 local SAFE_METHODS = { GET = true, HEAD = true, OPTIONS = true }
 local RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
 local RETRY_KINDS = { timeout = true, connect = true, connection = true }
@@ -193,7 +203,7 @@ end
 
 local function build(opts)
   for k in pairs(opts) do
-    if not KNOWN[k] then error("unknown request option '" .. tostring(k) .. "'", 3) end
+    if not KNOWN[k] then error("unknown request option '" .. tostring(k) .. "'", 4) end
   end
   assert(type(opts.url) == "string", "request needs a url")
   local method = (opts.method or "GET"):upper()
@@ -206,7 +216,7 @@ local function build(opts)
   local body = opts.body
   local nbodies = (body and 1 or 0) + (opts.json ~= nil and 1 or 0) + (opts.form and 1 or 0)
     + (opts.body_file and 1 or 0)
-  if nbodies > 1 then error("give one of body, json, form and body_file", 3) end
+  if nbodies > 1 then error("give one of body, json, form and body_file", 4) end
   if opts.json ~= nil then
     body = cjson.encode(opts.json)
     if not has_header(lines, "content-type") then lines[#lines + 1] = "Content-Type: application/json" end
@@ -219,6 +229,7 @@ local function build(opts)
   if not has_header(lines, "accept") then lines[#lines + 1] = "Accept: application/json, */*;q=0.5" end
   local spec = { method = method, url = url, headers = lines, body = body }
   for _, k in ipairs(CORE_OPTIONS) do spec[k] = opts[k] end
+  spec.ca_file = spec.ca_file or M.ca_file
   if spec.timeout == nil and not spec.output then spec.timeout = 120 end
   if spec.low_speed_limit == nil then spec.low_speed_limit, spec.low_speed_time = 1, 60 end
   return spec
@@ -262,13 +273,25 @@ end
 --- max_redirects=, max_body=, ca_file=, retry=policy|false, idempotent=,
 --- ok_status={...}} -> response | nil, err
 function M.request(opts)
-  local spec = build(opts)
+  -- A body given as a function is made anew for every attempt (a client
+  -- assertion must never be sent twice).
+  local dynamic = type(opts.form) == "function" or type(opts.json) == "function"
+    or type(opts.body) == "function"
+  local spec = not dynamic and build(opts)
   local policy = opts.retry == false and M.no_retry or opts.retry or M.default_policy
   local safe = SAFE_METHODS[spec.method] or opts.idempotent == true
   local started = policy.clock()
   local attempt = 0
   while true do
     attempt = attempt + 1
+    if dynamic then
+      local o = {}
+      for k, v in pairs(opts) do o[k] = v end
+      for _, k in ipairs { "form", "json", "body" } do
+        if type(o[k]) == "function" then o[k] = o[k](attempt) end
+      end
+      spec = build(o)
+    end
     local res, err = once(spec)
     if res and accepted(opts, res.status) then
       policy.budget:deposit()

@@ -1,0 +1,178 @@
+-- auditrun.auth: app sign-in with OAuth 2 client credentials.
+--
+-- The identity service is found by OIDC discovery (its issuer must be the
+-- URL we asked). A certificate signs a fresh private_key_jwt assertion for
+-- every token request, retries included; a client secret is sent as the
+-- form fields AvePoint documents. Tokens are cached per identity, client and
+-- scope, and renewed ahead of expiry by one task while the others wait. A
+-- 401 from an API drops the token, gets a new one and retries once.
+local errors = require "auditrun.errors"
+local http = require "auditrun.http"
+local jwt = require "auditrun.jwt"
+local task = require "auditrun.task"
+
+local M = {}
+
+local ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+local discovered = {}   -- identity URL -> provider metadata
+local sessions = {}     -- identity \0 client \0 scope -> session
+
+local function trim_slash(url) return (url:gsub("/+$", "")) end
+
+--- discover(identity_url, {ca_file=}) -> metadata | nil, err (kind "auth")
+function M.discover(identity_url, opts)
+  opts = opts or {}
+  local base = trim_slash(identity_url)
+  if discovered[base] then return discovered[base] end
+  local meta, err = http.request_json {
+    url = base .. "/.well-known/openid-configuration", ca_file = opts.ca_file, retry = opts.retry,
+  }
+  if not meta then
+    err.message = "OIDC discovery at " .. base .. " failed: " .. err.message
+    return nil, err
+  end
+  if type(meta) ~= "table" or type(meta.issuer) ~= "string" or type(meta.token_endpoint) ~= "string" then
+    return nil, errors.new("auth", "OIDC discovery at " .. base .. " gave no issuer and token endpoint")
+  end
+  if trim_slash(meta.issuer) ~= base then
+    return nil, errors.new("auth", string.format(
+      "OIDC discovery at %s names another issuer (%s): refusing to sign in there", base, meta.issuer))
+  end
+  if base:match("^https:") and not meta.token_endpoint:match("^https:") then
+    return nil, errors.new("auth", "the token endpoint of " .. base .. " is not https")
+  end
+  discovered[base] = meta
+  return meta
+end
+
+local Session = {}
+Session.__index = Session
+
+local function refusal(res, body)
+  local code = type(body) == "table" and body.error or nil
+  local desc = type(body) == "table" and body.error_description or nil
+  local msg = "token request refused (HTTP " .. res.status .. ")"
+  if code then msg = msg .. ": " .. tostring(code) end
+  if desc then msg = msg .. ": " .. tostring(desc) end
+  return errors.new("auth", msg, { status = res.status, error = code, retryable = false })
+end
+
+--- session{identity_url=, client_id=, scope=, key=|secret=, audience=,
+--- kid=, alg=, ca_file=, clock=, retry=} -> the shared session for that
+--- identity, client and scope.
+function M.session(o)
+  assert(o.identity_url and o.client_id and o.scope, "session needs identity_url, client_id and scope")
+  assert((o.key ~= nil) ~= (o.secret ~= nil), "give exactly one of key and secret")
+  local id = table.concat({ trim_slash(o.identity_url), o.client_id, o.scope }, "\0")
+  local s = sessions[id]
+  if s then
+    s.key, s.secret = o.key, o.secret  -- the newest credentials win
+    return s
+  end
+  s = setmetatable({
+    identity_url = trim_slash(o.identity_url), client_id = o.client_id, scope = o.scope,
+    key = o.key, secret = o.secret, audience = o.audience, kid = o.kid, alg = o.alg,
+    ca_file = o.ca_file, clock = o.clock or task.now, retry = o.retry,
+    tokens_fetched = 0,
+  }, Session)
+  sessions[id] = s
+  return s
+end
+
+--- Forgets every cached session and discovery (tests; a config change).
+function M.reset()
+  discovered, sessions = {}, {}
+end
+
+function Session:fetch()
+  local meta, err = M.discover(self.identity_url, { ca_file = self.ca_file, retry = self.retry })
+  if not meta then return nil, err end
+  local form = function()
+    local f = { grant_type = "client_credentials", client_id = self.client_id, scope = self.scope }
+    if self.key then
+      f.client_assertion_type = ASSERTION_TYPE
+      f.client_assertion = jwt.client_assertion {
+        key = self.key, client_id = self.client_id, audience = self.audience or meta.token_endpoint,
+        kid = self.kid, alg = self.alg, lifetime = 300,
+      }
+    else
+      f.client_secret = self.secret
+    end
+    return f
+  end
+  -- Token requests are safe to repeat: a fresh assertion each time.
+  local res, rerr = http.request {
+    method = "POST", url = meta.token_endpoint, form = form, idempotent = true,
+    ca_file = self.ca_file, retry = self.retry, ok_status = { 400, 401, 403 },
+  }
+  if not res then
+    rerr.message = "cannot get a token from " .. self.identity_url .. ": " .. rerr.message
+    return nil, rerr
+  end
+  local body = http.decode(res, "the token response")
+  if res.status >= 400 then return nil, refusal(res, body) end
+  if type(body) ~= "table" or type(body.access_token) ~= "string" then
+    return nil, errors.new("auth", "the token response from " .. self.identity_url .. " has no access_token")
+  end
+  local lifetime = tonumber(body.expires_in) or 3600
+  local now = self.clock()
+  self.access_token = body.access_token
+  self.expires_at = now + lifetime
+  -- Renew 5 minutes ahead, or at half the lifetime when that comes first.
+  self.renew_at = now + math.max(0, math.min(lifetime - 300, lifetime / 2))
+  self.tokens_fetched = self.tokens_fetched + 1
+  return self.access_token
+end
+
+--- token() -> a valid access token | nil, err. One task renews while the
+--- others wait for its answer.
+function Session:token()
+  if self.access_token and self.clock() < self.renew_at then return self.access_token end
+  if self.renewing then
+    task.wait(self.renewing)
+    if self.access_token then return self.access_token end
+    return nil, self.last_error
+  end
+  local ev = task.event()
+  self.renewing = ev
+  local ok, token, err = pcall(self.fetch, self)
+  self.renewing = nil
+  task.signal(ev)
+  if not ok then error(token, 0) end
+  if not token then
+    -- An expired token is no use; one still valid is kept until it expires.
+    if self.access_token and self.clock() >= self.expires_at then self.access_token = nil end
+    self.last_error = err
+    if self.access_token then return self.access_token end
+    return nil, err
+  end
+  return token
+end
+
+--- Drops the token if it is still the one given (a 401 said it is bad).
+function Session:invalidate(token)
+  if self.access_token == token then
+    self.access_token, self.renew_at = nil, 0
+  end
+end
+
+--- request(opts): http.request with the bearer token; a 401 gets a new
+--- token and one more try.
+function Session:request(opts)
+  for attempt = 1, 2 do
+    local token, err = self:token()
+    if not token then return nil, err end
+    local o = {}
+    for k, v in pairs(opts) do o[k] = v end
+    local headers = {}
+    for k, v in pairs(opts.headers or {}) do headers[k] = v end
+    headers.Authorization = "Bearer " .. token
+    o.headers = headers
+    local res, rerr = http.request(o)
+    if res or rerr.status ~= 401 or attempt == 2 then return res, rerr end
+    self:invalidate(token)
+  end
+end
+
+return M

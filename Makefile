@@ -27,7 +27,10 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 
 DEPS_DEBIAN := build-essential pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
                libssl-dev openssl lua-cjson lua-busted lua-check luarocks valgrind \
-               nodejs npm curl perl python3 python3-requests
+               curl perl python3 python3-requests
+# Node may come from elsewhere than Debian (NodeSource): only ask for
+# Debian's when there is no npm at all.
+DEPS_NODE   := $(if $(shell command -v npm 2>/dev/null),,nodejs npm)
 
 .PHONY: all asan test demo bench install clean deps sandbox-deps
 
@@ -61,13 +64,13 @@ sandbox-deps: tests/sandbox/node_modules/.package-lock.json
 tests/sandbox/node_modules/.package-lock.json: tests/sandbox/package-lock.json
 	npm ci --prefix tests/sandbox --no-audit --no-fund --loglevel=error
 
-test: all asan sandbox-deps
+test: deps all asan sandbox-deps
 	bash tests/run
 
-demo: all sandbox-deps
+demo: deps all sandbox-deps
 	bash tests/demo
 
-bench: all sandbox-deps
+bench: deps all sandbox-deps
 	bash tests/bench/run
 
 install: build/install/auditrun build/lib/auditrun/core.so
@@ -83,7 +86,7 @@ clean:
 
 # Installs what is missing when run as root on Debian; otherwise prints the line.
 deps:
-	@missing=$$(for p in $(DEPS_DEBIAN); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	@missing=$$(for p in $(DEPS_DEBIAN) $(DEPS_NODE); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then echo "all Debian packages present"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

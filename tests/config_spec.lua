@@ -1,0 +1,131 @@
+-- Where a client's settings come from: config file profiles, the
+-- environment, the script; regions; and one clear line for each mistake.
+local config = require "auditrun.config"
+
+local function env(t) return function(name) return t[name] end end
+
+local function write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+describe("config", function()
+  local dir
+  before_each(function()
+    local p = io.popen("mktemp -d")
+    dir = p:read("l")
+    p:close()
+  end)
+  after_each(function() os.execute("rm -rf " .. dir) end)
+
+  local base = { AUDITRUN_CLIENT_ID = "app", AUDITRUN_CLIENT_SECRET = "s3cret", HOME = "/nonexistent" }
+  local function with(extra)
+    local t = {}
+    for k, v in pairs(base) do t[k] = v end
+    for k, v in pairs(extra) do t[k] = v end
+    return env(t)
+  end
+
+  local regions = {
+    { "us", "https://graph-us.avepointonlineservices.com/insights", "https://identity.avepointonlineservices.com" },
+    { "gcp-kr", "https://graph-gcp-kr.avepointonlineservices.com/insights", "https://identity.avepointonlineservices.com" },
+    { "cn", "https://graph-cn.avepointonlineservices.com/insights", "https://identity.avepointonlineservices.com" },
+    { "gov", "https://graph-gov.avepointonlineservices.com/insights", "https://identity-gov.avepointonlineservices.com" },
+    { "aos2", "https://graph-aos2.avepointonlineservices.com/insights", "https://identity-aos2.avepointonlineservices.com" },
+    { "fedramp", "https://graphusgovapi.online15.net/insights", "https://identity.online15.net" },
+  }
+  for _, r in ipairs(regions) do
+    it("maps region " .. r[1] .. " to its API host and identity service", function()
+      local c = assert(config.load(nil, { getenv = with { AUDITRUN_INSIGHTS_REGION = r[1] } }))
+      assert.equal(r[2], c.insights_url)
+      assert.equal(r[3], c.identity_url)
+      assert.equal("insights.graph.readwrite.all", c.scope)
+    end)
+  end
+
+  it("knows all 24 data centers", function()
+    local n = 0
+    for _ in pairs(config.REGIONS) do n = n + 1 end
+    assert.equal(24, n)
+  end)
+
+  it("lets the environment override the file and the script override both", function()
+    local path = dir .. "/config.lua"
+    write(path, [[return {
+      default = { client_id = "from-file", insights_region = "uk", scope = "file.scope" },
+      prod = { client_id = "prod-app", insights_url = "https://example.test/insights/" },
+    }]])
+    local c = assert(config.load(nil, { getenv = env { AUDITRUN_CONFIG = path, AUDITRUN_CLIENT_SECRET = "x",
+                                                        AUDITRUN_SCOPE = "env.scope" } }))
+    assert.equal("from-file", c.client_id)
+    assert.equal("env.scope", c.scope)
+    assert.equal("https://graph-uk.avepointonlineservices.com/insights", c.insights_url)
+    c = assert(config.load({ client_id = "explicit" }, { getenv = env { AUDITRUN_CONFIG = path, AUDITRUN_CLIENT_SECRET = "x",
+                                                                       AUDITRUN_PROFILE = "prod" } }))
+    assert.equal("explicit", c.client_id)
+    assert.equal("https://example.test/insights", c.insights_url)
+    -- an environment URL replaces the file's region rather than clashing with it
+    c = assert(config.load(nil, { getenv = env { AUDITRUN_CONFIG = path, AUDITRUN_CLIENT_SECRET = "x",
+                                                 AUDITRUN_INSIGHTS_URL = "https://127.0.0.1:9/insights" } }))
+    assert.equal("https://127.0.0.1:9/insights", c.insights_url)
+  end)
+
+  it("reads secrets and passwords from files, without their newline", function()
+    write(dir .. "/secret", "from-a-file\n")
+    local c = assert(config.load(nil, { getenv = with {
+      AUDITRUN_CLIENT_SECRET = "", AUDITRUN_CLIENT_SECRET_FILE = dir .. "/secret", AUDITRUN_INSIGHTS_REGION = "us",
+    } }))
+    assert.equal("from-a-file", c.client_secret)
+  end)
+
+  it("never shows a secret when printed", function()
+    local c = assert(config.load(nil, { getenv = with { AUDITRUN_INSIGHTS_REGION = "us" } }))
+    assert.is_nil(tostring(c):find("s3cret"))
+    assert.matches("client_secret=%(hidden%)", tostring(c))
+  end)
+
+  local mistakes = {
+    { "an unknown region", { AUDITRUN_INSIGHTS_REGION = "mars" }, "unknown region 'mars' %(AUDITRUN_INSIGHTS_REGION%)" },
+    { "both a URL and a region", { AUDITRUN_INSIGHTS_REGION = "us", AUDITRUN_INSIGHTS_URL = "https://x/insights" }, "not both" },
+    { "no endpoint", {}, "no Insights endpoint" },
+    { "no client id", { AUDITRUN_INSIGHTS_REGION = "us", AUDITRUN_CLIENT_ID = "" }, "no client id" },
+    { "a certificate and a secret", { AUDITRUN_INSIGHTS_REGION = "us", AUDITRUN_CERT = "a.pfx" },
+      "both a certificate %(AUDITRUN_CERT%) and a client secret %(AUDITRUN_CLIENT_SECRET%)" },
+    { "a secret twice", { AUDITRUN_INSIGHTS_REGION = "us", AUDITRUN_CLIENT_SECRET_FILE = "/x" }, "not both" },
+    { "no credentials", { AUDITRUN_INSIGHTS_REGION = "us", AUDITRUN_CLIENT_SECRET = "" }, "no credentials" },
+    { "an unreadable secret file", { AUDITRUN_INSIGHTS_REGION = "us", AUDITRUN_CLIENT_SECRET = "",
+                                      AUDITRUN_CLIENT_SECRET_FILE = "/no/such" }, "cannot read /no/such" },
+    { "a bad job limit", { AUDITRUN_INSIGHTS_REGION = "us", AUDITRUN_MAX_JOBS = "lots" }, "max_jobs' must be a whole number" },
+    { "a named but missing config file", { AUDITRUN_INSIGHTS_REGION = "us", AUDITRUN_CONFIG = "/no/such.lua" },
+      "config file /no/such.lua cannot be read" },
+  }
+  for _, m in ipairs(mistakes) do
+    it("refuses " .. m[1] .. " with one line", function()
+      local c, err = config.load(nil, { getenv = with(m[2]) })
+      assert.is_nil(c)
+      assert.equal("config", err.kind)
+      assert.matches(m[3], err.message)
+      assert.is_nil(tostring(err):find("\n"))
+      assert.is_nil(tostring(err):find("s3cret"))
+    end)
+  end
+
+  local files = {
+    { "an unknown key", "return { default = { client_id = 'a', colour = 'red' } }", "profile 'default': unknown key 'colour'" },
+    { "a syntax error", "return {", "config file .*config.lua:1:" },
+    { "code that fails", "return os.exit(1)", "config file .*attempt to index a nil value" },
+    { "a non-table", "return 42", "must return a table of profiles" },
+    { "a missing profile", "return { default = {} }", "has no profile 'nope'", "nope" },
+  }
+  for _, f in ipairs(files) do
+    it("refuses a config file with " .. f[1], function()
+      local path = dir .. "/config.lua"
+      write(path, f[2])
+      local c, err = config.load(nil, { getenv = with { AUDITRUN_CONFIG = path, AUDITRUN_INSIGHTS_REGION = "us" },
+                                        profile = f[4] })
+      assert.is_nil(c)
+      assert.matches(f[3], err.message)
+    end)
+  end
+end)

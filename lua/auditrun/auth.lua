@@ -85,6 +85,14 @@ function M.reset()
   discovered, sessions = {}, {}
 end
 
+--- A fresh client assertion for one token request.
+function Session:assertion(meta)
+  return jwt.client_assertion {
+    key = self.key, client_id = self.client_id, audience = self.audience or meta.token_endpoint,
+    kid = self.kid, alg = self.alg, lifetime = 300,
+  }
+end
+
 function Session:fetch()
   local meta, err = M.discover(self.identity_url, { ca_file = self.ca_file, retry = self.retry })
   if not meta then return nil, err end
@@ -92,10 +100,7 @@ function Session:fetch()
     local f = { grant_type = "client_credentials", client_id = self.client_id, scope = self.scope }
     if self.key then
       f.client_assertion_type = ASSERTION_TYPE
-      f.client_assertion = jwt.client_assertion {
-        key = self.key, client_id = self.client_id, audience = self.audience or meta.token_endpoint,
-        kid = self.kid, alg = self.alg, lifetime = 300,
-      }
+      f.client_assertion = self:assertion(meta)
     else
       f.client_secret = self.secret
     end

@@ -1,0 +1,279 @@
+-- HTTP on the C core against the sandbox: TLS, statuses, bodies to memory
+-- and to files, headers, redirects, timeouts, dropped connections, gzip,
+-- connection reuse, concurrency, and the retry policy.
+local sandbox = require "tests.helper.sandbox"
+local auditrun = require "auditrun"
+local http = require "auditrun.http"
+local cjson = require "cjson"
+
+describe("http", function()
+  local sb
+  setup(function()
+    sb = sandbox.start {}
+    http.ca_file = sb.ca_file
+  end)
+  teardown(function()
+    http.ca_file = nil
+    if sb then sb:stop() end
+  end)
+
+  local function url(path) return sb.url .. path end
+
+  it("refuses the sandbox's certificate without its CA, and accepts it with it", function()
+    local res, err = http.get(url("/test/small"), { ca_file = "/etc/ssl/certs/ca-certificates.crt" })
+    assert.is_nil(res)
+    assert.equal("tls", err.kind)
+    assert.is_false(err.retryable)
+    res = assert(http.get(url("/test/small"), { ca_file = sb.ca_file }))
+    assert.equal(200, res.status)
+    assert.same({ ok = true }, cjson.decode(res.body))
+  end)
+
+  it("sends method, encoded query, headers and a JSON body", function()
+    local echo = assert(http.request_json {
+      method = "POST", url = url("/test/echo"),
+      query = { { "time", "2024-01-02T03:04:05" }, { "type", { "a b", "c&d" } }, { "n", 5 } },
+      headers = { ["X-Trace"] = "t-1" },
+      json = { name = "x", list = { 1, 2 } },
+    })
+    assert.equal("POST", echo.method)
+    assert.equal("/test/echo?time=2024-01-02T03%3A04%3A05&type=a%20b&type=c%26d&n=5", echo.url)
+    assert.equal("t-1", echo.headers["x-trace"])
+    assert.equal("application/json", echo.headers["content-type"])
+    assert.same({ name = "x", list = { 1, 2 } }, cjson.decode(echo.body))
+  end)
+
+  it("sends forms, PUT and PATCH bodies, binary bodies", function()
+    local echo = assert(http.request_json { method = "POST", url = url("/test/echo"), form = { a = "1 2", b = "é" } })
+    assert.equal("a=1%202&b=%C3%A9", echo.body)
+    assert.equal("application/x-www-form-urlencoded", echo.headers["content-type"])
+    echo = assert(http.request_json { method = "PATCH", url = url("/test/echo"), body = "x\0y" })
+    assert.equal("PATCH", echo.method)
+    assert.equal("x\0y", echo.body)
+    echo = assert(http.request_json { method = "DELETE", url = url("/test/echo") })
+    assert.equal("DELETE", echo.method)
+  end)
+
+  it("streams an upload from a file", function()
+    local path = os.tmpname()
+    local f = io.open(path, "wb")
+    f:write(string.rep("0123456789", 300000))
+    f:close()
+    for _, method in ipairs { "PUT", "POST" } do
+      local got = assert(http.request_json { method = method, url = url("/test/upload"), body_file = path })
+      assert.equal(3000000, got.bytes)
+      assert.equal(auditrun.sha256_file(path), got.sha256)
+    end
+    os.remove(path)
+  end)
+
+  it("lower-cases header names and keeps repeated headers", function()
+    local res = assert(http.get(url("/test/headers")))
+    assert.equal("one, two", res.headers["x-multi"])
+    local cookies = {}
+    for _, h in ipairs(res.header_list) do
+      if h[1] == "set-cookie" then cookies[#cookies + 1] = h[2] end
+    end
+    assert.same({ "a=1", "b=2" }, cookies)
+  end)
+
+  it("returns statuses of 400 and more as errors with a body excerpt", function()
+    local res, err = http.get(url("/test/status/404"))
+    assert.is_nil(res)
+    assert.equal("http", err.kind)
+    assert.equal(404, err.status)
+    assert.is_false(err.retryable)
+    assert.matches('"status":404', err.body)
+    assert.matches("^http: HTTP 404 Not Found from GET https://127%.0%.0%.1:%d+/test/status/404", tostring(err))
+    res = assert(http.get(url("/test/status/404"), { ok_status = { 404 } }))
+    assert.equal(404, res.status)
+  end)
+
+  it("streams a large body to a file, never into memory", function()
+    local path = os.tmpname()
+    local res = assert(http.get(url("/test/bytes/5000000"), { output = path }))
+    assert.is_nil(res.body)
+    assert.equal(5000000, res.bytes)
+    local f = io.open(path, "rb")
+    local data = f:read("a")
+    f:close()
+    assert.equal(5000000, #data)
+    assert.equal(string.char(250), data:sub(251, 251))
+    assert.equal(string.char(0), data:sub(252, 252))
+    os.remove(path)
+  end)
+
+  it("refuses a body larger than max_body", function()
+    local res, err = http.get(url("/test/bytes/100000"), { max_body = 50000 })
+    assert.is_nil(res)
+    assert.equal("too_large", err.kind)
+  end)
+
+  it("accepts gzip and hands back the decoded body", function()
+    local res = assert(http.get(url("/test/bytes/100000?gzip=1")))
+    assert.equal("gzip", res.headers["content-encoding"])
+    assert.equal(100000, #res.body)
+  end)
+
+  it("follows redirects to a limit, drops Authorization on another host, never goes https to http", function()
+    local res = assert(http.get(url("/test/redirect-chain/3")))
+    assert.equal(3, res.redirects)
+    local _, err = http.get(url("/test/redirect-chain/9"), { max_redirects = 5 })
+    assert.equal("redirect", err.kind)
+    -- same sandbox, other host name: localhost instead of 127.0.0.1
+    local other = sb.url:gsub("127%.0%.0%.1", "localhost") .. "/test/echo"
+    local echo = assert(http.request_json { url = url("/test/redirect?to=" .. http.escape(other)),
+                                            headers = { Authorization = "Bearer secret-token" } })
+    assert.is_nil(echo.headers.authorization)
+    local same = assert(http.request_json { url = url("/test/redirect?to=" .. http.escape(url("/test/echo"))),
+                                            headers = { Authorization = "Bearer secret-token" } })
+    assert.equal("Bearer secret-token", same.headers.authorization)
+    local plain = "http://127.0.0.1:" .. sb.port .. "/test/echo"
+    res, err = http.get(url("/test/redirect?to=" .. http.escape(plain)))
+    assert.is_nil(res)
+    assert.equal("redirect", err.kind)
+  end)
+
+  it("times out: total, and connection dropped mid-body", function()
+    local t0 = auditrun.now()
+    local res, err = http.get(url("/test/delay/5000"), { timeout = 0.3, retry = false })
+    assert.is_nil(res)
+    assert.equal("timeout", err.kind)
+    assert.is_true(err.retryable)
+    assert.is_true(auditrun.now() - t0 < 3)
+    res, err = http.get(url("/test/drop/100000"), { retry = false })
+    assert.is_nil(res)
+    assert.equal("connection", err.kind)
+    assert.is_true(err.retryable)
+  end)
+
+  it("runs many transfers at once on one loop", function()
+    local t0 = auditrun.now()
+    local tasks = {}
+    for i = 1, 20 do
+      tasks[i] = auditrun.spawn(function() return assert(http.get(url("/test/delay/300"))).status end)
+    end
+    for i = 1, 20 do assert.same({ true, 200 }, { tasks[i]:join() }) end
+    local elapsed = auditrun.now() - t0
+    assert.is_true(elapsed < 3, "20 transfers of 0.3 s took " .. elapsed)
+  end)
+
+  it("removes a cancelled task's transfer from the loop", function()
+    local t = auditrun.spawn(function() return http.get(url("/test/delay/10000")) end)
+    auditrun.sleep(0.1)
+    t:cancel()
+    local ok, err = t:join()
+    assert.is_false(ok)
+    assert.equal("cancelled", err.kind)
+    assert.equal(0, require("auditrun.core").pending())
+  end)
+
+  it("reuses one connection and one TLS handshake for sequential requests", function()
+    assert(http.post(url("/test/stats/reset"), { idempotent = true }))
+    for _ = 1, 20 do assert(http.get(url("/test/small"))) end
+    local stats = assert(http.request_json { url = url("/test/stats") })
+    assert.equal(1, stats.tcp_connections)
+    assert.equal(1, stats.tls_handshakes)
+  end)
+
+  describe("retries", function()
+    local function policy(extra)
+      local slept = {}
+      local p = http.policy {
+        attempts = extra.attempts or 5, base = 0.5, cap = 30, deadline = extra.deadline or 300,
+        budget = extra.budget or http.budget(), random = function() return 0.5 end,
+        sleep = function(s) slept[#slept + 1] = s end, wallclock = extra.wallclock,
+      }
+      return p, slept
+    end
+    local key = 0
+    local function flaky(q)
+      key = key + 1
+      return url("/test/flaky/k" .. key .. "?" .. q)
+    end
+
+    it("retry GETs on 503 with exponential backoff and full jitter", function()
+      local p, slept = policy {}
+      local res = assert(http.get(flaky("fail=3&status=503"), { retry = p }))
+      assert.equal(200, res.status)
+      assert.equal(4, res.attempts)
+      assert.same({ 0.25, 0.5, 1.0 }, slept)  -- random 0.5 x 0.5, 1, 2
+    end)
+
+    for _, status in ipairs { 408, 429, 500, 502, 504 } do
+      it("retry status " .. status, function()
+        local p = policy {}
+        assert.equal(2, assert(http.get(flaky("fail=1&status=" .. status), { retry = p })).attempts)
+      end)
+    end
+
+    it("do not retry other statuses", function()
+      local p, slept = policy {}
+      local res, err = http.get(flaky("fail=1&status=400"), { retry = p })
+      assert.is_nil(res)
+      assert.equal(400, err.status)
+      assert.same({}, slept)
+    end)
+
+    it("honour Retry-After in seconds, as an HTTP-date, and retry-after-ms", function()
+      local p, slept = policy {}
+      assert(http.get(flaky("fail=1&status=429&retry_after=7"), { retry = p }))
+      assert.same({ 7 }, slept)
+      local now = os.time()
+      p, slept = policy { wallclock = function() return now end }
+      local date = os.date("!%a, %d %b %Y %H:%M:%S GMT", now + 12)
+      assert(http.get(flaky("fail=1&status=503&retry_after=" .. http.escape(date)), { retry = p }))
+      assert.same({ 12 }, slept)
+      p, slept = policy {}
+      assert(http.get(flaky("fail=1&status=503&retry_after_ms=1500"), { retry = p }))
+      assert.same({ 1.5 }, slept)
+    end)
+
+    it("give up at the attempt cap and say so", function()
+      local p = policy { attempts = 3 }
+      local res, err = http.get(flaky("fail=10&status=503"), { retry = p })
+      assert.is_nil(res)
+      assert.equal(3, err.attempts)
+      assert.matches("gave up after 3 attempts", err.message)
+    end)
+
+    it("stop before a wait that would pass the deadline", function()
+      local p = policy { deadline = 5 }
+      local _, err = http.get(flaky("fail=1&status=503&retry_after=60"), { retry = p })
+      assert.matches("retry deadline reached", err.message)
+    end)
+
+    it("share one budget so an outage does not become a storm", function()
+      local budget = http.budget { max = 3 }
+      local p = policy { budget = budget }
+      local _, err = http.get(flaky("fail=100&status=503"), { retry = p })
+      assert.equal(4, err.attempts)  -- three retries, then the budget is dry
+      assert.matches("retry budget exhausted", err.message)
+      _, err = http.get(flaky("fail=100&status=503"), { retry = p })
+      assert.equal(1, err.attempts)
+    end)
+
+    it("never retry an action, only a POST marked as a query", function()
+      local p, slept = policy {}
+      local _, err = http.post(flaky("fail=1&status=503"), { retry = p })
+      assert.equal(503, err.status)
+      assert.is_true(err.retryable)
+      assert.same({}, slept)
+      assert.equal(2, assert(http.post(flaky("fail=1&status=503"), { retry = p, idempotent = true })).attempts)
+    end)
+
+    it("retry a dropped connection on a GET", function()
+      local p = policy { attempts = 2 }
+      local _, err = http.get(url("/test/drop/1000"), { retry = p })
+      assert.equal("connection", err.kind)
+      assert.equal(2, err.attempts)
+    end)
+
+    it("decode malformed JSON into a clear error", function()
+      local v, err = http.request_json { url = url("/test/bytes/10") }
+      assert.is_nil(v)
+      assert.equal("json", err.kind)
+      assert.matches("malformed JSON in the answer from https://127", err.message)
+    end)
+  end)
+end)

@@ -68,10 +68,10 @@ test: deps all asan sandbox-deps
 	bash tests/run
 
 demo: deps all sandbox-deps
-	bash tests/demo
+	build/auditrun tests/demo.lua
 
 bench: deps all sandbox-deps
-	bash tests/bench/run
+	build/auditrun tests/bench/run.lua
 
 install: build/install/auditrun build/lib/auditrun/core.so
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/auditrun \

@@ -97,7 +97,7 @@ describe("the host", function()
   it("lists the bundled workflows with a line each, from any directory", function()
     local code, out = host.run { "--list" }
     assert.equal(0, code)
-    assert.matches("sandbox%-check%s+%S", out)
+    assert.matches("token%-check%s+%S", out)
     local p = io.popen("cd / && " .. host.binary .. " --list")
     local listed = p:read("a")
     p:close()

@@ -1,0 +1,76 @@
+-- make bench: auditrun against peers measured in the same run, printed as
+-- ratios. Nothing here asserts: timing belongs in numbers, not in tests.
+local sandbox = require "tests.helper.sandbox"
+local auditrun = require "auditrun"
+local http = auditrun.http
+
+local HOST = os.getenv("PWD") .. "/build/auditrun"
+local function sh(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+local function timed(cmd, n)
+  local t0 = auditrun.now()
+  for _ = 1, n do os.execute(cmd) end
+  return (auditrun.now() - t0) / n
+end
+
+local function report(name, ours, peer, unit, goal)
+  print(string.format("%-44s auditrun %10.4f %-4s peer %10.4f %-4s ratio %6.2f   (goal: %s)",
+    name, ours, unit, peer, unit, ours / peer, goal))
+end
+
+print("# auditrun " .. auditrun.version .. " bench, " .. os.date("!%Y-%m-%d %H:%M:%S UTC"))
+
+-- 1. Start-up
+local n = 200
+local ours = timed(HOST .. " --version > /dev/null", n)
+local peer = timed("lua5.4 -e '' > /dev/null", n)
+report("start-up: --version vs lua5.4 -e ''", ours * 1000, peer * 1000, "ms", "at most 2x")
+
+local sb = sandbox.start {}
+http.ca_file = sb.ca_file
+local small = sb.url .. "/test/small"
+
+-- 2. 1,000 sequential GETs over HTTPS: connections, handshakes, CPU.
+assert(http.get(small))  -- warm up like the peer does
+assert(http.post(sb.url .. "/test/stats/reset", { idempotent = true }))
+local cpu0 = os.clock()
+local requests = 1000
+for _ = 1, requests do
+  local v = auditrun.try(http.request_json { url = small })
+  assert(v.ok)
+end
+local cpu = os.clock() - cpu0
+local stats = auditrun.try(http.request_json { url = sb.url .. "/test/stats" })
+print(string.format("%-44s tcp connections %d, tls handshakes %d, resumed %d   (goal: 1 each)",
+  "1,000 sequential GETs:", stats.tcp_connections, stats.tls_handshakes, stats.tls_sessions_resumed or 0))
+local peer_cpu = tonumber(sh(("python3 tests/bench/peer_requests.py %s %s %d"):format(small, sb.ca_file, requests)))
+if peer_cpu then
+  report("client CPU per GET vs python requests", cpu / requests * 1e6, peer_cpu / requests * 1e6, "us",
+    "under 0.33")
+else
+  print("python requests peer did not run (python3 with requests needed)")
+end
+
+-- 3. 1 GiB streamed to disk: throughput against curl, peak RSS.
+local size = 1024 * 1024 * 1024
+local big = sb.url .. "/test/bytes/" .. size
+local dir = sh("mktemp -d"):gsub("%s+$", "")
+local out = sh(("%s tests/bench/download.lua %s %s/ours %s"):format(HOST, big, dir, sb.ca_file))
+local secs, rss_kib, bytes = out:match("^(%S+) (%d+) (%d+)")
+local t0 = auditrun.now()
+os.execute(("curl -s --cacert %s -o %s/curl %s"):format(sb.ca_file, dir, big))
+local curl_secs = auditrun.now() - t0
+if secs and tonumber(bytes) == size then
+  local mib = size / 1048576
+  report("1 GiB download: MiB/s vs curl", mib / tonumber(secs), mib / curl_secs, "MiB/s", "at least 0.9")
+  print(string.format("%-44s %.1f MiB   (goal: under 20 MiB)", "1 GiB download: peak RSS", tonumber(rss_kib) / 1024))
+else
+  print("download failed: " .. tostring(out))
+end
+os.execute("rm -rf " .. dir)
+sb:stop()

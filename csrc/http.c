@@ -249,6 +249,7 @@ int http_set_output_file(http_request *req, const char *path, char *err, size_t 
     return -1;
   }
   req->out = f;
+  req->to_file = 1;
   return 0;
 }
 

@@ -29,6 +29,7 @@ typedef struct http_request {
   char *body;
   size_t body_len, body_cap, max_body;
   FILE *out;             /* response streamed here */
+  int to_file;           /* the body went to a file, not to memory */
   FILE *in;              /* request body read from here */
   http_header *resp;
   size_t nresp, capresp;

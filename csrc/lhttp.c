@@ -178,7 +178,7 @@ static int request_result(lua_State *L) {
   lua_setfield(L, -2, "new_connections");
   lua_pushinteger(L, redirects);
   lua_setfield(L, -2, "redirects");
-  if (req->body || !req->out) {
+  if (!req->to_file) {
     lua_pushlstring(L, req->body ? req->body : "", req->body_len);
     lua_setfield(L, -2, "body");
   }

@@ -143,7 +143,7 @@ describe("sign-in", function()
     assert.matches("invalid_scope", err.message)
   end)
 
-  it("retries a token request with a fresh assertion each time", function()
+  it("retries a token request that met a 503, with a fresh assertion each time", function()
     local s = cert_session()
     local seen = {}
     local real = s.assertion
@@ -152,7 +152,10 @@ describe("sign-in", function()
       seen[#seen + 1] = jwt.decode(a).jti
       return a
     end
-    assert(s:token())
-    assert.equal(1, #seen)
+    assert(http.post(sb.url .. "/test/identity-fail/2", { idempotent = true }))
+    assert(call_protected(assert(s:token())))
+    assert.equal(3, #seen)
+    assert.are_not.equal(seen[1], seen[2])
+    assert.are_not.equal(seen[2], seen[3])
   end)
 end)

@@ -140,8 +140,9 @@ function Session:fetch()
   local now = self.clock()
   self.access_token = body.access_token
   self.expires_at = now + lifetime
-  -- Renew 5 minutes ahead, or at half the lifetime when that comes first.
-  self.renew_at = now + math.max(0, math.min(lifetime - 300, lifetime / 2))
+  -- Renew 5 minutes before expiry, or at half the lifetime when that is
+  -- shorter.
+  self.renew_at = now + lifetime - math.min(300, lifetime / 2)
   self.tokens_fetched = self.tokens_fetched + 1
   return self.access_token
 end

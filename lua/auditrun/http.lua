@@ -279,7 +279,7 @@ function M.request(opts)
     or type(opts.body) == "function"
   local spec = not dynamic and build(opts)
   local policy = opts.retry == false and M.no_retry or opts.retry or M.default_policy
-  local safe = SAFE_METHODS[spec.method] or opts.idempotent == true
+  local safe = SAFE_METHODS[(opts.method or "GET"):upper()] or opts.idempotent == true
   local started = policy.clock()
   local attempt = 0
   while true do

@@ -17,6 +17,9 @@
 
 #define WARN_DAYS 30
 
+/* Loaded on first need (old .pfx files), unloaded by jwt_shutdown. */
+static OSSL_PROVIDER *legacy_provider;
+
 /* Append OpenSSL's most recent reason to err and empty the queue. */
 static void drain_errors(char *err, size_t errlen) {
   unsigned long e, last = 0;
@@ -57,7 +60,7 @@ static int load_pkcs12(jwt_key *k, const char *path, const char *password,
   if (!PKCS12_parse(p12, password, &k->pkey, &k->cert, NULL)) {
     /* Older Windows exports use RC2/3DES, which live in the legacy provider. */
     ERR_clear_error();
-    OSSL_PROVIDER_try_load(NULL, "legacy", 1);
+    if (!legacy_provider) legacy_provider = OSSL_PROVIDER_try_load(NULL, "legacy", 1);
     if (!PKCS12_parse(p12, password, &k->pkey, &k->cert, NULL)) {
       snprintf(err, errlen, "cannot read %s", path);
       drain_errors(err, errlen);
@@ -215,6 +218,11 @@ done:
   if (rc != 0) jwt_key_free(k);
   ERR_clear_error();
   return rc;
+}
+
+void jwt_shutdown(void) {
+  if (legacy_provider) OSSL_PROVIDER_unload(legacy_provider);
+  legacy_provider = NULL;
 }
 
 void jwt_key_free(jwt_key *k) {

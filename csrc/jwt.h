@@ -20,6 +20,8 @@ typedef struct jwt_key {
 int jwt_key_load(jwt_key *k, const char *cert_path, const char *key_path,
                  const char *password, time_t now, char *err, size_t errlen);
 void jwt_key_free(jwt_key *k);
+/* Releases what loading keys kept process-wide; the host calls it last. */
+void jwt_shutdown(void);
 
 int jwt_thumbprint(const jwt_key *k, const char *digest, unsigned char *out,
                    unsigned int *outlen, char *err, size_t errlen);

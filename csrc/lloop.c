@@ -4,6 +4,7 @@
  * until the object is done. core.poll runs the loop once and returns what
  * finished. Timers are userdata like transfers. */
 #include <math.h>
+#include <string.h>
 
 #include "lcore.h"
 
@@ -83,6 +84,7 @@ static int loop_timer_new(lua_State *L) {
   loop_timer *t;
   luaL_argcheck(L, !isnan(seconds), 1, "not a number");
   t = lua_newuserdatauv(L, sizeof *t, 0);
+  memset(t, 0, sizeof *t);
   t->item.ref = LUA_NOREF;
   t->heap_index = (size_t)-1;
   luaL_setmetatable(L, TIMER_META);

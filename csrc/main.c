@@ -17,6 +17,7 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "jwt.h"
 #include "loop.h"
 #include "version.h"
 
@@ -286,6 +287,7 @@ int main(int argc, char **argv) {
   }
   lua_close(L);
   loop_shutdown();
+  jwt_shutdown();
   curl_global_cleanup();
   fflush(stdout);
   return exit_code;

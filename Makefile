@@ -44,21 +44,32 @@ build/asan/obj/%.o: csrc/%.c $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -O1 $(ASAN_FLAGS) -c $< -o $@
 
-build/auditrun: csrc/main.c $(CORE_OBJ) $(HEADERS)
-	$(CC) $(ALL_CFLAGS) -o $@ csrc/main.c $(CORE_OBJ) $(PKG_LIBS) -lm
+# The host links Lua alone; it loads the core (and with it libcurl and
+# OpenSSL) from lib/auditrun/core.so beside it when a script needs it.
+LUA_CFLAGS := $(shell pkg-config --cflags lua5.4 2>/dev/null)
+LUA_LIBS  := $(shell pkg-config --libs lua5.4 2>/dev/null)
+HOST_LDFLAGS := -Wl,-E
+
+build/auditrun: csrc/main.c csrc/version.h build/lib/auditrun/core.so
+	$(CC) $(ALL_CFLAGS) $(HOST_LDFLAGS) -o $@ csrc/main.c $(LUA_LIBS)
 
 build/lib/auditrun/core.so: $(CORE_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(LIBFLAG) -o $@ $(CORE_OBJ) $(filter-out -llua5.4,$(PKG_LIBS))
 
 asan: build/asan/auditrun
-build/asan/auditrun: csrc/main.c $(ASAN_OBJ) $(HEADERS)
-	$(CC) $(ALL_CFLAGS) -O1 $(ASAN_FLAGS) -o $@ csrc/main.c $(ASAN_OBJ) $(PKG_LIBS) -lm
+build/asan/auditrun: csrc/main.c csrc/version.h build/asan/lib/auditrun/core.so
+	$(CC) $(ALL_CFLAGS) -O1 $(ASAN_FLAGS) $(HOST_LDFLAGS) -o $@ csrc/main.c $(LUA_LIBS)
+
+build/asan/lib/auditrun/core.so: $(ASAN_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(LIBFLAG) $(ASAN_FLAGS) -o $@ $(ASAN_OBJ) $(filter-out -llua5.4,$(PKG_LIBS))
 
 # The installed host has the install paths compiled in.
-build/install/auditrun: csrc/main.c $(CORE_OBJ) $(HEADERS)
+build/install/auditrun: csrc/main.c csrc/version.h
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -DAUDITRUN_LUADIR='"$(LUADIR)"' -o $@ csrc/main.c $(CORE_OBJ) $(PKG_LIBS) -lm
+	$(CC) $(ALL_CFLAGS) $(HOST_LDFLAGS) -DAUDITRUN_LUADIR='"$(LUADIR)"' -DAUDITRUN_LIBDIR='"$(LIBDIR)"' \
+	  -o $@ csrc/main.c $(LUA_LIBS)
 
 sandbox-deps: tests/sandbox/node_modules/.package-lock.json
 tests/sandbox/node_modules/.package-lock.json: tests/sandbox/package-lock.json

@@ -1,10 +1,14 @@
 /* lcore.c: the private module auditrun.core: its entry point, the error
  * value every binding returns, and the helpers the l*.c files share. */
+#define _GNU_SOURCE
 #include "lcore.h"
+
+#include <dlfcn.h>
 
 #include <stdio.h>
 #include <string.h>
 
+#include "jwt.h"
 #include "version.h"
 
 #define ERROR_META "auditrun.error"
@@ -70,10 +74,45 @@ static int core_error(lua_State *L) {
   return 1;
 }
 
+/* Process-wide state ends with the Lua state that loaded the core: a
+ * finaliser in the registry runs at lua_close. */
+static int core_release(lua_State *L) {
+  (void)L;
+  loop_shutdown();
+  jwt_shutdown();
+  curl_global_cleanup();
+  return 0;
+}
+
 static const lua_CFunction opens[] = {lfsio_open, lhttp_open, ljwt_open, lloop_open, NULL};
 
+static int core_handle_signals(lua_State *L) {
+  (void)L;
+  loop_install_signals();
+  return 0;
+}
+
 int luaopen_auditrun_core(lua_State *L) {
-  static const luaL_Reg fns[] = {{"error", core_error}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {
+      {"error", core_error}, {"handle_signals", core_handle_signals}, {NULL, NULL}};
+  if (luaL_getmetatable(L, "auditrun.release") == LUA_TNIL) {
+    /* Stay loaded until the process ends: lua_close would dlclose us, and
+     * with us libcurl and OpenSSL, whose own exit handlers still run later
+     * (and whose process-wide state would look leaked to the sanitizers). */
+    Dl_info self;
+    if (dladdr((void *)luaopen_auditrun_core, &self) && self.dli_fname)
+      (void)dlopen(self.dli_fname, RTLD_NOW | RTLD_NODELETE);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return luaL_error(L, "cannot initialise libcurl");
+    lua_pop(L, 1);
+    lua_newuserdatauv(L, 0, 0);
+    luaL_newmetatable(L, "auditrun.release");
+    lua_pushcfunction(L, core_release);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, "auditrun.release.sentinel");
+  } else {
+    lua_pop(L, 1);
+  }
   luaL_newmetatable(L, ERROR_META);
   lua_pushcfunction(L, error_tostring);
   lua_setfield(L, -2, "__tostring");

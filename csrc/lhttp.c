@@ -200,7 +200,7 @@ static int request_done(lua_State *L) {
 
 static int request_abort(lua_State *L) {
   http_request *req = torequest(L);
-  loop *lp = loop_get(NULL, 0);
+  loop *lp = loop_current();
   if (req->easy && lp) http_abort(req, lp);
   core_untrack(L, &req->item);
   return 0;
@@ -209,7 +209,7 @@ static int request_abort(lua_State *L) {
 /* close, __gc and __close: safe twice. */
 static int request_close(lua_State *L) {
   http_request *req = torequest(L);
-  loop *lp = loop_get(NULL, 0);
+  loop *lp = loop_current();
   core_untrack(L, &req->item);
   if (lp) http_free(req, lp);
   return 0;

@@ -101,7 +101,7 @@ static int timer_done(lua_State *L) {
 /* close, cancel, __gc and __close: safe twice. */
 static int timer_close(lua_State *L) {
   loop_timer *t = totimer(L);
-  loop *lp = loop_get(NULL, 0);
+  loop *lp = loop_current();
   if (lp) loop_remove_timer(lp, t);
   core_untrack(L, &t->item);
   return 0;

@@ -88,6 +88,8 @@ nomem:
   return NULL;
 }
 
+loop *loop_current(void) { return the_loop; }
+
 void loop_shutdown(void) {
   loop *lp = the_loop;
   if (!lp) return;

@@ -25,6 +25,7 @@ typedef struct loop_timer {
 typedef struct loop loop;
 
 loop *loop_get(char *err, size_t errlen);  /* the process-wide loop, created once */
+loop *loop_current(void);                   /* the loop if it exists, else NULL */
 void loop_shutdown(void);                   /* frees it; used by the host at exit */
 CURLM *loop_multi(loop *lp);
 CURLSH *loop_share(loop *lp);

@@ -6,7 +6,6 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <limits.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,21 +16,20 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include "jwt.h"
-#include "loop.h"
 #include "version.h"
 
 #ifndef AUDITRUN_LUADIR
 #define AUDITRUN_LUADIR "/usr/local/share/lua/5.4"
 #endif
+#ifndef AUDITRUN_LIBDIR
+#define AUDITRUN_LIBDIR "/usr/local/lib/lua/5.4"
+#endif
 
 #define EXIT_USAGE 2
 #define EXIT_INTERRUPTED 130
 
-int luaopen_auditrun_core(lua_State *L);
-
 static const char *progname = "auditrun";
-static char luadir[PATH_MAX + 64], scriptdir[PATH_MAX + 64];
+static char luadir[PATH_MAX + 64], libdir[PATH_MAX + 64], scriptdir[PATH_MAX + 64];
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -112,16 +110,19 @@ static int list_scripts(void) {
   return 0;
 }
 
+/* The C core is core.so beside the modules, loaded only when a script
+ * needs it: --version and --list start as fast as lua itself. */
 static void set_paths(lua_State *L) {
   lua_getglobal(L, "package");
   lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;", luadir, luadir);
   lua_getfield(L, -2, "path");
   lua_concat(L, 2);
   lua_setfield(L, -2, "path");
-  lua_getfield(L, -1, "preload");
-  lua_pushcfunction(L, luaopen_auditrun_core);
-  lua_setfield(L, -2, "auditrun.core");
-  lua_pop(L, 2);
+  lua_pushfstring(L, "%s/?.so;", libdir);
+  lua_getfield(L, -2, "cpath");
+  lua_concat(L, 2);
+  lua_setfield(L, -2, "cpath");
+  lua_pop(L, 1);
 }
 
 /* In a build tree the binary sits in build/ beside lua/ and scripts/.
@@ -141,12 +142,14 @@ static int find_dirs(void) {
       snprintf(probe, sizeof probe, "%s%s/lua/auditrun/init.lua", exe, up);
       if (is_file(probe)) {
         snprintf(luadir, sizeof luadir, "%s%s/lua", exe, up);
+        snprintf(libdir, sizeof libdir, "%s/lib", exe);
         snprintf(scriptdir, sizeof scriptdir, "%s%s/scripts", exe, up);
         return 1;
       }
     }
   }
   snprintf(luadir, sizeof luadir, "%s", AUDITRUN_LUADIR);
+  snprintf(libdir, sizeof libdir, "%s", AUDITRUN_LIBDIR);
   snprintf(scriptdir, sizeof scriptdir, "%s/auditrun/scripts", AUDITRUN_LUADIR);
   return 0;
 }
@@ -188,6 +191,26 @@ static int resolve_script(const char *name, char *out, size_t outlen) {
   return is_file(out);
 }
 
+/* Calls auditrun.<module>.<fn>() as kept by pmain, under the handler. */
+static int host_call(lua_State *L, const char *module, const char *fn) {
+  lua_getfield(L, LUA_REGISTRYINDEX, module[0] == 'c' ? "auditrun.host.core" : "auditrun.host.task");
+  lua_getfield(L, -1, fn);
+  lua_remove(L, -2);
+  return docall(L, 0, 0);
+}
+
+static int was_interrupted(lua_State *L) {
+  int n = 0;
+  lua_getfield(L, LUA_REGISTRYINDEX, "auditrun.host.core");
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "interrupted");
+    if (lua_pcall(L, 0, 1, 0) == LUA_OK) n = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return n > 0;
+}
+
 static int pmain(lua_State *L) {
   int argc = (int)lua_tointeger(L, 1);
   char **argv = (char **)lua_touserdata(L, 2);
@@ -205,8 +228,7 @@ static int pmain(lua_State *L) {
       usage(stdout);
       return 0;
     } else if (strcmp(argv[i], "--version") == 0) {
-      printf("auditrun %s (%s, %s, %s)\n", AUDITRUN_VERSION, LUA_RELEASE, curl_version(),
-             OpenSSL_version(OPENSSL_VERSION));
+      printf("auditrun %s (%s)\n", AUDITRUN_VERSION, LUA_RELEASE);
       return 0;
     } else if (strcmp(argv[i], "--list") == 0) {
       *exit_code = list_scripts();
@@ -236,13 +258,18 @@ static int pmain(lua_State *L) {
   }
 
   create_arg(L, argv, argc, i);
-  loop_install_signals();
 
-  /* The scheduler first, so the script's coroutines are the patched ones. */
+  /* The scheduler first, so the script's coroutines are the patched ones;
+   * then Ctrl-C belongs to the event loop. */
   lua_getglobal(L, "require");
   lua_pushliteral(L, "auditrun.task");
   if (docall(L, 1, 1) != LUA_OK) goto failed;
   lua_setfield(L, LUA_REGISTRYINDEX, "auditrun.host.task");
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "auditrun.core");
+  if (docall(L, 1, 1) != LUA_OK) goto failed;
+  lua_setfield(L, LUA_REGISTRYINDEX, "auditrun.host.core");
+  if (host_call(L, "core", "handle_signals") != LUA_OK) goto failed;
 
   if (luaL_loadfile(L, path) != LUA_OK) goto failed;
   n = argc - i - 1;
@@ -251,27 +278,19 @@ static int pmain(lua_State *L) {
   if (docall(L, n, 0) != LUA_OK) goto failed;
 
   /* Tasks the script spawned and did not join run to their end here. */
-  lua_getfield(L, LUA_REGISTRYINDEX, "auditrun.host.task");
-  lua_getfield(L, -1, "finish");
-  lua_remove(L, -2);
-  if (docall(L, 0, 0) != LUA_OK) goto failed;
-  *exit_code = loop_interrupted() ? EXIT_INTERRUPTED : EXIT_SUCCESS;
+  if (host_call(L, "task", "finish") != LUA_OK) goto failed;
+  *exit_code = was_interrupted(L) ? EXIT_INTERRUPTED : EXIT_SUCCESS;
   return 0;
 
 failed:
   report(lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error with no message)");
-  *exit_code = loop_interrupted() ? EXIT_INTERRUPTED : EXIT_FAILURE;
+  *exit_code = was_interrupted(L) ? EXIT_INTERRUPTED : EXIT_FAILURE;
   return 0;
 }
 
 int main(int argc, char **argv) {
   int status, exit_code = EXIT_SUCCESS;
-  lua_State *L;
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-    report("cannot initialise libcurl");
-    return EXIT_FAILURE;
-  }
-  L = luaL_newstate();
+  lua_State *L = luaL_newstate();
   if (!L) {
     report("cannot create state: not enough memory");
     return EXIT_FAILURE;
@@ -285,10 +304,7 @@ int main(int argc, char **argv) {
     report(lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error with no message)");
     exit_code = EXIT_FAILURE;
   }
-  lua_close(L);
-  loop_shutdown();
-  jwt_shutdown();
-  curl_global_cleanup();
+  lua_close(L);  /* the core's finaliser releases libcurl, OpenSSL, the loop */
   fflush(stdout);
   return exit_code;
 }

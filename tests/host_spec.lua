@@ -14,10 +14,10 @@ local function wait_for_file(path, seconds)
 end
 
 describe("the host", function()
-  it("prints its version and the libraries it runs on", function()
+  it("prints its version and its Lua", function()
     local code, out = host.run { "--version" }
     assert.equal(0, code)
-    assert.matches("^auditrun %d+%.%d+%.%d+ %(Lua 5%.4.*libcurl.*OpenSSL 3", out)
+    assert.matches("^auditrun 0%.1%.0 %(Lua 5%.4%.%d+%)\n$", out)
   end)
 
   it("prints usage for --help (0) and for no arguments (2)", function()

@@ -27,6 +27,8 @@ print("# auditrun " .. auditrun.version .. " bench, " .. os.date("!%Y-%m-%d %H:%
 
 -- 1. Start-up
 local n = 200
+timed(HOST .. " --version > /dev/null", 10)  -- warm the page cache for both
+timed("lua5.4 -e '' > /dev/null", 10)
 local ours = timed(HOST .. " --version > /dev/null", n)
 local peer = timed("lua5.4 -e '' > /dev/null", n)
 report("start-up: --version vs lua5.4 -e ''", ours * 1000, peer * 1000, "ms", "at most 2x")

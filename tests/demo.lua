@@ -5,15 +5,23 @@ local sandbox = require "tests.helper.sandbox"
 local host = require "tests.helper.host"
 
 local sb = sandbox.start {}
-local env = {
-  AUDITRUN_CONFIG = "/dev/null/none",  -- no config file: the environment says it all
-  AUDITRUN_INSIGHTS_URL = sb.url .. "/insights",
-  AUDITRUN_IDENTITY_URL = sb.issuer,
-  AUDITRUN_CLIENT_ID = sb.clients.cert,
-  AUDITRUN_CERT = "tests/fixtures/app.pfx",
-  AUDITRUN_CERT_PASSWORD = "sandbox-pass",
-  AUDITRUN_CA_FILE = sb.ca_file,
+-- A config file with a "sandbox" profile, picked with --profile, as a
+-- consultant keeps one profile per tenant; the CA comes from the environment.
+local config_path = sb.dir .. "/config.lua"
+local f = assert(io.open(config_path, "w"))
+f:write(([[
+return {
+  sandbox = {
+    insights_url = %q,
+    identity_url = %q,
+    client_id = %q,
+    cert = "tests/fixtures/app.pfx",
+    cert_password = "sandbox-pass",
+  },
 }
+]]):format(sb.url .. "/insights", sb.issuer, sb.clients.cert))
+f:close()
+local env = { AUDITRUN_CONFIG = config_path, AUDITRUN_CA_FILE = sb.ca_file }
 local parts = {}
 for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. host.quote(v) end
 table.sort(parts)
@@ -23,7 +31,7 @@ if #args == 0 then args = { sb.url .. "/test/protected" } end
 local quoted = {}
 for i, a in ipairs(args) do quoted[i] = host.quote(a) end
 print("# sandbox tenant at " .. sb.url)
-local ok, how, code = os.execute(("env %s build/auditrun %s %s"):format(table.concat(parts, " "), workflow,
+local ok, how, code = os.execute(("env %s build/auditrun --profile sandbox %s %s"):format(table.concat(parts, " "), workflow,
   table.concat(quoted, " ")))
 sb:stop()
 if not ok then os.exit(how == "exit" and code or 1) end

@@ -7,6 +7,8 @@
 const crypto = require('crypto');
 const zlib = require('zlib');
 
+const { createZip } = require('./zip');
+
 const CHUNK = 64 * 1024;
 
 // Byte i of every generated body is i % 251, so any slice can be checked.
@@ -112,6 +114,21 @@ function createTestRoutes(stats) {
     }],
     ['*', /^\/test\/upload$/, (req, res, body) => {
       sendJson(res, 200, { bytes: body.length, sha256: crypto.createHash('sha256').update(body).digest('hex') });
+    }],
+    // A report download: ?disposition= is sent verbatim as Content-Disposition;
+    // kind=zip|truncated|text; rows=N sizes the report inside.
+    ['GET', /^\/test\/download$/, (req, res, body, url) => {
+      const rows = Number(url.searchParams.get('rows') || 100);
+      const lines = ['Name,Permission'];
+      for (let i = 0; i < rows; i++) lines.push(`user${i},Read`);
+      let data = createZip([{ name: 'report.csv', data: lines.join('\n'), compress: true }]);
+      const kind = url.searchParams.get('kind') || 'zip';
+      if (kind === 'truncated') data = data.subarray(0, data.length - 30);
+      if (kind === 'text') data = Buffer.from(lines.join('\n'));
+      const headers = { 'Content-Type': kind === 'text' ? 'text/csv' : 'application/zip', 'Content-Length': data.length };
+      if (url.searchParams.has('disposition')) headers['Content-Disposition'] = url.searchParams.get('disposition');
+      res.writeHead(200, headers);
+      res.end(data);
     }],
     ['GET', /^\/test\/small$/, (req, res) => sendJson(res, 200, { ok: true })],
     ['GET', /^\/test\/stats$/, (req, res) => sendJson(res, 200, stats)],

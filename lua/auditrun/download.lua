@@ -1,0 +1,150 @@
+-- auditrun.download: files fetched so that a kill -9 at any moment leaves
+-- either nothing or a complete, checked file under its final name.
+--
+-- The body streams into a hidden temporary file in the target directory
+-- (never into memory), is checked (Content-Length; a zip must have an
+-- intact central directory), fsynced, and renamed into place without ever
+-- replacing a file. The name comes from Content-Disposition, made safe:
+-- a server cannot write outside the directory, hide a file, or use names
+-- the file system or a shell would trip on.
+local core = require "auditrun.core"
+local errors = require "auditrun.errors"
+local files = require "auditrun.files"
+local http = require "auditrun.http"
+
+local M = {}
+
+local MAX_NAME = 180
+local ZIP_EOCD = "PK\5\6"
+local ZIP_CDH = "PK\1\2"
+
+--- The file name a Content-Disposition header offers, or nil. RFC 6266:
+--- filename* (RFC 5987, percent-encoded UTF-8) wins over filename.
+function M.disposition_name(header)
+  if type(header) ~= "string" then return nil end
+  local ext = header:match("[Ff][Ii][Ll][Ee][Nn][Aa][Mm][Ee]%*%s*=%s*[%w%-]*'[%w%-]*'([^;]+)")
+  if ext then return http.unescape((ext:gsub("%s+$", ""))) end
+  -- A backslash stays a backslash (a Windows path separator to strip),
+  -- except before a quote.
+  local quoted = header:match('[Ff][Ii][Ll][Ee][Nn][Aa][Mm][Ee]%s*=%s*"(.-[^\\])"')
+  if quoted then return (quoted:gsub('\\"', '"')) end
+  local bare = header:match("[Ff][Ii][Ll][Ee][Nn][Aa][Mm][Ee]%s*=%s*([^;]+)")
+  return bare and (bare:gsub("%s+$", ""))
+end
+
+--- A name that is safe to create in a directory, or nil: the last path
+--- component only, no control or shell-hostile characters, no leading dot
+--- or dash, at most 180 bytes with the extension kept.
+function M.safe_name(name)
+  if type(name) ~= "string" then return nil end
+  name = name:match("([^/\\]*)$")                   -- last component, either separator
+  name = name:gsub("[%z\1-\31\127]", "")             -- control characters
+  name = name:gsub("[^%w%.%-_ ()%[%]@+,=#&~\128-\255]", "_")
+  name = name:gsub("^[%s%.%-]+", ""):gsub("[%s%.]+$", "")
+  if name == "" then return nil end
+  if #name > MAX_NAME then
+    local ext = name:match("(%.[%w]+)$") or ""
+    if #ext > 16 then ext = "" end
+    name = name:sub(1, MAX_NAME - #ext) .. ext
+  end
+  return name
+end
+
+local function file_size(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local size = f:seek("end")
+  f:close()
+  return size
+end
+
+--- Checks that a zip file ends with an End Of Central Directory record whose
+--- central directory lies inside the file and starts where it says.
+--- -> entries | nil, reason
+function M.check_zip(path)
+  local f = io.open(path, "rb")
+  if not f then return nil, "cannot read the file" end
+  local size = f:seek("end")
+  local tail_len = math.min(size, 65535 + 22)
+  f:seek("set", size - tail_len)
+  local tail = f:read(tail_len) or ""
+  local pos
+  for i = #tail - 21, 1, -1 do
+    if tail:sub(i, i + 3) == ZIP_EOCD then pos = i break end
+  end
+  if not pos then f:close() return nil, "no end of central directory: the zip is truncated" end
+  local entries, cd_size, cd_offset = string.unpack("<I2I4I4", tail, pos + 10)
+  local eocd_at = size - tail_len + pos - 1
+  if cd_offset + cd_size > eocd_at then
+    f:close()
+    return nil, "the central directory lies outside the file"
+  end
+  f:seek("set", cd_offset)
+  local sig = f:read(4)
+  f:close()
+  if entries > 0 and sig ~= ZIP_CDH then return nil, "the central directory is not where the zip says" end
+  return entries
+end
+
+local function fail(kind, message, fields)
+  return nil, errors.new(kind, message, fields)
+end
+
+--- fetch{request=fn(opts)->res|nil,err, url=, dir=, fallback_name=,
+--- zip=bool} -> {path=, name=, size=, sha256=, reused=bool} | nil, err
+--- `request` defaults to http.request (a session's request adds a token).
+function M.fetch(o)
+  assert(o.url and o.dir and o.fallback_name, "fetch needs url, dir and fallback_name")
+  local ok, err = files.mkdirs(o.dir)
+  if not ok then return nil, err end
+  local fallback = assert(M.safe_name(o.fallback_name), "fallback_name is not a usable file name")
+  local temp, terr = files.temp_beside(o.dir .. "/" .. fallback)
+  if not temp then return nil, terr end
+  -- From here on every way out removes the temporary file.
+  local function bail(...) os.remove(temp) return ... end
+
+  local request = o.request or http.request
+  local res, rerr = request { url = o.url, output = temp, timeout = o.timeout, low_speed_limit = 1,
+                              low_speed_time = o.low_speed_time or 120 }
+  if not res then return bail(nil, rerr) end
+
+  local size = file_size(temp)
+  local expected = tonumber(res.headers["content-length"])
+  if expected and not res.headers["content-encoding"] and size ~= expected then
+    return bail(fail("download", string.format("%s: got %d bytes of %d", o.url, size or 0, expected),
+      { retryable = true }))
+  end
+  local name = M.safe_name(M.disposition_name(res.headers["content-disposition"])) or fallback
+  local is_zip = o.zip or name:lower():match("%.zip$") or (res.headers["content-type"] or ""):match("zip")
+  if is_zip then
+    local entries, why = M.check_zip(temp)
+    if not entries then
+      return bail(fail("download", string.format("%s: not a complete zip (%s)", name, why), { retryable = true }))
+    end
+  end
+  ok, err = files.fsync(temp)
+  if not ok then return bail(nil, err) end
+  local digest = core.sha256_file(temp)
+
+  -- Never replace: an identical file already there is this same report
+  -- fetched before (a rerun); a different one keeps its name and we take
+  -- the next free "name (n).ext".
+  local stem, ext = name:match("^(.-)(%.[^.]*)$")
+  if not stem or stem == "" then stem, ext = name, "" end
+  for n = 0, 999 do
+    local candidate = n == 0 and name or string.format("%s (%d)%s", stem, n, ext)
+    local target = o.dir .. "/" .. candidate
+    local renamed, rename_err = files.rename_noreplace(temp, target)
+    if renamed then
+      return { path = target, name = candidate, size = size, sha256 = digest, reused = false }
+    end
+    if rename_err.kind ~= "exists" then return bail(nil, rename_err) end
+    if core.sha256_file(target) == digest then
+      os.remove(temp)
+      return { path = target, name = candidate, size = size, sha256 = digest, reused = true }
+    end
+  end
+  return bail(fail("download", "too many files named like " .. name .. " in " .. o.dir))
+end
+
+return M

@@ -1,0 +1,98 @@
+-- Downloads that land safely: hostile names, truncated zips, reruns that
+-- find their file already there, never a half-written file under a name.
+local sandbox = require "tests.helper.sandbox"
+local download = require "auditrun.download"
+local http = require "auditrun.http"
+local files = require "auditrun.files"
+
+local function listing(dir)
+  local p = io.popen("ls -A " .. dir)
+  local names = {}
+  for l in p:lines() do names[#names + 1] = l end
+  p:close()
+  table.sort(names)
+  return names
+end
+
+describe("download", function()
+  local sb, dir
+  setup(function()
+    sb = sandbox.start {}
+    http.ca_file = sb.ca_file
+  end)
+  teardown(function()
+    http.ca_file = nil
+    if sb then sb:stop() end
+  end)
+  before_each(function()
+    local p = io.popen("mktemp -d")
+    dir = p:read("l") .. "/reports"
+    p:close()
+  end)
+  after_each(function() os.execute("rm -rf " .. dir:gsub("/reports$", "")) end)
+
+  local function fetch(query, extra)
+    local o = { url = sb.url .. "/test/download?" .. query, dir = dir, fallback_name = "report_42.zip" }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return download.fetch(o)
+  end
+
+  local names = {
+    { 'attachment; filename="Site Permissions_2024.zip"', "Site Permissions_2024.zip" },
+    { "attachment; filename*=UTF-8''R%C3%A9sum%C3%A9%20report.zip", "Résumé report.zip" },
+    { 'attachment; filename="../../etc/evil name.zip"', "evil name.zip" },
+    { 'attachment; filename="..\\..\\windows\\x.zip"', "x.zip" },
+    { 'attachment; filename=".hidden.zip"', "hidden.zip" },
+    { 'attachment; filename="-rf.zip"', "rf.zip" },
+    { 'attachment; filename="a$(reboot)`b`;c|d.zip"', "a_(reboot)_b__c_d.zip" },
+    { 'attachment; filename="' .. string.rep("x", 400) .. '.zip"', string.rep("x", 176) .. ".zip" },
+    { 'attachment; filename=".."', "report_42.zip" },
+    { 'attachment; filename="/"', "report_42.zip" },
+    { nil, "report_42.zip" },
+  }
+  for _, case in ipairs(names) do
+    it("names the file safely for " .. (case[1] or "no Content-Disposition"):sub(1, 60), function()
+      local q = "rows=10" .. (case[1] and ("&disposition=" .. http.escape(case[1])) or "")
+      local got = assert(fetch(q))
+      assert.equal(case[2], got.name)
+      assert.equal(dir .. "/" .. case[2], got.path)
+      assert.same({ case[2] }, listing(dir))
+      assert.equal(got.size, #files.read(got.path))
+      assert.equal(got.sha256, files.sha256(got.path))
+    end)
+  end
+
+  it("refuses a truncated zip and leaves nothing behind", function()
+    local got, err = fetch("kind=truncated&rows=1000")
+    assert.is_nil(got)
+    assert.equal("download", err.kind)
+    assert.matches("not a complete zip", err.message)
+    assert.same({}, listing(dir))
+  end)
+
+  it("leaves nothing behind when the connection drops", function()
+    local got, err = download.fetch { url = sb.url .. "/test/drop/200000", dir = dir, fallback_name = "x.bin",
+                                      request = function(o) o.retry = false return http.request(o) end }
+    assert.is_nil(got)
+    assert.equal("connection", err.kind)
+    assert.same({}, listing(dir))
+  end)
+
+  it("finds the same report already there on a rerun, and never replaces another", function()
+    local q = "rows=50&disposition=" .. http.escape('attachment; filename="r.zip"')
+    local first = assert(fetch(q))
+    local again = assert(fetch(q))
+    assert.is_false(first.reused)
+    assert.is_true(again.reused)
+    assert.equal(first.path, again.path)
+    local other = assert(fetch("rows=60&disposition=" .. http.escape('attachment; filename="r.zip"')))
+    assert.equal("r (1).zip", other.name)
+    assert.same({ "r (1).zip", "r.zip" }, listing(dir))
+  end)
+
+  it("takes other files as they come, checking only their length", function()
+    local got = assert(fetch("kind=text&rows=5&disposition=" .. http.escape('attachment; filename="users.csv"')))
+    assert.equal("users.csv", got.name)
+    assert.matches("^Name,Permission\nuser0,Read", files.read(got.path))
+  end)
+end)

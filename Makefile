@@ -89,7 +89,8 @@ install: build/install/auditrun build/lib/auditrun/core.so
 	  $(DESTDIR)$(LUADIR)/auditrun $(DESTDIR)$(LUADIR)/auditrun/scripts
 	install -m 755 build/install/auditrun $(DESTDIR)$(BINDIR)/auditrun
 	install -m 755 build/lib/auditrun/core.so $(DESTDIR)$(LIBDIR)/auditrun/core.so
-	install -m 644 lua/auditrun/*.lua $(DESTDIR)$(LUADIR)/auditrun/
+	cd lua && find auditrun -name '*.lua' | while read -r f; do \
+	  install -D -m 644 "$$f" "$(DESTDIR)$(LUADIR)/$$f"; done
 	install -m 644 scripts/*.lua $(DESTDIR)$(LUADIR)/auditrun/scripts/
 
 clean:

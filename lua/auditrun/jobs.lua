@@ -1,0 +1,159 @@
+-- auditrun.jobs: export jobs, from submit to a file on disk.
+--
+-- A tenant runs at most a few export jobs at once (Insights: 5, across its
+-- APIs), so a job takes a slot from the tenant's limiter before it is
+-- submitted and holds it until it is seen done or failed. A submit is an
+-- action, not a query: it is repeated only when the answer proves the job
+-- was not started (429 or 503, or a connection that was never made); after
+-- a timeout or a dropped connection nobody knows, and the caller is told so.
+-- Waiting polls adaptively: about 1 s at first, 1.5 times longer each time
+-- up to 30 s, with jitter, within a deadline.
+local errors = require "auditrun.errors"
+local download = require "auditrun.download"
+local http = require "auditrun.http"
+local task = require "auditrun.task"
+
+local M = {}
+
+M.DONE, M.RUNNING, M.FAILED = 2, 1, 3
+
+local limiters = {}
+
+--- The job limiter of a tenant (key: its API base URL). The first caller
+--- sets the limit; a lower limit given later lowers it.
+function M.limiter(key, limit)
+  local l = limiters[key]
+  if not l then
+    l = task.semaphore(limit)
+    limiters[key] = l
+  elseif limit < l.limit then
+    l:set_limit(limit)
+  end
+  return l
+end
+
+local NOT_STARTED_STATUS = { [429] = true, [503] = true }
+local NOT_SENT_KINDS = { connect = true, dns = true }
+
+local Job = {}
+Job.__index = Job
+M.Job = Job
+
+--- submit{limiter=, request=fn(spec)->res|nil,err, spec=, job_id=fn(body)->id,
+--- family=, name=, deadline=, clock=, sleep=, random=} -> job | nil, err
+--- `family` says how to ask for status and file: {status=fn(id)->spec,
+--- file=fn(id)->spec, code=fn(body)->status code}.
+function M.submit(o)
+  local clock = o.clock or task.now
+  local sleep = o.sleep or task.sleep
+  local random = o.random or math.random
+  local started = clock()
+  local deadline = o.deadline or 3600
+  local permit = o.limiter:acquire()
+  local backoff = 1
+  while true do
+    local spec = {}
+    for k, v in pairs(o.spec) do spec[k] = v end
+    spec.retry = false
+    spec.ok_status = { 429, 503 }
+    local res, err = o.request(spec)
+    if res and not NOT_STARTED_STATUS[res.status] then
+      local body, derr = http.decode(res, "the answer to the export request")
+      local id = body and o.job_id(body)
+      if id == nil or id == http.null or id == "" then
+        permit:release()
+        return nil, derr or errors.new("job", "the export request was answered without a job id",
+          { body = errors.excerpt(res.body) })
+      end
+      return setmetatable({
+        id = id, name = o.name, family = o.family, request = o.request, permit = permit,
+        submitted_at = clock(), clock = clock, sleep = sleep, random = random, state = M.RUNNING,
+      }, Job)
+    end
+    if not res and not NOT_SENT_KINDS[err.kind] then
+      permit:release()
+      if err.kind == "timeout" or err.kind == "connection" then
+        return nil, errors.new("job", string.format(
+          "the export request for %s got no answer (%s): the job may or may not have started; "
+          .. "check the service before submitting it again", o.name, err.message),
+          { outcome = "unknown", retryable = false, cause = err })
+      end
+      return nil, err
+    end
+    -- Not started: the service is busy (too many jobs) or unreachable.
+    -- That is back-pressure, not failure: wait and try again.
+    local wait = res and http.default_policy:server_delay(res.headers) or backoff * (0.5 + random())
+    backoff = math.min(backoff * 2, 30)
+    if clock() - started + wait > deadline then
+      permit:release()
+      local why = res and ("HTTP " .. res.status) or err.message
+      return nil, errors.new("job", string.format("could not start the export %s within %d s (%s)",
+        o.name, deadline, why), { retryable = true })
+    end
+    sleep(wait)
+  end
+end
+
+function Job:release()
+  if self.permit then
+    self.permit:release()
+    self.permit = nil
+  end
+end
+
+--- status() -> 1 (running), 2 (done) or 3 (failed) | nil, err. The job's
+--- slot is given back as soon as it is seen done or failed.
+function Job:status()
+  local res, err = self.request(self.family.status(self.id))
+  if not res then return nil, err end
+  local body, derr = http.decode(res, "the job status")
+  if body == nil then return nil, derr end
+  local code = self.family.code(body)
+  code = tonumber(code)
+  if code ~= M.RUNNING and code ~= M.DONE and code ~= M.FAILED then
+    return nil, errors.new("job", string.format("job %s of %s has an unknown status %s", tostring(self.id),
+      self.name, tostring(code)), { body = errors.excerpt(res.body) })
+  end
+  self.state = code
+  if code ~= M.RUNNING then self:release() end
+  return code
+end
+
+--- wait{deadline=} -> true | nil, err (kind "job": failed, or not done in time)
+function Job:wait(o)
+  o = o or {}
+  local deadline = o.deadline or 6 * 3600
+  local interval = o.first_interval or 1
+  local start = self.clock()
+  while true do
+    local code, err = self:status()
+    if code == M.DONE then return true end
+    if code == M.FAILED then
+      return nil, errors.new("job", string.format("export job %s (%s) failed on the service", tostring(self.id),
+        self.name), { job = self.id, retryable = false })
+    end
+    if not code and not err.retryable then return nil, err end
+    local wait = interval * (0.8 + 0.4 * self.random())
+    if self.clock() - start + wait > deadline then
+      return nil, errors.new("job", string.format("export job %s (%s) was not done after %d s", tostring(self.id),
+        self.name, deadline), { job = self.id, retryable = true })
+    end
+    self.sleep(wait)
+    interval = math.min(interval * 1.5, 30)
+  end
+end
+
+--- download{dir=} -> {path, name, size, sha256, reused} | nil, err
+function Job:download(o)
+  local spec = self.family.file(self.id)
+  return download.fetch {
+    url = spec.url, dir = o.dir, zip = true,
+    fallback_name = string.format("%s_%s.zip", self.name, tostring(self.id)),
+    request = function(r)
+      for k, v in pairs(spec) do if r[k] == nil then r[k] = v end end
+      return self.request(r)
+    end,
+  }
+end
+
+return M

@@ -39,6 +39,16 @@ local Job = {}
 Job.__index = Job
 M.Job = Job
 
+--- new{id=, name=, family=, request=, permit=} -> a job object, for one
+--- just submitted or one submitted by an earlier run (then it holds no slot).
+function M.new(o)
+  return setmetatable({
+    id = o.id, name = o.name or "export", family = o.family, request = o.request, permit = o.permit,
+    clock = o.clock or task.now, sleep = o.sleep or task.sleep, random = o.random or math.random,
+    state = M.RUNNING,
+  }, Job)
+end
+
 --- submit{limiter=, request=fn(spec)->res|nil,err, spec=, job_id=fn(body)->id,
 --- family=, name=, deadline=, clock=, sleep=, random=} -> job | nil, err
 --- `family` says how to ask for status and file: {status=fn(id)->spec,
@@ -65,10 +75,8 @@ function M.submit(o)
         return nil, derr or errors.new("job", "the export request was answered without a job id",
           { body = errors.excerpt(res.body) })
       end
-      return setmetatable({
-        id = id, name = o.name, family = o.family, request = o.request, permit = permit,
-        submitted_at = clock(), clock = clock, sleep = sleep, random = random, state = M.RUNNING,
-      }, Job)
+      return M.new { id = id, name = o.name, family = o.family, request = o.request, permit = permit,
+                     clock = clock, sleep = sleep, random = random }
     end
     if not res and not NOT_SENT_KINDS[err.kind] then
       permit:release()

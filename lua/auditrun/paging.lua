@@ -76,9 +76,9 @@ function M.pages(o)
   end
 end
 
---- rows(...) : like pages, but iterates the rows themselves.
-function M.rows(o)
-  local next_page = M.pages(o)
+--- each_row(next_page) -> iterator over the rows of the pages an iterator
+--- from pages() gives.
+function M.each_row(next_page)
   local rows, i = {}, 0
   return function()
     while true do
@@ -89,6 +89,11 @@ function M.rows(o)
       rows, i = M.rows_of(body), 0
     end
   end
+end
+
+--- rows(...) : like pages, but iterates the rows themselves.
+function M.rows(o)
+  return M.each_row(M.pages(o))
 end
 
 return M

@@ -1,0 +1,232 @@
+-- auditrun.insights: the AvePoint Insights client. One connection speaks
+-- the AvePoint Graph API (c) and the legacy Web API (c.legacy) on the same
+-- host with the same token, token cache and export-job limit.
+--
+--   local c = auditrun.try(insights.connect())        -- settings: auditrun.config
+--   for g in c:groups() do print(g.displayName) end   -- Graph group summaries
+--   for g in c.legacy:groups() do ... end             -- legacy group summaries
+--   local job = auditrun.try(c:user_permissions_export { emails = {...} })
+--   auditrun.try(job:wait())
+--   local file = auditrun.try(job:download { dir = "reports" })
+--
+-- Every documented endpoint is a method named as in auditrun.insights.
+-- endpoints (c:endpoints() lists them): an export returns a job, a paged
+-- retrieval returns an iterator over its rows, anything else the decoded
+-- answer. Parameters are checked before anything is sent.
+local auth = require "auditrun.auth"
+local config = require "auditrun.config"
+local endpoints = require "auditrun.insights.endpoints"
+local errors = require "auditrun.errors"
+local http = require "auditrun.http"
+local jobs = require "auditrun.jobs"
+local paging = require "auditrun.paging"
+
+local M = {}
+
+M.MAX_JOBS = 5
+
+-- Job ids: Graph sends strings (kept as given); the legacy API numbers,
+-- which must not turn into "123.0".
+local function id_string(v)
+  if math.type(v) == "float" and v == math.floor(v) then return string.format("%d", v) end
+  return tostring(v)
+end
+
+local Client = {}
+
+local function url_for(self, req)
+  return self.base .. req.path .. ((req.query and req.query ~= "") and ("?" .. req.query) or "")
+end
+
+-- The request a built endpoint becomes.
+local function spec_for(self, req)
+  return {
+    method = req.method, url = url_for(self, req), json = req.body,
+    -- Retrievals sent as POST only query; setting a tag twice is the same tag.
+    idempotent = not req.job,
+  }
+end
+
+function Client:request(opts)
+  return self.session:request(opts)
+end
+
+local function build(self, name, params)
+  return endpoints.build(self.api, name, params or {})
+end
+
+--- call(name, params) -> decoded answer, response | nil, err
+function Client:call(name, params)
+  local req, err = build(self, name, params)
+  if not req then return nil, err end
+  local res, rerr = self:request(spec_for(self, req))
+  if not res then return nil, rerr end
+  if res.body == "" then return http.null, res end
+  local body, derr = http.decode(res, name)
+  if body == nil then return nil, derr end
+  return body, res
+end
+
+-- The documented name of the endpoint's parameter `lower` (compared
+-- without case), from its definition.
+local function param_name(def, ...)
+  local wanted = {}
+  for _, w in ipairs { ... } do wanted[w:lower()] = true end
+  for k, p in pairs(def.params or {}) do
+    local n = type(p) == "table" and (p.name or p.doc) or (type(k) == "string" and k) or p
+    if type(n) == "string" and wanted[n:lower()] then return n end
+  end
+  return nil
+end
+
+local PAGE_SIZE = 100
+
+--- pages(name, params) -> iterator over page bodies; rows(...) over rows.
+function Client:pages(name, params)
+  local def = endpoints[self.api][name]
+  assert(def, "unknown Insights endpoint " .. tostring(name))
+  local style = def.paging
+  if style == nil then error("endpoint " .. name .. " is not paged", 2) end
+  local base = {}
+  for k, v in pairs(params or {}) do base[k] = v end
+  local fetch
+  if style == "page" then
+    local page_p = assert(param_name(def, "startPage"), "no page parameter for " .. name)
+    local size_p = assert(param_name(def, "pageSize"), "no page size parameter for " .. name)
+    local size = base[size_p] or PAGE_SIZE
+    base[size_p] = size
+    fetch = function(n)
+      local p = {}
+      for k, v in pairs(base) do p[k] = v end
+      p[page_p] = n
+      return self:call(name, p)
+    end
+    return paging.pages { style = "page", fetch = fetch, page_size = size, first_page = base[page_p] or 1 }
+  end
+  local cursor_p = style == "nextlink" and param_name(def, "nextLink") or param_name(def, "token")
+  assert(cursor_p, "no cursor parameter for " .. name)
+  fetch = function(cursor)
+    local p = {}
+    for k, v in pairs(base) do p[k] = v end
+    p[cursor_p] = cursor
+    return self:call(name, p)
+  end
+  return paging.pages { style = style, fetch = fetch }
+end
+
+function Client:rows(name, params)
+  return paging.each_row(self:pages(name, params))
+end
+
+-- How each API reports on its jobs.
+local function family(self, req)
+  local base = self.base
+  if self.api == "graph" then
+    return {
+      status = function(id) return { url = base .. "/job/" .. http.escape(id) .. "/exportstatus" } end,
+      file = function(id) return { url = base .. "/job/" .. http.escape(id) .. "/exportfile" } end,
+      code = function(body) return body.jobStatus end,
+      job_id = function(body) return body.jobId ~= nil and id_string(body.jobId) or nil end,
+    }
+  end
+  local kind = req.path:lower():find("/activity/", 1, true) and "activity" or "permission"
+  local file = kind == "activity" and "file" or "get"
+  return {
+    status = function(id) return { url = base .. "/api/v1/" .. kind .. "/export/status?id=" .. http.escape(id) } end,
+    file = function(id) return { url = base .. "/api/v1/" .. kind .. "/export/" .. file .. "?id=" .. http.escape(id) } end,
+    code = function(body) return body.status end,
+    job_id = function(body) return body.id ~= nil and id_string(body.id) or nil end,
+  }
+end
+
+--- submit(name, params, {deadline=}) -> job | nil, err. Waits for one of
+--- the tenant's export slots first.
+function Client:submit(name, params, opts)
+  local req, err = build(self, name, params)
+  if not req then return nil, err end
+  if not req.job then error("endpoint " .. name .. " is not an export", 2) end
+  local fam = family(self, req)
+  return jobs.submit {
+    limiter = self.limiter, request = function(s) return self:request(s) end,
+    spec = spec_for(self, req), job_id = fam.job_id, family = fam, name = name,
+    deadline = opts and opts.deadline,
+  }
+end
+
+--- job(id, name) -> the job object for an id submitted earlier (a rerun
+--- picks up its jobs instead of submitting them again). It holds no slot.
+function Client:job(id, name, kind)
+  local fam = family(self, { path = kind == "activity" and "/activity/" or "/" })
+  return jobs.new { id = id_string(id), name = name, family = fam, request = function(s) return self:request(s) end }
+end
+
+--- export(name, params, {dir=, deadline=}) -> file | nil, err: submit, wait,
+--- download.
+function Client:export(name, params, opts)
+  opts = opts or {}
+  local job, err = self:submit(name, params, opts)
+  if not job then return nil, err end
+  local ok, werr = job:wait { deadline = opts.deadline }
+  if not ok then
+    job:release()
+    return nil, werr
+  end
+  local file, derr = job:download { dir = opts.dir or "." }
+  if not file then return nil, derr end
+  file.job = job.id
+  return file
+end
+
+function Client:endpoints()
+  return endpoints.list(self.api)
+end
+
+--- groups(params): the group summaries of this API, row by row.
+function Client:groups(params)
+  for _, name in ipairs { "group_summaries", "group_summary", "groups" } do
+    if endpoints[self.api][name] then return self:rows(name, params) end
+  end
+  error("no group summary endpoint in the " .. self.api .. " catalogue")
+end
+
+local function method_for(name, def)
+  return function(self, params, opts)
+    if def.job then return self:submit(name, params, opts) end
+    if def.paging then return self:rows(name, params) end
+    return self:call(name, params)
+  end
+end
+
+local function make_class(api)
+  local class = {}
+  for k, v in pairs(Client) do class[k] = v end
+  for name, def in pairs(endpoints[api]) do
+    if class[name] == nil then class[name] = method_for(name, def) end
+  end
+  class.__index = class
+  class.__name = "auditrun.insights." .. api
+  return class
+end
+
+local GraphClient, LegacyClient
+
+--- connect(settings, {profile=}) -> client | nil, err. Settings and their
+--- sources are those of auditrun.config.
+function M.connect(settings, opts)
+  local cfg, err = config.load(settings, opts)
+  if not cfg then return nil, err end
+  if cfg.ca_file then http.ca_file = cfg.ca_file end
+  local session, serr = auth.from_config(cfg)
+  if not session then return nil, serr end
+  GraphClient = GraphClient or make_class("graph")
+  LegacyClient = LegacyClient or make_class("legacy")
+  local limiter = jobs.limiter(cfg.insights_url, math.min(cfg.max_jobs or M.MAX_JOBS, M.MAX_JOBS))
+  local c = setmetatable({ api = "graph", base = cfg.insights_url, session = session, limiter = limiter,
+                           config = cfg }, GraphClient)
+  c.legacy = setmetatable({ api = "legacy", base = cfg.insights_url, session = session, limiter = limiter,
+                            config = cfg }, LegacyClient)
+  return c
+end
+
+M.errors = errors
+return M

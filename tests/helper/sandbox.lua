@@ -1,23 +1,21 @@
 -- tests.helper.sandbox: starts the sandbox tenant (tests/sandbox/server.js)
 -- on a free loopback port for a spec, and stops it. The server exits by
 -- itself if this process dies, so a crashed run leaves nothing behind.
+--
+-- Plain Lua (io, os) plus cjson: it must work under lua5.4 as well as inside
+-- the auditrun host, without the project's own C core.
 local cjson = require "cjson"
-local task = require "auditrun.task"
 
 local M = {}
+
+local START_SECONDS = 20
+local STOP_SECONDS = 10
 
 local function sh(cmd)
   local p = assert(io.popen(cmd))
   local out = p:read("a")
   p:close()
   return out
-end
-
-local function own_pid()
-  local f = assert(io.open("/proc/self/stat"))
-  local pid = f:read("a"):match("^(%d+)")
-  f:close()
-  return pid
 end
 
 local function read(path)
@@ -28,47 +26,73 @@ local function read(path)
   return s
 end
 
+local function own_pid()
+  return assert(read("/proc/self/stat"), "no /proc/self/stat"):match("^(%d+)")
+end
+
+local function nap()
+  os.execute("sleep 0.05")
+end
+
+-- The server is started in the background by a shell that exits at once, so
+-- nobody here reaps it: a zombie counts as gone.
+local function alive(pid)
+  local stat = read("/proc/" .. pid .. "/stat")
+  return stat ~= nil and stat:match("^%d+ %b() (%a)") ~= "Z"
+end
+
 local Sandbox = {}
 Sandbox.__index = Sandbox
 
---- start{http=, token_ttl=, job_seconds=} -> sandbox with url, port,
---- ca_file, issuer, token_endpoint, clients, scope, pid, dir.
+--- start{http=, token_ttl=, job_seconds=, client_cert=} -> sandbox with url,
+--- port, ca_file, issuer, token_endpoint, clients, scope, pid, dir.
 function M.start(opts)
   opts = opts or {}
   if not read("tests/sandbox/node_modules/.package-lock.json") then
-    error("the sandbox's npm packages are missing: run npm ci --prefix tests/sandbox (make test does)")
+    error("the sandbox's npm packages are missing: run npm ci --prefix tests/sandbox (make test does)", 2)
   end
   local dir = sh("mktemp -d"):gsub("%s+$", "")
+  assert(dir:match("^/[%w%._/-]+$"), "mktemp -d gave no usable directory")
   local args = { "--dir", dir, "--parent-pid", own_pid(), "--max-seconds", "3600" }
+  local function opt(name, value)
+    if value ~= nil then
+      args[#args + 1] = name
+      args[#args + 1] = "'" .. tostring(value):gsub("'", "'\\''") .. "'"
+    end
+  end
   if opts.http then args[#args + 1] = "--http" end
-  if opts.token_ttl then args[#args + 1] = "--token-ttl" args[#args + 1] = tostring(opts.token_ttl) end
-  if opts.job_seconds then args[#args + 1] = "--job-seconds" args[#args + 1] = tostring(opts.job_seconds) end
-  os.execute(("node tests/sandbox/server.js %s > %s/ready.json 2> %s/server.log &")
+  opt("--token-ttl", opts.token_ttl)
+  opt("--job-seconds", opts.job_seconds)
+  opt("--client-cert", opts.client_cert)
+  os.execute(("node tests/sandbox/server.js %s > %s/ready.json 2> %s/server.log < /dev/null &")
     :format(table.concat(args, " "), dir, dir))
-  local deadline = task.now() + 30
-  while task.now() < deadline do
-    local line = read(dir .. "/ready.json")
-    if line and line:find("\n") then
+
+  -- os.time has whole seconds; a bound of START_SECONDS, give or take one, is enough.
+  local deadline = os.time() + START_SECONDS
+  repeat
+    local line = (read(dir .. "/ready.json") or ""):match("^([^\n]*)\n")
+    if line then
       local sb = setmetatable(cjson.decode(line), Sandbox)
       sb.port, sb.pid = math.tointeger(sb.port), math.tointeger(sb.pid)
+      if sb.ca_file == cjson.null then sb.ca_file = nil end
       sb.dir = dir
       return sb
     end
-    task.sleep(0.05)
-  end
+    nap()
+  until os.time() > deadline
   local log = read(dir .. "/server.log") or ""
   os.execute("rm -rf " .. dir)
-  error("the sandbox did not start in 30 s:\n" .. log:sub(-2000))
+  error(("the sandbox did not start in %d s; the end of its log:\n%s"):format(START_SECONDS, log:sub(-2000)), 2)
 end
 
+--- Stops the server (TERM, then KILL if it lingers) and removes its directory.
 function Sandbox:stop()
   if not self.pid then return end
-  os.execute("kill -TERM " .. self.pid .. " 2>/dev/null")
-  local deadline = task.now() + 10
-  while task.now() < deadline and os.execute("kill -0 " .. self.pid .. " 2>/dev/null") do
-    task.sleep(0.05)
-  end
-  os.execute("kill -KILL " .. self.pid .. " 2>/dev/null")
+  local pid = tostring(self.pid)
+  os.execute("kill -TERM " .. pid .. " 2>/dev/null")
+  local deadline = os.time() + STOP_SECONDS
+  while alive(pid) and os.time() <= deadline do nap() end
+  if alive(pid) then os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
   os.execute("rm -rf " .. self.dir)
   self.pid = nil
 end

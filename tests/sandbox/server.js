@@ -79,13 +79,23 @@ async function main() {
   let insights = null;
   const testRoutes = createTestRoutes(stats);
 
+  function findRoute(method, pathname) {
+    for (const [routeMethod, re, handler, options = {}] of testRoutes) {
+      const match = re.exec(pathname);
+      if (match && (routeMethod === '*' || routeMethod === method)) return { handler, match, stream: !!options.stream };
+    }
+    return null;
+  }
+
   async function dispatch(req, res) {
     stats.requests++;
     // The provider reads its own request bodies.
     if (identity.handle(req, res)) return;
+    const url = new URL(req.url, 'http://sandbox');
+    const route = findRoute(req.method, url.pathname);
+    if (route && route.stream) return route.handler(req, res, null, url, route.match);
     const body = await readBody(req);
     if (await insights.handle(req, res, body)) return;
-    const url = new URL(req.url, 'http://sandbox');
     const fail = /^\/test\/identity-fail\/(\d+)$/.exec(url.pathname);
     if (req.method === 'POST' && fail) {
       identity.faults.tokenFailures = Number(fail[1]);
@@ -98,10 +108,7 @@ async function main() {
       }
       return sendJson(res, 200, { sub: claims.sub, client_id: claims.client_id, scope: claims.scope });
     }
-    for (const [method, re, handler] of testRoutes) {
-      const m = re.exec(url.pathname);
-      if (m && (method === '*' || method === req.method)) return handler(req, res, body, url, m);
-    }
+    if (route) return route.handler(req, res, body, url, route.match);
     sendJson(res, 404, { error: 'not_found' });
   }
 

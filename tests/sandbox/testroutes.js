@@ -46,6 +46,8 @@ function streamPattern(res, n, done) {
   pump();
 }
 
+// Routes are [method ('*' for any), path regex, handler(req, res, body, url,
+// match), options]; options.stream means the handler reads req itself.
 function createTestRoutes(stats) {
   const flaky = new Map();
 
@@ -112,9 +114,17 @@ function createTestRoutes(stats) {
       res.setHeader('Content-Length', 2);
       res.end('ok');
     }],
-    ['*', /^\/test\/upload$/, (req, res, body) => {
-      sendJson(res, 200, { bytes: body.length, sha256: crypto.createHash('sha256').update(body).digest('hex') });
-    }],
+    // Hashed as it arrives (a streaming route: body is null), so a test can
+    // upload gigabytes without the sandbox holding them.
+    ['*', /^\/test\/upload$/, (req, res) => {
+      const hash = crypto.createHash('sha256');
+      let bytes = 0;
+      req.on('data', (c) => {
+        bytes += c.length;
+        hash.update(c);
+      });
+      req.on('end', () => sendJson(res, 200, { bytes, sha256: hash.digest('hex') }));
+    }, { stream: true }],
     // A report download: ?disposition= is sent verbatim as Content-Disposition;
     // kind=zip|truncated|text; rows=N sizes the report inside.
     ['GET', /^\/test\/download$/, (req, res, body, url) => {

@@ -322,6 +322,13 @@ function linkKindWord(type, permission) {
   return type === 64 ? `organization${edit}` : `anonymous${edit}`;
 }
 
+// https://host/:w:/sites/name/<token>, the shape SharePoint hands out.
+function linkUrl(rng, site, obj) {
+  const kind = obj.objectType === 1 ? 'f' : 'w';
+  const token = rng.chars(46, 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_');
+  return `${site.url.replace(/\/(sites|teams|personal)\//, `/:${kind}:/$1/`)}/${token}`;
+}
+
 function linkPlan(rng, site) {
   if (site.idx === 0) return [[32, 270], [64, 30], [128, 30]];
   if (site.idx === 1) return [[32, 40], [64, 20], [128, 20]];
@@ -353,7 +360,7 @@ function makeLinks(rng, sites, objects, users) {
           expireTime: type === 128 && rng.chance(0.6) ? new Date(created.getTime() + 30 * DAY).toISOString() : null,
           shareByIdx: rng.pick(users).idx,
           shareWith: type === 32 ? shareWithIdx.length : rng.int(0, 25),
-          linkUrl: `${site.url.replace(/\/(sites|teams|personal)\//, '/:' + (obj.objectType === 1 ? 'f' : 'w') + ':/$1/')}/${rng.chars(46, 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_')}`,
+          linkUrl: linkUrl(rng, site, obj),
         });
       }
     }

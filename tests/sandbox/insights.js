@@ -5,7 +5,34 @@
 // faults on demand and a record of every request (/insights-control/...).
 //
 // Where the documents contradict each other, the response *samples* win over
-// the property tables (they are what a client meets); see DOC_QUIRKS below.
+// the property tables (they are what a client meets). How each contradiction
+// is served:
+//  - list key: `results` on users/summary and all legacy lists, `values` elsewhere.
+//  - users/summary sample says `LastSignIn` (table: lastSignIn; legacy: lastSignin).
+//  - sharingLinks/summary sample spells `sensitiveLevel` on its Folder row: so do we.
+//  - path spellings siteId|siteid, detailRecords|detailrecords, activity|Activity
+//    are all served; other casings are 404 unless config strictPaths is false.
+//  - the index names POST /insights/sharingLinks/{siteUrl}/summary, the page puts
+//    siteUrl in the body of /insights/sharingLinks/summary: both are served.
+//  - job ids: strings in submit answers, integers in the job paths.
+//  - sites/overview riskLevel: an integer in the table, a list in the sample: both.
+//  - JSON bodies: trailing commas (sites/permission sample) and single quotes
+//    (legacy C# samples) are accepted, as Json.NET does; property names and query
+//    names bind without regard to case; a missing comma is still a 400.
+//  - `"nextLink": "1231"` in the request samples is not a token we issued: 400.
+//  - Google dataSources "my drive" (a sample) means "User Drive".
+//  - groupId is "required" yet skipped for all groups (exportOptionType 3): an
+//    empty segment (/groups//access/export) or none (/groups/access/export).
+//  - special group `c:0(.s|tru` (docs) and `c:0(.s|true` (SharePoint) both work.
+//  - object activity times are ISO 8601; other Graph times yyyy-MM-ddTHH:mm:ss;
+//    legacy times may end in Z (the modifiedTime sample does).
+//  - legacy: every querybysite filter is marked required, only `filters` is;
+//    StartPage is required with a default of 1 (defaulted); ExportOptionType is a
+//    "String Array" of one integer (all forms taken); activity email and path are
+//    both "required" but either may be blank (one must be set).
+//  - legacy and Graph rows differ as documented: inheritType bool vs string,
+//    inheritance Yes/No, loginName vs logonName, trainableClassifier list vs string.
+//  - group summaries list groups with external members, most first (both samples).
 
 const data = require('./insights-data');
 const { buildXlsx } = require('./xlsx');
@@ -135,7 +162,8 @@ function asInt(value, name, { required = false, min = -Infinity, max = Infinity,
     return dflt;
   }
   const text = String(value).trim();
-  if (!/^-?\d+$/.test(text) || (typeof value !== 'number' && typeof value !== 'string')) throw bad(`The value '${value}' is not valid for ${name}.`);
+  // Numbers or numeric strings, as Json.NET coerces them; never lists or fractions.
+  if ((typeof value !== 'number' && typeof value !== 'string') || !/^-?\d+$/.test(text)) throw bad(`The value '${value}' is not valid for ${name}.`);
   const n = Number(text);
   if (n < min || n > max) throw bad(`The ${name} field must be between ${min} and ${max}.`);
   return n;
@@ -527,10 +555,12 @@ const sheetOf = (name, objects, columns) => {
 };
 const COLS = {
   activity: ['Time (UTC)', 'User', 'Operation', 'Object Name', 'Object URL', 'IP Address', 'Client'],
-  userAccess: ['user', 'module', 'siteName', 'name', 'location', 'objectType', 'inheritType', 'permission', 'sensitivityLevel', 'dataType', 'isDirect', 'sensitivityLabel', 'trainableClassifier', 'inheritedFrom'],
+  userAccess: ['user', 'module', 'siteName', 'name', 'location', 'objectType', 'inheritType', 'permission',
+    'sensitivityLevel', 'dataType', 'isDirect', 'sensitivityLabel', 'trainableClassifier', 'inheritedFrom'],
   sitePermission: ['module', 'name', 'url', 'objectType', 'principalName', 'email', 'principalType', 'permission', 'numberOfMembers', 'isExternalUser', 'inheritType', 'linkGivingAccessTo'],
   groupAccess: ['group', 'module', 'name', 'url', 'objectType', 'permission', 'inheritType'],
-  link: ['id', 'siteId', 'selfId', 'linkId', 'logonName', 'createTime', 'expireTime', 'name', 'objectUrl', 'linkType', 'shareBy', 'inheritFrom', 'inheritType', 'shareWith', 'linkUrl', 'permission', 'fileType', 'sensitivityLevel'],
+  link: ['id', 'siteId', 'selfId', 'linkId', 'logonName', 'createTime', 'expireTime', 'name', 'objectUrl', 'linkType',
+    'shareBy', 'inheritFrom', 'inheritType', 'shareWith', 'linkUrl', 'permission', 'fileType', 'sensitivityLevel'],
 };
 
 function makeReports(t, views, q) {
@@ -563,7 +593,10 @@ function makeReports(t, views, q) {
 
   // An overview workbook plus one workbook per site collection, as the legacy page describes.
   function sitePermissions(sites) {
-    const overview = sites.map((s) => ({ siteName: s.name, siteUrl: s.url, module: MODULES[s.module], permissionEntries: (t.permsBySite.get(s.idx) || []).length, sharingLinks: (t.linksBySite.get(s.idx) || []).length }));
+    const overview = sites.map((s) => ({
+      siteName: s.name, siteUrl: s.url, module: MODULES[s.module],
+      permissionEntries: (t.permsBySite.get(s.idx) || []).length, sharingLinks: (t.linksBySite.get(s.idx) || []).length,
+    }));
     return [
       { name: 'Overview', sheets: [sheetOf('Overview', overview, ['siteName', 'siteUrl', 'module', 'permissionEntries', 'sharingLinks'])] },
       ...sites.map((s) => ({ name: s.url.split('/').pop(), sheets: [sheetOf('Permissions', q.sitePermissions([s]).map((p) => views.sitePermissionRow(p, false)), COLS.sitePermission)] })),
@@ -711,7 +744,8 @@ function makeGraphHandlers(t, views, q, reports, state) {
       if (!file) throw notFound(`The object '${id}' was not found.`);
       const { from, to } = activityTimes(ctx, 'iso');
       const eventTypes = eventTypesOf(ctx);
-      return graphJob(ctx.submit('GoogleObjectActivityReport', () => reports.activity({ subject: file.id, objectUrl: `https://drive.google.com/file/d/${file.id}`, start: from, finish: to, eventTypes, google: true })));
+      const objectUrl = `https://drive.google.com/file/d/${file.id}`;
+      return graphJob(ctx.submit('GoogleObjectActivityReport', () => reports.activity({ subject: file.id, objectUrl, start: from, finish: to, eventTypes, google: true })));
     },
 
     googleUserActivitiesExport(ctx) {
@@ -1018,7 +1052,8 @@ function makeLegacyHandlers(t, views, q, reports) {
       if (path && !obj) throw notFound(`The object '${path}' was not found.`);
       const actor = u ? u.loginName : undefined;
       const objectUrl = obj ? obj.location || obj.url : undefined;
-      return legacyJob(ctx.submit('ActivityReport', () => reports.activity({ subject: `${actor}|${objectUrl}`, actor, objectUrl, start: range.from, finish: range.to, eventTypes })), 'legacy-activity');
+      const opts = { subject: `${actor}|${objectUrl}`, actor, objectUrl, start: range.from, finish: range.to, eventTypes };
+      return legacyJob(ctx.submit('ActivityReport', () => reports.activity(opts)), 'legacy-activity');
     },
 
     activityStatus: (ctx) => ({ json: { status: jobStatus(ctx.job('legacy-activity')), description: STATUS_TEXT[jobStatus(ctx.job('legacy-activity'))] } }),
@@ -1083,7 +1118,10 @@ const ROUTES = [
   { api: 'graph', method: 'POST', paths: ['/insights/users/access'], handler: 'usersAccess', kind: 'read', paging: 'nextLink (body)', rows: 'values' },
   { api: 'graph', method: 'GET', paths: ['/insights/users/summary'], handler: 'usersSummary', kind: 'read', paging: 'startPage+pageSize (query)', rows: 'results' },
   { api: 'graph', method: 'GET', paths: ['/insights/groups/summary'], handler: 'groupsSummary', kind: 'read', paging: 'startPage+pageSize (query)', rows: 'values' },
-  { api: 'graph', method: 'POST', paths: ['/insights/sharingLinks/summary', '/insights/sharingLinks/{siteUrl}/summary'], handler: 'sharingLinksSummary', kind: 'read', paging: 'nextLink (body, a JSON string)', rows: 'values' },
+  {
+    api: 'graph', method: 'POST', paths: ['/insights/sharingLinks/summary', '/insights/sharingLinks/{siteUrl}/summary'],
+    handler: 'sharingLinksSummary', kind: 'read', paging: 'nextLink (body, a JSON string)', rows: 'values',
+  },
   { api: 'graph', method: 'POST', paths: ['/insights/sites/permission'], handler: 'sitesPermission', kind: 'read', paging: 'nextLink (body)', rows: 'values' },
   { api: 'graph', method: 'POST', paths: ['/insights/sites/overview'], handler: 'sitesOverview', kind: 'read', paging: 'nextLink (body)', rows: 'values' },
   { api: 'graph', method: 'GET', paths: ['/insights/sites/{siteUrl}/siteId', '/insights/sites/{siteUrl}/siteid'], handler: 'siteId', kind: 'read', rows: 'values' },

@@ -67,51 +67,132 @@ function Client:call(name, params)
   return body, res
 end
 
--- The documented name of the endpoint's parameter `lower` (compared
--- without case), from its definition.
+-- The documented name of the endpoint's parameter spelled like one of
+-- `...` (compared without case), or nil.
 local function param_name(def, ...)
   local wanted = {}
   for _, w in ipairs { ... } do wanted[w:lower()] = true end
-  for k, p in pairs(def.params or {}) do
-    local n = type(p) == "table" and (p.name or p.doc) or (type(k) == "string" and k) or p
-    if type(n) == "string" and wanted[n:lower()] then return n end
+  for _, p in ipairs(def.params) do
+    if wanted[p.name:lower()] then return p.name end
+  end
+  return nil
+end
+
+-- The parameter that carries an opaque cursor (nextLink, token).
+local function cursor_name(def)
+  for _, p in ipairs(def.params) do
+    if p.type == "token" then return p.name end
   end
   return nil
 end
 
 local PAGE_SIZE = 100
 
---- pages(name, params) -> iterator over page bodies; rows(...) over rows.
-function Client:pages(name, params)
-  local def = endpoints[self.api][name]
-  assert(def, "unknown Insights endpoint " .. tostring(name))
-  local style = def.paging
-  if style == nil then error("endpoint " .. name .. " is not paged", 2) end
-  local base = {}
-  for k, v in pairs(params or {}) do base[k] = v end
-  local fetch
-  if style == "page" then
-    local page_p = assert(param_name(def, "startPage"), "no page parameter for " .. name)
-    local size_p = assert(param_name(def, "pageSize"), "no page size parameter for " .. name)
-    local size = base[size_p] or PAGE_SIZE
-    base[size_p] = size
-    fetch = function(n)
-      local p = {}
-      for k, v in pairs(base) do p[k] = v end
-      p[page_p] = n
-      return self:call(name, p)
-    end
-    return paging.pages { style = "page", fetch = fetch, page_size = size, first_page = base[page_p] or 1 }
-  end
-  local cursor_p = style == "nextlink" and param_name(def, "nextLink") or param_name(def, "token")
-  assert(cursor_p, "no cursor parameter for " .. name)
-  fetch = function(cursor)
+-- The pages of one paged walk: `base` holds documented names; the page
+-- number or cursor goes in on top of it for each request.
+local function walk(self, def, style, base)
+  local size_p = param_name(def, "pageSize", "top")
+  if size_p and base[size_p] == nil then base[size_p] = PAGE_SIZE end
+  local cursor_p = style == "page" and param_name(def, "startPage") or cursor_name(def)
+  assert(cursor_p, "no page or cursor parameter for " .. def.name)
+  local first = base[cursor_p]
+  local function fetch(cursor)
     local p = {}
     for k, v in pairs(base) do p[k] = v end
     p[cursor_p] = cursor
-    return self:call(name, p)
+    return self:call(def.name, p)
   end
-  return paging.pages { style = style, fetch = fetch }
+  return paging.pages { style = style, fetch = fetch, first_page = first, first_cursor = first,
+                        page_size = style == "page" and tonumber(base[size_p]) or nil }
+end
+
+-- Sites, one at a time, for a walk that was given none: every site the
+-- tenant's site overview lists, as the URL or id the walk needs.
+local function all_sites(self, want)
+  local urls = self:rows("site_overview", {})
+  if want == "siteUrl" then
+    return function()
+      local row = urls()
+      return row and row.siteUrl
+    end
+  end
+  if self.api == "graph" then
+    return function()
+      local row = urls()
+      if row == nil then return nil end
+      local body, err = self:call("site_id", { siteUrl = row.siteUrl })
+      if body == nil then error(err, 0) end
+      local id = paging.rows_of(body)[1]
+      if id == nil then
+        error(errors.new("insights", "the site overview lists " .. tostring(row.siteUrl) .. " but it has no site id"), 0)
+      end
+      return id
+    end
+  end
+  -- Legacy: getSiteIds takes up to 100 URLs at once.
+  local batch, i = {}, 0
+  return function()
+    i = i + 1
+    if batch[i] then return batch[i] end
+    local list = {}
+    for row in urls do
+      list[#list + 1] = row.siteUrl
+      if #list == 100 then break end
+    end
+    if #list == 0 then return nil end
+    local body, err = self:call("site_ids", { siteUrls = list })
+    if body == nil then error(err, 0) end
+    batch, i = {}, 1
+    for _, row in ipairs(paging.rows_of(body)) do batch[#batch + 1] = row.siteId end
+    return batch[1]
+  end
+end
+
+-- A per-site walk: the site parameter takes one site, a list of them, or
+-- none for every site of the tenant; each site is paged in turn.
+local function site_walk(self, def, base)
+  local per_site = def.per_site
+  local given = base[per_site]
+  base[per_site] = nil
+  local sites
+  if given == nil then
+    sites = all_sites(self, per_site)
+  else
+    local list = type(given) == "table" and given or { given }
+    local i = 0
+    sites = function()
+      i = i + 1
+      return list[i]
+    end
+  end
+  local site, pages
+  return function()
+    while true do
+      if pages then
+        local body, n = pages()
+        if body ~= nil then return body, n, site end
+      end
+      site = sites()
+      if site == nil then return nil end
+      local p = {}
+      for k, v in pairs(base) do p[k] = v end
+      p[per_site] = site
+      pages = walk(self, def, def.cursor, p)
+    end
+  end
+end
+
+--- pages(name, params) -> iterator over (page body, page number[, site]);
+--- rows(...) over the rows. Parameters are checked before the first
+--- request; a bad one raises its error value, as a failed page does.
+function Client:pages(name, params)
+  local def = endpoints[self.api][name]
+  if not def then error("unknown " .. self.api .. " Insights endpoint " .. tostring(name), 2) end
+  if not def.paging then error("endpoint " .. name .. " is not paged", 2) end
+  local base, err = endpoints.named(self.api, name, params)
+  if not base then error(err, 0) end
+  if def.paging == "site_walk" then return site_walk(self, def, base) end
+  return walk(self, def, def.paging, base)
 end
 
 function Client:rows(name, params)

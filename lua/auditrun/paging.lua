@@ -35,16 +35,18 @@ local function present(v)
 end
 
 --- pages{style=, fetch=fn(cursor)->body|nil,err, page_size=, first_page=,
---- max_pages=} -> iterator over (page body, page number). For "page" the
---- cursor is the page number; for "nextlink" and "token" it is the link or
---- token from the previous page (nil first).
+--- first_cursor=, max_pages=} -> iterator over (page body, page number).
+--- For "page" the cursor is the page number; for "nextlink" and "token" it
+--- is the link or token from the previous page (first_cursor, usually nil,
+--- for the first).
 function M.pages(o)
   local style, fetch = o.style, o.fetch
   assert(style == "page" or style == "nextlink" or style == "token", "unknown paging style")
   local max_pages = o.max_pages or M.MAX_PAGES
   local page_size = o.page_size
-  local n, cursor, finished = 0, nil, false
+  local n, finished = 0, false
   local seen = {}
+  local cursor = o.first_cursor
   if style == "page" then cursor = o.first_page or 1 end
   return function()
     if finished then return nil end

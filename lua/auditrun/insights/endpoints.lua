@@ -558,9 +558,10 @@ local function snake(name)
 end
 M.snake = snake
 
--- Every spelling a parameter answers to: its documented name, the name the
--- sample sends, its aliases and its snake_case name. Checked at load time
--- so that no two parameters of an endpoint share a spelling.
+-- Every spelling a parameter answers to, without regard to case: its
+-- documented name, the name the sample sends, its aliases and its
+-- snake_case name. Checked at load time so that no two parameters of an
+-- endpoint share a spelling.
 local LOOKUP = {}
 for _, api in ipairs { "graph", "legacy" } do
   for name, def in pairs(M[api]) do
@@ -572,6 +573,7 @@ for _, api in ipairs { "graph", "legacy" } do
       local spellings = { p.name, p.wire, p.friendly }
       for _, a in ipairs(p.aliases or {}) do spellings[#spellings + 1] = a end
       for _, s in ipairs(spellings) do
+        s = s:lower()
         assert(lookup[s] == nil or lookup[s] == p, "two parameters spelled " .. s .. " in " .. name)
         lookup[s] = p
       end
@@ -822,14 +824,13 @@ local function definition(api, name, params)
   return def
 end
 
---- canonical(api, name, params) -> the parameters keyed by their documented
---- names, values checked and in the form they are sent | nil, err
-function M.canonical(api, name, params)
-  local def = definition(api, name, params)
+-- The given parameters keyed by their definitions: every spelling is
+-- taken, an unknown name or a parameter given twice is refused.
+local function by_param(def, params)
   local lookup = LOOKUP[def]
   local raw, seen = {}, {}
   for k, v in pairs(params or {}) do
-    local p = type(k) == "string" and lookup[k]
+    local p = type(k) == "string" and lookup[k:lower()]
     if not p then
       local known = {}
       for _, x in ipairs(def.params) do known[#known + 1] = x.name end
@@ -841,6 +842,27 @@ function M.canonical(api, name, params)
     seen[p] = k
     if not absent(v) then raw[p] = v end
   end
+  return raw
+end
+
+--- named(api, name, params) -> the parameters as given, keyed by their
+--- documented names, values unchecked | nil, err. Callers that add
+--- parameters of their own (the pager) start from this.
+function M.named(api, name, params)
+  local def = definition(api, name, params)
+  local raw, err = by_param(def, params)
+  if not raw then return nil, err end
+  local out = {}
+  for p, v in pairs(raw) do out[p.name] = v end
+  return out
+end
+
+--- canonical(api, name, params) -> the parameters keyed by their documented
+--- names, values checked and in the form they are sent | nil, err
+function M.canonical(api, name, params)
+  local def = definition(api, name, params)
+  local raw, err = by_param(def, params)
+  if not raw then return nil, err end
   local values = {}
   for _, p in ipairs(def.params) do
     local v = raw[p]

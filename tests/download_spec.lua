@@ -48,6 +48,9 @@ describe("download", function()
     { 'attachment; filename="' .. string.rep("x", 400) .. '.zip"', string.rep("x", 176) .. ".zip" },
     { 'attachment; filename=".."', "report_42.zip" },
     { 'attachment; filename="/"', "report_42.zip" },
+    -- Regression: an empty quoted name was read as the bare name '""'.
+    { "attachment; filename=\"\"; filename*=UTF-8''", "report_42.zip" },
+    { 'attachment; filename="say \\"hi\\".zip"', "say _hi_.zip" },
     { nil, "report_42.zip" },
   }
   for _, case in ipairs(names) do

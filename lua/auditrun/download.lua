@@ -24,10 +24,23 @@ function M.disposition_name(header)
   if type(header) ~= "string" then return nil end
   local ext = header:match("[Ff][Ii][Ll][Ee][Nn][Aa][Mm][Ee]%*%s*=%s*[%w%-]*'[%w%-]*'([^;]+)")
   if ext then return http.unescape((ext:gsub("%s+$", ""))) end
-  -- A backslash stays a backslash (a Windows path separator to strip),
-  -- except before a quote.
-  local quoted = header:match('[Ff][Ii][Ll][Ee][Nn][Aa][Mm][Ee]%s*=%s*"(.-[^\\])"')
-  if quoted then return (quoted:gsub('\\"', '"')) end
+  -- A quoted string, possibly empty. A backslash stays a backslash (a
+  -- Windows path separator to strip), except before a quote.
+  local start = select(2, header:find('[Ff][Ii][Ll][Ee][Nn][Aa][Mm][Ee]%s*=%s*"'))
+  if start then
+    local out, i = {}, start + 1
+    while i <= #header do
+      local ch = header:sub(i, i)
+      if ch == "\\" and header:sub(i + 1, i + 1) == '"' then
+        out[#out + 1], i = '"', i + 2
+      elseif ch == '"' then
+        return table.concat(out)
+      else
+        out[#out + 1], i = ch, i + 1
+      end
+    end
+    return nil  -- no closing quote
+  end
   local bare = header:match("[Ff][Ii][Ll][Ee][Nn][Aa][Mm][Ee]%s*=%s*([^;]+)")
   return bare and (bare:gsub("%s+$", ""))
 end

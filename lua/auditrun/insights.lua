@@ -199,24 +199,25 @@ function Client:rows(name, params)
   return paging.each_row(self:pages(name, params))
 end
 
--- How each API reports on its jobs.
-local function family(self, req)
-  local base = self.base
-  if self.api == "graph" then
-    return {
-      status = function(id) return { url = base .. "/job/" .. http.escape(id) .. "/exportstatus" } end,
-      file = function(id) return { url = base .. "/job/" .. http.escape(id) .. "/exportfile" } end,
-      code = function(body) return body.jobStatus end,
-      job_id = function(body) return body.jobId ~= nil and id_string(body.jobId) or nil end,
-    }
+-- How a job family (endpoints.families) reports on its jobs: the status
+-- and file requests built from the catalogue, and where the answers keep
+-- the status code and the job id.
+local function family(self, name)
+  local fam = assert(endpoints.families[name], "unknown job family " .. tostring(name))
+  local function spec(endpoint, id)
+    local req, err = endpoints.build(fam.api, endpoint, fam.api == "graph" and { jobId = id } or { id = id })
+    if not req then return nil, err end
+    return { url = url_for(self, req) }
   end
-  local kind = req.path:lower():find("/activity/", 1, true) and "activity" or "permission"
-  local file = kind == "activity" and "file" or "get"
+  local graph = fam.api == "graph"
   return {
-    status = function(id) return { url = base .. "/api/v1/" .. kind .. "/export/status?id=" .. http.escape(id) } end,
-    file = function(id) return { url = base .. "/api/v1/" .. kind .. "/export/" .. file .. "?id=" .. http.escape(id) } end,
-    code = function(body) return body.status end,
-    job_id = function(body) return body.id ~= nil and id_string(body.id) or nil end,
+    status = function(id) return spec(fam.status, id) end,
+    file = function(id) return spec(fam.file, id) end,
+    code = function(body) return graph and body.jobStatus or body.status end,
+    job_id = function(body)
+      local id = graph and body.jobId or body.id
+      return id ~= nil and id_string(id) or nil
+    end,
   }
 end
 
@@ -226,7 +227,7 @@ function Client:submit(name, params, opts)
   local req, err = build(self, name, params)
   if not req then return nil, err end
   if not req.job then error("endpoint " .. name .. " is not an export", 2) end
-  local fam = family(self, req)
+  local fam = family(self, req.family)
   return jobs.submit {
     limiter = self.limiter, request = function(s) return self:request(s) end,
     spec = spec_for(self, req), job_id = fam.job_id, family = fam, name = name,
@@ -234,20 +235,24 @@ function Client:submit(name, params, opts)
   }
 end
 
---- job(id, name) -> the job object for an id submitted earlier (a rerun
---- picks up its jobs instead of submitting them again). It holds no slot.
-function Client:job(id, name, kind)
-  local fam = family(self, { path = kind == "activity" and "/activity/" or "/" })
-  return jobs.new { id = id_string(id), name = name, family = fam, request = function(s) return self:request(s) end }
+--- job(id, name) -> the job object for an id an earlier run submitted
+--- through export `name` (a rerun picks up its jobs instead of submitting
+--- them again). It holds no slot.
+function Client:job(id, name)
+  local def = endpoints[self.api][name]
+  if not (def and def.job) then error("no " .. self.api .. " export named " .. tostring(name), 2) end
+  return jobs.new { id = id_string(id), name = name, family = family(self, def.family),
+                    request = function(s) return self:request(s) end }
 end
 
---- export(name, params, {dir=, deadline=}) -> file | nil, err: submit, wait,
+--- export(name, params, {dir=, deadline=, first_interval=}) -> file | nil,
+--- err: submit, wait (first poll after first_interval, 1 s by default),
 --- download.
 function Client:export(name, params, opts)
   opts = opts or {}
   local job, err = self:submit(name, params, opts)
   if not job then return nil, err end
-  local ok, werr = job:wait { deadline = opts.deadline }
+  local ok, werr = job:wait { deadline = opts.deadline, first_interval = opts.first_interval }
   if not ok then
     job:release()
     return nil, werr

@@ -51,8 +51,8 @@ end
 
 --- submit{limiter=, request=fn(spec)->res|nil,err, spec=, job_id=fn(body)->id,
 --- family=, name=, deadline=, clock=, sleep=, random=} -> job | nil, err
---- `family` says how to ask for status and file: {status=fn(id)->spec,
---- file=fn(id)->spec, code=fn(body)->status code}.
+--- `family` says how to ask for status and file: {status=fn(id)->spec|nil,err,
+--- file=fn(id)->spec|nil,err, code=fn(body)->status code}.
 function M.submit(o)
   local clock = o.clock or task.now
   local sleep = o.sleep or task.sleep
@@ -112,7 +112,9 @@ end
 --- status() -> 1 (running), 2 (done) or 3 (failed) | nil, err. The job's
 --- slot is given back as soon as it is seen done or failed.
 function Job:status()
-  local res, err = self.request(self.family.status(self.id))
+  local spec, serr = self.family.status(self.id)
+  if not spec then return nil, serr end
+  local res, err = self.request(spec)
   if not res then return nil, err end
   local body, derr = http.decode(res, "the job status")
   if body == nil then return nil, derr end
@@ -127,7 +129,8 @@ function Job:status()
   return code
 end
 
---- wait{deadline=} -> true | nil, err (kind "job": failed, or not done in time)
+--- wait{deadline=, first_interval=} -> true | nil, err (kind "job": failed, or
+--- not done in time)
 function Job:wait(o)
   o = o or {}
   local deadline = o.deadline or 6 * 3600
@@ -153,7 +156,8 @@ end
 
 --- download{dir=} -> {path, name, size, sha256, reused} | nil, err
 function Job:download(o)
-  local spec = self.family.file(self.id)
+  local spec, err = self.family.file(self.id)
+  if not spec then return nil, err end
   return download.fetch {
     url = spec.url, dir = o.dir, zip = true,
     fallback_name = string.format("%s_%s.zip", self.name, tostring(self.id)),

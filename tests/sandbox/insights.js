@@ -1246,7 +1246,8 @@ function parseFault(raw) {
     reset: raw.reset === true,
     job_fails: raw.job_fails === true,
     token_revoked: raw.token_revoked === true,
-    filename: raw.filename === undefined ? undefined : asString(raw.filename, 'filename'),
+    // An empty name is a name too (the client must fall back on its own).
+    filename: typeof raw.filename === 'string' ? raw.filename : raw.filename === undefined ? undefined : asString(raw.filename, 'filename'),
   };
   const effects = ['status', 'delay_ms', 'slow_ms', 'reset', 'job_fails', 'token_revoked', 'filename'];
   if (!effects.some((k) => fault[k] !== undefined && fault[k] !== 0 && fault[k] !== false)) throw bad(`A fault needs at least one of: ${effects.join(', ')}.`);

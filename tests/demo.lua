@@ -1,6 +1,7 @@
 -- make demo: start the sandbox tenant on loopback, point auditrun at it
--- through the environment as a user would, run the bundled workflow with
--- the real host, and stop the sandbox.
+-- through a config file as a user would, run a bundled workflow (by
+-- default guest-access; `auditrun tests/demo.lua NAME ARGS...` picks
+-- another) with the real host, and stop the sandbox.
 local sandbox = require "tests.helper.sandbox"
 local host = require "tests.helper.host"
 
@@ -25,9 +26,11 @@ local env = { AUDITRUN_CONFIG = config_path, AUDITRUN_CA_FILE = sb.ca_file }
 local parts = {}
 for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. host.quote(v) end
 table.sort(parts)
-local workflow = arg[1] or "token-check"
+-- The main job by default: every guest's access report, into build/demo.
+local workflow = arg[1] or "guest-access"
 local args = { table.unpack(arg, 2) }
-if #args == 0 then args = { sb.url .. "/test/protected" } end
+local DEFAULT_ARGS = { ["guest-access"] = { "build/demo/guest-access" }, ["token-check"] = { sb.url .. "/test/protected" } }
+if #args == 0 then args = DEFAULT_ARGS[workflow] or {} end
 local quoted = {}
 for i, a in ipairs(args) do quoted[i] = host.quote(a) end
 print("# sandbox tenant at " .. sb.url)

@@ -9,6 +9,7 @@ local cjson = require "cjson"
 local endpoints = require "auditrun.insights.endpoints"
 local http = require "auditrun.http"
 local insights = require "auditrun.insights"
+local jobs = require "auditrun.jobs"
 local paging = require "auditrun.paging"
 
 local FX = "tests/fixtures/"
@@ -358,6 +359,24 @@ describe("insights client", function()
       assert.equal(1, #requests("/api/v1/permission/export/get?id=" .. legacy.job))
     end)
 
+    it("refuse a status other than 1, 2 or 3, and a status answer that is not JSON", function()
+      local answers = { '{"jobStatus": 7}', "<html>busy</html>" }
+      for _, body in ipairs(answers) do
+        local job = jobs.new { id = "42", name = "user_permissions_export",
+                               family = { status = function() return {} end, code = function(b) return b.jobStatus end },
+                               request = function() return { status = 200, body = body, headers = {} } end }
+        local code, err = job:status()
+        assert.is_nil(code)
+        assert.is_nil(tostring(err):find("\n"))
+        if body:find("^{") then
+          assert.equal("job", err.kind)
+          assert.matches("unknown status 7", err.message)
+        else
+          assert.equal("json", err.kind)
+        end
+      end
+    end)
+
     it("report a job that failed on the service", function()
       local c = connect()
       fault { match = "GET /insights/users/", job_fails = true }
@@ -398,9 +417,11 @@ describe("insights client", function()
       assert.equal(1, #requests("/site/permission/export"))
       -- The slot came back; the job may still run on the service, whose
       -- "too many jobs" is then waited out, not a failure.
-      local jobs = {}
-      for i = 1, 5 do jobs[i] = auditrun.try(c.legacy:submit("site_permissions_export", { site_urls = { t.sites[1].url } })) end
-      for _, j in ipairs(jobs) do auditrun.try(j:wait(FAST)) end
+      local started = {}
+      for i = 1, 5 do
+        started[i] = auditrun.try(c.legacy:submit("site_permissions_export", { site_urls = { t.sites[1].url } }))
+      end
+      for _, j in ipairs(started) do auditrun.try(j:wait(FAST)) end
       assert.is_true(control("GET", "/stats").jobs_refused <= 1)
     end)
 
@@ -482,7 +503,7 @@ describe("insights client", function()
         fault { match = "GET /insights/job/", filename = case[1] }
         local file = auditrun.try(c:export("site_permissions_export", { site_urls = { t.sites[1].url } },
           { dir = dir, first_interval = 0.05 }))
-        local expected = case[2] or ("site_permissions_export_" .. file.job .. ".zip")
+        local expected = case[2] or ("site_permissions_export-" .. file.job .. ".zip")
         assert.equal(expected, file.name)
         assert.equal(dir .. "/" .. expected, file.path)
         assert.equal(expected .. "\n", sh("ls -A " .. dir))

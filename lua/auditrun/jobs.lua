@@ -160,7 +160,7 @@ function Job:download(o)
   if not spec then return nil, err end
   return download.fetch {
     url = spec.url, dir = o.dir, zip = true,
-    fallback_name = string.format("%s_%s.zip", self.name, tostring(self.id)),
+    fallback_name = string.format("%s-%s.zip", self.name, tostring(self.id)),
     request = function(r)
       for k, v in pairs(spec) do if r[k] == nil then r[k] = v end end
       return self.request(r)

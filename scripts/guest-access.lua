@@ -1,34 +1,44 @@
--- Exports the access report of every guest (#EXT#) account to a folder: auditrun guest-access [DIR]
+-- Exports the access report of every guest (#EXT#) account to a folder, resuming an interrupted run: auditrun guest-access [DIR]
 local auditrun = require "auditrun"
+local files = require "auditrun.files"
 local insights = require "auditrun.insights"
+local state = require "auditrun.state"
 
 local try = auditrun.try
 local dir = ... or "guest-access"
 local SOURCES = { "teams", "sharepoint", "onedrive", "group" }
 
 local c = try(insights.connect())
+try(files.mkdirs(dir))
+-- What earlier runs into this folder submitted and fetched: a rerun after a
+-- failure or kill -9 submits nothing twice and fetches nothing twice.
+local run = try(state.open(dir .. "/.auditrun-state.json"))
+
 -- One task per guest; the client keeps at most 5 export jobs running.
 local guests = {}
 for user in c:user_summaries() do
   local login = user.loginName
   if type(login) == "string" and login:lower():find("#ext#", 1, true) then
     guests[#guests + 1] = { login = login, task = auditrun.spawn(function()
-      return try(c:export("user_permissions_export", { email = login, data_sources = SOURCES }, { dir = dir }))
+      return try(c:export_once(run, login, "user_permissions_export", { email = login, data_sources = SOURCES },
+        { dir = dir }))
     end) }
   end
 end
 
-local failed = 0
+local failed, reused = 0, 0
 for _, g in ipairs(guests) do
   local ok, file = g.task:join()
   if ok then
-    print(string.format("%s  %s  %d bytes", g.login, file.path, file.size))
+    if file.reused then reused = reused + 1 end
+    print(string.format("%s  %s  %d bytes%s", g.login, file.path, file.size, file.reused and " (from an earlier run)" or ""))
   else
     failed = failed + 1
     io.stderr:write(string.format("auditrun: %s: %s\n", g.login, tostring(file)))
   end
 end
-print(string.format("%d guest access reports in %s, %d failed", #guests - failed, dir, failed))
+print(string.format("%d guest access reports in %s (%d from an earlier run), %d failed", #guests - failed, dir, reused,
+  failed))
 if failed > 0 then
-  error(auditrun.error("job", string.format("%d of %d guest reports failed", failed, #guests)))
+  error(auditrun.error("job", string.format("%d of %d guest reports failed; run again to finish", failed, #guests)))
 end

@@ -17,6 +17,7 @@ local auth = require "auditrun.auth"
 local config = require "auditrun.config"
 local endpoints = require "auditrun.insights.endpoints"
 local errors = require "auditrun.errors"
+local files = require "auditrun.files"
 local http = require "auditrun.http"
 local jobs = require "auditrun.jobs"
 local paging = require "auditrun.paging"
@@ -235,23 +236,21 @@ function Client:submit(name, params, opts)
   }
 end
 
---- job(id, name) -> the job object for an id an earlier run submitted
---- through export `name` (a rerun picks up its jobs instead of submitting
---- them again). It holds no slot.
-function Client:job(id, name)
+--- job(id, name, {slot=}) -> the job object for an id an earlier run
+--- submitted through export `name` (a rerun picks up its jobs instead of
+--- submitting them again). With slot = true it first waits for one of the
+--- tenant's export slots and holds it until the job is seen done or failed,
+--- as a job submitted now would; otherwise it holds none.
+function Client:job(id, name, opts)
   local def = endpoints[self.api][name]
   if not (def and def.job) then error("no " .. self.api .. " export named " .. tostring(name), 2) end
-  return jobs.new { id = id_string(id), name = name, family = family(self, def.family),
+  local permit = opts and opts.slot and self.limiter:acquire() or nil
+  return jobs.new { id = id_string(id), name = name, family = family(self, def.family), permit = permit,
                     request = function(s) return self:request(s) end }
 end
 
---- export(name, params, {dir=, deadline=, first_interval=}) -> file | nil,
---- err: submit, wait (first poll after first_interval, 1 s by default),
---- download.
-function Client:export(name, params, opts)
-  opts = opts or {}
-  local job, err = self:submit(name, params, opts)
-  if not job then return nil, err end
+-- Wait for a job and download its file: file | nil, err.
+local function finish(job, opts)
   local ok, werr = job:wait { deadline = opts.deadline, first_interval = opts.first_interval }
   if not ok then
     job:release()
@@ -263,16 +262,64 @@ function Client:export(name, params, opts)
   return file
 end
 
+--- export(name, params, {dir=, deadline=, first_interval=}) -> file | nil,
+--- err: submit, wait (first poll after first_interval, 1 s by default),
+--- download. file = {path, name, size, sha256, job, reused}.
+function Client:export(name, params, opts)
+  opts = opts or {}
+  local job, err = self:submit(name, params, opts)
+  if not job then return nil, err end
+  return finish(job, opts)
+end
+
+--- export_once(run, key, name, params, opts) -> file | nil, err: export,
+--- remembered in `run` (auditrun.state) under `key`. The job id is saved
+--- the moment the service gives it, the file once it is on disk. A rerun
+--- returns the file it already has (checked by its SHA-256), or waits for
+--- and downloads the job it already submitted; it submits again only when
+--- the job failed or the service no longer knows it.
+function Client:export_once(run, key, name, params, opts)
+  opts = opts or {}
+  local rec = run:get(key)
+  if type(rec) ~= "table" or rec.export ~= name or rec.api ~= self.api then rec = nil end
+  if rec and rec.path and files.exists(rec.path) and files.sha256(rec.path) == rec.sha256 then
+    return { path = rec.path, name = rec.path:match("[^/]*$"), size = rec.size, sha256 = rec.sha256, job = rec.job,
+             reused = true }
+  end
+  local job
+  if rec and rec.job then
+    job = self:job(rec.job, name, { slot = true })
+  else
+    local err
+    job, err = self:submit(name, params, opts)
+    if not job then return nil, err end
+    local saved, serr = run:set(key, { api = self.api, export = name, job = job.id })
+    if not saved then
+      job:release()
+      return nil, serr
+    end
+  end
+  local file, err = finish(job, opts)
+  if not file then
+    -- A failed or forgotten job is no use to a rerun: the next one submits afresh.
+    if errors.is(err, "job") and err.retryable == false or err.status == 404 then run:set(key, nil) end
+    return nil, err
+  end
+  local saved, serr = run:set(key, { api = self.api, export = name, job = job.id, path = file.path,
+                                     size = file.size, sha256 = file.sha256 })
+  if not saved then return nil, serr end
+  return file
+end
+
 function Client:endpoints()
   return endpoints.list(self.api)
 end
 
+local GROUP_SUMMARIES = { graph = "group_summaries", legacy = "groups" }
+
 --- groups(params): the group summaries of this API, row by row.
 function Client:groups(params)
-  for _, name in ipairs { "group_summaries", "group_summary", "groups" } do
-    if endpoints[self.api][name] then return self:rows(name, params) end
-  end
-  error("no group summary endpoint in the " .. self.api .. " catalogue")
+  return self:rows(GROUP_SUMMARIES[self.api], params)
 end
 
 local function method_for(name, def)

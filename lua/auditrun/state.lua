@@ -1,0 +1,63 @@
+-- auditrun.state: what a run has done, kept in a JSON file beside its
+-- output, so that a rerun after a failure, Ctrl-C or kill -9 picks up where
+-- the last run stopped: nothing submitted twice, nothing fetched twice.
+--
+--   local run = auditrun.try(state.open("reports/.auditrun-state.json"))
+--   local done = run:get("jane@contoso.com")   -- a table, or nil
+--   auditrun.try(run:set("jane@contoso.com", { job = "4790" }))
+--
+-- Every change rewrites the file atomically (write beside, fsync, rename,
+-- fsync the directory): after a crash it holds the old state or the new
+-- one, never half of either. Values are plain data (strings, numbers,
+-- booleans, tables of them).
+local cjson = require "cjson"
+local errors = require "auditrun.errors"
+local files = require "auditrun.files"
+
+local M = {}
+
+local FORMAT = "auditrun-state/1"
+
+local State = {}
+State.__index = State
+State.__name = "auditrun.state"
+
+--- open(path) -> state | nil, err. A missing file is an empty state; one
+--- that is not a state file is an error (never silently started over).
+function M.open(path)
+  assert(type(path) == "string", "state.open needs a path")
+  local s = setmetatable({ path = path, entries = {} }, State)
+  if not files.exists(path) then return s end
+  local text, err = files.read(path)
+  if not text then return nil, err end
+  local ok, doc = pcall(cjson.decode, text)
+  if not ok or type(doc) ~= "table" or doc.format ~= FORMAT or type(doc.entries) ~= "table" then
+    return nil, errors.new("state", string.format(
+      "%s is not a run state this auditrun wrote (%s); move it away to start the run over", path,
+      ok and "unexpected content" or "malformed JSON"))
+  end
+  s.entries = doc.entries
+  return s
+end
+
+--- get(key) -> the value set for key, or nil
+function State:get(key)
+  return self.entries[key]
+end
+
+--- set(key, value|nil) -> true | nil, err. Saved before it returns.
+function State:set(key, value)
+  assert(type(key) == "string", "state keys are strings")
+  self.entries[key] = value
+  return files.write_atomic(self.path, cjson.encode { format = FORMAT, entries = self.entries })
+end
+
+--- keys() -> the keys set, sorted
+function State:keys()
+  local out = {}
+  for k in pairs(self.entries) do out[#out + 1] = k end
+  table.sort(out)
+  return out
+end
+
+return M

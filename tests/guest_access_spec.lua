@@ -1,0 +1,139 @@
+-- The guest-access workflow run by the host as a user runs it, against the
+-- sandbox tenant: every guest's report once; after kill -9 in the middle, a
+-- rerun that finishes the work without submitting a recorded job again or
+-- writing any report twice; a state file it did not write refused clearly.
+local sandbox = require "tests.helper.sandbox"
+local host = require "tests.helper.host"
+local auditrun = require "auditrun"
+local cjson = require "cjson"
+local http = require "auditrun.http"
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+local function lines(s)
+  local out = {}
+  for l in s:gmatch("[^\n]+") do out[#out + 1] = l end
+  return out
+end
+
+local function read_state(path)
+  local f = io.open(path, "rb")
+  if not f then return {} end
+  local doc = cjson.decode(f:read("a"))
+  f:close()
+  return doc.entries
+end
+
+describe("guest-access", function()
+  local sb, tenant, home, env
+
+  local function control(method, path, body)
+    return auditrun.try(http.request_json { method = method, url = sb.url .. "/insights-control" .. path, json = body })
+  end
+
+  local function zips(dir)
+    return lines(sh("cd " .. dir .. " && ls *.zip 2>/dev/null"))
+  end
+
+  -- Every zip in dir is whole (its central directory and every member's CRC).
+  local function all_intact(dir)
+    local out = sh(("cd %s && python3 -c 'import glob, zipfile\n"
+      .. "for n in glob.glob(\"*.zip\"):\n  assert zipfile.ZipFile(n).testzip() is None, n\nprint(\"intact\")'"):format(dir))
+    return out == "intact\n"
+  end
+
+  setup(function()
+    sb = sandbox.start {}
+    http.ca_file = sb.ca_file
+    tenant = control("GET", "/tenant")
+    home = sh("mktemp -d"):gsub("%s+$", "")
+    -- HOME keeps a config file of the machine's user out of the run.
+    env = { HOME = home, AUDITRUN_INSIGHTS_URL = sb.url .. "/insights", AUDITRUN_IDENTITY_URL = sb.issuer,
+            AUDITRUN_CLIENT_ID = sb.clients.cert, AUDITRUN_CERT = os.getenv("PWD") .. "/tests/fixtures/app.pfx",
+            AUDITRUN_CERT_PASSWORD = "sandbox-pass", AUDITRUN_CA_FILE = sb.ca_file }
+  end)
+  teardown(function()
+    http.ca_file = nil
+    if sb then sb:stop() end
+    if home then os.execute("rm -rf " .. home) end
+  end)
+  before_each(function() control("POST", "/reset") end)
+
+  it("exports every guest's report once, and a rerun fetches nothing again", function()
+    control("POST", "/config", { jobSeconds = 0.2 })
+    local out_dir = home .. "/once"
+    local code, out, err = host.run({ "guest-access", out_dir }, { env = env })
+    assert.equal(0, code, err)
+    local guests = tenant.counts.guests
+    local summary = string.format("%d", guests) .. " guest access reports in " .. out_dir .. " (0 from an earlier run), 0 failed"
+    assert.is_truthy(out:find(summary, 1, true), out)
+    assert.equal(guests, #zips(out_dir))
+    assert.is_true(all_intact(out_dir))
+    assert.equal(guests, control("GET", "/stats").jobs_submitted)
+
+    code, out, err = host.run({ "guest-access", out_dir }, { env = env })
+    assert.equal(0, code, err)
+    assert.matches(string.format("%%(%d from an earlier run%%)", guests), out)
+    assert.equal(guests, #zips(out_dir))
+    assert.equal(guests, control("GET", "/stats").jobs_submitted)
+  end)
+
+  it("finishes after kill -9 without submitting a recorded job again or writing a report twice", function()
+    control("POST", "/config", { jobSeconds = 1.5 })
+    local out_dir = home .. "/killed"
+    local state_path = out_dir .. "/.auditrun-state.json"
+    local h = host.start({ "guest-access", out_dir }, { env = env })
+    -- Kill once several jobs are recorded and at least one report is down.
+    local deadline = auditrun.now() + 120
+    local before
+    repeat
+      auditrun.sleep(0.05)
+      local ok, entries = pcall(read_state, state_path)
+      local downloaded = 0
+      for _, e in pairs(ok and entries or {}) do if e.path then downloaded = downloaded + 1 end end
+      if downloaded >= 1 then before = entries end
+    until before or auditrun.now() > deadline
+    h:signal("KILL")
+    local code = h:wait(60)
+    assert.equal(137, code)
+    assert.is_table(before, "the run never got as far as one report")
+    local guests = tenant.counts.guests
+    assert.is_true(#zips(out_dir) < guests, "the run ended before the kill")
+    assert.is_true(all_intact(out_dir))
+    local at_kill = read_state(state_path)
+    local submitted_before = control("GET", "/stats").jobs_submitted
+
+    local _, err
+    code, _, err = host.run({ "guest-access", out_dir }, { env = env })
+    assert.equal(0, code, err)
+    local names = zips(out_dir)
+    assert.equal(guests, #names)
+    for _, n in ipairs(names) do assert.is_nil(n:find("(", 1, true), "a second copy: " .. n) end
+    assert.is_true(all_intact(out_dir))
+    -- Every job the killed run had recorded was picked up, not submitted
+    -- again: the rerun submitted only for the guests it had not reached.
+    local after = read_state(state_path)
+    local recorded = 0
+    for login, e in pairs(at_kill) do
+      recorded = recorded + 1
+      assert.equal(e.job, after[login].job, login)
+    end
+    assert.is_true(recorded >= 1)
+    assert.equal(guests - recorded, control("GET", "/stats").jobs_submitted - submitted_before)
+  end)
+
+  it("refuses a state file it did not write, in one line", function()
+    local out_dir = home .. "/foreign"
+    os.execute("mkdir -p " .. out_dir .. " && printf '{\"entries\": [' > " .. out_dir .. "/.auditrun-state.json")
+    local code, _, err = host.run({ "guest-access", out_dir }, { env = env })
+    assert.equal(1, code)
+    assert.equal(1, #lines(err))
+    assert.matches("^auditrun: state: .*%.auditrun%-state%.json is not a run state", err)
+    assert.equal(0, control("GET", "/stats").jobs_submitted)
+  end)
+end)

@@ -1,6 +1,7 @@
 -- Where a client's settings come from: config file profiles, the
 -- environment, the script; regions; and one clear line for each mistake.
 local config = require "auditrun.config"
+local util = require "tests.helper.util"
 
 local function env(t) return function(name) return t[name] end end
 
@@ -13,9 +14,7 @@ end
 describe("config", function()
   local dir
   before_each(function()
-    local p = io.popen("mktemp -d")
-    dir = p:read("l")
-    p:close()
+    dir = util.tempdir()
   end)
   after_each(function() os.execute("rm -rf " .. dir) end)
 

@@ -5,14 +5,9 @@ local download = require "auditrun.download"
 local http = require "auditrun.http"
 local files = require "auditrun.files"
 
-local function listing(dir)
-  local p = io.popen("ls -A " .. dir)
-  local names = {}
-  for l in p:lines() do names[#names + 1] = l end
-  p:close()
-  table.sort(names)
-  return names
-end
+local util = require "tests.helper.util"
+
+local listing = util.listing
 
 describe("download", function()
   local sb, dir
@@ -25,9 +20,7 @@ describe("download", function()
     if sb then sb:stop() end
   end)
   before_each(function()
-    local p = io.popen("mktemp -d")
-    dir = p:read("l") .. "/reports"
-    p:close()
+    dir = util.tempdir() .. "/reports"
   end)
   after_each(function() os.execute("rm -rf " .. dir:gsub("/reports$", "")) end)
 

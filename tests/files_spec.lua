@@ -1,20 +1,10 @@
 -- Crash-safe files: atomic replace, no-replace rename, directories.
 local files = require "auditrun.files"
 
-local function tempdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("l")
-  p:close()
-  return d
-end
+local util = require "tests.helper.util"
 
-local function listing(dir)
-  local p = io.popen("ls -A " .. dir)
-  local names = {}
-  for l in p:lines() do names[#names + 1] = l end
-  p:close()
-  return table.concat(names, " ")
-end
+local tempdir = util.tempdir
+local function listing(dir) return table.concat(util.listing(dir), " ") end
 
 describe("files", function()
   local dir

@@ -7,19 +7,9 @@ local host = require "tests.helper.host"
 local auditrun = require "auditrun"
 local cjson = require "cjson"
 local http = require "auditrun.http"
+local util = require "tests.helper.util"
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  p:close()
-  return out
-end
-
-local function lines(s)
-  local out = {}
-  for l in s:gmatch("[^\n]+") do out[#out + 1] = l end
-  return out
-end
+local sh, lines = util.sh, util.lines
 
 local function read_state(path)
   local f = io.open(path, "rb")
@@ -51,7 +41,7 @@ describe("guest-access", function()
     sb = sandbox.start {}
     http.ca_file = sb.ca_file
     tenant = control("GET", "/tenant")
-    home = sh("mktemp -d"):gsub("%s+$", "")
+    home = util.tempdir()
     -- HOME keeps a config file of the machine's user out of the run.
     env = { HOME = home, AUDITRUN_INSIGHTS_URL = sb.url .. "/insights", AUDITRUN_IDENTITY_URL = sb.issuer,
             AUDITRUN_CLIENT_ID = sb.clients.cert, AUDITRUN_CERT = os.getenv("PWD") .. "/tests/fixtures/app.pfx",

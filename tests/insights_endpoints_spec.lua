@@ -9,6 +9,7 @@
 local cjson = require "cjson"
 local endpoints = require "auditrun.insights.endpoints"
 local errors = require "auditrun.errors"
+local util = require "tests.helper.util"
 
 local GRAPH_BASE = "https://graph-us.avepointonlineservices.com/insights"
 local LEGACY_BASE = "http://hostname:port"
@@ -54,13 +55,7 @@ local function differ(expected, actual, where)
   return nil
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = util.read
 
 local function squeeze(s)
   return (s:gsub("%s+", " "):gsub("^ ", ""):gsub(" $", ""))

@@ -11,17 +11,13 @@ local http = require "auditrun.http"
 local insights = require "auditrun.insights"
 local jobs = require "auditrun.jobs"
 local paging = require "auditrun.paging"
+local util = require "tests.helper.util"
 
 local FX = "tests/fixtures/"
 local NO_ENV = { getenv = function() end }   -- no AUDITRUN_* and no config file
 local FAST = { first_interval = 0.05 }
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  p:close()
-  return out
-end
+local sh = util.sh
 
 local function count(iter)
   local n = 0
@@ -120,7 +116,7 @@ describe("insights client", function()
     auth.reset()
     control("POST", "/reset")
     control("POST", "/config", { jobSeconds = 0.05, maxJobs = 5 })
-    dir = sh("mktemp -d"):gsub("%s+$", "")
+    dir = util.tempdir()
   end)
   after_each(function() os.execute("rm -rf " .. dir) end)
 

@@ -3,19 +3,13 @@
 local host = require "tests.helper.host"
 local q = host.quote
 
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1; echo \"exit=$?\"")
-  local out = p:read("a")
-  p:close()
-  local code = tonumber(out:match("exit=(%d+)%s*$"))
-  return code, out
-end
+local util = require "tests.helper.util"
 
-local function tempdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("l")
-  p:close()
-  return d
+local tempdir = util.tempdir
+-- sh(cmd) -> exit code, stdout and stderr together
+local function sh(cmd)
+  local out, _, code = util.run(cmd .. " 2>&1")
+  return code, out
 end
 
 describe("installing", function()

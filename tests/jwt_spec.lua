@@ -7,10 +7,11 @@ local cjson = require "cjson"
 local FX = "tests/fixtures/"
 local PASSWORD = "sandbox-pass"
 
+local util = require "tests.helper.util"
+
 local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  assert(p:close(), "command failed: " .. cmd)
+  local out, ok = util.run(cmd)
+  assert(ok, "command failed: " .. cmd)
   return out
 end
 

@@ -5,12 +5,7 @@ local auditrun = require "auditrun"
 local http = auditrun.http
 
 local HOST = os.getenv("PWD") .. "/build/auditrun"
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  p:close()
-  return out
-end
+local sh = require("tests.helper.util").sh
 
 local function timed(cmd, n)
   local t0 = auditrun.now()

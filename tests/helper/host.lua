@@ -40,9 +40,7 @@ end
 --- bounded wait that kills the process if it overstays.
 function M.start(args, opts)
   opts = opts or {}
-  local p = io.popen("mktemp -d")
-  local dir = p:read("l")
-  p:close()
+  local dir = require("tests.helper.util").tempdir()
   local parts = { M.binary }
   for _, a in ipairs(args) do parts[#parts + 1] = quote(a) end
   local env = ""

@@ -5,26 +5,14 @@
 -- Plain Lua (io, os) plus cjson: it must work under lua5.4 as well as inside
 -- the auditrun host, without the project's own C core.
 local cjson = require "cjson"
+local util = require "tests.helper.util"
 
 local M = {}
 
 local START_SECONDS = 20
 local STOP_SECONDS = 10
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  p:close()
-  return out
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = util.read
 
 local function own_pid()
   return assert(read("/proc/self/stat"), "no /proc/self/stat"):match("^(%d+)")
@@ -51,8 +39,7 @@ function M.start(opts)
   if not read("tests/sandbox/node_modules/.package-lock.json") then
     error("the sandbox's npm packages are missing: run npm ci --prefix tests/sandbox (make test does)", 2)
   end
-  local dir = sh("mktemp -d"):gsub("%s+$", "")
-  assert(dir:match("^/[%w%._/-]+$"), "mktemp -d gave no usable directory")
+  local dir = util.tempdir()
   local args = { "--dir", dir, "--parent-pid", own_pid(), "--max-seconds", "3600" }
   local function opt(name, value)
     if value ~= nil then

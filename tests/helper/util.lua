@@ -1,0 +1,56 @@
+-- tests.helper.util: the shell and file helpers the specs share. Plain Lua
+-- (io, os): it works under lua5.4 as well as inside the auditrun host.
+local M = {}
+
+--- run(cmd) -> stdout, ok (true when the command exited 0), exit code.
+function M.run(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return out, ok == true, code
+end
+
+--- sh(cmd) -> stdout alone.
+function M.sh(cmd)
+  return (M.run(cmd))
+end
+
+--- read(path) -> the file's bytes, or nil when it cannot be read.
+function M.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- write(path, data): writes a whole file, raising on failure.
+function M.write(path, data)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(data))
+  assert(f:close())
+end
+
+--- tempdir() -> a new empty directory (mktemp -d); the caller removes it.
+function M.tempdir()
+  local dir = M.sh("mktemp -d"):gsub("%s+$", "")
+  assert(dir:match("^/[%w%._/-]+$"), "mktemp -d gave no usable directory")
+  return dir
+end
+
+--- listing(dir) -> the names in dir, hidden ones included, sorted.
+function M.listing(dir)
+  local names = {}
+  for l in M.sh("ls -A " .. dir):gmatch("[^\n]+") do names[#names + 1] = l end
+  table.sort(names)
+  return names
+end
+
+--- lines(s) -> the non-empty lines of s.
+function M.lines(s)
+  local out = {}
+  for l in s:gmatch("[^\n]+") do out[#out + 1] = l end
+  return out
+end
+
+return M

@@ -13,7 +13,10 @@ local util = require "tests.helper.util"
 
 local GRAPH_BASE = "https://graph-us.avepointonlineservices.com/insights"
 local LEGACY_BASE = "http://hostname:port"
-local DOCS = os.getenv("AUDITRUN_API_DOCS") or "/work/shared/api-docs/"
+-- The documents live in the shared folder beside the checkout.
+local DOCS = os.getenv("AUDITRUN_API_DOCS")
+  or (util.read("../shared/api-docs/avepoint-graph/README.md") and "../shared/api-docs/")
+  or "/work/shared/api-docs/"
 local LEGACY_DOC = "insights-web-api-legacy.txt"
 
 -- ---- helpers ------------------------------------------------------------------

@@ -373,6 +373,27 @@ describe("insights client", function()
       end
     end)
 
+    it("poll about 1 s, then 1.5 times longer up to 30 s, unless the service says when", function()
+      local answers = {}
+      for _ = 1, 12 do answers[#answers + 1] = { '{"jobStatus": 1}', {} } end
+      table.insert(answers, 3, { '{"jobStatus": 1}', { ["retry-after"] = "7" } })
+      answers[#answers + 1] = { '{"jobStatus": 2}', {} }
+      local now, sleeps, i = 0, {}, 0
+      local job = jobs.new {
+        id = "42", name = "site_permissions_export",
+        family = { status = function() return {} end, code = function(b) return b.jobStatus end },
+        request = function()
+          i = i + 1
+          return { status = 200, body = answers[i][1], headers = answers[i][2] }
+        end,
+        clock = function() return now end,
+        sleep = function(s) sleeps[#sleeps + 1] = s; now = now + s end,
+        random = function() return 0.5 end,   -- the middle of the jitter: no change
+      }
+      assert.is_true(job:wait())
+      assert.same({ 1, 1.5, 7, 3.375, 5.0625, 7.59375, 11.390625, 17.0859375, 25.62890625, 30, 30, 30, 30 }, sleeps)
+    end)
+
     it("report a job that failed on the service", function()
       local c = connect()
       fault { match = "GET /insights/users/", job_fails = true }

@@ -7,7 +7,8 @@
 -- was not started (429 or 503, or a connection that was never made); after
 -- a timeout or a dropped connection nobody knows, and the caller is told so.
 -- Waiting polls adaptively: about 1 s at first, 1.5 times longer each time
--- up to 30 s, with jitter, within a deadline.
+-- up to 30 s, with jitter, within a deadline; a status answer that carries
+-- Retry-After sets the next wait instead.
 local errors = require "auditrun.errors"
 local download = require "auditrun.download"
 local http = require "auditrun.http"
@@ -125,6 +126,8 @@ function Job:status()
       self.name, tostring(code)), { body = errors.excerpt(res.body) })
   end
   self.state = code
+  -- A service that says when to ask again is taken at its word.
+  self.retry_after = http.default_policy:server_delay(res.headers)
   if code ~= M.RUNNING then self:release() end
   return code
 end
@@ -144,7 +147,7 @@ function Job:wait(o)
         self.name), { job = self.id, retryable = false })
     end
     if not code and not err.retryable then return nil, err end
-    local wait = interval * (0.8 + 0.4 * self.random())
+    local wait = code and self.retry_after or interval * (0.8 + 0.4 * self.random())
     if self.clock() - start + wait > deadline then
       return nil, errors.new("job", string.format("export job %s (%s) was not done after %d s", tostring(self.id),
         self.name, deadline), { job = self.id, retryable = true })

@@ -394,6 +394,20 @@ describe("insights client", function()
       assert.same({ 1, 1.5, 7, 3.375, 5.0625, 7.59375, 11.390625, 17.0859375, 25.62890625, 30, 30, 30, 30 }, sleeps)
     end)
 
+    it("call an answer without a job id an unknown outcome, and give the slot back", function()
+      local slots = auditrun.semaphore(1)
+      for _, body in ipairs { '{"status": 200, "message": ""}', "<html>", '{"jobId": ""}' } do
+        local job, err = jobs.submit {
+          limiter = slots, spec = {}, name = "user_permissions_export", job_id = function(b) return b.jobId end,
+          request = function() return { status = 200, body = body, headers = {} } end,
+        }
+        assert.is_nil(job)
+        assert.equal("unknown", err.outcome)
+        assert.is_false(err.retryable)
+        assert.equal(1, slots.count)
+      end
+    end)
+
     it("report a job that failed on the service", function()
       local c = connect()
       fault { match = "GET /insights/users/", job_fails = true }
@@ -420,6 +434,16 @@ describe("insights client", function()
       local none, err = c:submit("site_permissions_export", { site_urls = { t.sites[1].url } })
       assert.is_nil(none)
       assert.equal(500, err.status)
+      assert.equal("unknown", err.outcome)
+      assert.equal(1, #requests("/sites/permission/export"))
+
+      control("DELETE", "/requests")
+      fault { match = "GET /insights/sites/permission/export", status = 400 }
+      none, err = c:submit("site_permissions_export", { site_urls = { t.sites[1].url } })
+      assert.is_nil(none)
+      assert.equal("http", err.kind)
+      assert.equal(400, err.status)
+      assert.is_nil(err.outcome)
       assert.equal(1, #requests("/sites/permission/export"))
     end)
 
@@ -430,7 +454,7 @@ describe("insights client", function()
       assert.is_nil(job)
       assert.equal("job", err.kind)
       assert.equal("unknown", err.outcome)
-      assert.matches("may or may not have started", err.message)
+      assert.matches("may or%s+may not have started", err.message)
       assert.equal(1, #requests("/site/permission/export"))
       -- The slot came back; the job may still run on the service, whose
       -- "too many jobs" is then waited out, not a failure.

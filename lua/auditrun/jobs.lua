@@ -5,7 +5,8 @@
 -- submitted and holds it until it is seen done or failed. A submit is an
 -- action, not a query: it is repeated only when the answer proves the job
 -- was not started (429 or 503, or a connection that was never made); after
--- a timeout or a dropped connection nobody knows, and the caller is told so.
+-- a timeout, a dropped connection, a 500, 502 or 504, or an answer without
+-- a job id nobody knows, and the caller is told so.
 -- Waiting polls adaptively: about 1 s at first, 1.5 times longer each time
 -- up to 30 s, with jitter, within a deadline; a status answer that carries
 -- Retry-After sets the next wait instead.
@@ -35,6 +36,16 @@ end
 
 local NOT_STARTED_STATUS = { [429] = true, [503] = true }
 local NOT_SENT_KINDS = { connect = true, dns = true }
+-- A server error or a gateway's timeout may come after the job started.
+local UNKNOWN_STATUS = { [500] = true, [502] = true, [504] = true }
+
+-- The error for a submit that may or may not have started a job: the
+-- caller must look before submitting again, so it is never retryable.
+local function unknown_outcome(name, why, fields)
+  fields.outcome, fields.retryable = "unknown", false
+  return errors.new("job", string.format("the export request for %s got no usable answer (%s): the job may or "
+    .. "may not have started; check the service before submitting it again", name, why), fields)
+end
 
 local Job = {}
 Job.__index = Job
@@ -73,19 +84,16 @@ function M.submit(o)
       local id = body and o.job_id(body)
       if id == nil or id == http.null or id == "" then
         permit:release()
-        return nil, derr or errors.new("job", "the export request was answered without a job id",
-          { body = errors.excerpt(res.body) })
+        return nil, unknown_outcome(o.name, derr and derr.message or "the answer has no job id",
+          { status = res.status, body = errors.excerpt(res.body) })
       end
       return M.new { id = id, name = o.name, family = o.family, request = o.request, permit = permit,
                      clock = clock, sleep = sleep, random = random }
     end
     if not res and not NOT_SENT_KINDS[err.kind] then
       permit:release()
-      if err.kind == "timeout" or err.kind == "connection" then
-        return nil, errors.new("job", string.format(
-          "the export request for %s got no answer (%s): the job may or may not have started; "
-          .. "check the service before submitting it again", o.name, err.message),
-          { outcome = "unknown", retryable = false, cause = err })
+      if err.kind == "timeout" or err.kind == "connection" or UNKNOWN_STATUS[err.status] then
+        return nil, unknown_outcome(o.name, err.message, { status = err.status, body = err.body, cause = err })
       end
       return nil, err
     end

@@ -15,6 +15,7 @@
 -- answer. Parameters are checked before anything is sent.
 local auth = require "auditrun.auth"
 local config = require "auditrun.config"
+local download = require "auditrun.download"
 local endpoints = require "auditrun.insights.endpoints"
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
@@ -322,10 +323,25 @@ function Client:groups(params)
   return self:rows(GROUP_SUMMARIES[self.api], params)
 end
 
+--- fetch(name, params, {dir=}) -> file | nil, err: a job's file endpoint
+--- (export_file, permission_export_file, ...) downloaded as a job would.
+function Client:fetch(name, params, opts)
+  local req, err = build(self, name, params)
+  if not req then return nil, err end
+  local values = assert(endpoints.canonical(self.api, name, params))
+  local id = values.jobId or values.id
+  return download.fetch {
+    url = url_for(self, req), dir = (opts and opts.dir) or ".", zip = true,
+    fallback_name = string.format("%s-%s.zip", name, id_string(id)),
+    request = function(r) return self:request(r) end,
+  }
+end
+
 local function method_for(name, def)
   return function(self, params, opts)
     if def.job then return self:submit(name, params, opts) end
     if def.paging then return self:rows(name, params) end
+    if def.kind == "file" then return self:fetch(name, params, opts) end
     return self:call(name, params)
   end
 end

@@ -5,14 +5,15 @@
 --   local c = auditrun.try(insights.connect())        -- settings: auditrun.config
 --   for g in c:groups() do print(g.displayName) end   -- Graph group summaries
 --   for g in c.legacy:groups() do ... end             -- legacy group summaries
---   local job = auditrun.try(c:user_permissions_export { emails = {...} })
+--   local job = auditrun.try(c:user_permissions_export { email = guest, data_sources = "teams" })
 --   auditrun.try(job:wait())
 --   local file = auditrun.try(job:download { dir = "reports" })
 --
 -- Every documented endpoint is a method named as in auditrun.insights.
 -- endpoints (c:endpoints() lists them): an export returns a job, a paged
--- retrieval returns an iterator over its rows, anything else the decoded
--- answer. Parameters are checked before anything is sent.
+-- retrieval returns an iterator over its rows, a job's file endpoint
+-- downloads, anything else returns the decoded answer. Parameters are
+-- checked before anything is sent.
 local auth = require "auditrun.auth"
 local config = require "auditrun.config"
 local download = require "auditrun.download"

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -158,4 +160,57 @@ int fsio_rename_noreplace(const char *from, const char *to, char *err, size_t er
     unlink(from);
   }
   return fsio_fsync_dir_of(to, err, errlen);
+}
+
+int fsio_lock(const char *path, char *err, size_t errlen) {
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot open the lock file %s: %s", path, strerror(errno));
+    return -1;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int busy = errno == EWOULDBLOCK;
+    snprintf(err, errlen, busy ? "%s is held by another process" : "cannot lock %s: %s", path, strerror(errno));
+    close(fd);
+    return busy ? -2 : -1;
+  }
+  return fd;
+}
+
+/* ".NAME.part-XXXXXX", as fsio_temp_beside makes them. */
+static int is_part_name(const char *name) {
+  size_t len = strlen(name);
+  const char *tail = len > 12 ? name + len - 12 : NULL;
+  if (name[0] != '.' || !tail || strncmp(tail, ".part-", 6) != 0 || tail == name) return 0;
+  for (const char *p = tail + 6; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'))) return 0;
+  return 1;
+}
+
+int fsio_remove_parts(const char *dir, char *err, size_t errlen) {
+  int removed = 0, rc = -1;
+  char path[PATH_MAX];
+  struct dirent *e;
+  DIR *d = opendir(dir);
+  if (!d) {
+    snprintf(err, errlen, "cannot read the directory %s: %s", dir, strerror(errno));
+    return -1;
+  }
+  while ((errno = 0, e = readdir(d)) != NULL) {
+    if (!is_part_name(e->d_name)) continue;
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path) continue;
+    if (unlink(path) == 0) removed++;
+    else if (errno != ENOENT) {
+      snprintf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
+      goto done;
+    }
+  }
+  if (errno != 0) {
+    snprintf(err, errlen, "cannot read the directory %s: %s", dir, strerror(errno));
+    goto done;
+  }
+  rc = removed;
+done:
+  closedir(d);
+  return rc;
 }

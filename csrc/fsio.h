@@ -15,5 +15,14 @@ int fsio_fsync_dir_of(const char *path, char *err, size_t errlen);
 /* Rename that fails with kind "exists" rather than replace; fsyncs the
  * directory after. Returns 0, -1 (error) or 1 (target exists). */
 int fsio_rename_noreplace(const char *from, const char *to, char *err, size_t errlen);
+/* An exclusive lock on `path` (created if missing), taken without waiting:
+ * the fd holding it, -1 on error, -2 when another process holds it. The
+ * kernel drops it when the fd is closed or the process dies, kill -9
+ * included, so a crashed run never leaves a stale lock. */
+int fsio_lock(const char *path, char *err, size_t errlen);
+/* Removes the temporary files fsio_temp_beside made in `dir` and a crash
+ * left behind: only safe while nobody else writes there (hold its lock).
+ * Returns how many were removed, or -1. */
+int fsio_remove_parts(const char *dir, char *err, size_t errlen);
 
 #endif

@@ -1,6 +1,8 @@
 /* lfsio.c: crash-safe file primitives for Lua. Each returns true, or nil
- * and an error value of kind "file" ("exists" when a rename would replace). */
+ * and an error value of kind "file" ("exists" when a rename would replace,
+ * "locked" when another process holds a lock). */
 #include <limits.h>
+#include <unistd.h>
 
 #include "fsio.h"
 #include "lcore.h"
@@ -50,11 +52,51 @@ static int rename_noreplace(lua_State *L) {
   return result(L, fsio_rename_noreplace(from, to, err, sizeof err), err);
 }
 
+static int remove_parts(lua_State *L) {
+  char err[CORE_ERRLEN];
+  int n = fsio_remove_parts(luaL_checkstring(L, 1), err, sizeof err);
+  if (n < 0) return core_fail(L, "file", err);
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+/* A held lock: the fd, -1 once closed. */
+#define LOCK_META "auditrun.lock"
+typedef struct {
+  int fd;
+} file_lock;
+
+static int lock_close(lua_State *L) {
+  file_lock *l = luaL_checkudata(L, 1, LOCK_META);
+  if (l->fd >= 0) {
+    int fd = l->fd;
+    l->fd = -1;
+    close(fd);
+  }
+  return 0;
+}
+
+static int lock_file(lua_State *L) {
+  char err[CORE_ERRLEN];
+  const char *path = luaL_checkstring(L, 1);
+  file_lock *l = lua_newuserdatauv(L, sizeof *l, 0);
+  int fd;
+  l->fd = -1;
+  luaL_setmetatable(L, LOCK_META);
+  fd = fsio_lock(path, err, sizeof err);
+  if (fd < 0) return core_fail(L, fd == -2 ? "locked" : "file", err);
+  l->fd = fd;
+  return 1;
+}
+
 int lfsio_open(lua_State *L) {
+  static const luaL_Reg methods[] = {{"close", lock_close}, {NULL, NULL}};
   static const luaL_Reg fns[] = {{"fsync_dir_of", fsync_dir_of}, {"fsync_file", fsync_file},
-                                 {"mkdirs", mkdirs},             {"rename_noreplace", rename_noreplace},
+                                 {"lock", lock_file},            {"mkdirs", mkdirs},
+                                 {"remove_parts", remove_parts}, {"rename_noreplace", rename_noreplace},
                                  {"temp_beside", temp_beside},   {"write_atomic", write_atomic},
                                  {NULL, NULL}};
+  core_newmeta(L, LOCK_META, methods, lock_close);
   luaL_setfuncs(L, fns, 0);
   return 0;
 }

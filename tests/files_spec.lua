@@ -63,4 +63,37 @@ describe("files", function()
     assert.is_true(files.fsync(t1))
     assert.is_true(files.fsync_dir_of(t1))
   end)
+
+  it("sweep the temporary files a crash left, and nothing else", function()
+    local leftover = files.temp_beside(dir .. "/report.zip")
+    for _, name in ipairs { "report.zip", ".report.zip.part-abc12", "keep.part-abc123", ".part-abc123",
+                            ".hidden", ".x.part-abc12!" } do
+      files.write_atomic(dir .. "/" .. name, "x")
+    end
+    assert.equal(1, files.remove_parts(dir))
+    assert.is_false(files.exists(leftover))
+    assert.equal(".hidden .part-abc123 .report.zip.part-abc12 .x.part-abc12! keep.part-abc123 report.zip", listing(dir))
+    local n, err = files.remove_parts(dir .. "/missing")
+    assert.is_nil(n)
+    assert.equal("file", err.kind)
+  end)
+
+  it("lock a file for one holder at a time, released by close (safe twice)", function()
+    local path = dir .. "/run.lock"
+    local first = assert(files.lock(path))
+    local second, err = files.lock(path)
+    assert.is_nil(second)
+    assert.equal("locked", err.kind)
+    assert.matches("held by another process", err.message)
+    first:close()
+    first:close()
+    second = assert(files.lock(path))
+    do
+      local _held <close> = second
+    end
+    assert(files.lock(path)):close()
+    local none, lerr = files.lock(dir .. "/missing/run.lock")
+    assert.is_nil(none)
+    assert.equal("file", lerr.kind)
+  end)
 end)

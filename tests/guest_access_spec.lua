@@ -105,6 +105,7 @@ describe("guest-access", function()
     assert.equal(guests, #names)
     for _, n in ipairs(names) do assert.is_nil(n:find("(", 1, true), "a second copy: " .. n) end
     assert.is_true(all_intact(out_dir))
+    for _, n in ipairs(util.listing(out_dir)) do assert.is_nil(n:find(".part-", 1, true), "left behind: " .. n) end
     -- Every job the killed run had recorded was picked up, not submitted
     -- again: the rerun submitted only for the guests it had not reached.
     local after = read_state(state_path)
@@ -115,6 +116,21 @@ describe("guest-access", function()
     end
     assert.is_true(recorded >= 1)
     assert.equal(guests - recorded, control("GET", "/stats").jobs_submitted - submitted_before)
+  end)
+
+  it("refuses a second run into the same folder while the first runs", function()
+    control("POST", "/config", { jobSeconds = 3 })
+    local out_dir = home .. "/busy"
+    local first = host.start({ "guest-access", out_dir }, { env = env })
+    local deadline = auditrun.now() + 60
+    while not util.read(out_dir .. "/.auditrun-state.json.lock") and auditrun.now() < deadline do auditrun.sleep(0.05) end
+    auditrun.sleep(0.2)
+    local code, _, err = host.run({ "guest-access", out_dir }, { env = env })
+    assert.equal(1, code)
+    assert.equal(1, #lines(err))
+    assert.matches("^auditrun: state: another run is using .*%.auditrun%-state%.json", err)
+    first:signal("KILL")
+    assert.equal(137, (first:wait(60)))
   end)
 
   it("refuses a state file it did not write, in one line", function()

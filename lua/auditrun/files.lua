@@ -11,6 +11,8 @@ M.fsync = core.fsync_file                   -- (path) -> true | nil, err
 M.fsync_dir_of = core.fsync_dir_of          -- (path) -> true | nil, err
 M.rename_noreplace = core.rename_noreplace  -- (from, to) -> true | nil, err ("exists")
 M.sha256 = core.sha256_file                 -- (path) -> hex | nil, err
+M.lock = core.lock                          -- (path) -> lock (close()) | nil, err ("locked")
+M.remove_parts = core.remove_parts          -- (dir) -> temporary files removed | nil, err
 
 function M.exists(path)
   local f = io.open(path, "rb")

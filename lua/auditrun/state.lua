@@ -10,6 +10,11 @@
 -- fsync the directory): after a crash it holds the old state or the new
 -- one, never half of either. Values are plain data (strings, numbers,
 -- booleans, tables of them).
+--
+-- One run at a time: open takes a lock (PATH.lock) that the kernel drops
+-- when the process ends, however it ends, and refuses a second run while
+-- the first holds it. Holding it, open also removes the temporary files a
+-- crashed run left in the folder.
 local cjson = require "cjson"
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
@@ -26,12 +31,29 @@ State.__name = "auditrun.state"
 --- that is not a state file is an error (never silently started over).
 function M.open(path)
   assert(type(path) == "string", "state.open needs a path")
-  local s = setmetatable({ path = path, entries = {} }, State)
+  local lock, lerr = files.lock(path .. ".lock")
+  if not lock then
+    if lerr.kind == "locked" then
+      return nil, errors.new("state", string.format("another run is using %s (its lock %s.lock is held)", path, path))
+    end
+    return nil, lerr
+  end
+  local dir = path:match("^(.*)/[^/]*$") or "."
+  local swept, serr = files.remove_parts(dir == "" and "/" or dir)
+  if not swept then
+    lock:close()
+    return nil, serr
+  end
+  local s = setmetatable({ path = path, entries = {}, lock = lock }, State)
   if not files.exists(path) then return s end
   local text, err = files.read(path)
-  if not text then return nil, err end
+  if not text then
+    lock:close()
+    return nil, err
+  end
   local ok, doc = pcall(cjson.decode, text)
   if not ok or type(doc) ~= "table" or doc.format ~= FORMAT or type(doc.entries) ~= "table" then
+    lock:close()
     return nil, errors.new("state", string.format(
       "%s is not a run state this auditrun wrote (%s); move it away to start the run over", path,
       ok and "unexpected content" or "malformed JSON"))
@@ -50,6 +72,11 @@ function State:set(key, value)
   assert(type(key) == "string", "state keys are strings")
   self.entries[key] = value
   return files.write_atomic(self.path, cjson.encode { format = FORMAT, entries = self.entries })
+end
+
+--- close(): lets another run open the state (the end of the process does too).
+function State:close()
+  self.lock:close()
 end
 
 --- keys() -> the keys set, sorted

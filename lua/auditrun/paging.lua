@@ -93,9 +93,4 @@ function M.each_row(next_page)
   end
 end
 
---- rows(...) : like pages, but iterates the rows themselves.
-function M.rows(o)
-  return M.each_row(M.pages(o))
-end
-
 return M

@@ -79,12 +79,4 @@ function State:close()
   self.lock:close()
 end
 
---- keys() -> the keys set, sorted
-function State:keys()
-  local out = {}
-  for k in pairs(self.entries) do out[#out + 1] = k end
-  table.sort(out)
-  return out
-end
-
 return M

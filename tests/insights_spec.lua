@@ -516,7 +516,9 @@ describe("insights client", function()
       local stats = control("GET", "/stats")
       assert.equal(50, stats.jobs_submitted)
       assert.equal(0, stats.jobs_refused)
-      assert.equal(5, stats.max_jobs_in_flight)
+      -- Never over the limit; near it, as 45 jobs were waiting for a slot.
+      assert.is_true(stats.max_jobs_in_flight <= 5, "in flight: " .. stats.max_jobs_in_flight)
+      assert.is_true(stats.max_jobs_in_flight >= 3, "in flight: " .. stats.max_jobs_in_flight)
       local files = 0
       for _ in pairs(names) do files = files + 1 end
       assert.equal(50, files)
@@ -581,7 +583,8 @@ describe("insights client with short-lived tokens", function()
       insights_url = sb.url .. "/insights", identity_url = sb.issuer, client_id = sb.clients.secret,
       client_secret = sb.clients.secret_value, ca_file = sb.ca_file }, NO_ENV))
     local expected = count(c:groups())
-    local deadline = auditrun.now() + 3.5
+    local started = auditrun.now()
+    local deadline = started + 3.5
     local rounds = 0
     while auditrun.now() < deadline do
       local tasks = {}
@@ -597,8 +600,11 @@ describe("insights client with short-lived tokens", function()
       auditrun.sleep(0.25)
     end
     assert.is_true(rounds >= 3)
-    -- Renewed at half the 2 s lifetime: about one token a second, never one per task.
-    assert.is_true(c.session.tokens_fetched >= 3, "tokens: " .. c.session.tokens_fetched)
-    assert.is_true(c.session.tokens_fetched <= 6, "tokens: " .. c.session.tokens_fetched)
+    -- Renewed at half the 2 s lifetime: a token a second at most, never
+    -- one per task (4 tasks x 3 pages a round would be dozens).
+    local elapsed = auditrun.now() - started
+    local tokens = c.session.tokens_fetched
+    assert.is_true(tokens >= 3, "tokens: " .. tokens)
+    assert.is_true(tokens <= math.ceil(elapsed) + 2, ("tokens: %d in %.1f s"):format(tokens, elapsed))
   end)
 end)

@@ -38,7 +38,8 @@ describe("download", function()
     { 'attachment; filename=".hidden.zip"', "hidden.zip" },
     { 'attachment; filename="-rf.zip"', "rf.zip" },
     { 'attachment; filename="a$(reboot)`b`;c|d.zip"', "a_(reboot)_b__c_d.zip" },
-    { 'attachment; filename="' .. string.rep("x", 400) .. '.zip"', string.rep("x", 176) .. ".zip" },
+    { 'attachment; filename="' .. string.rep("x", 400) .. '.zip"', "report_42.zip" },
+    { 'attachment; filename="' .. string.rep("x", 176) .. '.zip"', string.rep("x", 176) .. ".zip" },
     { 'attachment; filename=".."', "report_42.zip" },
     { 'attachment; filename="/"', "report_42.zip" },
     -- Regression: an empty quoted name was read as the bare name '""'.

@@ -549,7 +549,7 @@ describe("insights client", function()
       { ".hidden.zip", "hidden.zip" },
       { "a\nb\rc\tname.zip", "abcname.zip" },
       { "C:\\Windows\\report.zip", "report.zip" },
-      { string.rep("x", 300) .. ".zip", string.rep("x", 176) .. ".zip" },
+      { string.rep("x", 300) .. ".zip", nil },
     }
     for _, case in ipairs(hostile) do
       it("download a file the server names " .. string.format("%q", case[1]):sub(1, 40) .. " safely", function()

@@ -47,19 +47,16 @@ end
 
 --- A name that is safe to create in a directory, or nil: the last path
 --- component only, no control or shell-hostile characters, no leading dot
---- or dash, at most 180 bytes with the extension kept.
+--- or dash, at most 180 bytes.
 function M.safe_name(name)
   if type(name) ~= "string" then return nil end
   name = name:match("([^/\\]*)$")                   -- last component, either separator
   name = name:gsub("[%z\1-\31\127]", "")             -- control characters
   name = name:gsub("[^%w%.%-_ ()%[%]@+,=#&~\128-\255]", "_")
   name = name:gsub("^[%s%.%-]+", ""):gsub("[%s%.]+$", "")
-  if name == "" then return nil end
-  if #name > MAX_NAME then
-    local ext = name:match("(%.[%w]+)$") or ""
-    if #ext > 16 then ext = "" end
-    name = name:sub(1, MAX_NAME - #ext) .. ext
-  end
+  -- An over-long name is refused, not cut: a cut could split a UTF-8
+  -- character or lose what told two reports apart.
+  if name == "" or #name > MAX_NAME then return nil end
   return name
 end
 

@@ -16,7 +16,6 @@
 -- checked before anything is sent.
 local auth = require "auditrun.auth"
 local config = require "auditrun.config"
-local download = require "auditrun.download"
 local endpoints = require "auditrun.insights.endpoints"
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
@@ -327,15 +326,12 @@ end
 --- fetch(name, params, {dir=}) -> file | nil, err: a job's file endpoint
 --- (export_file, permission_export_file, ...) downloaded as a job would.
 function Client:fetch(name, params, opts)
-  local req, err = build(self, name, params)
-  if not req then return nil, err end
-  local values = assert(endpoints.canonical(self.api, name, params))
-  local id = values.jobId or values.id
-  return download.fetch {
-    url = url_for(self, req), dir = (opts and opts.dir) or ".", zip = true,
-    fallback_name = string.format("%s-%s.zip", name, id_string(id)),
-    request = function(r) return self:request(r) end,
-  }
+  local values, err = endpoints.canonical(self.api, name, params)
+  if not values then return nil, err end
+  local def = endpoints[self.api][name]
+  local job = jobs.new { id = id_string(values.jobId or values.id), name = name, family = family(self, def.family),
+                         request = function(s) return self:request(s) end }
+  return job:download { dir = (opts and opts.dir) or "." }
 end
 
 local function method_for(name, def)

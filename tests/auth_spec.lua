@@ -10,15 +10,7 @@ local jwt = require "auditrun.jwt"
 local FX = "tests/fixtures/"
 
 describe("sign-in", function()
-  local sb
-  setup(function()
-    sb = sandbox.start { token_ttl = 4 }
-    http.ca_file = sb.ca_file
-  end)
-  teardown(function()
-    http.ca_file = nil
-    if sb then sb:stop() end
-  end)
+  local sb = sandbox.for_describe { token_ttl = 4 }
   before_each(function() auth.reset() end)
 
   local function cert_session(extra)

@@ -10,15 +10,8 @@ local util = require "tests.helper.util"
 local listing = util.listing
 
 describe("download", function()
-  local sb, dir
-  setup(function()
-    sb = sandbox.start {}
-    http.ca_file = sb.ca_file
-  end)
-  teardown(function()
-    http.ca_file = nil
-    if sb then sb:stop() end
-  end)
+  local sb = sandbox.for_describe {}
+  local dir
   before_each(function()
     dir = util.tempdir() .. "/reports"
   end)

@@ -20,7 +20,8 @@ local function read_state(path)
 end
 
 describe("guest-access", function()
-  local sb, tenant, home, env
+  local sb = sandbox.for_describe {}
+  local tenant, home, env
 
   local function control(method, path, body)
     return auditrun.try(http.request_json { method = method, url = sb.url .. "/insights-control" .. path, json = body })
@@ -38,8 +39,6 @@ describe("guest-access", function()
   end
 
   setup(function()
-    sb = sandbox.start {}
-    http.ca_file = sb.ca_file
     tenant = control("GET", "/tenant")
     home = util.tempdir()
     -- HOME keeps a config file of the machine's user out of the run.
@@ -48,8 +47,6 @@ describe("guest-access", function()
             AUDITRUN_CERT_PASSWORD = "sandbox-pass", AUDITRUN_CA_FILE = sb.ca_file }
   end)
   teardown(function()
-    http.ca_file = nil
-    if sb then sb:stop() end
     if home then os.execute("rm -rf " .. home) end
   end)
   before_each(function() control("POST", "/reset") end)

@@ -7,15 +7,7 @@ local http = require "auditrun.http"
 local cjson = require "cjson"
 
 describe("http", function()
-  local sb
-  setup(function()
-    sb = sandbox.start {}
-    http.ca_file = sb.ca_file
-  end)
-  teardown(function()
-    http.ca_file = nil
-    if sb then sb:stop() end
-  end)
+  local sb = sandbox.for_describe {}
 
   local function url(path) return sb.url .. path end
 

@@ -83,7 +83,8 @@ local CALLS = {
 }
 
 describe("insights client", function()
-  local sb, t, dir
+  local sb = sandbox.for_describe { job_seconds = 0.05 }
+  local t, dir
 
   local function control(method, path, body)
     return auditrun.try(http.request_json { method = method, url = sb.url .. "/insights-control" .. path, json = body })
@@ -103,15 +104,7 @@ describe("insights client", function()
     return auditrun.try(insights.connect(settings(extra), NO_ENV))
   end
 
-  setup(function()
-    sb = sandbox.start { job_seconds = 0.05 }
-    http.ca_file = sb.ca_file
-    t = control("GET", "/tenant")
-  end)
-  teardown(function()
-    http.ca_file = nil
-    if sb then sb:stop() end
-  end)
+  setup(function() t = control("GET", "/tenant") end)
   before_each(function()
     auth.reset()
     control("POST", "/reset")
@@ -567,15 +560,7 @@ describe("insights client", function()
 end)
 
 describe("insights client with short-lived tokens", function()
-  local sb
-  setup(function()
-    sb = sandbox.start { token_ttl = 2 }
-    http.ca_file = sb.ca_file
-  end)
-  teardown(function()
-    http.ca_file = nil
-    if sb then sb:stop() end
-  end)
+  local sb = sandbox.for_describe { token_ttl = 2 }
 
   it("renews the token mid-run, once for many tasks", function()
     auth.reset()

@@ -35,15 +35,7 @@ local function rs256(data, key_file)
 end
 
 describe("sandbox tenant", function()
-  local sb
-
-  setup(function()
-    sb = sandbox.start { token_ttl = 600 }
-  end)
-
-  teardown(function()
-    if sb then sb:stop() end
-  end)
+  local sb = sandbox.for_describe { token_ttl = 600 }
 
   local function token_with_secret(secret, scope)
     local body, status = curl("--cacert", sb.ca_file, "-X", "POST", sb.token_endpoint,

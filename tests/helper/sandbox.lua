@@ -72,6 +72,26 @@ function M.start(opts)
   error(("the sandbox did not start in %d s; the end of its log:\n%s"):format(START_SECONDS, log:sub(-2000)), 2)
 end
 
+--- for_describe(opts) -> the sandbox of a busted describe block: started in
+--- its setup with every request trusting its CA (http.ca_file), stopped
+--- in its teardown. The table is filled in when setup runs; register the
+--- block's own setup after this call to use it there.
+function M.for_describe(opts)
+  -- busted gives each spec file its own setup/teardown; its module has them too.
+  local busted = require "busted"
+  local sb = setmetatable({}, Sandbox)
+  busted.setup(function()
+    for k, v in pairs(M.start(opts)) do sb[k] = v end
+    -- Required here, not at the top: this file must load without the core.
+    require("auditrun.http").ca_file = sb.ca_file
+  end)
+  busted.teardown(function()
+    require("auditrun.http").ca_file = nil
+    sb:stop()
+  end)
+  return sb
+end
+
 --- Stops the server (TERM, then KILL if it lingers) and removes its directory.
 function Sandbox:stop()
   if not self.pid then return end

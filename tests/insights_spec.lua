@@ -593,3 +593,37 @@ describe("insights client with short-lived tokens", function()
     assert.is_true(tokens <= math.ceil(elapsed) + 2, ("tokens: %d in %.1f s"):format(tokens, elapsed))
   end)
 end)
+
+-- Its own sandbox: a tenant's job limit, once lowered, stays lowered for
+-- the process.
+describe("insights client with a lower job limit", function()
+  local sb = sandbox.for_describe { job_seconds = 0.2 }
+
+  it("never runs more jobs at once than max_jobs says", function()
+    auth.reset()
+    local c = auditrun.try(insights.connect({
+      insights_url = sb.url .. "/insights", identity_url = sb.issuer, client_id = sb.clients.secret,
+      client_secret = sb.clients.secret_value, ca_file = sb.ca_file, max_jobs = 2 }, NO_ENV))
+    local site = auditrun.try(http.request_json { url = sb.url .. "/insights-control/tenant" }).sites[1].url
+    local dir = util.tempdir()
+    local tasks = {}
+    for i = 1, 6 do
+      tasks[i] = auditrun.spawn(function()
+        return auditrun.try(c:export("site_permissions_export", { site_urls = { site } },
+          { dir = dir, first_interval = 0.05 }))
+      end)
+    end
+    local failed = {}
+    for _, task in ipairs(tasks) do
+      local ok, err = task:join()
+      if not ok then failed[#failed + 1] = tostring(err) end
+    end
+    local stats = auditrun.try(http.request_json { url = sb.url .. "/insights-control/stats" })
+    os.execute("rm -rf " .. dir)
+    assert.same({}, failed)
+    assert.equal(6, stats.jobs_submitted)
+    assert.equal(0, stats.jobs_refused)
+    -- Six tasks at once would put five in flight under the default limit.
+    assert.is_true(stats.max_jobs_in_flight <= 2, "in flight: " .. stats.max_jobs_in_flight)
+  end)
+end)

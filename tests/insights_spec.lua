@@ -9,7 +9,6 @@ local cjson = require "cjson"
 local endpoints = require "auditrun.insights.endpoints"
 local http = require "auditrun.http"
 local insights = require "auditrun.insights"
-local jobs = require "auditrun.jobs"
 local paging = require "auditrun.paging"
 local util = require "tests.helper.util"
 
@@ -348,59 +347,6 @@ describe("insights client", function()
       assert.equal(1, #requests("/api/v1/permission/export/get?id=" .. legacy.job))
     end)
 
-    it("refuse a status other than 1, 2 or 3, and a status answer that is not JSON", function()
-      local answers = { '{"jobStatus": 7}', "<html>busy</html>" }
-      for _, body in ipairs(answers) do
-        local job = jobs.new { id = "42", name = "user_permissions_export",
-                               family = { status = function() return {} end, code = function(b) return b.jobStatus end },
-                               request = function() return { status = 200, body = body, headers = {} } end }
-        local code, err = job:status()
-        assert.is_nil(code)
-        assert.is_nil(tostring(err):find("\n"))
-        if body:find("^{") then
-          assert.equal("job", err.kind)
-          assert.matches("unknown status 7", err.message)
-        else
-          assert.equal("json", err.kind)
-        end
-      end
-    end)
-
-    it("poll about 1 s, then 1.5 times longer up to 30 s, unless the service says when", function()
-      local answers = {}
-      for _ = 1, 12 do answers[#answers + 1] = { '{"jobStatus": 1}', {} } end
-      table.insert(answers, 3, { '{"jobStatus": 1}', { ["retry-after"] = "7" } })
-      answers[#answers + 1] = { '{"jobStatus": 2}', {} }
-      local now, sleeps, i = 0, {}, 0
-      local job = jobs.new {
-        id = "42", name = "site_permissions_export",
-        family = { status = function() return {} end, code = function(b) return b.jobStatus end },
-        request = function()
-          i = i + 1
-          return { status = 200, body = answers[i][1], headers = answers[i][2] }
-        end,
-        clock = function() return now end,
-        sleep = function(s) sleeps[#sleeps + 1] = s; now = now + s end,
-        random = function() return 0.5 end,   -- the middle of the jitter: no change
-      }
-      assert.is_true(job:wait())
-      assert.same({ 1, 1.5, 7, 3.375, 5.0625, 7.59375, 11.390625, 17.0859375, 25.62890625, 30, 30, 30, 30 }, sleeps)
-    end)
-
-    it("call an answer without a job id an unknown outcome, and give the slot back", function()
-      local slots = auditrun.semaphore(1)
-      for _, body in ipairs { '{"status": 200, "message": ""}', "<html>", '{"jobId": ""}' } do
-        local job, err = jobs.submit {
-          limiter = slots, spec = {}, name = "user_permissions_export", job_id = function(b) return b.jobId end,
-          request = function() return { status = 200, body = body, headers = {} } end,
-        }
-        assert.is_nil(job)
-        assert.equal("unknown", err.outcome)
-        assert.is_false(err.retryable)
-        assert.equal(1, slots.count)
-      end
-    end)
-
     it("report a job that failed on the service", function()
       local c = connect()
       fault { match = "GET /insights/users/", job_fails = true }
@@ -467,7 +413,7 @@ describe("insights client", function()
       auditrun.try(job:wait(FAST))
       auth.reset()
       local again = connect():job(id, "group_access_export")
-      assert.equal(2, auditrun.try(again:status()))
+      assert.equal("done", auditrun.try(again:status()))
       local file = auditrun.try(again:download { dir = dir })
       assert.matches("%.xlsx", zip_names(file.path))
       assert.equal(1, control("GET", "/stats").jobs_submitted)

@@ -207,17 +207,16 @@ end
 local function family(self, name)
   local fam = assert(endpoints.families[name], "unknown job family " .. tostring(name))
   local function spec(endpoint, id)
-    local req, err = endpoints.build(fam.api, endpoint, fam.api == "graph" and { jobId = id } or { id = id })
+    local req, err = endpoints.build(fam.api, endpoint, { [fam.id] = id })
     if not req then return nil, err end
     return { url = url_for(self, req) }
   end
-  local graph = fam.api == "graph"
   return {
     status = function(id) return spec(fam.status, id) end,
     file = function(id) return spec(fam.file, id) end,
-    code = function(body) return graph and body.jobStatus or body.status end,
+    state = fam.state, zip = fam.zip, extension = fam.extension,
     job_id = function(body)
-      local id = graph and body.jobId or body.id
+      local id = body[fam.id]
       return id ~= nil and id_string(id) or nil
     end,
   }
@@ -329,7 +328,8 @@ function Client:fetch(name, params, opts)
   local values, err = endpoints.canonical(self.api, name, params)
   if not values then return nil, err end
   local def = endpoints[self.api][name]
-  local job = jobs.new { id = id_string(values.jobId or values.id), name = name, family = family(self, def.family),
+  local fam = family(self, def.family)
+  local job = jobs.new { id = id_string(values[endpoints.families[def.family].id]), name = name, family = fam,
                          request = function(s) return self:request(s) end }
   return job:download { dir = (opts and opts.dir) or "." }
 end

@@ -17,7 +17,25 @@ local task = require "auditrun.task"
 
 local M = {}
 
-M.DONE, M.RUNNING, M.FAILED = 2, 1, 3
+-- A job is running, done or failed; each vendor's catalogue says which of
+-- its status codes mean which (family.state = {field=, running={...},
+-- done={...}, failed={...}}).
+M.RUNNING, M.DONE, M.FAILED = "running", "done", "failed"
+
+--- state_of(map, body) -> "running" | "done" | "failed" | nil, and the
+--- code found: the status answer read through a family's state map. Codes
+--- compare as strings, so 2 and "2" are the same code.
+function M.state_of(map, body)
+  local code = type(body) == "table" and body[map.field] or nil
+  if code == nil then return nil, nil end
+  local key = math.type(code) == "float" and code == math.floor(code) and string.format("%d", code) or tostring(code)
+  for _, state in ipairs { M.RUNNING, M.DONE, M.FAILED } do
+    for _, c in ipairs(map[state]) do
+      if tostring(c) == key then return state, code end
+    end
+  end
+  return nil, code
+end
 
 local limiters = {}
 
@@ -64,7 +82,8 @@ end
 --- submit{limiter=, request=fn(spec)->res|nil,err, spec=, job_id=fn(body)->id,
 --- family=, name=, deadline=, clock=, sleep=, random=} -> job | nil, err
 --- `family` says how to ask for status and file: {status=fn(id)->spec|nil,err,
---- file=fn(id)->spec|nil,err, code=fn(body)->status code}.
+--- file=fn(id)->spec|nil,err, state={field=, running=, done=, failed=},
+--- zip=bool, extension=}.
 function M.submit(o)
   local clock = o.clock or task.now
   local sleep = o.sleep or task.sleep
@@ -118,8 +137,8 @@ function Job:release()
   end
 end
 
---- status() -> 1 (running), 2 (done) or 3 (failed) | nil, err. The job's
---- slot is given back as soon as it is seen done or failed.
+--- status() -> "running", "done" or "failed" | nil, err. The job's slot is
+--- given back as soon as it is seen done or failed.
 function Job:status()
   local spec, serr = self.family.status(self.id)
   if not spec then return nil, serr end
@@ -127,17 +146,16 @@ function Job:status()
   if not res then return nil, err end
   local body, derr = http.decode(res, "the job status")
   if body == nil then return nil, derr end
-  local code = self.family.code(body)
-  code = tonumber(code)
-  if code ~= M.RUNNING and code ~= M.DONE and code ~= M.FAILED then
+  local state, code = M.state_of(self.family.state, body)
+  if not state then
     return nil, errors.new("job", string.format("job %s of %s has an unknown status %s", tostring(self.id),
       self.name, tostring(code)), { body = errors.excerpt(res.body) })
   end
-  self.state = code
+  self.state = state
   -- A service that says when to ask again is taken at its word.
   self.retry_after = http.default_policy:server_delay(res.headers)
-  if code ~= M.RUNNING then self:release() end
-  return code
+  if state ~= M.RUNNING then self:release() end
+  return state
 end
 
 --- wait{deadline=, first_interval=} -> true | nil, err (kind "job": failed, or
@@ -170,8 +188,8 @@ function Job:download(o)
   local spec, err = self.family.file(self.id)
   if not spec then return nil, err end
   return download.fetch {
-    url = spec.url, dir = o.dir, zip = true,
-    fallback_name = string.format("%s-%s.zip", self.name, tostring(self.id)),
+    url = spec.url, dir = o.dir, zip = self.family.zip,
+    fallback_name = string.format("%s-%s.%s", self.name, tostring(self.id), self.family.extension or "bin"),
     request = function(r)
       for k, v in pairs(spec) do if r[k] == nil then r[k] = v end end
       return self.request(r)

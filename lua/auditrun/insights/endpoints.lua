@@ -545,10 +545,16 @@ L.detail_records = legacy_read("/api/v1/DetailRecord/query", {
 }, "token")
 
 -- How each API reports on its export jobs.
+-- Status codes: 1 running, 2 done, 3 failed, on both APIs; files are zips.
+local GRAPH_STATE = { field = "jobStatus", running = { 1 }, done = { 2 }, failed = { 3 } }
+local LEGACY_STATE = { field = "status", running = { 1 }, done = { 2 }, failed = { 3 } }
 M.families = {
-  graph = { api = "graph", status = "export_status", file = "export_file" },
-  ["legacy-permission"] = { api = "legacy", status = "permission_export_status", file = "permission_export_file" },
-  ["legacy-activity"] = { api = "legacy", status = "activity_export_status", file = "activity_export_file" },
+  graph = { api = "graph", status = "export_status", file = "export_file", state = GRAPH_STATE, id = "jobId",
+            zip = true, extension = "zip" },
+  ["legacy-permission"] = { api = "legacy", status = "permission_export_status", file = "permission_export_file",
+                            state = LEGACY_STATE, id = "id", zip = true, extension = "zip" },
+  ["legacy-activity"] = { api = "legacy", status = "activity_export_status", file = "activity_export_file",
+                          state = LEGACY_STATE, id = "id", zip = true, extension = "zip" },
 }
 
 -- ---- names ----------------------------------------------------------------------

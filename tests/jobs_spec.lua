@@ -1,0 +1,79 @@
+-- variants: plain
+-- auditrun.jobs without a service: status codes read through a family's
+-- state map, the poll schedule under a fixed clock, and a submit whose
+-- answer carries no job id.
+local auditrun = require "auditrun"
+local jobs = require "auditrun.jobs"
+
+local STATE = { field = "jobStatus", running = { 1 }, done = { 2 }, failed = { 3 } }
+
+local function family()
+  return { status = function() return {} end, state = STATE }
+end
+
+describe("jobs", function()
+  it("map status codes to running, done and failed, numbers and strings alike", function()
+    local map = { field = "state", running = { "queued", "working" }, done = { "ok" }, failed = { "error", 9 } }
+    assert.equal("running", jobs.state_of(map, { state = "queued" }))
+    assert.equal("running", jobs.state_of(map, { state = "working" }))
+    assert.equal("done", jobs.state_of(map, { state = "ok" }))
+    assert.equal("failed", jobs.state_of(map, { state = 9 }))
+    assert.equal("failed", jobs.state_of(map, { state = "9" }))
+    assert.equal("done", jobs.state_of(STATE, { jobStatus = 2.0 }))
+    local none, code = jobs.state_of(map, { state = "paused" })
+    assert.is_nil(none)
+    assert.equal("paused", code)
+    assert.is_nil(jobs.state_of(map, { other = 1 }))
+  end)
+
+  it("refuse a status other than those mapped, and a status answer that is not JSON", function()
+    local answers = { '{"jobStatus": 7}', "<html>busy</html>" }
+    for _, body in ipairs(answers) do
+      local job = jobs.new { id = "42", name = "user_permissions_export", family = family(),
+                             request = function() return { status = 200, body = body, headers = {} } end }
+      local code, err = job:status()
+      assert.is_nil(code)
+      assert.is_nil(tostring(err):find("\n"))
+      if body:find("^{") then
+        assert.equal("job", err.kind)
+        assert.matches("unknown status 7", err.message)
+      else
+        assert.equal("json", err.kind)
+      end
+    end
+  end)
+
+  it("poll about 1 s, then 1.5 times longer up to 30 s, unless the service says when", function()
+    local answers = {}
+    for _ = 1, 12 do answers[#answers + 1] = { '{"jobStatus": 1}', {} } end
+    table.insert(answers, 3, { '{"jobStatus": 1}', { ["retry-after"] = "7" } })
+    answers[#answers + 1] = { '{"jobStatus": 2}', {} }
+    local now, sleeps, i = 0, {}, 0
+    local job = jobs.new {
+      id = "42", name = "site_permissions_export", family = family(),
+      request = function()
+        i = i + 1
+        return { status = 200, body = answers[i][1], headers = answers[i][2] }
+      end,
+      clock = function() return now end,
+      sleep = function(s) sleeps[#sleeps + 1] = s; now = now + s end,
+      random = function() return 0.5 end,   -- the middle of the jitter: no change
+    }
+    assert.is_true(job:wait())
+    assert.same({ 1, 1.5, 7, 3.375, 5.0625, 7.59375, 11.390625, 17.0859375, 25.62890625, 30, 30, 30, 30 }, sleeps)
+  end)
+
+  it("call an answer without a job id an unknown outcome, and give the slot back", function()
+    local slots = auditrun.semaphore(1)
+    for _, body in ipairs { '{"status": 200, "message": ""}', "<html>", '{"jobId": ""}' } do
+      local job, err = jobs.submit {
+        limiter = slots, spec = {}, name = "user_permissions_export", job_id = function(b) return b.jobId end,
+        request = function() return { status = 200, body = body, headers = {} } end,
+      }
+      assert.is_nil(job)
+      assert.equal("unknown", err.outcome)
+      assert.is_false(err.retryable)
+      assert.equal(1, slots.count)
+    end
+  end)
+end)

@@ -20,7 +20,7 @@ describe("download", function()
   local function fetch(query, extra)
     local o = { url = sb.url .. "/test/download?" .. query, dir = dir, fallback_name = "report_42.zip" }
     for k, v in pairs(extra or {}) do o[k] = v end
-    return download.fetch(o)
+    return download.save(o)
   end
 
   local names = {
@@ -61,7 +61,7 @@ describe("download", function()
   end)
 
   it("leaves nothing behind when the connection drops", function()
-    local got, err = download.fetch { url = sb.url .. "/test/drop/200000", dir = dir, fallback_name = "x.bin",
+    local got, err = download.save { url = sb.url .. "/test/drop/200000", dir = dir, fallback_name = "x.bin",
                                       request = function(o) o.retry = false return http.request(o) end }
     assert.is_nil(got)
     assert.equal("connection", err.kind)

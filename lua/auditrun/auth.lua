@@ -109,7 +109,7 @@ function Session:assertion(meta)
   }
 end
 
-function Session:fetch()
+function Session:request_token()
   local meta, err = M.discover(self.identity_url, { ca_file = self.ca_file, retry = self.retry })
   if not meta then return nil, err end
   local form = function()
@@ -158,7 +158,7 @@ function Session:token()
   end
   local ev = task.event()
   self.renewing = ev
-  local ok, token, err = pcall(self.fetch, self)
+  local ok, token, err = pcall(self.request_token, self)
   self.renewing = nil
   task.signal(ev)
   if not ok then error(token, 0) end

@@ -100,11 +100,11 @@ local function fail(kind, message, fields)
   return nil, errors.new(kind, message, fields)
 end
 
---- fetch{request=fn(opts)->res|nil,err, url=, dir=, fallback_name=,
+--- save{request=fn(opts)->res|nil,err, url=, dir=, fallback_name=,
 --- zip=bool} -> {path=, name=, size=, sha256=, reused=bool} | nil, err
 --- `request` defaults to http.request (a session's request adds a token).
-function M.fetch(o)
-  assert(o.url and o.dir and o.fallback_name, "fetch needs url, dir and fallback_name")
+function M.save(o)
+  assert(o.url and o.dir and o.fallback_name, "save needs url, dir and fallback_name")
   local ok, err = files.mkdirs(o.dir)
   if not ok then return nil, err end
   local fallback = assert(M.safe_name(o.fallback_name), "fallback_name is not a usable file name")

@@ -322,9 +322,9 @@ function Client:groups(params)
   return self:rows(GROUP_SUMMARIES[self.api], params)
 end
 
---- fetch(name, params, {dir=}) -> file | nil, err: a job's file endpoint
+--- download_file(name, params, {dir=}) -> file | nil, err: a job's file endpoint
 --- (export_file, permission_export_file, ...) downloaded as a job would.
-function Client:fetch(name, params, opts)
+function Client:download_file(name, params, opts)
   local values, err = endpoints.canonical(self.api, name, params)
   if not values then return nil, err end
   local def = endpoints[self.api][name]
@@ -338,7 +338,7 @@ local function method_for(name, def)
   return function(self, params, opts)
     if def.job then return self:submit(name, params, opts) end
     if def.paging then return self:rows(name, params) end
-    if def.kind == "file" then return self:fetch(name, params, opts) end
+    if def.kind == "file" then return self:download_file(name, params, opts) end
     return self:call(name, params)
   end
 end

@@ -187,7 +187,7 @@ end
 function Job:download(o)
   local spec, err = self.family.file(self.id)
   if not spec then return nil, err end
-  return download.fetch {
+  return download.save {
     url = spec.url, dir = o.dir, zip = self.family.zip,
     fallback_name = string.format("%s-%s.%s", self.name, tostring(self.id), self.family.extension or "bin"),
     request = function(r)

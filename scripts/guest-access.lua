@@ -1,18 +1,16 @@
 -- Exports the access report of every guest (#EXT#) account to a folder, resuming an interrupted run: auditrun guest-access [DIR]
 local auditrun = require "auditrun"
-local files = require "auditrun.files"
 local insights = require "auditrun.insights"
-local state = require "auditrun.state"
+local runs = require "auditrun.run"
 
 local try = auditrun.try
 local dir = ... or "guest-access"
 local SOURCES = { "teams", "sharepoint", "onedrive", "group" }
 
 local c = try(insights.connect())
-try(files.mkdirs(dir))
 -- What earlier runs into this folder submitted and fetched: a rerun after a
 -- failure or kill -9 submits nothing twice and fetches nothing twice.
-local run = try(state.open(dir .. "/.auditrun-state.json"))
+local run = try(runs.open(dir))
 
 -- One task per guest; the client keeps at most 5 export jobs running.
 local guests = {}
@@ -20,7 +18,7 @@ for user in c:user_summaries() do
   local login = user.loginName
   if type(login) == "string" and login:lower():find("#ext#", 1, true) then
     guests[#guests + 1] = { login = login, task = auditrun.spawn(function()
-      return try(c:export_once(run, login, "user_permissions_export", { email = login, data_sources = SOURCES },
+      return try(run:export(c, login, "user_permissions_export", { email = login, data_sources = SOURCES },
         { dir = dir }))
     end) }
   end

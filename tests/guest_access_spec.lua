@@ -11,12 +11,19 @@ local util = require "tests.helper.util"
 
 local sh, lines = util.sh, util.lines
 
+-- The run state's journal replayed: key -> value, as of its last whole line.
 local function read_state(path)
   local f = io.open(path, "rb")
   if not f then return {} end
-  local doc = cjson.decode(f:read("a"))
+  local entries = {}
+  for line in f:lines("L") do
+    if line:sub(-1) == "\n" then
+      local rec = cjson.decode(line)
+      if rec.k then entries[rec.k] = rec.v end
+    end
+  end
   f:close()
-  return doc.entries
+  return entries
 end
 
 describe("guest-access", function()
@@ -73,7 +80,7 @@ describe("guest-access", function()
   it("finishes after kill -9 without submitting a recorded job again or writing a report twice", function()
     control("POST", "/config", { jobSeconds = 1.5 })
     local out_dir = home .. "/killed"
-    local state_path = out_dir .. "/.auditrun-state.json"
+    local state_path = out_dir .. "/.auditrun/state.jsonl"
     local h = host.start({ "guest-access", out_dir }, { env = env })
     -- Kill once several jobs are recorded and at least one report is down.
     local deadline = auditrun.now() + 120
@@ -120,23 +127,23 @@ describe("guest-access", function()
     local out_dir = home .. "/busy"
     local first = host.start({ "guest-access", out_dir }, { env = env })
     local deadline = auditrun.now() + 60
-    while not util.read(out_dir .. "/.auditrun-state.json.lock") and auditrun.now() < deadline do auditrun.sleep(0.05) end
+    while not util.read(out_dir .. "/.auditrun/state.jsonl.lock") and auditrun.now() < deadline do auditrun.sleep(0.05) end
     auditrun.sleep(0.2)
     local code, _, err = host.run({ "guest-access", out_dir }, { env = env })
     assert.equal(1, code)
     assert.equal(1, #lines(err))
-    assert.matches("^auditrun: state: another run is using .*%.auditrun%-state%.json", err)
+    assert.matches("^auditrun: state: another run is using .*%.auditrun/state%.jsonl", err)
     first:signal("KILL")
     assert.equal(137, (first:wait(60)))
   end)
 
   it("refuses a state file it did not write, in one line", function()
     local out_dir = home .. "/foreign"
-    os.execute("mkdir -p " .. out_dir .. " && printf '{\"entries\": [' > " .. out_dir .. "/.auditrun-state.json")
+    os.execute("mkdir -p " .. out_dir .. "/.auditrun && printf '{\"entries\": [' > " .. out_dir .. "/.auditrun/state.jsonl")
     local code, _, err = host.run({ "guest-access", out_dir }, { env = env })
     assert.equal(1, code)
     assert.equal(1, #lines(err))
-    assert.matches("^auditrun: state: .*%.auditrun%-state%.json is not a run state", err)
+    assert.matches("^auditrun: state: .*%.auditrun/state%.jsonl is not a run state", err)
     assert.equal(0, control("GET", "/stats").jobs_submitted)
   end)
 end)

@@ -95,6 +95,27 @@ describe("tasks", function()
     assert.equal("cancelled", saved)
   end)
 
+  it("let a shielded wait finish when the task is cancelled, and cancel at the next wait", function()
+    local finished, after = false, false
+    local t = task.spawn(function()
+      task.shield(function()
+        task.sleep(0.1)
+        finished = true
+      end)
+      task.sleep(30)
+      after = true
+    end)
+    task.spawn(function() task.sleep(0.02) t:cancel() end)
+    local t0 = task.now()
+    local ok, err = t:join()
+    assert.is_false(ok)
+    assert.equal("cancelled", err.kind)
+    assert.is_true(finished)
+    assert.is_false(after)
+    assert.is_true(task.now() - t0 >= 0.1)
+    assert.equal(0, core.pending())
+  end)
+
   it("pass waits through the script's own coroutines", function()
     local t = task.spawn(function()
       local gen = coroutine.wrap(function()

@@ -101,8 +101,13 @@ local function fail(kind, message, fields)
 end
 
 --- save{request=fn(opts)->res|nil,err, url=, dir=, fallback_name=,
---- zip=bool} -> {path=, name=, size=, sha256=, reused=bool} | nil, err
+--- zip=bool, before_rename=fn(file)->true|nil,err} -> {path=, name=, size=,
+--- sha256=, reused=bool} | nil, err
 --- `request` defaults to http.request (a session's request adds a token).
+--- before_rename(file) is called with the final path, name, size and
+--- sha256 before the file takes that name (and before an identical file
+--- already there is taken as this one): a caller records it there, so a
+--- kill right after the rename leaves a record that finds the file.
 function M.save(o)
   assert(o.url and o.dir and o.fallback_name, "save needs url, dir and fallback_name")
   local ok, err = files.mkdirs(o.dir)
@@ -144,14 +149,18 @@ function M.save(o)
   for n = 0, 999 do
     local candidate = n == 0 and name or string.format("%s (%d)%s", stem, n, ext)
     local target = o.dir .. "/" .. candidate
-    local renamed, rename_err = files.rename_noreplace(temp, target)
-    if renamed then
-      return { path = target, name = candidate, size = size, sha256 = digest, reused = false }
+    local file = { path = target, name = candidate, size = size, sha256 = digest, reused = false }
+    if o.before_rename then
+      local noted, nerr = o.before_rename(file)
+      if not noted then return bail(nil, nerr) end
     end
+    local renamed, rename_err = files.rename_noreplace(temp, target)
+    if renamed then return file end
     if rename_err.kind ~= "exists" then return bail(nil, rename_err) end
     if core.sha256_file(target) == digest then
       os.remove(temp)
-      return { path = target, name = candidate, size = size, sha256 = digest, reused = true }
+      file.reused = true
+      return file
     end
   end
   return bail(fail("download", "too many files named like " .. name .. " in " .. o.dir))

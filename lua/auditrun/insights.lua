@@ -18,10 +18,10 @@ local auth = require "auditrun.auth"
 local config = require "auditrun.config"
 local endpoints = require "auditrun.insights.endpoints"
 local errors = require "auditrun.errors"
-local files = require "auditrun.files"
 local http = require "auditrun.http"
 local jobs = require "auditrun.jobs"
 local paging = require "auditrun.paging"
+local runs = require "auditrun.run"
 
 local M = {}
 
@@ -222,8 +222,8 @@ local function family(self, name)
   }
 end
 
---- submit(name, params, {deadline=}) -> job | nil, err. Waits for one of
---- the tenant's export slots first.
+--- submit(name, params, {deadline=, on_post=}) -> job | nil, err. Waits for
+--- one of the tenant's export slots first (on_post: see auditrun.jobs.submit).
 function Client:submit(name, params, opts)
   local req, err = build(self, name, params)
   if not req then return nil, err end
@@ -232,7 +232,7 @@ function Client:submit(name, params, opts)
   return jobs.submit {
     limiter = self.limiter, request = function(s) return self:request(s) end,
     spec = spec_for(self, req), job_id = fam.job_id, family = fam, name = name,
-    deadline = opts and opts.deadline,
+    deadline = opts and opts.deadline, on_post = opts and opts.on_post,
   }
 end
 
@@ -249,19 +249,6 @@ function Client:job(id, name, opts)
                     request = function(s) return self:request(s) end }
 end
 
--- Wait for a job and download its file: file | nil, err.
-local function finish(job, opts)
-  local ok, werr = job:wait { deadline = opts.deadline, first_interval = opts.first_interval }
-  if not ok then
-    job:release()
-    return nil, werr
-  end
-  local file, derr = job:download { dir = opts.dir or "." }
-  if not file then return nil, derr end
-  file.job = job.id
-  return file
-end
-
 --- export(name, params, {dir=, deadline=, first_interval=}) -> file | nil,
 --- err: submit, wait (first poll after first_interval, 1 s by default),
 --- download. file = {path, name, size, sha256, job, reused}.
@@ -269,46 +256,14 @@ function Client:export(name, params, opts)
   opts = opts or {}
   local job, err = self:submit(name, params, opts)
   if not job then return nil, err end
-  return finish(job, opts)
+  return job:finish(opts)
 end
 
 --- export_once(run, key, name, params, opts) -> file | nil, err: export,
---- remembered in `run` (auditrun.state) under `key`. The job id is saved
---- the moment the service gives it, the file once it is on disk. A rerun
---- returns the file it already has (checked by its SHA-256), or waits for
---- and downloads the job it already submitted; it submits again only when
---- the job failed or the service no longer knows it.
+--- remembered in `run` (auditrun.run, or a state from auditrun.state)
+--- under `key`, exactly once across kills and reruns: see auditrun.run.
 function Client:export_once(run, key, name, params, opts)
-  opts = opts or {}
-  local rec = run:get(key)
-  if type(rec) ~= "table" or rec.export ~= name or rec.api ~= self.api then rec = nil end
-  if rec and rec.path and files.exists(rec.path) and files.sha256(rec.path) == rec.sha256 then
-    return { path = rec.path, name = rec.path:match("[^/]*$"), size = rec.size, sha256 = rec.sha256, job = rec.job,
-             reused = true }
-  end
-  local job
-  if rec and rec.job then
-    job = self:job(rec.job, name, { slot = true })
-  else
-    local err
-    job, err = self:submit(name, params, opts)
-    if not job then return nil, err end
-    local saved, serr = run:set(key, { api = self.api, export = name, job = job.id })
-    if not saved then
-      job:release()
-      return nil, serr
-    end
-  end
-  local file, err = finish(job, opts)
-  if not file then
-    -- A failed or forgotten job is no use to a rerun: the next one submits afresh.
-    if errors.is(err, "job") and err.retryable == false or err.status == 404 then run:set(key, nil) end
-    return nil, err
-  end
-  local saved, serr = run:set(key, { api = self.api, export = name, job = job.id, path = file.path,
-                                     size = file.size, sha256 = file.sha256 })
-  if not saved then return nil, serr end
-  return file
+  return runs.export(run, self, key, name, params, opts)
 end
 
 function Client:endpoints()

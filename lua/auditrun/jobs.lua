@@ -80,10 +80,18 @@ function M.new(o)
 end
 
 --- submit{limiter=, request=fn(spec)->res|nil,err, spec=, job_id=fn(body)->id,
---- family=, name=, deadline=, clock=, sleep=, random=} -> job | nil, err
+--- family=, name=, deadline=, on_post=, clock=, sleep=, random=} -> job | nil, err
 --- `family` says how to ask for status and file: {status=fn(id)->spec|nil,err,
 --- file=fn(id)->spec|nil,err, state={field=, running=, done=, failed=},
 --- zip=bool, extension=}.
+--- on_post() -> true | nil, err is called once the slot is held, before each
+--- request that may start the job (to record the intent first); an error
+--- stops the submit before anything is sent.
+--- The request itself is shielded (auditrun.task.shield): a cancellation
+--- lets it finish, bounded by its timeout, and the job comes back to the
+--- caller, who records it before its next wait raises "cancelled". The
+--- job is returned with no wait in between, so nothing else runs before
+--- the caller sees its id.
 function M.submit(o)
   local clock = o.clock or task.now
   local sleep = o.sleep or task.sleep
@@ -97,7 +105,14 @@ function M.submit(o)
     for k, v in pairs(o.spec) do spec[k] = v end
     spec.retry = false
     spec.ok_status = { 429, 503 }
-    local res, err = o.request(spec)
+    if o.on_post then
+      local noted, nerr = o.on_post()
+      if not noted then
+        permit:release()
+        return nil, nerr
+      end
+    end
+    local res, err = task.shield(o.request, spec)
     if res and not NOT_STARTED_STATUS[res.status] then
       local body, derr = http.decode(res, "the answer to the export request")
       local id = body and o.job_id(body)
@@ -126,7 +141,11 @@ function M.submit(o)
       return nil, errors.new("job", string.format("could not start the export %s within %d s (%s)",
         o.name, deadline, why), { retryable = true })
     end
-    sleep(wait)
+    local slept, serr = pcall(sleep, wait)
+    if not slept then
+      permit:release()
+      error(serr, 0)
+    end
   end
 end
 
@@ -183,12 +202,27 @@ function Job:wait(o)
   end
 end
 
---- download{dir=} -> {path, name, size, sha256, reused} | nil, err
+--- finish{dir=, deadline=, first_interval=, before_rename=} -> file | nil, err:
+--- waits for the job and downloads its file (file.job is the job id). The
+--- job's slot is given back however this ends, cancellation included.
+function Job:finish(o)
+  local ok, done, err = pcall(self.wait, self, o)
+  if not (ok and done) then self:release() end
+  if not ok then error(done, 0) end
+  if not done then return nil, err end
+  local file, derr = self:download { dir = o.dir or ".", before_rename = o.before_rename }
+  if not file then return nil, derr end
+  file.job = self.id
+  return file
+end
+
+--- download{dir=, before_rename=} -> {path, name, size, sha256, reused} |
+--- nil, err (before_rename: see auditrun.download.save)
 function Job:download(o)
   local spec, err = self.family.file(self.id)
   if not spec then return nil, err end
   return download.save {
-    url = spec.url, dir = o.dir, zip = self.family.zip,
+    url = spec.url, dir = o.dir, zip = self.family.zip, before_rename = o.before_rename,
     fallback_name = string.format("%s-%s.%s", self.name, tostring(self.id), self.family.extension or "bin"),
     request = function(r)
       for k, v in pairs(spec) do if r[k] == nil then r[k] = v end end

@@ -1,36 +1,92 @@
--- auditrun.state: what a run has done, kept in a JSON file beside its
--- output, so that a rerun after a failure, Ctrl-C or kill -9 picks up where
--- the last run stopped: nothing submitted twice, nothing fetched twice.
+-- auditrun.state: what a run has done, kept in a journal beside its output,
+-- so that a rerun after a failure, Ctrl-C or kill -9 picks up where the
+-- last run stopped: nothing submitted twice, nothing fetched twice.
 --
---   local run = auditrun.try(state.open("reports/.auditrun-state.json"))
+--   local run = auditrun.try(state.open("reports/.auditrun/state.jsonl"))
 --   local done = run:get("jane@contoso.com")   -- a table, or nil
 --   auditrun.try(run:set("jane@contoso.com", { job = "4790" }))
+--   for key, value in run:each() do ... end
 --
--- Every change rewrites the file atomically (write beside, fsync, rename,
--- fsync the directory): after a crash it holds the old state or the new
--- one, never half of either. Values are plain data (strings, numbers,
--- booleans, tables of them).
+-- The file is an append-only journal: a header line, then one JSON line per
+-- change ({"k": key, "v": value}, or {"k": key} for a removal), each
+-- written and fsynced before set returns. A change costs one short append
+-- and one fsync, however many keys the run holds. A kill -9 can at worst
+-- tear the last line: open drops such a tail, then compacts the journal
+-- (one line per live key, written beside and renamed over the old one).
+-- Values are plain data (strings, numbers, booleans, tables of them).
 --
 -- One run at a time: open takes a lock (PATH.lock) that the kernel drops
 -- when the process ends, however it ends, and refuses a second run while
 -- the first holds it. Holding it, open also removes the temporary files a
--- crashed run left in the folder.
+-- crashed run left in the state's folder (and in the folders listed in
+-- opts.sweep).
 local cjson = require "cjson"
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
 
 local M = {}
 
-local FORMAT = "auditrun-state/1"
+local FORMAT = "auditrun-journal/1"
+local HEADER = cjson.encode { format = FORMAT } .. "\n"
+-- The whole-file state of earlier versions, read once and compacted into a journal.
+local OLD_FORMAT = "auditrun-state/1"
 
 local State = {}
 State.__index = State
 State.__name = "auditrun.state"
 
---- open(path) -> state | nil, err. A missing file is an empty state; one
---- that is not a state file is an error (never silently started over).
-function M.open(path)
+local function dir_of(path)
+  local dir = path:match("^(.*)/[^/]*$") or "."
+  return dir == "" and "/" or dir
+end
+
+local function not_ours(path, why)
+  return nil, errors.new("state", string.format(
+    "%s is not a run state this auditrun wrote (%s); move it away to start the run over", path, why))
+end
+
+-- The entries of a journal's text, or nil, err. A last line without its
+-- newline is a write a kill cut short: it never counted, so it is dropped.
+local function replay(path, text)
+  local entries = {}
+  local n = 0
+  for line, nl in text:gmatch("([^\n]*)(\n?)") do
+    if nl == "" then break end  -- the torn tail (or the empty match at the end)
+    n = n + 1
+    local ok, rec = pcall(cjson.decode, line)
+    if not ok or type(rec) ~= "table" then
+      return not_ours(path, string.format("line %d is %s", n, ok and "not a record" or "malformed JSON"))
+    end
+    if n > 1 then  -- line 1 is the header, checked by parse
+      if type(rec.k) ~= "string" then return not_ours(path, string.format("line %d has no key", n)) end
+      entries[rec.k] = rec.v  -- nil (absent) removes
+    end
+  end
+  return entries
+end
+
+local function parse(path, text)
+  local ok, head = pcall(cjson.decode, text:match("^([^\n]*)\n") or "")
+  if ok and type(head) == "table" and head.format == FORMAT then return replay(path, text) end
+  local doc
+  ok, doc = pcall(cjson.decode, text)
+  if ok and type(doc) == "table" and doc.format == OLD_FORMAT and type(doc.entries) == "table" then
+    return doc.entries
+  end
+  return not_ours(path, ok and "unexpected content" or "malformed JSON")
+end
+
+local function line_for(key, value)
+  return cjson.encode { k = key, v = value } .. "\n"
+end
+
+--- open(path, {sweep = {dir, ...}}) -> state | nil, err. A missing file is
+--- an empty state; one that is not a state file is an error (never
+--- silently started over).
+function M.open(path, opts)
   assert(type(path) == "string", "state.open needs a path")
+  local ok, err = files.mkdirs(dir_of(path))
+  if not ok then return nil, err end
   local lock, lerr = files.lock(path .. ".lock")
   if not lock then
     if lerr.kind == "locked" then
@@ -38,28 +94,32 @@ function M.open(path)
     end
     return nil, lerr
   end
-  local dir = path:match("^(.*)/[^/]*$") or "."
-  local swept, serr = files.remove_parts(dir == "" and "/" or dir)
-  if not swept then
+  local function fail(...)
     lock:close()
-    return nil, serr
+    return ...
   end
-  local s = setmetatable({ path = path, entries = {}, lock = lock }, State)
-  if not files.exists(path) then return s end
-  local text, err = files.read(path)
-  if not text then
-    lock:close()
-    return nil, err
+  local sweep = { dir_of(path) }
+  for _, d in ipairs(opts and opts.sweep or {}) do sweep[#sweep + 1] = d end
+  for _, d in ipairs(sweep) do
+    local swept, serr = files.remove_parts(d)
+    if not swept then return fail(nil, serr) end
   end
-  local ok, doc = pcall(cjson.decode, text)
-  if not ok or type(doc) ~= "table" or doc.format ~= FORMAT or type(doc.entries) ~= "table" then
-    lock:close()
-    return nil, errors.new("state", string.format(
-      "%s is not a run state this auditrun wrote (%s); move it away to start the run over", path,
-      ok and "unexpected content" or "malformed JSON"))
+  local entries = {}
+  if files.exists(path) then
+    local text, rerr = files.read(path)
+    if not text then return fail(nil, rerr) end
+    local perr
+    entries, perr = parse(path, text)
+    if not entries then return fail(nil, perr) end
   end
-  s.entries = doc.entries
-  return s
+  -- Compact: the live entries, one line each, in place of the history.
+  local out = { HEADER }
+  for k, v in pairs(entries) do out[#out + 1] = line_for(k, v) end
+  ok, err = files.write_atomic(path, table.concat(out))
+  if not ok then return fail(nil, err) end
+  local f, ferr = io.open(path, "ab")
+  if not f then return fail(nil, errors.new("file", ferr)) end
+  return setmetatable({ path = path, entries = entries, lock = lock, file = f }, State)
 end
 
 --- get(key) -> the value set for key, or nil
@@ -67,15 +127,32 @@ function State:get(key)
   return self.entries[key]
 end
 
---- set(key, value|nil) -> true | nil, err. Saved before it returns.
+--- each() -> iterator over key, value of every entry (in no set order)
+function State:each()
+  return next, self.entries, nil
+end
+
+--- set(key, value|nil) -> true | nil, err. On disk (appended and fsynced)
+--- before it returns; it never waits on the event loop.
 function State:set(key, value)
   assert(type(key) == "string", "state keys are strings")
+  assert(self.file, "attempt to use a closed run state")
+  local line = line_for(key, value)
+  local ok, err = self.file:write(line)
+  if ok then ok, err = self.file:flush() end
+  if not ok then return nil, errors.new("file", string.format("cannot write %s: %s", self.path, tostring(err))) end
+  local synced, serr = files.fsync(self.path)
+  if not synced then return nil, serr end
   self.entries[key] = value
-  return files.write_atomic(self.path, cjson.encode { format = FORMAT, entries = self.entries })
+  return true
 end
 
 --- close(): lets another run open the state (the end of the process does too).
 function State:close()
+  if self.file then
+    self.file:close()
+    self.file = nil
+  end
   self.lock:close()
 end
 

@@ -171,13 +171,33 @@ core.set_runner(function(obj)
   run_until(function() return is_done(obj) end)
 end)
 
+local function cancelled_now(t)
+  return t and t.cancelled and not t.shielded
+end
+
 --- Waits for a transfer, a timer or an event. Raises {kind="cancelled"} in a
---- cancelled task.
+--- cancelled task (outside a shield).
 function M.wait(obj)
   local t = current
-  if t and t.cancelled then error(cancelled_error(), 0) end
+  if cancelled_now(t) then error(cancelled_error(), 0) end
   if not is_done(obj) then core.wait(obj) end
-  if t and t.cancelled then error(cancelled_error(), 0) end
+  if cancelled_now(t) then error(cancelled_error(), 0) end
+end
+
+--- shield(fn, ...) -> fn's results. Runs fn in the current task so that a
+--- cancellation (Ctrl-C included) neither stops what it waits on nor raises
+--- inside it: for an action whose answer must not be lost once sent, such
+--- as the request that starts an export job. fn must be bounded (a request
+--- with a timeout). The cancellation takes effect at the task's next wait
+--- after the shield.
+function M.shield(fn, ...)
+  local t = current
+  if not t or t.shielded then return fn(...) end
+  t.shielded = true
+  local r = pack(pcall(fn, ...))
+  t.shielded = nil
+  if not r[1] then error(r[2], 0) end
+  return unpack(r, 2, r.n)
 end
 
 --- The task running now, or nil in the main chunk.
@@ -209,6 +229,7 @@ function Task:done() return self.ended.done end
 function Task:cancel()
   if self.ended.done or self.cancelled then return end
   self.cancelled = true
+  if self.shielded then return end  -- its wait ends as it would have
   local obj = self.waiting_on
   if obj then
     self.waiting_on = nil

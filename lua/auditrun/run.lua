@@ -1,0 +1,163 @@
+-- auditrun.run: exports that happen exactly once per subject, whatever
+-- moment the process is killed, interrupted or rerun.
+--
+--   local run = require "auditrun.run"
+--   local r = auditrun.try(run.open("reports"))     -- state in reports/.auditrun/
+--   local file = auditrun.try(r:export(client, "jane@contoso.com",
+--     "user_permissions_export", { email = "jane@contoso.com" }, { dir = "reports" }))
+--   -- file = {path, name, size, sha256, job, reused, extra_job, submits}
+--   r:close()
+--
+-- `client` is any vendor client that exports through auditrun.jobs:
+--   client.api                               a name for the API (recorded)
+--   client:submit(name, params, opts) -> job | nil, err   (passes opts.on_post
+--                                            and opts.deadline to jobs.submit)
+--   client:job(id, name, {slot = true}) -> job   (a job an earlier run submitted)
+--
+-- What is recorded for a key, and when (each an fsynced journal line,
+-- auditrun.state), so that a kill -9 at any instant is recovered:
+--   state "posting"    the slot is held and the submit is about to be sent;
+--   state "submitted"  the job id, the moment the answer arrives (nothing
+--                      runs between the answer and this record; Ctrl-C lets
+--                      the submit finish, auditrun.task.shield);
+--   path/size/sha256   the report's final name, before it takes that name.
+-- A rerun returns a file already in place (same SHA-256) without a request,
+-- waits for and downloads a recorded job, and submits again only when the
+-- job failed, the service no longer knows it, or the submit's outcome is
+-- unknown ("posting" when killed, or "unknown": no usable answer). Then the
+-- service may hold a job nobody will fetch: the record and the result say
+-- so (extra_job = true), and Run:extra_jobs() lists them for a summary.
+local errors = require "auditrun.errors"
+local files = require "auditrun.files"
+local state = require "auditrun.state"
+
+local M = {}
+
+--- Where run.open keeps the state: a hidden folder an admin can leave out
+--- when sharing the reports.
+M.STATE_DIR = ".auditrun"
+M.STATE_FILE = "state.jsonl"
+
+local Run = {}
+Run.__index = Run
+Run.__name = "auditrun.run"
+
+--- open(dir) -> run | nil, err: the run state of output folder `dir`
+--- (created if missing), locked for this process; the temporary files a
+--- crashed run left in dir are removed.
+function M.open(dir)
+  assert(type(dir) == "string" and dir ~= "", "run.open needs a folder")
+  local ok, err = files.mkdirs(dir)
+  if not ok then return nil, err end
+  local st, serr = state.open(dir .. "/" .. M.STATE_DIR .. "/" .. M.STATE_FILE, { sweep = { dir } })
+  if not st then return nil, serr end
+  return setmetatable({ dir = dir, state = st }, Run)
+end
+
+--- record(key) -> what is recorded for key (a table), or nil
+function Run:record(key)
+  return self.state:get(key)
+end
+
+--- extra_jobs() -> sorted keys whose submit was repeated after an unknown
+--- outcome: the service may hold an extra job for each.
+function Run:extra_jobs()
+  local keys = {}
+  for k, v in self.state:each() do
+    if type(v) == "table" and v.extra_job then keys[#keys + 1] = k end
+  end
+  table.sort(keys)
+  return keys
+end
+
+function Run:close()
+  self.state:close()
+end
+
+local function with(rec, fields)
+  local out = {}
+  for k, v in pairs(rec) do out[k] = v end
+  for k, v in pairs(fields) do out[k] = v end
+  return out
+end
+
+local function placed(rec)
+  return rec.path and files.exists(rec.path) and files.sha256(rec.path) == rec.sha256
+end
+
+--- export(st, client, key, name, params, opts) -> file | nil, err. `st` is a
+--- run (from open) or a state (auditrun.state). opts: dir, deadline,
+--- first_interval, max_attempts (submits for a job that ends failed, 1 by
+--- default). A failure leaves what a rerun needs: a job still running or
+--- not yet downloaded is waited for again, a failed one submitted again.
+function M.export(st, client, key, name, params, opts)
+  if getmetatable(st) == Run then st = st.state end
+  opts = opts or {}
+  local function save(value) return st:set(key, value) end
+  local rec = st:get(key)
+  if type(rec) ~= "table" or rec.export ~= name or rec.api ~= client.api then rec = nil end
+  if rec and placed(rec) then
+    return { path = rec.path, name = rec.path:match("[^/]*$"), size = rec.size, sha256 = rec.sha256, job = rec.job,
+             reused = true, extra_job = rec.extra_job, submits = rec.submits }
+  end
+  -- Killed while a submit was out, or it got no usable answer: the service
+  -- may have started a job we cannot name. Submit again, and say so.
+  local extra = rec and (rec.extra_job or (not rec.job and (rec.state == "posting" or rec.state == "unknown")))
+  local base = { export = name, api = client.api, extra_job = extra or nil, submits = rec and rec.submits or 0 }
+  if not (rec and rec.job) then rec = nil end
+  local max_attempts = opts.max_attempts or 1
+  local attempts = 0
+  while true do
+    local job
+    if rec then
+      job = client:job(rec.job, name, { slot = true })
+    else
+      attempts = attempts + 1
+      local sub = {}
+      for k, v in pairs(opts) do sub[k] = v end
+      base.submits = base.submits + 1
+      sub.on_post = function() return save(with(base, { state = "posting" })) end
+      local err
+      job, err = client:submit(name, params, sub)
+      if not job then
+        -- Refused before or without sending: nothing at the service.
+        local noted, nerr = save(err.outcome == "unknown" and with(base, { state = "unknown" })
+          or (base.extra_job and base or nil))
+        if not noted then return nil, nerr end
+        return nil, err
+      end
+      rec = with(base, { state = "submitted", job = job.id })
+      local saved, serr = save(rec)
+      if not saved then
+        job:release()
+        return nil, serr
+      end
+    end
+    local cur = rec
+    local file, err = job:finish {
+      dir = opts.dir, deadline = opts.deadline, first_interval = opts.first_interval,
+      before_rename = function(f)
+        return save(with(cur, { path = f.path, size = f.size, sha256 = f.sha256 }))
+      end,
+    }
+    if file then
+      file.extra_job, file.submits = base.extra_job, rec.submits
+      return file
+    end
+    -- A failed or forgotten job is no use to anyone: submit afresh, here
+    -- while attempts remain, else in a rerun.
+    if not (errors.is(err, "job") and err.retryable == false or err.status == 404) then return nil, err end
+    base.submits = rec.submits
+    local noted, nerr = save(base.extra_job and base or nil)
+    if not noted then return nil, nerr end
+    rec = nil
+    if attempts >= max_attempts then return nil, err end
+  end
+end
+
+--- Run:export(client, key, name, params, opts): export(run, ...) above.
+function Run:export(client, key, name, params, opts)
+  return M.export(self.state, client, key, name, params, opts)
+end
+
+return M

@@ -1,3 +1,4 @@
+-- variants: plain
 -- Run state as an append-only journal: one line per change, a torn last
 -- line dropped, compacted on open, the earlier whole-file format read, one
 -- run at a time, a crashed run's temporary files swept.

@@ -32,7 +32,7 @@ end
 local Sandbox = {}
 Sandbox.__index = Sandbox
 
---- start{http=, token_ttl=, job_seconds=, client_cert=} -> sandbox with url,
+--- start{http=, token_ttl=, job_seconds=, client_cert=, opaque_tokens=} -> sandbox with url,
 --- port, ca_file, issuer, token_endpoint, clients, scope, pid, dir.
 function M.start(opts)
   opts = opts or {}
@@ -48,6 +48,7 @@ function M.start(opts)
     end
   end
   if opts.http then args[#args + 1] = "--http" end
+  if opts.opaque_tokens then args[#args + 1] = "--opaque-tokens" end
   opt("--token-ttl", opts.token_ttl)
   opt("--job-seconds", opts.job_seconds)
   opt("--client-cert", opts.client_cert)

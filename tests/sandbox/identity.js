@@ -30,7 +30,7 @@ function signingKey() {
   return { jwk, publicKey };
 }
 
-async function createIdentity({ url, tokenTtl, clientCert }) {
+async function createIdentity({ url, tokenTtl, clientCert, opaqueTokens = false }) {
   const { default: Provider } = await import('oidc-provider');
   const issuer = `${url}/identity`;
   const apiResource = `${url}/insights`;
@@ -72,7 +72,7 @@ async function createIdentity({ url, tokenTtl, clientCert }) {
           scope: SCOPE,
           audience: apiResource,
           accessTokenTTL: tokenTtl,
-          accessTokenFormat: 'jwt',
+          accessTokenFormat: opaqueTokens ? 'opaque' : 'jwt',
         }),
       },
     },
@@ -120,8 +120,16 @@ async function createIdentity({ url, tokenTtl, clientCert }) {
   }
 
   // Checks a Bearer access token: our signature, our issuer, not expired,
-  // the API's scope. Returns the claims or null.
+  // the API's scope. Returns (a promise of) the claims or null. An opaque
+  // token is looked up in the provider's store instead.
+  async function verifyOpaque(req) {
+    const m = /^Bearer ([\w-]+)$/.exec(req.headers.authorization || '');
+    const token = m && await provider.ClientCredentials.find(m[1]);
+    if (!token || !String(token.scope || '').split(' ').includes(SCOPE)) return null;
+    return { iss: issuer, sub: token.clientId, client_id: token.clientId, scope: token.scope, exp: token.exp };
+  }
   function verifyAccessToken(req) {
+    if (opaqueTokens) return verifyOpaque(req);
     const m = /^Bearer ([\w-]+)\.([\w-]+)\.([\w-]+)$/.exec(req.headers.authorization || '');
     if (!m) return null;
     const ok = crypto.verify('RSA-SHA256', Buffer.from(`${m[1]}.${m[2]}`), publicKey, Buffer.from(m[3], 'base64url'));

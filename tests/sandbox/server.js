@@ -7,7 +7,7 @@
 //
 // node server.js --dir DIR [--http] [--port N] [--token-ttl S]
 //                [--parent-pid PID] [--max-seconds S] [--client-cert PEM]
-//                [--job-seconds S]
+//                [--job-seconds S] [--opaque-tokens]
 
 const { execFileSync } = require('child_process');
 const fs = require('fs');
@@ -21,7 +21,7 @@ const { createTestRoutes, sendJson } = require('./testroutes');
 
 function parseArgs(argv) {
   const opts = {
-    dir: null, http: false, port: 0, tokenTtl: 600, parentPid: null, maxSeconds: 1800, jobSeconds: 1.0,
+    dir: null, http: false, opaqueTokens: false, port: 0, tokenTtl: 600, parentPid: null, maxSeconds: 1800, jobSeconds: 1.0,
     clientCert: path.join(__dirname, '..', 'fixtures', 'app-cert.pem'),
   };
   for (let i = 0; i < argv.length; i++) {
@@ -38,6 +38,7 @@ function parseArgs(argv) {
     else if (a === '--max-seconds') opts.maxSeconds = Number(next());
     else if (a === '--client-cert') opts.clientCert = next();
     else if (a === '--job-seconds') opts.jobSeconds = Number(next());
+    else if (a === '--opaque-tokens') opts.opaqueTokens = true;
     else throw new Error(`unknown option ${a}`);
   }
   if (!opts.dir) throw new Error('--dir is required');
@@ -102,7 +103,7 @@ async function main() {
       return sendJson(res, 200, identity.faults);
     }
     if (req.method === 'GET' && url.pathname === '/test/protected') {
-      const claims = identity.verifyAccessToken(req);
+      const claims = await identity.verifyAccessToken(req);
       if (!claims) {
         return sendJson(res, 401, { error: 'invalid_token' }, { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
       }
@@ -132,7 +133,7 @@ async function main() {
   await new Promise((resolve) => server.listen(opts.port, '127.0.0.1', resolve));
   const port = server.address().port;
   const url = `${opts.http ? 'http' : 'https'}://127.0.0.1:${port}`;
-  identity = await createIdentity({ url, tokenTtl: opts.tokenTtl, clientCert: opts.clientCert });
+  identity = await createIdentity({ url, tokenTtl: opts.tokenTtl, clientCert: opts.clientCert, opaqueTokens: opts.opaqueTokens });
   insights = createInsights({ verifyAccessToken: identity.verifyAccessToken, jobSeconds: opts.jobSeconds });
 
   const stop = () => {

@@ -1,13 +1,15 @@
+-- variants: plain
 -- The Insights request catalogue against its documents: every endpoint of
 -- the AvePoint Graph API and of the legacy Web API is built from the
 -- parameters its request sample shows, and must give the sample's method,
 -- URL (byte for byte; runs of '*' are the documents' masking) and JSON body.
 -- Then the checks made before anything is sent, and the friendly spellings.
 --
--- The samples are copied here verbatim; when the documents are at hand
--- (/work/shared/api-docs) each copy is also checked against its source.
+-- The samples are copied here verbatim; when the documents are at hand (the
+-- shared api-docs folder beside the checkout, or AUDITRUN_API_DOCS) each
+-- copy is also checked against its source.
 local cjson = require "cjson"
-local endpoints = require "auditrun.insights.endpoints"
+local CAT = require("auditrun.insights").catalogues
 local errors = require "auditrun.errors"
 local util = require "tests.helper.util"
 
@@ -16,7 +18,7 @@ local LEGACY_BASE = "http://hostname:port"
 -- The documents live in the shared folder beside the checkout.
 local DOCS = os.getenv("AUDITRUN_API_DOCS")
   or (util.read("../shared/api-docs/avepoint-graph/README.md") and "../shared/api-docs/")
-  or "/work/shared/api-docs/"
+  or "../../shared/api-docs/"
 local LEGACY_DOC = "insights-web-api-legacy.txt"
 
 -- ---- helpers ------------------------------------------------------------------
@@ -69,13 +71,13 @@ local function url_of(base, req)
 end
 
 local function build(api, name, params)
-  local req, err = endpoints.build(api, name, params)
+  local req, err = CAT[api]:build(name, params)
   assert(req, err and tostring(err))
   return req
 end
 
 local function refused(api, name, params, ...)
-  local req, err = endpoints.build(api, name, params)
+  local req, err = CAT[api]:build(name, params)
   assert.is_nil(req)
   assert.is_true(errors.is(err, "invalid"), "expected an error of kind invalid, got " .. tostring(err))
   for _, needle in ipairs { ... } do
@@ -730,10 +732,10 @@ describe("insights endpoints", function()
       it("cover every endpoint", function()
         local covered = {}
         for _, c in ipairs(suite.cases) do covered[c.name] = true end
-        for _, name in ipairs(endpoints.list(suite.api)) do
+        for _, name in ipairs(CAT[suite.api]:list()) do
           assert.is_true(covered[name] == true, name .. " has no sample case")
         end
-        for name in pairs(covered) do assert.is_table(endpoints[suite.api][name], name .. " is not in the catalogue") end
+        for name in pairs(covered) do assert.is_table(CAT[suite.api].endpoints[name], name .. " is not in the catalogue") end
       end)
 
       for _, c in ipairs(suite.cases) do
@@ -755,7 +757,7 @@ describe("insights endpoints", function()
           end
           -- Checked parameters build the same request again (callers such
           -- as the pager add documented names to them).
-          local again = build(suite.api, c.name, assert(endpoints.canonical(suite.api, c.name, c.params)))
+          local again = build(suite.api, c.name, assert(CAT[suite.api]:canonical(c.name, c.params)))
           assert.same(req, again)
         end)
 
@@ -777,12 +779,12 @@ describe("insights endpoints", function()
   describe("definitions", function()
     it("list sorted names, relative paths and a known shape", function()
       for _, api in ipairs { "graph", "legacy" } do
-        local names = endpoints.list(api)
+        local names = CAT[api]:list()
         local sorted = { table.unpack(names) }
         table.sort(sorted)
         assert.same(sorted, names)
         for _, name in ipairs(names) do
-          local def = endpoints[api][name]
+          local def = CAT[api].endpoints[name]
           assert.matches("^[a-z_]+$", name)
           assert.is_truthy(({ GET = true, POST = true, PATCH = true })[def.method], name)
           if api == "graph" then
@@ -790,61 +792,69 @@ describe("insights endpoints", function()
           else
             assert.matches("^/api/v1/", def.path)
           end
-          assert.is_truthy(({ page = true, nextlink = true, token = true, site_walk = true })[def.paging]
-            or def.paging == nil, name)
-          if def.paging == "site_walk" then
-            assert.is_truthy(def.cursor == "nextlink" or def.cursor == "token", name)
-            assert.is_string(def.per_site)
+          if def.paging then
+            assert.equal("read", def.kind, name)
+            assert.is_truthy(def.paging.style == "page" or def.paging.style == "cursor", name)
+            assert.is_truthy(def.paging.page or def.paging.cursor, name)
           end
-          if def.job then assert.is_table(endpoints.families[def.family], name) end
+          if def.kind == "submit" or def.kind == "status" or def.kind == "file" then
+            assert.is_table(CAT[api].jobs[def.job], name)
+          else
+            assert.is_nil(def.job, name)
+          end
           for _, p in ipairs(def.params) do
             assert.is_truthy(({ path = true, query = true, body = true })[p.at], name .. "." .. p.name)
             if p.at == "path" then assert.is_truthy(p.encode == "once" or p.encode == "twice") end
           end
         end
       end
-      assert.equal(23, #endpoints.list("graph"))
-      assert.equal(18, #endpoints.list("legacy"))
+      assert.equal(23, #CAT["graph"]:list())
+      assert.equal(18, #CAT["legacy"]:list())
     end)
 
-    it("name the job families and their status and file endpoints", function()
-      for family, f in pairs(endpoints.families) do
-        assert.equal(family, endpoints[f.api][f.status].family)
-        assert.equal("status", endpoints[f.api][f.status].kind)
-        assert.equal("file", endpoints[f.api][f.file].kind)
+    it("name the job families, their status and file endpoints and what their status codes mean", function()
+      for _, api in ipairs { "graph", "legacy" } do
+        for family, f in pairs(CAT[api].jobs) do
+          assert.equal(family, CAT[api].endpoints[f.status].job)
+          assert.equal("status", CAT[api].endpoints[f.status].kind)
+          assert.equal("file", CAT[api].endpoints[f.file].kind)
+          assert.same({ 1 }, f.state.running)
+          assert.same({ 2 }, f.state.done)
+          assert.same({ 3 }, f.state.failed)
+        end
       end
       local req = build("graph", "user_activities_export", { email = "a@b.com" })
-      assert.is_true(req.job)
-      assert.equal("graph", req.family)
+      assert.equal("submit", req.kind)
+      assert.equal("graph", req.job)
       req = build("legacy", "activity_export", { email = "a@b.com" })
-      assert.equal("legacy-activity", req.family)
+      assert.equal("legacy-activity", req.job)
       req = build("legacy", "link_permissions_export", { link_type = "anyone" })
-      assert.equal("legacy-permission", req.family)
-      assert.is_false(build("graph", "user_summaries", { startPage = 1, pageSize = 10 }).job)
+      assert.equal("legacy-permission", req.job)
+      assert.equal("read", build("graph", "user_summaries", { startPage = 1, pageSize = 10 }).kind)
     end)
 
     it("say how answers are paged and where their rows are", function()
       local function shape(api, name, params)
-        local r = build(api, name, params)
-        return { r.paging, r.cursor, r.rows }
+        local pg = build(api, name, params).paging or {}
+        return { pg.style, pg.page or pg.cursor, pg.rows and pg.rows[1], pg.each }
       end
-      assert.same({ "page", nil, { "results", "values" } }, shape("graph", "user_summaries", { start_page = 1, page_size = 5 }))
-      assert.same({ "page", nil, { "values", "results" } }, shape("graph", "group_summaries", { start_page = 1, page_size = 5 }))
-      assert.same({ "nextlink", nil, { "values", "results" } }, shape("graph", "site_permissions", { site_urls = "https://x" }))
-      assert.same({ "site_walk", "nextlink", { "values", "results" } }, shape("graph", "site_detail_records", { site_id = "s" }))
-      assert.same({ "token", nil, { "results", "values" } }, shape("legacy", "site_permissions", { site_urls = { "https://x" } }))
-      assert.same({ "page", nil, { "results", "values" } }, shape("legacy", "groups", { start_page = 1 }))
-      assert.same({ "site_walk", "token", { "results", "values" } },
+      assert.same({ "page", "startPage", "results" }, shape("graph", "user_summaries", { start_page = 1, page_size = 5 }))
+      assert.same({ "page", "startPage", "values" }, shape("graph", "group_summaries", { start_page = 1, page_size = 5 }))
+      assert.same({ "cursor", "nextLink", "values" }, shape("graph", "site_permissions", { site_urls = "https://x" }))
+      assert.same({ "cursor", "nextLink", "values", "siteId" }, shape("graph", "site_detail_records", { site_id = "s" }))
+      assert.same({ "cursor", "Token", "results" }, shape("legacy", "site_permissions", { site_urls = { "https://x" } }))
+      assert.same({ "page", "StartPage", "results" }, shape("legacy", "groups", { start_page = 1 }))
+      assert.same({ "cursor", "token", "results", "siteId" },
         shape("legacy", "detail_records_by_site", { site_id = "s", page_size = 10, filters = { tag_name = "x" } }))
-      assert.same({ nil, nil, nil }, shape("graph", "export_status", { job_id = 1 }))
+      assert.same({}, shape("graph", "export_status", { job_id = 1 }))
     end)
 
     it("raise on programmer mistakes", function()
-      assert.has_error(function() endpoints.build("modern", "groups", {}) end)
-      assert.has_error(function() endpoints.build("graph", "no_such_endpoint", {}) end)
-      assert.has_error(function() endpoints.build("legacy", "group_summaries", {}) end)
-      assert.has_error(function() endpoints.build("graph", "user_summaries", "startPage=1") end)
-      assert.has_error(function() endpoints.list("modern") end)
+      assert.has_error(function() CAT["modern"]:build("groups", {}) end)
+      assert.has_error(function() CAT["graph"]:build("no_such_endpoint", {}) end)
+      assert.has_error(function() CAT["legacy"]:build("group_summaries", {}) end)
+      assert.has_error(function() CAT["graph"]:build("user_summaries", "startPage=1") end)
+      assert.has_error(function() CAT["modern"]:list() end)
     end)
   end)
 
@@ -1064,7 +1074,7 @@ describe("insights endpoints", function()
 
   describe("canonical", function()
     it("gives the parameters under their documented names", function()
-      local v = assert(endpoints.canonical("graph", "user_summaries", { start_page = 2, page_size = "50" }))
+      local v = assert(CAT["graph"]:canonical("user_summaries", { start_page = 2, page_size = "50" }))
       assert.same({ startPage = 2, pageSize = 50 }, v)
     end)
   end)

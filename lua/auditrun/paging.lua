@@ -1,14 +1,19 @@
--- auditrun.paging: one iterator over every paging style the APIs use.
+-- auditrun.paging: one iterator over every paging style the APIs use. The
+-- catalogue says which style an endpoint has and where its rows and
+-- cursors are; nothing here knows a vendor.
 --
---   page      startPage/pageSize (or StartPage/PageSize): ends on a short or
---             empty page
---   nextlink  an opaque nextLink passed back exactly as given
---   token     the legacy Token/nextToken pair
+--   page    a page number (1, 2, ...): ends on an empty page, on a page
+--           shorter than the page size, or once `total` rows are seen
+--   offset  a row offset advanced by the rows received: ends on an empty
+--           page or on one shorter than the longest before it (a server
+--           may cap the page size below what was asked, and may report no
+--           total)
+--   cursor  an opaque link or token from the previous answer (the first
+--           of the `next` fields present), passed back exactly as given
 --
--- Rows come under `values` or `results` (the documents use both). A server
--- whose pages never end is stopped at max_pages with an error, not followed
--- forever. Iterators raise error values; wrap the loop in pcall (or let the
--- script fail) to handle them.
+-- A server whose pages never end is stopped at max_pages with an error, not
+-- followed forever. Iterators raise error values; wrap the loop in pcall
+-- (or let the script fail) to handle them.
 local errors = require "auditrun.errors"
 local http = require "auditrun.http"
 
@@ -16,38 +21,38 @@ local M = {}
 
 M.MAX_PAGES = 100000
 
---- The rows of a page body: body.values, body.results, or the body itself
---- when it is a list.
-function M.rows_of(body)
-  if type(body) ~= "table" then return {} end
-  local rows = body.values
-  if rows == nil or rows == http.null then rows = body.results end
-  if rows == nil or rows == http.null then
-    if body[1] ~= nil then return body end
-    return {}
-  end
-  if type(rows) ~= "table" then return {} end
-  return rows
-end
-
 local function present(v)
   return v ~= nil and v ~= http.null and v ~= ""
 end
 
---- pages{style=, fetch=fn(cursor)->body|nil,err, page_size=, first_page=,
---- first_cursor=, max_pages=} -> iterator over (page body, page number).
---- For "page" the cursor is the page number; for "nextlink" and "token" it
---- is the link or token from the previous page (first_cursor, usually nil,
---- for the first).
+--- rows_of(body, fields) -> the rows of a page body: the first of the
+--- named fields that holds a table, or the body itself when it is a list.
+function M.rows_of(body, fields)
+  if type(body) ~= "table" then return {} end
+  for _, f in ipairs(fields or {}) do
+    local rows = body[f]
+    if present(rows) then return type(rows) == "table" and rows or {} end
+  end
+  if body[1] ~= nil then return body end
+  return {}
+end
+
+--- pages{style=, fetch=fn(cursor)->body|nil,err, rows={fields}, next={fields},
+--- total=field, page_size=, first=, max_pages=} -> iterator over (page
+--- body, page number). The cursor is the page number ("page", first
+--- default 1), the row offset ("offset", default 0) or the link from the
+--- previous page ("cursor", first usually nil).
 function M.pages(o)
   local style, fetch = o.style, o.fetch
-  assert(style == "page" or style == "nextlink" or style == "token", "unknown paging style")
+  assert(style == "page" or style == "offset" or style == "cursor", "unknown paging style")
+  assert(style ~= "cursor" or o.next, "cursor paging needs the fields of the next cursor")
   local max_pages = o.max_pages or M.MAX_PAGES
   local page_size = o.page_size
-  local n, finished = 0, false
+  local n, seen_rows, longest, finished = 0, 0, 0, false
   local seen = {}
-  local cursor = o.first_cursor
-  if style == "page" then cursor = o.first_page or 1 end
+  local cursor = o.first
+  if cursor == nil and style == "page" then cursor = 1 end
+  if cursor == nil and style == "offset" then cursor = 0 end
   return function()
     if finished then return nil end
     n = n + 1
@@ -56,14 +61,28 @@ function M.pages(o)
     end
     local body, err = fetch(cursor)
     if body == nil then error(err, 0) end
-    local rows = M.rows_of(body)
+    local count = #M.rows_of(body, o.rows)
+    seen_rows = seen_rows + count
     if style == "page" then
-      if #rows == 0 or (page_size and #rows < page_size) then finished = true end
-      if #rows == 0 then return nil end
+      local total = o.total and math.tointeger(tonumber(type(body) == "table" and body[o.total] or nil))
+      if count == 0 then return nil end
+      if total and total > 0 then
+        finished = seen_rows >= total
+      elseif page_size and count < page_size then
+        finished = true
+      end
       cursor = cursor + 1
+    elseif style == "offset" then
+      if count == 0 then return nil end
+      if count < longest then finished = true end
+      longest = math.max(longest, count)
+      cursor = cursor + count
     else
-      local nxt = style == "nextlink" and body.nextLink or (body.nextToken or body.NextToken)
-      if present(nxt) then
+      local nxt
+      for _, f in ipairs(o.next) do
+        if present(body[f]) then nxt = body[f] break end
+      end
+      if nxt ~= nil then
         -- A link seen before would loop for ever.
         if seen[nxt] then
           error(errors.new("paging", "the server sent the same next page twice"), 0)
@@ -78,9 +97,9 @@ function M.pages(o)
   end
 end
 
---- each_row(next_page) -> iterator over the rows of the pages an iterator
---- from pages() gives.
-function M.each_row(next_page)
+--- each_row(next_page, fields) -> iterator over the rows of the pages an
+--- iterator from pages() gives.
+function M.each_row(next_page, fields)
   local rows, i = {}, 0
   return function()
     while true do
@@ -88,7 +107,7 @@ function M.each_row(next_page)
       if rows[i] ~= nil then return rows[i] end
       local body = next_page()
       if body == nil then return nil end
-      rows, i = M.rows_of(body), 0
+      rows, i = M.rows_of(body, fields), 0
     end
   end
 end

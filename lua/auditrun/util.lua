@@ -1,0 +1,21 @@
+-- auditrun.util: the small table helpers the modules share.
+local M = {}
+
+--- copy(t) -> a shallow copy of t (nil gives an empty table).
+function M.copy(t)
+  local c = {}
+  if t then for k, v in pairs(t) do c[k] = v end end
+  return c
+end
+
+--- merge(into, from) -> into, with every key of `from` that `into` lacks.
+function M.merge(into, from)
+  if from then
+    for k, v in pairs(from) do
+      if into[k] == nil then into[k] = v end
+    end
+  end
+  return into
+end
+
+return M

@@ -15,6 +15,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+static mode_t file_mode = 0600, dir_mode = 0700;
+
+void fsio_set_modes(mode_t fmode, mode_t dmode) {
+  file_mode = fmode & 0777;
+  dir_mode = dmode & 0777;
+}
+
+mode_t fsio_file_mode(void) { return file_mode; }
+
 static void dir_of(const char *path, char *out, size_t outlen) {
   const char *slash = strrchr(path, '/');
   if (!slash) snprintf(out, outlen, ".");
@@ -34,7 +43,7 @@ int fsio_mkdirs(const char *path, char *err, size_t errlen) {
     if (*p == '/' || *p == '\0') {
       char c = *p;
       *p = '\0';
-      if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
+      if (mkdir(buf, dir_mode) != 0 && errno != EEXIST) {
         snprintf(err, errlen, "cannot create %s: %s", buf, strerror(errno));
         return -1;
       }
@@ -52,8 +61,26 @@ int fsio_mkdirs(const char *path, char *err, size_t errlen) {
   return 0;
 }
 
+int fsio_open_regular(const char *path, char *err, size_t errlen) {
+  struct stat st;
+  /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ELOOP) snprintf(err, errlen, "%s is a symbolic link: refusing to follow it", path);
+    else snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    return -1;
+  }
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    snprintf(err, errlen, "%s is not a regular file", path);
+    close(fd);
+    return -1;
+  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  return fd;
+}
+
 int fsio_fsync_file(const char *path, char *err, size_t errlen) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0 || fsync(fd) != 0) {
     snprintf(err, errlen, "cannot sync %s: %s", path, strerror(errno));
     if (fd >= 0) close(fd);
@@ -88,33 +115,79 @@ int fsio_temp_beside(const char *path, char *out, size_t outlen, char *err, size
     snprintf(err, errlen, "path too long: %s", path);
     return -1;
   }
+  /* mkostemp creates with O_EXCL (never through a symlink), mode 0600. */
   fd = mkostemp(out, O_CLOEXEC);
   if (fd < 0) {
     snprintf(err, errlen, "cannot create a temporary file in %s: %s", dir, strerror(errno));
     return -1;
   }
-  /* mkostemp makes 0600; give the file the mode a plain create would. */
+  if (file_mode != 0600 && fchmod(fd, file_mode) != 0) {
+    snprintf(err, errlen, "cannot set the mode of %s: %s", out, strerror(errno));
+    close(fd);
+    unlink(out);
+    return -1;
+  }
+  return fd;
+}
+
+static int same_file(const struct stat *a, const struct stat *b) {
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* Drops the name `temp` if it still names the file open as fd. */
+static void unlink_if_ours(int fd, const char *temp) {
+  struct stat mine, there;
+  if (fstat(fd, &mine) == 0 && lstat(temp, &there) == 0 && same_file(&mine, &there)) unlink(temp);
+}
+
+int fsio_link_noreplace(int fd, const char *temp, const char *to, char *err, size_t errlen) {
+  char self[64];
+  struct stat mine, there;
+  if (fstat(fd, &mine) != 0) {
+    snprintf(err, errlen, "cannot read the temporary file for %s: %s", to, strerror(errno));
+    return -1;
+  }
+  /* linkat through /proc names the inode we hold, whatever sits at the
+   * temporary name now; like RENAME_NOREPLACE it refuses an existing name. */
+  snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+  if (linkat(AT_FDCWD, self, AT_FDCWD, to, AT_SYMLINK_FOLLOW) == 0) {
+    unlink_if_ours(fd, temp);
+    return fsio_fsync_dir_of(to, err, errlen);
+  }
+  if (errno == EEXIST) {
+    snprintf(err, errlen, "%s already exists", to);
+    return 1;
+  }
+  if (fstat(fd, &mine) == 0 && mine.st_nlink == 0) {
+    /* Someone removed or replaced the temporary name: what sits there now
+     * is not what we wrote, and must not get the final name. */
+    snprintf(err, errlen, "the temporary file for %s was removed or replaced while it was written", to);
+    return -1;
+  }
+  if (errno != ENOENT && errno != EPERM && errno != EXDEV && errno != ENOSYS) {
+    snprintf(err, errlen, "cannot name %s: %s", to, strerror(errno));
+    return -1;
+  }
+  /* No /proc, or a file system that will not link: rename the temporary
+   * name, then check that what landed is the file we wrote. */
   {
-    mode_t mask = umask(0);
-    umask(mask);
-    if (fchmod(fd, 0666 & ~mask) != 0) {
-      snprintf(err, errlen, "cannot set the mode of %s: %s", out, strerror(errno));
-      close(fd);
-      unlink(out);
+    int rc = fsio_rename_noreplace(temp, to, err, errlen);
+    if (rc != 0) return rc;
+    if (lstat(to, &there) != 0 || !same_file(&mine, &there)) {
+      snprintf(err, errlen, "the temporary file for %s was removed or replaced while it was written", to);
+      unlink(to);
       return -1;
     }
   }
-  close(fd);
   return 0;
 }
 
 int fsio_write_atomic(const char *path, const char *data, size_t len, char *err, size_t errlen) {
   char tmp[PATH_MAX];
-  int fd = -1, rc = -1;
+  int fd, rc = -1;
   size_t off = 0;
-  if (fsio_temp_beside(path, tmp, sizeof tmp, err, errlen) != 0) return -1;
-  fd = open(tmp, O_WRONLY | O_TRUNC | O_CLOEXEC);
-  if (fd < 0) goto fail;
+  fd = fsio_temp_beside(path, tmp, sizeof tmp, err, errlen);
+  if (fd < 0) return -1;
   while (off < len) {
     ssize_t n = write(fd, data + off, len - off);
     if (n < 0) {
@@ -124,6 +197,15 @@ int fsio_write_atomic(const char *path, const char *data, size_t len, char *err,
     off += (size_t)n;
   }
   if (fsync(fd) != 0) goto fail;
+  /* rename replaces a symlink at path; it never writes through one. The
+   * temporary name is checked to still be our file first. */
+  {
+    struct stat mine, there;
+    if (fstat(fd, &mine) != 0 || lstat(tmp, &there) != 0 || !same_file(&mine, &there)) {
+      errno = EEXIST;
+      goto fail;
+    }
+  }
   if (close(fd) != 0) {
     fd = -1;
     goto fail;
@@ -134,8 +216,10 @@ int fsio_write_atomic(const char *path, const char *data, size_t len, char *err,
   return rc;
 fail:
   snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-  if (fd >= 0) close(fd);
-  unlink(tmp);
+  if (fd >= 0) {
+    unlink_if_ours(fd, tmp);
+    close(fd);
+  }
   return -1;
 }
 
@@ -163,9 +247,16 @@ int fsio_rename_noreplace(const char *from, const char *to, char *err, size_t er
 }
 
 int fsio_lock(const char *path, char *err, size_t errlen) {
-  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  struct stat st;
+  int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, file_mode);
   if (fd < 0) {
-    snprintf(err, errlen, "cannot open the lock file %s: %s", path, strerror(errno));
+    snprintf(err, errlen, errno == ELOOP ? "the lock file %s is a symbolic link: refusing to follow it"
+                                         : "cannot open the lock file %s: %s", path, strerror(errno));
+    return -1;
+  }
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    snprintf(err, errlen, "the lock file %s is not a regular file", path);
+    close(fd);
     return -1;
   }
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {

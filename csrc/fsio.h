@@ -4,12 +4,29 @@
 #define AUDITRUN_FSIO_H
 
 #include <stddef.h>
+#include <sys/types.h>
+
+/* The modes new files and directories get: 0600 and 0700 unless widened
+ * (reports list who can reach what; they are private to their owner). */
+void fsio_set_modes(mode_t file_mode, mode_t dir_mode);
+mode_t fsio_file_mode(void);
 
 int fsio_mkdirs(const char *path, char *err, size_t errlen);
-/* Atomically replace `path` with `data`. */
+/* Atomically replace `path` with `data`. A symlink at `path` is replaced,
+ * never followed. */
 int fsio_write_atomic(const char *path, const char *data, size_t len, char *err, size_t errlen);
-/* Create an empty temporary file beside `path` (same directory), name in out. */
+/* Create an empty temporary file beside `path` (same directory), name in
+ * out: its fd, or -1. Nothing is ever opened by that name again: the fd is
+ * what gets written, checked and named (fsio_link_noreplace). */
 int fsio_temp_beside(const char *path, char *out, size_t outlen, char *err, size_t errlen);
+/* Gives the file open as `fd` (created as `temp`) the name `to`, never
+ * replacing anything there, then drops the name `temp`. Whatever was done
+ * to the name `temp` meanwhile, the file that lands is the one written
+ * through fd. Returns 0, -1 (error) or 1 (target exists). */
+int fsio_link_noreplace(int fd, const char *temp, const char *to, char *err, size_t errlen);
+/* Opens an existing regular file for reading, never through a symlink and
+ * never a device or FIFO: the fd, or -1. */
+int fsio_open_regular(const char *path, char *err, size_t errlen);
 int fsio_fsync_file(const char *path, char *err, size_t errlen);
 int fsio_fsync_dir_of(const char *path, char *err, size_t errlen);
 /* Rename that fails with kind "exists" rather than replace; fsyncs the

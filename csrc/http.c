@@ -8,8 +8,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "fsio.h"
 #include "version.h"
 
 
@@ -70,6 +73,11 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud) {
   http_request *req = ud;
   size_t len = size * n;
   if (req->out) {
+    if (req->max_download && req->written + len > req->max_download) {
+      req->too_large = 1;
+      return 0;
+    }
+    req->written += len;
     if (fwrite(data, 1, len, req->out) != len) {
       req->file_error = errno ? errno : EIO;
       return 0;
@@ -243,9 +251,27 @@ int http_set_body_file(http_request *req, const char *path, char *err, size_t er
 }
 
 int http_set_output_file(http_request *req, const char *path, char *err, size_t errlen) {
-  FILE *f = fopen(path, "wb");
-  if (!f) {
-    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+  FILE *f;
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, fsio_file_mode());
+  if (fd < 0 || !(f = fdopen(fd, "wb"))) {
+    snprintf(err, errlen, errno == ELOOP ? "%s is a symbolic link: refusing to write through it" : "%s: %s",
+             path, strerror(errno));
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  req->out = f;
+  req->to_file = 1;
+  return 0;
+}
+
+int http_set_output_fd(http_request *req, int fd, char *err, size_t errlen) {
+  FILE *f;
+  int mine = -1;
+  /* A retried request starts the file over. */
+  if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0 || (mine = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0 ||
+      !(f = fdopen(mine, "wb"))) {
+    snprintf(err, errlen, "cannot write the temporary file: %s", strerror(errno));
+    if (mine >= 0) close(mine);
     return -1;
   }
   req->out = f;
@@ -280,6 +306,12 @@ void http_set_max_redirects(http_request *req, long n) {
 
 void http_set_max_body(http_request *req, size_t n) { req->max_body = n; }
 
+void http_set_max_download(http_request *req, unsigned long long n) {
+  req->max_download = n;
+  /* libcurl refuses at once when Content-Length says more. */
+  if (n) curl_easy_setopt(req->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)n);
+}
+
 int http_start(http_request *req, loop *lp, char *err, size_t errlen) {
   if (req->headers) curl_easy_setopt(req->easy, CURLOPT_HTTPHEADER, req->headers);
   if (loop_add_transfer(lp, req->easy, err, errlen) != 0) return -1;
@@ -309,8 +341,9 @@ const char *http_error(const http_request *req, char *msg, size_t msglen) {
     snprintf(msg, msglen, "cannot write response body: %s", strerror(req->file_error));
     return "file";
   }
-  if (req->too_large) {
-    snprintf(msg, msglen, "response body larger than %zu bytes", req->max_body);
+  if (req->too_large || req->result == CURLE_FILESIZE_EXCEEDED) {
+    if (req->to_file) snprintf(msg, msglen, "download larger than %llu bytes (max_download)", req->max_download);
+    else snprintf(msg, msglen, "response body larger than %zu bytes", req->max_body);
     return "too_large";
   }
   if (req->result == CURLE_OK) return NULL;

@@ -22,13 +22,14 @@ typedef struct http_request {
   int started;
   int finished;
   int aborted;
-  int too_large;         /* body exceeded max_body */
+  int too_large;         /* body exceeded max_body (in memory) or max_download (to a file) */
   int file_error;        /* writing the output file failed */
   CURLcode result;
   /* response body kept in memory when no output file is given */
   char *body;
   size_t body_len, body_cap, max_body;
   FILE *out;             /* response streamed here */
+  unsigned long long written, max_download;  /* bytes to out (decoded), and their limit */
   int to_file;           /* the body went to a file, not to memory */
   FILE *in;              /* request body read from here */
   http_header *resp;
@@ -43,12 +44,19 @@ int http_set_url(http_request *req, const char *url, char *err, size_t errlen);
 int http_add_header(http_request *req, const char *line, char *err, size_t errlen);
 int http_set_body(http_request *req, const char *data, size_t len, char *err, size_t errlen);
 int http_set_body_file(http_request *req, const char *path, char *err, size_t errlen);
+/* The body goes to a file: a new one by name (never through a symlink), or
+ * the open fd of a temporary file (emptied first; the transfer writes a
+ * duplicate of it, the caller keeps its own). */
 int http_set_output_file(http_request *req, const char *path, char *err, size_t errlen);
+int http_set_output_fd(http_request *req, int fd, char *err, size_t errlen);
 int http_set_ca_file(http_request *req, const char *path, char *err, size_t errlen);
 void http_set_timeouts(http_request *req, double connect, double total,
                        long low_speed_bytes, double low_speed_seconds);
 void http_set_max_redirects(http_request *req, long n);
 void http_set_max_body(http_request *req, size_t n);
+/* Largest body written to a file, after decoding (a small gzip answer can
+ * expand to any size); 0 means no limit. */
+void http_set_max_download(http_request *req, unsigned long long n);
 
 int http_start(http_request *req, loop *lp, char *err, size_t errlen);
 void http_abort(http_request *req, loop *lp);

@@ -14,6 +14,7 @@
 #include <openssl/rsa.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define WARN_DAYS 30
 
@@ -85,6 +86,15 @@ static int pem_password(char *buf, int size, int rwflag, void *ud) {
   return (int)n;
 }
 
+/* For reads that take no password: answers "none" at once. */
+static int no_password(char *buf, int size, int rwflag, void *ud) {
+  (void)buf;
+  (void)size;
+  (void)rwflag;
+  (void)ud;
+  return -1;
+}
+
 /* Reads a whole (small) key or certificate file into a memory BIO, so the
  * markers can be looked at before OpenSSL's decoders turn a missing key or
  * a missing password into a generic failure. */
@@ -150,7 +160,9 @@ static int load_pem_cert(jwt_key *k, const char *path, char *err, size_t errlen)
     snprintf(err, errlen, "%s: %s", path, strerror(errno));
     goto done;
   }
-  k->cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+  /* Never NULL callbacks: OpenSSL's default one prompts on the terminal
+   * for an encrypted-looking PEM, and an unattended run would hang. */
+  k->cert = PEM_read_bio_X509(bio, NULL, no_password, NULL);
   if (!k->cert) {
     snprintf(err, errlen, "no certificate found in %s", path);
     ERR_clear_error();
@@ -342,23 +354,21 @@ int jwt_sha256(const unsigned char *data, size_t len, unsigned char out[32]) {
   return EVP_Digest(data, len, out, NULL, EVP_sha256(), NULL) == 1 ? 0 : -1;
 }
 
-int jwt_sha256_file(const char *path, unsigned char out[32], char *err, size_t errlen) {
+int jwt_sha256_fd(int fd, unsigned char out[32], char *err, size_t errlen) {
   int rc = -1;
   unsigned char buf[65536];
-  size_t n;
-  EVP_MD_CTX *md = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    snprintf(err, errlen, "%s: %s", path, strerror(errno));
-    goto done;
-  }
-  md = EVP_MD_CTX_new();
+  off_t at = 0;
+  ssize_t n;
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
   if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) goto fail;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-    if (EVP_DigestUpdate(md, buf, n) != 1) goto fail;
-  if (ferror(f)) {
-    snprintf(err, errlen, "%s: read error", path);
-    goto done;
+  while ((n = pread(fd, buf, sizeof buf, at)) != 0) {
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      snprintf(err, errlen, "read error: %s", strerror(errno));
+      goto done;
+    }
+    if (EVP_DigestUpdate(md, buf, (size_t)n) != 1) goto fail;
+    at += n;
   }
   if (EVP_DigestFinal_ex(md, out, NULL) != 1) goto fail;
   rc = 0;
@@ -368,7 +378,6 @@ fail:
   drain_errors(err, errlen);
 done:
   EVP_MD_CTX_free(md);
-  if (f) fclose(f);
   return rc;
 }
 

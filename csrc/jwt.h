@@ -39,7 +39,8 @@ size_t jwt_b64url_encode(const unsigned char *in, size_t len, char *out);
 long jwt_b64url_decode(const char *in, size_t len, unsigned char *out);
 
 int jwt_sha256(const unsigned char *data, size_t len, unsigned char out[32]);
-int jwt_sha256_file(const char *path, unsigned char out[32], char *err, size_t errlen);
+/* Digest of the whole file open as fd (read with pread: the offset stays). */
+int jwt_sha256_fd(int fd, unsigned char out[32], char *err, size_t errlen);
 int jwt_random(unsigned char *out, size_t len, char *err, size_t errlen);
 
 #endif

@@ -87,8 +87,7 @@ static int core_release(lua_State *L) {
 static const lua_CFunction opens[] = {lfsio_open, lhttp_open, ljwt_open, lloop_open, NULL};
 
 static int core_handle_signals(lua_State *L) {
-  (void)L;
-  loop_install_signals();
+  lloop_handle_signals(L);
   return 0;
 }
 

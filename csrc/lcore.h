@@ -20,7 +20,14 @@ void core_untrack(lua_State *L, loop_item *it);
 /* Sets the named metatable, built once, with methods and __gc/__close/__index. */
 void core_newmeta(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc);
 
+/* The fd of the temporary file (auditrun.tempfile) at idx: -2 when idx is
+ * not one, -1 when it is closed. */
+int lfsio_tofd(lua_State *L, int idx);
+
 int lloop_open(lua_State *L);
+/* SIGINT/SIGTERM handling for the host: the loop's handler, and a hook that
+ * stops Lua code that never returns to the loop. */
+void lloop_handle_signals(lua_State *L);
 int lfsio_open(lua_State *L);
 int lhttp_open(lua_State *L);
 int ljwt_open(lua_State *L);

@@ -1,11 +1,21 @@
 /* lfsio.c: crash-safe file primitives for Lua. Each returns true, or nil
  * and an error value of kind "file" ("exists" when a rename would replace,
- * "locked" when another process holds a lock). */
+ * "locked" when another process holds a lock). A temporary file is an
+ * object holding its descriptor from creation to naming: it is written
+ * (core.request's output), read, hashed and named through that fd, never
+ * reopened by its name. */
+#include <errno.h>
 #include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include "jwt.h"
 
 #include "fsio.h"
 #include "lcore.h"
+
+#define TEMP_META "auditrun.tempfile"
 
 static int result(lua_State *L, int rc, const char *err) {
   if (rc == 0) {
@@ -28,12 +38,127 @@ static int write_atomic(lua_State *L) {
   return result(L, fsio_write_atomic(path, data, len, err, sizeof err), err);
 }
 
-static int temp_beside(lua_State *L) {
-  char err[CORE_ERRLEN], out[PATH_MAX];
-  if (fsio_temp_beside(luaL_checkstring(L, 1), out, sizeof out, err, sizeof err) != 0)
-    return core_fail(L, "file", err);
-  lua_pushstring(L, out);
+typedef struct {
+  int fd;          /* -1 once closed */
+  int named;       /* given its final name: closing leaves the file */
+  char path[PATH_MAX];
+} temp_file;
+
+#define totemp(L) ((temp_file *)luaL_checkudata(L, 1, TEMP_META))
+
+static temp_file *checkopentemp(lua_State *L) {
+  temp_file *t = totemp(L);
+  if (t->fd < 0) luaL_error(L, "attempt to use a closed temporary file");
+  return t;
+}
+
+int lfsio_tofd(lua_State *L, int idx) {
+  temp_file *t = luaL_testudata(L, idx, TEMP_META);
+  if (!t) return -2;
+  return t->fd;
+}
+
+/* temp_file(beside) -> temporary file | nil, err */
+static int temp_new(lua_State *L) {
+  char err[CORE_ERRLEN];
+  const char *beside = luaL_checkstring(L, 1);
+  temp_file *t = lua_newuserdatauv(L, sizeof *t, 0);
+  t->fd = -1;
+  t->named = 0;
+  t->path[0] = '\0';
+  luaL_setmetatable(L, TEMP_META);
+  t->fd = fsio_temp_beside(beside, t->path, sizeof t->path, err, sizeof err);
+  if (t->fd < 0) return core_fail(L, "file", err);
   return 1;
+}
+
+/* close, __gc and __close: an unnamed temporary file is removed. */
+static int temp_close(lua_State *L) {
+  temp_file *t = totemp(L);
+  if (t->fd >= 0) {
+    int fd = t->fd;
+    struct stat mine, there;
+    t->fd = -1;
+    if (!t->named && fstat(fd, &mine) == 0 && lstat(t->path, &there) == 0 &&
+        mine.st_dev == there.st_dev && mine.st_ino == there.st_ino)
+      unlink(t->path);
+    close(fd);
+  }
+  return 0;
+}
+
+static int temp_path(lua_State *L) {
+  lua_pushstring(L, totemp(L)->path);
+  return 1;
+}
+
+static int temp_size(lua_State *L) {
+  struct stat st;
+  temp_file *t = checkopentemp(L);
+  if (fstat(t->fd, &st) != 0) return core_fail(L, "file", strerror(errno));
+  lua_pushinteger(L, (lua_Integer)st.st_size);
+  return 1;
+}
+
+/* read_at(offset, n) -> up to n bytes from offset ("" at the end) */
+static int temp_read_at(lua_State *L) {
+  temp_file *t = checkopentemp(L);
+  lua_Integer off = luaL_checkinteger(L, 2), n = luaL_checkinteger(L, 3);
+  luaL_Buffer b;
+  char *buf;
+  ssize_t got;
+  luaL_argcheck(L, off >= 0, 2, "offset must be at least 0");
+  luaL_argcheck(L, n >= 0 && n <= (1 << 24), 3, "between 0 and 16 MiB");
+  buf = luaL_buffinitsize(L, &b, (size_t)n);
+  do got = pread(t->fd, buf, (size_t)n, (off_t)off);
+  while (got < 0 && errno == EINTR);
+  if (got < 0) return core_fail(L, "file", strerror(errno));
+  luaL_pushresultsize(&b, (size_t)got);
+  return 1;
+}
+
+static int temp_fsync(lua_State *L) {
+  char err[CORE_ERRLEN];
+  temp_file *t = checkopentemp(L);
+  if (fsync(t->fd) != 0) {
+    snprintf(err, sizeof err, "cannot sync %.400s: %s", t->path, strerror(errno));
+    return core_fail(L, "file", err);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int temp_sha256(lua_State *L) {
+  static const char digits[] = "0123456789abcdef";
+  char err[CORE_ERRLEN], hex[64];
+  unsigned char md[32];
+  temp_file *t = checkopentemp(L);
+  if (jwt_sha256_fd(t->fd, md, err, sizeof err) != 0) return core_fail(L, "file", err);
+  for (int i = 0; i < 32; i++) {
+    hex[2 * i] = digits[md[i] >> 4];
+    hex[2 * i + 1] = digits[md[i] & 15];
+  }
+  lua_pushlstring(L, hex, sizeof hex);
+  return 1;
+}
+
+/* link(target) -> true | nil, err ("exists"): the file gets its final name. */
+static int temp_link(lua_State *L) {
+  char err[CORE_ERRLEN];
+  temp_file *t = checkopentemp(L);
+  int rc = fsio_link_noreplace(t->fd, t->path, luaL_checkstring(L, 2), err, sizeof err);
+  if (rc == 0) t->named = 1;
+  return result(L, rc, err);
+}
+
+/* set_file_modes(file_mode, dir_mode): for every file and folder made from
+ * now on (auditrun.files reads them from the environment). */
+static int set_file_modes(lua_State *L) {
+  lua_Integer f = luaL_checkinteger(L, 1), d = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, f >= 0 && f <= 0777, 1, "a mode between 0 and 0777");
+  luaL_argcheck(L, d >= 0 && d <= 0777, 2, "a mode between 0 and 0777");
+  fsio_set_modes((mode_t)f, (mode_t)d);
+  return 0;
 }
 
 static int fsync_file(lua_State *L) {
@@ -91,12 +216,17 @@ static int lock_file(lua_State *L) {
 
 int lfsio_open(lua_State *L) {
   static const luaL_Reg methods[] = {{"close", lock_close}, {NULL, NULL}};
+  static const luaL_Reg temp_methods[] = {
+      {"close", temp_close}, {"fsync", temp_fsync},     {"link", temp_link}, {"path", temp_path},
+      {"read_at", temp_read_at}, {"sha256", temp_sha256}, {"size", temp_size}, {NULL, NULL}};
   static const luaL_Reg fns[] = {{"fsync_dir_of", fsync_dir_of}, {"fsync_file", fsync_file},
                                  {"lock", lock_file},            {"mkdirs", mkdirs},
                                  {"remove_parts", remove_parts}, {"rename_noreplace", rename_noreplace},
-                                 {"temp_beside", temp_beside},   {"write_atomic", write_atomic},
+                                 {"set_file_modes", set_file_modes}, {"temp_file", temp_new},
+                                 {"write_atomic", write_atomic},
                                  {NULL, NULL}};
   core_newmeta(L, LOCK_META, methods, lock_close);
+  core_newmeta(L, TEMP_META, temp_methods, temp_close);
   luaL_setfuncs(L, fns, 0);
   return 0;
 }

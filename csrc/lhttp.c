@@ -12,7 +12,7 @@
 
 static const char *const options[] = {
     "body", "body_file", "ca_file", "connect_timeout", "headers", "low_speed_limit",
-    "low_speed_time", "max_body", "max_redirects", "method", "output", "timeout", "url", NULL};
+    "low_speed_time", "max_body", "max_download", "max_redirects", "method", "output", "timeout", "url", NULL};
 
 static void check_option_names(lua_State *L) {
   lua_pushnil(L);
@@ -100,12 +100,21 @@ static int request_new(lua_State *L) {
     return core_fail(L, "file", err);
   if ((s = opt_string(L, "ca_file")) && http_set_ca_file(req, s, err, sizeof err) != 0)
     return core_fail(L, "tls", err);
-  if ((s = opt_string(L, "output")) && http_set_output_file(req, s, err, sizeof err) != 0)
-    return core_fail(L, "file", err);
+  lua_getfield(L, 1, "output");
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    if (http_set_output_file(req, lua_tostring(L, -1), err, sizeof err) != 0) return core_fail(L, "file", err);
+  } else if (!lua_isnil(L, -1)) {
+    int fd = lfsio_tofd(L, -1);
+    luaL_argcheck(L, fd != -2, 1, "output must be a file name or a temporary file");
+    luaL_argcheck(L, fd >= 0, 1, "output is a closed temporary file");
+    if (http_set_output_fd(req, fd, err, sizeof err) != 0) return core_fail(L, "file", err);
+  }
+  lua_pop(L, 1);
   http_set_timeouts(req, opt_number(L, "connect_timeout", 0), opt_number(L, "timeout", 0),
                     (long)opt_number(L, "low_speed_limit", 0), opt_number(L, "low_speed_time", 0));
   http_set_max_redirects(req, (long)opt_number(L, "max_redirects", 5));
   http_set_max_body(req, (size_t)opt_number(L, "max_body", 64.0 * 1024 * 1024));
+  http_set_max_download(req, (unsigned long long)opt_number(L, "max_download", 0));
 
   if (http_start(req, lp, err, sizeof err) != 0) return core_fail(L, "transfer", err);
   core_track(L, 2, &req->item);

@@ -2,8 +2,15 @@
  * lua_yieldk, handing the scheduler (auditrun.task) a marker and the object
  * waited on; outside any coroutine it asks the scheduler to run the loop
  * until the object is done. core.poll runs the loop once and returns what
- * finished. Timers are userdata like transfers. */
+ * finished. Timers are userdata like transfers.
+ *
+ * Ctrl-C (or SIGTERM) while Lua code runs: as lua.c does, the signal
+ * handler sets a hook on the running thread. The scheduler normally takes
+ * the interrupt within moments (core.interrupted) and cancels its tasks
+ * cleanly; code that never comes back to it (a CPU-bound loop) is stopped
+ * by the hook raising {kind="interrupted"} after a short grace. */
 #include <math.h>
+#include <signal.h>
 #include <string.h>
 
 #include "lcore.h"
@@ -72,9 +79,62 @@ static int loop_pending_lua(lua_State *L) {
   return 1;
 }
 
+#define INTERRUPT_GRACE 0.25  /* seconds the scheduler has to take Ctrl-C itself */
+
+static lua_State *main_thread, *running_thread;
+static volatile sig_atomic_t interrupts_taken;
+static volatile double interrupted_at;
+
+static void interrupt_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  if (interrupts_taken >= loop_interrupted()) {
+    lua_sethook(L, NULL, 0, 0);
+    return;
+  }
+  if (loop_now() - interrupted_at < INTERRUPT_GRACE) return;
+  /* The hook stays (code that catches the error and spins on is raised at
+   * again), and the grace starts over: the scheduler this returns to gets
+   * its chance to take the interrupt. */
+  interrupted_at = loop_now();
+  core_fail(L, "interrupted", "interrupted");
+  lua_error(L);
+}
+
+/* In the signal handler: clock_gettime and lua_sethook are safe there. */
+static void on_interrupt(void) {
+  int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT;
+  interrupted_at = loop_now();
+  if (running_thread) lua_sethook(running_thread, interrupt_hook, mask, 1000);
+  if (main_thread) lua_sethook(main_thread, interrupt_hook, mask, 1000);
+}
+
+void lloop_handle_signals(lua_State *L) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  main_thread = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  loop_set_interrupt_fn(on_interrupt);
+  loop_install_signals();
+}
+
+/* interrupted() -> how many Ctrl-C so far; the caller takes them. */
 static int loop_interrupted_lua(lua_State *L) {
-  lua_pushinteger(L, loop_interrupted());
+  int n = loop_interrupted();
+  interrupts_taken = n;
+  lua_pushinteger(L, n);
   return 1;
+}
+
+/* set_running(thread|nil): the task the scheduler resumes, for the hook.
+ * A scheduler switching tasks is not stuck: with an interrupt pending, the
+ * grace starts over, and the task about to run gets the hook too. */
+static int loop_set_running(lua_State *L) {
+  running_thread = lua_isnoneornil(L, 1) ? NULL : lua_tothread(L, 1);
+  if (loop_interrupted() > interrupts_taken) {
+    interrupted_at = loop_now();
+    if (running_thread)
+      lua_sethook(running_thread, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1000);
+  }
+  return 0;
 }
 
 static int loop_timer_new(lua_State *L) {
@@ -116,6 +176,7 @@ int lloop_open(lua_State *L) {
       {"pending", loop_pending_lua},
       {"poll", loop_poll_lua},
       {"set_runner", loop_set_runner},
+      {"set_running", loop_set_running},
       {"timer", loop_timer_new},
       {"wait", loop_wait},
       {NULL, NULL}};

@@ -23,9 +23,13 @@ struct loop {
   loop_transfer_done_fn transfer_done;
 };
 
+#define LOOP_MAX_POLL 3600.0
+
 static loop *the_loop;
 static int signal_pipe[2] = {-1, -1};
 static volatile sig_atomic_t interrupts;
+static volatile sig_atomic_t polling;   /* inside curl_multi_poll */
+static loop_interrupt_fn on_interrupt;
 
 double loop_now(void) {
   struct timespec ts;
@@ -38,6 +42,9 @@ static void on_signal(int sig) {
   (void)sig;
   interrupts++;
   if (interrupts > 1) _exit(130);  /* second signal: the user means it */
+  /* Lua code running (not parked in the loop) may never come back to it:
+   * like lua.c, ask for a hook that stops it. */
+  if (!polling && on_interrupt) on_interrupt();
   if (signal_pipe[1] >= 0) {
     ssize_t n = write(signal_pipe[1], "!", 1);
     (void)n;
@@ -62,6 +69,8 @@ void loop_install_signals(void) {
 }
 
 int loop_interrupted(void) { return (int)interrupts; }
+
+void loop_set_interrupt_fn(loop_interrupt_fn fn) { on_interrupt = fn; }
 
 loop *loop_get(char *err, size_t errlen) {
   loop *lp;
@@ -265,7 +274,10 @@ int loop_poll(loop *lp, double max_wait, char *err, size_t errlen) {
     double until = lp->heap[0]->deadline - now;
     if (wait < 0 || until < wait) wait = until;
   }
-  if (wait < 0) wait = 3600;  /* nothing scheduled: the caller decides */
+  /* Nothing scheduled, or a wait longer than int milliseconds hold (24.8
+   * days, and Retry-After can ask for more): poll an hour at most; the
+   * caller polls again. */
+  if (wait < 0 || wait > LOOP_MAX_POLL) wait = LOOP_MAX_POLL;
   timeout_ms = (int)(wait * 1000.0 + 0.999);
   if (signal_pipe[0] >= 0) {
     extra[0].fd = signal_pipe[0];
@@ -273,7 +285,9 @@ int loop_poll(loop *lp, double max_wait, char *err, size_t errlen) {
     extra[0].revents = 0;
     nextra = 1;
   }
+  polling = 1;
   mc = curl_multi_poll(lp->multi, extra, nextra, timeout_ms, NULL);
+  polling = 0;
   if (mc == CURLM_OK) mc = curl_multi_perform(lp->multi, &running);
   if (mc != CURLM_OK) {
     snprintf(err, errlen, "event loop failed: %s", curl_multi_strerror(mc));

@@ -52,5 +52,9 @@ int loop_pending(loop *lp);                 /* transfers + timers in flight */
  * poll; the second ends the process with status 130 at once. */
 void loop_install_signals(void);
 int loop_interrupted(void);
+/* Called from the signal handler on the first SIGINT/SIGTERM when the loop
+ * is not polling (Lua code is running): async-signal-safe work only. */
+typedef void (*loop_interrupt_fn)(void);
+void loop_set_interrupt_fn(loop_interrupt_fn fn);
 
 #endif

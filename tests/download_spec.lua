@@ -80,6 +80,56 @@ describe("download", function()
     assert.same({ "r (1).zip", "r.zip" }, listing(dir))
   end)
 
+  -- Regression: the temporary file was reopened by name for the transfer, so
+  -- a symlink swapped in at that name was followed and the target truncated.
+  it("writes only the file it created, even when its name is swapped for a symlink", function()
+    local victim = dir:gsub("/reports$", "") .. "/victim"
+    util.write(victim, "precious")
+    local swapped
+    local got, err = fetch("rows=20", { request = function(o)
+      local temp = o.output:path()
+      util.sh(("ln -s %s %s.link && mv -f %s.link %s"):format(victim, temp, temp, temp))
+      swapped = temp
+      return http.request(o)
+    end })
+    assert.truthy(swapped)
+    assert.is_nil(got)
+    assert.matches("removed or replaced while it was written", err.message)
+    assert.equal("precious", util.read(victim))
+    assert.is_false(files.exists(dir .. "/report_42.zip"))
+  end)
+
+  -- Regression: a link to /dev/zero at a report's name was hashed for over 600 s.
+  it("never follows a symlink planted at a report's name", function()
+    files.mkdirs(dir)
+    util.sh("ln -s /dev/zero " .. dir .. "/r.zip")
+    local got = assert(fetch("rows=5&disposition=" .. http.escape('attachment; filename="r.zip"')))
+    assert.equal("r (1).zip", got.name)
+    assert.is_false(got.reused)
+  end)
+
+  it("keeps reports private: 0600 files in a 0700 folder", function()
+    local got = assert(fetch("rows=5"))
+    assert.equal("600", util.sh("stat -c %a '" .. got.path .. "'"):gsub("%s+$", ""))
+    assert.equal("700", util.sh("stat -c %a '" .. dir .. "'"):gsub("%s+$", ""))
+  end)
+
+  -- Regression: downloads had no size limit; a ~200 KB gzip answer wrote 200 MiB.
+  for _, case in ipairs {
+    { "a gzip answer that expands past it", "/test/bytes/3000000?gzip=1" },
+    { "a body without a length", "/test/bytes/3000000?chunked=1" },
+    { "a Content-Length over it", "/test/bytes/3000000" },
+  } do
+    it("stops a download larger than max_size: " .. case[1], function()
+      local got, err = download.save { url = sb.url .. case[2], dir = dir, fallback_name = "x.bin",
+                                        max_size = 1000000 }
+      assert.is_nil(got)
+      assert.equal("too_large", err.kind)
+      assert.matches("download larger than 1000000 bytes", err.message)
+      assert.same({}, listing(dir))
+    end)
+  end
+
   it("takes other files as they come, checking only their length", function()
     local got = assert(fetch("kind=text&rows=5&disposition=" .. http.escape('attachment; filename="users.csv"')))
     assert.equal("users.csv", got.name)

@@ -1,4 +1,5 @@
 -- Crash-safe files: atomic replace, no-replace rename, directories.
+local core = require "auditrun.core"
 local files = require "auditrun.files"
 
 local util = require "tests.helper.util"
@@ -18,12 +19,47 @@ describe("files", function()
     assert.equal("state.json", listing(dir))
   end)
 
-  it("give new files the mode a plain create would", function()
-    files.write_atomic(dir .. "/f", "x")
-    local p = io.popen("umask; stat -c %a " .. dir .. "/f")
-    local umask, mode = p:read("l"), p:read("l")
+  local function mode(path)
+    local p = io.popen("stat -c %a '" .. path .. "'")
+    local m = p:read("l")
     p:close()
-    assert.equal(string.format("%o", 438 & ~tonumber(umask, 8)), mode)
+    return m
+  end
+
+  -- Regression: reports, state and lock files were 0644 under 0755 folders.
+  it("keep files 0600 and folders 0700, whatever the umask", function()
+    assert.is_true(files.mkdirs(dir .. "/a/b"))
+    files.write_atomic(dir .. "/a/b/state.json", "x")
+    local lock = assert(files.lock(dir .. "/a/b/run.lock"))
+    local tmp = assert(files.temp(dir .. "/a/b/report.zip"))
+    assert.is_true(tmp:link(dir .. "/a/b/report.zip"))
+    tmp:close()
+    lock:close()
+    assert.equal("700", mode(dir .. "/a"))
+    assert.equal("700", mode(dir .. "/a/b"))
+    for _, f in ipairs { "state.json", "run.lock", "report.zip" } do
+      assert.equal("600", mode(dir .. "/a/b/" .. f), f)
+    end
+  end)
+
+  it("widen the modes with AUDITRUN_FILE_MODE, and refuse a mode that locks the owner out", function()
+    local script = dir .. "/modes.lua"
+    util.write(script, [[
+      local files = require "auditrun.files"
+      assert(files.mkdirs(arg[1] .. "/shared"))
+      assert(files.write_atomic(arg[1] .. "/shared/r.csv", "x"))
+    ]])
+    local host = require "tests.helper.host"
+    local code, _, stderr = host.run({ script, dir }, { env = { AUDITRUN_FILE_MODE = "0640" } })
+    assert.equal(0, code, stderr)
+    assert.equal("750", mode(dir .. "/shared"))
+    assert.equal("640", mode(dir .. "/shared/r.csv"))
+    code, _, stderr = host.run({ script, dir }, { env = { AUDITRUN_FILE_MODE = "0044" } })
+    assert.equal(1, code)
+    assert.equal("auditrun: config: AUDITRUN_FILE_MODE=0044: give an octal mode with owner read and write, "
+      .. "such as 0640\n", stderr)
+    assert.same({ 416, 488 }, { files.parse_mode("0640") })  -- 0640, 0750
+    assert.is_nil(files.parse_mode("rw-r-----"))
   end)
 
   it("fail with a clear error when the directory is missing", function()
@@ -55,17 +91,69 @@ describe("files", function()
     assert.is_false(files.exists(dir .. "/a"))
   end)
 
-  it("make temporary files beside a target, hidden from listings", function()
-    local t1 = files.temp_beside(dir .. "/report.zip")
-    local t2 = files.temp_beside(dir .. "/report.zip")
-    assert.are_not.equal(t1, t2)
-    assert.matches("^" .. dir:gsub("%p", "%%%0") .. "/%.report%.zip%.part%-", t1)
-    assert.is_true(files.fsync(t1))
-    assert.is_true(files.fsync_dir_of(t1))
+  it("make temporary files beside a target, hidden from listings, removed unless named", function()
+    local t1 = assert(files.temp(dir .. "/report.zip"))
+    local t2 = assert(files.temp(dir .. "/report.zip"))
+    assert.are_not.equal(t1:path(), t2:path())
+    assert.matches("^" .. dir:gsub("%p", "%%%0") .. "/%.report%.zip%.part%-", t1:path())
+    assert.is_true(t1:fsync())
+    assert.is_true(files.fsync_dir_of(t1:path()))
+    assert.equal(0, t1:size())
+    assert.equal("", t1:read_at(0, 10))
+    assert.equal(core.sha256(""), t1:sha256())
+    t1:close()
+    t1:close()
+    assert.is_false(files.exists(t1:path()))
+    assert.has_error(function() t1:size() end, "attempt to use a closed temporary file")
+    assert.is_true(t2:link(dir .. "/report.zip"))
+    local t3 = assert(files.temp(dir .. "/report.zip"))
+    local ok, err = t3:link(dir .. "/report.zip")
+    assert.is_nil(ok)
+    assert.equal("exists", err.kind)
+    t2:close()
+    t3:close()
+    assert.equal("report.zip", listing(dir))
+  end)
+
+  -- Regression: the temporary file was closed after creation and reopened
+  -- by name, so a symlink swapped in at its name was written through.
+  it("name only the file they hold, never what was swapped in at its name", function()
+    local victim = dir .. "/victim"
+    util.write(victim, "precious")
+    local tmp = assert(files.temp(dir .. "/report.csv"))
+    util.sh(("ln -s %s %s/link && mv -f %s/link %s"):format(victim, dir, dir, tmp:path()))
+    local ok, err = tmp:link(dir .. "/report.csv")
+    assert.is_nil(ok)
+    assert.equal("file", err.kind)
+    assert.matches("removed or replaced while it was written", err.message)
+    tmp:close()
+    assert.is_false(files.exists(dir .. "/report.csv"))
+    assert.equal("precious", util.read(victim))
+  end)
+
+  it("never write or read through a symlink at a name they are given", function()
+    local victim = dir .. "/victim"
+    util.write(victim, "precious")
+    util.sh(("ln -s %s %s/state.json; ln -s %s %s/run.lock; ln -s /dev/zero %s/zero.zip")
+      :format(victim, dir, victim, dir, dir))
+    assert.is_true(files.write_atomic(dir .. "/state.json", "new"))  -- the link is replaced
+    assert.equal("new", util.read(dir .. "/state.json"))
+    assert.equal("precious", util.read(victim))
+    local lock, err = files.lock(dir .. "/run.lock")
+    assert.is_nil(lock)
+    assert.matches("is a symbolic link", err.message)
+    -- Regression: a link to /dev/zero at a report's name was hashed for ever.
+    local digest, derr = files.sha256(dir .. "/zero.zip")
+    assert.is_nil(digest)
+    assert.matches("symbolic link", derr.message)
+    digest, derr = files.sha256("/dev/zero")
+    assert.is_nil(digest)
+    assert.matches("not a regular file", derr.message)
   end)
 
   it("sweep the temporary files a crash left, and nothing else", function()
-    local leftover = files.temp_beside(dir .. "/report.zip")
+    local held = assert(files.temp(dir .. "/report.zip"))
+    local leftover = held:path()
     for _, name in ipairs { "report.zip", ".report.zip.part-abc12", "keep.part-abc123", ".part-abc123",
                             ".hidden", ".x.part-abc12!" } do
       files.write_atomic(dir .. "/" .. name, "x")

@@ -1,6 +1,7 @@
 -- The host binary as a user meets it: exit codes, messages, arguments,
 -- bundled workflows, Ctrl-C.
 local host = require "tests.helper.host"
+local util = require "tests.helper.util"
 local task = require "auditrun.task"
 
 local function wait_for_file(path, seconds)
@@ -175,4 +176,32 @@ describe("the host", function()
     os.remove(script)
     os.remove(ready)
   end)
+
+  -- Regression: a CPU-bound loop ignored the first Ctrl-C; only a second one
+  -- ended the run.
+  for _, where in ipairs { "main", "task" } do
+    it("stops a CPU-bound loop in the " .. where .. " on the first Ctrl-C, cancels tasks, exits 130", function()
+      local dir = util.tempdir()
+      local script = host.script(([[
+        local auditrun = require "auditrun"
+        local dir, where = %q, %q
+        auditrun.spawn(function()
+          local ok, err = pcall(auditrun.sleep, 60)
+          local f = io.open(dir .. "/saved", "w") f:write(ok and "slept" or err.kind) f:close()
+        end)
+        local function spin() io.open(dir .. "/ready", "w"):close() while true do end end
+        if where == "task" then auditrun.spawn(spin) else auditrun.sleep(0.05) spin() end
+      ]]):format(dir, where))
+      local h = host.start { script }
+      assert.is_true(wait_for_file(dir .. "/ready", 60))
+      task.sleep(0.1)
+      h:signal("INT")
+      local code, _, err = h:wait(30)
+      assert.equal(130, code)
+      assert.matches("interrupted", err)
+      if where == "task" then assert.equal("cancelled", util.read(dir .. "/saved")) end
+      os.execute("rm -rf " .. dir)
+      os.remove(script)
+    end)
+  end
 end)

@@ -29,6 +29,21 @@ describe("tasks", function()
     assert.equal(1, order[50])
   end)
 
+  -- Regression: a wait of more than ~24.8 days overflowed the poll timeout
+  -- ("event loop failed"), ending every task; a huge Retry-After reaches it.
+  it("take a wait of years in their stride: it sleeps, and can be cancelled", function()
+    local long = task.spawn(function() task.sleep(3e6) end)
+    local forever = task.spawn(function() task.sleep(math.huge) end)
+    task.sleep(0.05)
+    assert.is_false(long:done())
+    long:cancel()
+    forever:cancel()
+    local ok, err = long:join()
+    assert.is_false(ok)
+    assert.equal("cancelled", err.kind)
+    assert.equal("cancelled", select(2, forever:join()).kind)
+  end)
+
   it("wake timers of equal deadline in the order they were set", function()
     local order = {}
     local ts = {}

@@ -3,8 +3,11 @@
 --
 -- The body streams into a hidden temporary file in the target directory
 -- (never into memory), is checked (Content-Length; a zip must have an
--- intact central directory), fsynced, and renamed into place without ever
--- replacing a file. The name comes from Content-Disposition, made safe:
+-- intact central directory), fsynced, and named without ever replacing a
+-- file. The temporary file is held open from creation to naming, and every
+-- read, check and the naming itself go through that descriptor: swapping
+-- its name for a symlink changes nothing. Downloads are bounded
+-- (max_size, M.MAX_SIZE by default), decoded bytes counted. The name comes from Content-Disposition, made safe:
 -- a server cannot write outside the directory, hide a file, or use names
 -- the file system or a shell would trip on.
 local core = require "auditrun.core"
@@ -15,6 +18,8 @@ local http = require "auditrun.http"
 local M = {}
 
 local MAX_NAME = 180
+--- Largest download by default: 4 GiB. fetch{max_size=} overrides it.
+M.MAX_SIZE = 4 * 1024 ^ 3
 local ZIP_EOCD = "PK\5\6"
 local ZIP_CDH = "PK\1\2"
 
@@ -60,38 +65,23 @@ function M.safe_name(name)
   return name
 end
 
-local function file_size(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local size = f:seek("end")
-  f:close()
-  return size
-end
-
---- Checks that a zip file ends with an End Of Central Directory record whose
+--- Checks that a zip ends with an End Of Central Directory record whose
 --- central directory lies inside the file and starts where it says.
---- -> entries | nil, reason
-function M.check_zip(path)
-  local f = io.open(path, "rb")
-  if not f then return nil, "cannot read the file" end
-  local size = f:seek("end")
+--- `f` is a temporary file (files.temp) or anything with size() and
+--- read_at(offset, n). -> entries | nil, reason
+function M.check_zip(f)
+  local size = f:size()
   local tail_len = math.min(size, 65535 + 22)
-  f:seek("set", size - tail_len)
-  local tail = f:read(tail_len) or ""
+  local tail = f:read_at(size - tail_len, tail_len) or ""
   local pos
   for i = #tail - 21, 1, -1 do
     if tail:sub(i, i + 3) == ZIP_EOCD then pos = i break end
   end
-  if not pos then f:close() return nil, "no end of central directory: the zip is truncated" end
+  if not pos then return nil, "no end of central directory: the zip is truncated" end
   local entries, cd_size, cd_offset = string.unpack("<I2I4I4", tail, pos + 10)
   local eocd_at = size - tail_len + pos - 1
-  if cd_offset + cd_size > eocd_at then
-    f:close()
-    return nil, "the central directory lies outside the file"
-  end
-  f:seek("set", cd_offset)
-  local sig = f:read(4)
-  f:close()
+  if cd_offset + cd_size > eocd_at then return nil, "the central directory lies outside the file" end
+  local sig = f:read_at(cd_offset, 4)
   if entries > 0 and sig ~= ZIP_CDH then return nil, "the central directory is not where the zip says" end
   return entries
 end
@@ -101,7 +91,7 @@ local function fail(kind, message, fields)
 end
 
 --- save{request=fn(opts)->res|nil,err, url=, dir=, fallback_name=,
---- zip=bool, before_rename=fn(file)->true|nil,err} -> {path=, name=, size=,
+--- zip=bool, max_size=, before_rename=fn(file)->true|nil,err} -> {path=, name=, size=,
 --- sha256=, reused=bool} | nil, err
 --- `request` defaults to http.request (a session's request adds a token).
 --- before_rename(file) is called with the final path, name, size and
@@ -113,37 +103,37 @@ function M.save(o)
   local ok, err = files.mkdirs(o.dir)
   if not ok then return nil, err end
   local fallback = assert(M.safe_name(o.fallback_name), "fallback_name is not a usable file name")
-  local temp, terr = files.temp_beside(o.dir .. "/" .. fallback)
+  -- Every way out closes it, which removes it unless it was named.
+  local temp <close>, terr = files.temp(o.dir .. "/" .. fallback)
   if not temp then return nil, terr end
-  -- From here on every way out removes the temporary file.
-  local function bail(...) os.remove(temp) return ... end
 
   local request = o.request or http.request
   local res, rerr = request { url = o.url, output = temp, timeout = o.timeout, low_speed_limit = 1,
-                              low_speed_time = o.low_speed_time or 120 }
-  if not res then return bail(nil, rerr) end
+                              low_speed_time = o.low_speed_time or 120, max_download = o.max_size or M.MAX_SIZE }
+  if not res then return nil, rerr end
 
-  local size = file_size(temp)
+  local size = temp:size()
   local expected = tonumber(res.headers["content-length"])
   if expected and not res.headers["content-encoding"] and size ~= expected then
-    return bail(fail("download", string.format("%s: got %d bytes of %d", o.url, size or 0, expected),
-      { retryable = true }))
+    return fail("download", string.format("%s: got %d bytes of %d", o.url, size or 0, expected),
+      { retryable = true })
   end
   local name = M.safe_name(M.disposition_name(res.headers["content-disposition"])) or fallback
   local is_zip = o.zip or name:lower():match("%.zip$") or (res.headers["content-type"] or ""):match("zip")
   if is_zip then
     local entries, why = M.check_zip(temp)
     if not entries then
-      return bail(fail("download", string.format("%s: not a complete zip (%s)", name, why), { retryable = true }))
+      return fail("download", string.format("%s: not a complete zip (%s)", name, why), { retryable = true })
     end
   end
-  ok, err = files.fsync(temp)
-  if not ok then return bail(nil, err) end
-  local digest = core.sha256_file(temp)
+  ok, err = temp:fsync()
+  if not ok then return nil, err end
+  local digest = temp:sha256()
 
   -- Never replace: an identical file already there is this same report
   -- fetched before (a rerun); a different one keeps its name and we take
-  -- the next free "name (n).ext".
+  -- the next free "name (n).ext". What is there is read only if it is a
+  -- regular file (a symlink or a device is never followed).
   local stem, ext = name:match("^(.-)(%.[^.]*)$")
   if not stem or stem == "" then stem, ext = name, "" end
   for n = 0, 999 do
@@ -152,18 +142,17 @@ function M.save(o)
     local file = { path = target, name = candidate, size = size, sha256 = digest, reused = false }
     if o.before_rename then
       local noted, nerr = o.before_rename(file)
-      if not noted then return bail(nil, nerr) end
+      if not noted then return nil, nerr end
     end
-    local renamed, rename_err = files.rename_noreplace(temp, target)
-    if renamed then return file end
-    if rename_err.kind ~= "exists" then return bail(nil, rename_err) end
+    local linked, link_err = temp:link(target)
+    if linked then return file end
+    if link_err.kind ~= "exists" then return nil, link_err end
     if core.sha256_file(target) == digest then
-      os.remove(temp)
       file.reused = true
       return file
     end
   end
-  return bail(fail("download", "too many files named like " .. name .. " in " .. o.dir))
+  return fail("download", "too many files named like " .. name .. " in " .. o.dir)
 end
 
 return M

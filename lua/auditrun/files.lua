@@ -1,18 +1,52 @@
 -- auditrun.files: writes that survive kill -9. A file is written beside its
 -- final name, fsynced, then renamed; the directory is fsynced after.
+--
+-- Files and folders auditrun makes are private to their owner: 0600 and
+-- 0700, as ssh keeps its private files. AUDITRUN_FILE_MODE (octal, e.g.
+-- 0640) widens that for a team that shares reports; folders then get the
+-- matching search bits (0750).
 local core = require "auditrun.core"
 
 local M = {}
 
 M.mkdirs = core.mkdirs                      -- (path) -> true | nil, err
 M.write_atomic = core.write_atomic          -- (path, data) -> true | nil, err
-M.temp_beside = core.temp_beside            -- (path) -> temp path | nil, err
+M.temp = core.temp_file                     -- (beside) -> temporary file | nil, err
 M.fsync = core.fsync_file                   -- (path) -> true | nil, err
 M.fsync_dir_of = core.fsync_dir_of          -- (path) -> true | nil, err
 M.rename_noreplace = core.rename_noreplace  -- (from, to) -> true | nil, err ("exists")
 M.sha256 = core.sha256_file                 -- (path) -> hex | nil, err
 M.lock = core.lock                          -- (path) -> lock (close()) | nil, err ("locked")
 M.remove_parts = core.remove_parts          -- (dir) -> temporary files removed | nil, err
+
+-- A temporary file (files.temp) holds its descriptor until it is named:
+--   tmp:path()          its hidden name beside the target
+--   tmp:size(), tmp:read_at(offset, n), tmp:sha256(), tmp:fsync()
+--   tmp:link(target)    gives it its final name, never replacing ("exists")
+--   tmp:close()         removes it unless it was named (also <close>, gc)
+-- It is the `output` of an HTTP request: the body goes to that descriptor,
+-- never to whatever a name points at by then.
+
+--- The modes for a file mode string such as "0640": file, folder | nil.
+function M.parse_mode(text)
+  if type(text) ~= "string" or not text:match("^0?[0-7][0-7][0-7]$") then return nil end
+  local file = tonumber(text, 8)
+  if file & 384 ~= 384 then return nil end  -- the owner must read and write
+  local dir = file | ((file & 292) >> 2)    -- a search bit wherever read is
+  return file, dir
+end
+
+do
+  local wanted = os.getenv("AUDITRUN_FILE_MODE")
+  if wanted and wanted ~= "" then
+    local file, dir = M.parse_mode(wanted)
+    if not file then
+      error(require("auditrun.errors").new("config", string.format(
+        "AUDITRUN_FILE_MODE=%s: give an octal mode with owner read and write, such as 0640", wanted)), 0)
+    end
+    core.set_file_modes(file, dir)
+  end
+end
 
 function M.exists(path)
   local f = io.open(path, "rb")

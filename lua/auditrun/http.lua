@@ -42,7 +42,7 @@ local REASONS = {
 
 -- Options passed to the C core as they are.
 local CORE_OPTIONS = {
-  "body_file", "ca_file", "connect_timeout", "low_speed_limit", "low_speed_time", "max_body",
+  "body_file", "ca_file", "connect_timeout", "low_speed_limit", "low_speed_time", "max_body", "max_download",
   "max_redirects", "output", "timeout",
 }
 local KNOWN = {
@@ -270,7 +270,7 @@ end
 
 --- request{method=, url=, query=, headers=, body=|json=|form=|body_file=,
 --- output=, timeout=, connect_timeout=, low_speed_limit=, low_speed_time=,
---- max_redirects=, max_body=, ca_file=, retry=policy|false, idempotent=,
+--- max_redirects=, max_body=, max_download=, ca_file=, retry=policy|false, idempotent=,
 --- ok_status={...}} -> response | nil, err
 function M.request(opts)
   -- A body given as a function is made anew for every attempt (a client

@@ -92,7 +92,9 @@ local function step(t)
   current = t
   local args = t.resume_args or pack()
   t.resume_args = nil
+  core.set_running(t.co)  -- where a Ctrl-C hook must go while it runs
   local r = pack(raw_resume(t.co, unpack(args, 1, args.n)))
+  core.set_running(previous and previous.co)
   current = previous
   if raw_status(t.co) == "dead" then
     return finish(t, unpack(r, 1, r.n))

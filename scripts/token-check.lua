@@ -7,8 +7,7 @@ local try = auditrun.try
 local url = ...
 if not url then error(auditrun.error("usage", "usage: auditrun token-check URL")) end
 
-local cfg = try(config.load())
-if cfg.ca_file then auditrun.http.ca_file = cfg.ca_file end
+local cfg = try(config.load(require("auditrun.insights.settings").schema))
 local session = try(auth.from_config(cfg))
 local t0 = auditrun.now()
 try(session:token())

@@ -1,6 +1,8 @@
 -- Where a client's settings come from: config file profiles, the
 -- environment, the script; regions; and one clear line for each mistake.
 local config = require "auditrun.config"
+local settings = require "auditrun.insights.settings"
+local SCHEMA = settings.schema
 local util = require "tests.helper.util"
 
 local function env(t) return function(name) return t[name] end end
@@ -36,7 +38,7 @@ describe("config", function()
   }
   for _, r in ipairs(regions) do
     it("maps region " .. r[1] .. " to its API host and identity service", function()
-      local c = assert(config.load(nil, { getenv = with { AUDITRUN_INSIGHTS_REGION = r[1] } }))
+      local c = assert(config.load(SCHEMA, nil, { getenv = with { AUDITRUN_INSIGHTS_REGION = r[1] } }))
       assert.equal(r[2], c.insights_url)
       assert.equal(r[3], c.identity_url)
       assert.equal("insights.graph.readwrite.all", c.scope)
@@ -45,7 +47,7 @@ describe("config", function()
 
   it("knows all 24 data centers", function()
     local n = 0
-    for _ in pairs(config.REGIONS) do n = n + 1 end
+    for _ in pairs(settings.REGIONS) do n = n + 1 end
     assert.equal(24, n)
   end)
 
@@ -55,31 +57,32 @@ describe("config", function()
       default = { client_id = "from-file", insights_region = "uk", scope = "file.scope" },
       prod = { client_id = "prod-app", insights_url = "https://example.test/insights/" },
     }]])
-    local c = assert(config.load(nil, { getenv = env { AUDITRUN_CONFIG = path, AUDITRUN_CLIENT_SECRET = "x",
+    local c = assert(config.load(SCHEMA, nil, { getenv = env { AUDITRUN_CONFIG = path, AUDITRUN_CLIENT_SECRET = "x",
                                                         AUDITRUN_SCOPE = "env.scope" } }))
     assert.equal("from-file", c.client_id)
     assert.equal("env.scope", c.scope)
     assert.equal("https://graph-uk.avepointonlineservices.com/insights", c.insights_url)
-    c = assert(config.load({ client_id = "explicit" }, { getenv = env { AUDITRUN_CONFIG = path, AUDITRUN_CLIENT_SECRET = "x",
+    c = assert(config.load(SCHEMA, { client_id = "explicit" }, { getenv = env {
+                                                         AUDITRUN_CONFIG = path, AUDITRUN_CLIENT_SECRET = "x",
                                                                        AUDITRUN_PROFILE = "prod" } }))
     assert.equal("explicit", c.client_id)
     assert.equal("https://example.test/insights", c.insights_url)
     -- an environment URL replaces the file's region rather than clashing with it
-    c = assert(config.load(nil, { getenv = env { AUDITRUN_CONFIG = path, AUDITRUN_CLIENT_SECRET = "x",
+    c = assert(config.load(SCHEMA, nil, { getenv = env { AUDITRUN_CONFIG = path, AUDITRUN_CLIENT_SECRET = "x",
                                                  AUDITRUN_INSIGHTS_URL = "https://127.0.0.1:9/insights" } }))
     assert.equal("https://127.0.0.1:9/insights", c.insights_url)
   end)
 
   it("reads secrets and passwords from files, without their newline", function()
     write(dir .. "/secret", "from-a-file\n")
-    local c = assert(config.load(nil, { getenv = with {
+    local c = assert(config.load(SCHEMA, nil, { getenv = with {
       AUDITRUN_CLIENT_SECRET = "", AUDITRUN_CLIENT_SECRET_FILE = dir .. "/secret", AUDITRUN_INSIGHTS_REGION = "us",
     } }))
     assert.equal("from-a-file", c.client_secret)
   end)
 
   it("never shows a secret when printed", function()
-    local c = assert(config.load(nil, { getenv = with { AUDITRUN_INSIGHTS_REGION = "us" } }))
+    local c = assert(config.load(SCHEMA, nil, { getenv = with { AUDITRUN_INSIGHTS_REGION = "us" } }))
     assert.is_nil(tostring(c):find("s3cret"))
     assert.matches("client_secret=%(hidden%)", tostring(c))
   end)
@@ -101,7 +104,7 @@ describe("config", function()
   }
   for _, m in ipairs(mistakes) do
     it("refuses " .. m[1] .. " with one line", function()
-      local c, err = config.load(nil, { getenv = with(m[2]) })
+      local c, err = config.load(SCHEMA, nil, { getenv = with(m[2]) })
       assert.is_nil(c)
       assert.equal("config", err.kind)
       assert.matches(m[3], err.message)
@@ -121,10 +124,59 @@ describe("config", function()
     it("refuses a config file with " .. f[1], function()
       local path = dir .. "/config.lua"
       write(path, f[2])
-      local c, err = config.load(nil, { getenv = with { AUDITRUN_CONFIG = path, AUDITRUN_INSIGHTS_REGION = "us" },
+      local c, err = config.load(SCHEMA, nil, { getenv = with { AUDITRUN_CONFIG = path, AUDITRUN_INSIGHTS_REGION = "us" },
                                         profile = f[4] })
       assert.is_nil(c)
       assert.matches(f[3], err.message)
     end)
   end
+
+  describe("for every vendor", function()
+    local dealcloud = require("auditrun.dealcloud.settings").schema
+    local exavault = require("auditrun.exavault.settings").schema
+
+    it("take one profile holding the settings of every vendor, each vendor seeing its own", function()
+      local path = dir .. "/config.lua"
+      write(path, [[return { default = {
+        insights_region = "us", client_id = "app", client_secret = "s",
+        dealcloud_url = "https://acme.dealcloud.test/", dealcloud_client_id = "12",
+        exavault_url = "https://acme.exavault.test/api/v2", exavault_api_key = "k",
+      } }]])
+      write(dir .. "/token", "tok\n")
+      local getenv = env { AUDITRUN_CONFIG = path, AUDITRUN_DEALCLOUD_CLIENT_SECRET = "dcs",
+                           AUDITRUN_EXAVAULT_ACCESS_TOKEN_FILE = dir .. "/token" }
+      local dc = assert(config.load(dealcloud, nil, { getenv = getenv }))
+      assert.equal("https://acme.dealcloud.test", dc.dealcloud_url)
+      assert.equal("12", dc.dealcloud_client_id)
+      assert.equal("dcs", dc.dealcloud_client_secret)
+      assert.equal("user_management", dc.dealcloud_scope)
+      assert.is_nil(dc.client_id)
+      assert.equal("config file " .. path, dc.sources.dealcloud_url)
+      assert.equal("environment", dc.sources.dealcloud_client_secret)
+      assert.equal("default", dc.sources.dealcloud_scope)
+      assert.is_nil(tostring(dc):find("dcs"))
+      local ev = assert(config.load(exavault, nil, { getenv = getenv }))
+      assert.equal("tok", ev.exavault_access_token)
+      assert.equal("k", ev.exavault_api_key)
+      local ins = assert(config.load(SCHEMA, nil, { getenv = getenv }))
+      assert.equal("app", ins.client_id)
+      assert.is_nil(ins.dealcloud_url)
+    end)
+
+    it("name every missing setting of a vendor in one line, and tell an unconfigured vendor", function()
+      local getenv = env { HOME = "/nonexistent", AUDITRUN_DEALCLOUD_URL = "https://acme.dealcloud.test" }
+      local c, err = config.load(dealcloud, nil, { getenv = getenv })
+      assert.is_nil(c)
+      assert.equal("DealCloud is not configured: set AUDITRUN_DEALCLOUD_CLIENT_ID, "
+        .. "AUDITRUN_DEALCLOUD_CLIENT_SECRET (or _FILE)", err.message)
+      assert.is_true(config.configured(dealcloud, { getenv = getenv }))
+      assert.is_false(config.configured(exavault, { getenv = getenv }))
+      c, err = config.load(exavault, nil, { getenv = getenv })
+      assert.is_nil(c)
+      assert.equal("ExaVault is not configured: set AUDITRUN_EXAVAULT_URL, AUDITRUN_EXAVAULT_API_KEY, "
+        .. "AUDITRUN_EXAVAULT_ACCESS_TOKEN (or _FILE)", err.message)
+      -- A CA file alone configures no vendor.
+      assert.is_false(config.configured(exavault, { getenv = env { HOME = "/nonexistent", AUDITRUN_CA_FILE = "/x" } }))
+    end)
+  end)
 end)

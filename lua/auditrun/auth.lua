@@ -191,6 +191,7 @@ function Session:request(opts)
     for k, v in pairs(opts.headers or {}) do headers[k] = v end
     headers.Authorization = "Bearer " .. token
     o.headers = headers
+    o.ca_file = o.ca_file or self.ca_file
     local res, rerr = http.request(o)
     if res or rerr.status ~= 401 or attempt == 2 then return res, rerr end
     self:invalidate(token)

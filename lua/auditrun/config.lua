@@ -1,48 +1,58 @@
--- auditrun.config: where a client's settings come from. Three layers, the
--- later winning: a profile of the config file ($AUDITRUN_CONFIG, else
--- ~/.config/auditrun/config.lua), the environment (AUDITRUN_<KEY>), and
--- the table a script passes. An empty variable counts as unset; an unknown
--- key is an error, never silently ignored. Every error names where the bad
--- value came from.
+-- auditrun.config: where a client's settings come from. Each vendor
+-- declares its settings as a schema (auditrun.<vendor>.settings); the
+-- values come from three layers, the later winning: a profile of the
+-- config file ($AUDITRUN_CONFIG, else ~/.config/auditrun/config.lua), the
+-- environment (AUDITRUN_<KEY>), and the table a script passes. An empty
+-- variable counts as unset; a key no vendor declares is an error, never
+-- silently ignored. Every error names where the bad value came from, and
+-- the result keeps where each value came from (`sources`).
+--
+-- A schema:
+--   name       the vendor, for messages ("DealCloud")
+--   keys       key -> "string" | "number" (a whole number of at least 1)
+--   defaults   key -> value used when no layer sets it
+--   secrets    keys never shown
+--   files      key -> the key whose value it holds in a file (secret_file)
+--   groups     key -> group: a layer that sets one key of a group
+--              replaces the whole group from the layers below
+--   url        the key holding the API's base URL (http(s), no trailing /)
+--   required   keys that must end up set: missing ones are named together
+--   exclusive  lists of keys of which at most one may be set
+--   resolve    optional fn(settings, from) -> nil | message: what the
+--              vendor derives or checks beyond that (from(key) names the
+--              source of a key)
 local errors = require "auditrun.errors"
+local util = require "auditrun.util"
 
 local M = {}
 
--- Data centers, from the union of the Graph API's and the legacy Web API's
--- tables. FedRAMP is the one host off the graph-<dc> pattern.
-local DC = {
-  "au", "ca", "cn", "us", "fr", "de", "jp", "kr", "ne", "za", "sg", "ch", "uk", "gov", "we", "uae",
-  "qa", "aos2", "gcp-au", "gcp-we", "gcp-jp", "gcp-us", "gcp-kr",
-}
-M.REGIONS = { fedramp = "https://graphusgovapi.online15.net/insights" }
-for _, dc in ipairs(DC) do
-  M.REGIONS[dc] = "https://graph-" .. dc .. ".avepointonlineservices.com/insights"
+-- Keys every vendor takes.
+M.COMMON = { ca_file = "string" }
+
+--- schema(s) -> s, with the common keys added. Vendors' settings modules
+--- declare their schema through this.
+function M.schema(s)
+  for k, v in pairs(M.COMMON) do s.keys[k] = s.keys[k] or v end
+  return s
 end
 
--- Identity services by environment (register-app-and-sign-in.md).
-M.IDENTITY = {
-  commercial = "https://identity.avepointonlineservices.com",
-  gov = "https://identity-gov.avepointonlineservices.com",
-  aos2 = "https://identity-aos2.avepointonlineservices.com",
-  fedramp = "https://identity.online15.net",
-}
-local ENVIRONMENT_OF = { gov = "gov", aos2 = "aos2", fedramp = "fedramp" }
-
-M.DEFAULT_SCOPE = "insights.graph.readwrite.all"
-
--- Every key a profile, the environment or a script may set.
-M.KEYS = {
-  insights_url = "string", insights_region = "string", identity_url = "string",
-  client_id = "string", cert = "string", key = "string", cert_password = "string",
-  cert_password_file = "string", client_secret = "string", client_secret_file = "string",
-  scope = "string", ca_file = "string", audience = "string", kid = "string", max_jobs = "number",
-}
--- Never shown in messages.
-local SECRET = { cert_password = true, client_secret = true }
+-- Every vendor's keys (auditrun.vendors), so that a profile may hold the
+-- settings of every vendor while a misspelt key is still refused. Read on
+-- first use: the settings modules require this one.
+local declared
+local function declared_keys()
+  if not declared then
+    declared = util.copy(M.COMMON)
+    for _, vendor in ipairs(require "auditrun.vendors") do
+      util.merge(declared, require("auditrun." .. vendor .. ".settings").schema.keys)
+    end
+  end
+  return declared
+end
 
 local function fail(message) return nil, errors.new("config", message) end
 
-local function env_name(key) return "AUDITRUN_" .. key:upper() end
+function M.env_name(key) return "AUDITRUN_" .. key:upper() end
 
 -- The environment, with empty meaning unset; tests pass their own.
 local function reader(source)
@@ -62,27 +72,31 @@ function M.default_path(getenv)
   return home and (home .. "/.config/auditrun/config.lua"), false
 end
 
-local function check_layer(layer, where)
+-- Checks a layer's keys and types; keys declared by another vendor are
+-- kept out of this schema's view.
+local function check_layer(schema, layer, where)
+  local out = {}
   for k, v in pairs(layer) do
-    if type(k) ~= "string" or not M.KEYS[k] then
+    local want = type(k) == "string" and (schema.keys[k] or declared_keys()[k])
+    if not want then
       return fail(string.format("%s: unknown key '%s'", where, tostring(k)))
     end
-    local want = M.KEYS[k]
     if want == "number" then
       v = tonumber(v)
       if not v or v ~= math.floor(v) or v < 1 then
         return fail(string.format("%s: '%s' must be a whole number of at least 1", where, k))
       end
-      layer[k] = math.floor(v)
+      v = math.floor(v)
     elseif type(v) ~= "string" then
       return fail(string.format("%s: '%s' must be a string", where, k))
     end
+    if schema.keys[k] then out[k] = v end
   end
-  return layer
+  return out
 end
 
---- Reads the named profile of a config file; a missing file is no error
---- unless it was asked for by name.
+--- Reads the named profile of a config file: the profile's table | nil,
+--- err. A missing file is no error unless it was asked for by name.
 function M.read_file(path, profile, required)
   local f = io.open(path, "r")
   if not f then
@@ -108,9 +122,56 @@ function M.read_file(path, profile, required)
     if profile then return fail(string.format("config file %s has no profile '%s'", path, profile)) end
     return {}
   end
-  local copy = {}
-  for k, v in pairs(chosen) do copy[k] = v end
-  return check_layer(copy, string.format("config file %s, profile '%s'", path, profile or "default"))
+  return util.copy(chosen)
+end
+
+--- layers(schema, explicit, {profile=, config_path=, getenv=}) -> a list
+--- of {values, where} from lowest to highest | nil, err
+function M.layers(schema, explicit, opts)
+  opts = opts or {}
+  local getenv = reader(opts.getenv)
+  local profile = opts.profile or getenv("AUDITRUN_PROFILE")
+  local path, named = M.default_path(getenv)
+  if opts.config_path then path, named = opts.config_path, true end
+  local layers = {}
+  if path then
+    local file, err = M.read_file(path, profile, named or profile ~= nil)
+    if not file then return nil, err end
+    local where = string.format("config file %s", path)
+    file, err = check_layer(schema, file, string.format("%s, profile '%s'", where, profile or "default"))
+    if not file then return nil, err end
+    layers[#layers + 1] = { file, where }
+  elseif profile then
+    return fail("profile '" .. profile .. "' asked for, but there is no config file (set AUDITRUN_CONFIG)")
+  end
+  local env = {}
+  for k in pairs(schema.keys) do env[k] = getenv(M.env_name(k)) end
+  local checked, err = check_layer(schema, env, "environment")
+  if not checked then return nil, err end
+  layers[#layers + 1] = { checked, "environment" }
+  if explicit then
+    checked, err = check_layer(schema, explicit, "connect{}")
+    if not checked then return nil, err end
+    layers[#layers + 1] = { checked, "connect{}" }
+  end
+  return layers
+end
+
+--- merge(schema, layers) -> values, sources: the layers applied in order,
+--- a layer touching a group replacing the group.
+function M.merge(schema, layers)
+  local groups = schema.groups or {}
+  local s, sources = {}, {}
+  for _, layer in ipairs(layers) do
+    local values, where = layer[1], layer[2]
+    local touched = {}
+    for k in pairs(values) do if groups[k] then touched[groups[k]] = true end end
+    for k, g in pairs(groups) do
+      if touched[g] and values[k] == nil then s[k], sources[k] = nil, nil end
+    end
+    for k, v in pairs(values) do s[k], sources[k] = v, where end
+  end
+  return s, sources
 end
 
 local function read_secret_file(path, key)
@@ -123,118 +184,111 @@ local function read_secret_file(path, key)
   return s
 end
 
---- load(explicit, {profile=, config_path=, getenv=}) -> settings | nil, err. The result has
---- insights_url, identity_url, client_id, scope, ca_file, audience, kid,
---- max_jobs, and either cert (+ key, password) or secret; `sources` says
---- where each came from.
-function M.load(explicit, opts)
-  opts = opts or {}
-  local getenv = reader(opts.getenv)
-  local profile = opts.profile or getenv("AUDITRUN_PROFILE")
-  local path, named = M.default_path(getenv)
-  if opts.config_path then path, named = opts.config_path, true end
-  local layers = {}
-  if path then
-    local file, err = M.read_file(path, profile, named or profile ~= nil)
-    if not file then return nil, err end
-    layers[#layers + 1] = { file, string.format("config file %s", path) }
-  elseif profile then
-    return fail("profile '" .. profile .. "' asked for, but there is no config file (set AUDITRUN_CONFIG)")
+-- The name to tell a user for a key: its variable when it came from the
+-- environment (or nowhere), else where it came from.
+local function namer(sources)
+  return function(k)
+    local src = sources[k]
+    if src == nil or src == "environment" then return M.env_name(k) end
+    return src
   end
-  local env = {}
-  for k in pairs(M.KEYS) do env[k] = getenv(env_name(k)) end
-  local checked, err = check_layer(env, "environment")
-  if not checked then return nil, err end
-  layers[#layers + 1] = { env, "environment" }
-  if explicit then
-    local copy = {}
-    for k, v in pairs(explicit) do copy[k] = v end
-    checked, err = check_layer(copy, "connect{}")
-    if not checked then return nil, err end
-    layers[#layers + 1] = { copy, "connect{}" }
-  end
+end
 
-  -- A layer that names the Insights URL or region replaces both from the
-  -- layers below; the same for a certificate against a secret.
-  local groups = {
-    insights_url = "endpoint", insights_region = "endpoint",
-    cert = "cred", key = "cred", cert_password = "cred", cert_password_file = "cred",
-    client_secret = "cred", client_secret_file = "cred",
-  }
-  local s, sources = {}, {}
-  for _, layer in ipairs(layers) do
-    local values, where = layer[1], layer[2]
-    local touched = {}
-    for k in pairs(values) do if groups[k] then touched[groups[k]] = true end end
-    for k, g in pairs(groups) do
-      if touched[g] and values[k] == nil then s[k], sources[k] = nil, nil end
+--- resolve_endpoint(schema, s, from) -> true | nil, err
+function M.resolve_endpoint(schema, s, from)
+  local key = schema.url
+  if not key or not s[key] then return true end
+  if not s[key]:match("^https?://[^/]+") then
+    return fail(string.format("%s '%s' (%s) is not an http(s) URL", key, s[key], from(key)))
+  end
+  s[key] = s[key]:gsub("/+$", "")
+  return true
+end
+
+--- resolve_credentials(schema, s) -> true | nil, err: exclusive keys,
+--- secrets read from their files.
+function M.resolve_credentials(schema, s)
+  for _, set in ipairs(schema.exclusive or {}) do
+    local given = {}
+    for _, k in ipairs(set) do if s[k] ~= nil then given[#given + 1] = k end end
+    if #given > 1 then return fail(string.format("give %s, not both", table.concat(given, " or "))) end
+  end
+  for file_key, key in pairs(schema.files or {}) do
+    if s[file_key] then
+      local v, e = read_secret_file(s[file_key], file_key)
+      if not v then return nil, e end
+      s[key] = v
+      s[file_key] = nil
     end
-    for k, v in pairs(values) do s[k], sources[k] = v, where end
   end
-  local function from(k) return sources[k] == "environment" and env_name(k) or sources[k] end
+  return true
+end
 
-  if s.insights_url and s.insights_region then
-    return fail(string.format("give insights_url (%s) or insights_region (%s), not both",
-      from("insights_url"), from("insights_region")))
-  end
-  if s.insights_region then
-    local region = s.insights_region:lower()
-    if not M.REGIONS[region] then
-      local known = {}
-      for r in pairs(M.REGIONS) do known[#known + 1] = r end
-      table.sort(known)
-      return fail(string.format("unknown region '%s' (%s); known: %s", s.insights_region,
-        from("insights_region"), table.concat(known, " ")))
+--- missing(schema, s) -> the required keys not set, as the variables to set.
+function M.missing(schema, s)
+  local files_of = {}
+  for file_key, key in pairs(schema.files or {}) do files_of[key] = file_key end
+  local out = {}
+  for _, k in ipairs(schema.required or {}) do
+    if s[k] == nil and not (files_of[k] and s[files_of[k]]) then
+      out[#out + 1] = M.env_name(k) .. (files_of[k] and " (or _FILE)" or "")
     end
-    s.insights_url = M.REGIONS[region]
-    s.identity_url = s.identity_url or M.IDENTITY[ENVIRONMENT_OF[region] or "commercial"]
   end
-  if not s.insights_url then
-    return fail("no Insights endpoint: set AUDITRUN_INSIGHTS_URL or AUDITRUN_INSIGHTS_REGION")
-  end
-  if not s.insights_url:match("^https?://[^/]+") then
-    return fail(string.format("insights_url '%s' (%s) is not an http(s) URL", s.insights_url, from("insights_url")))
-  end
-  s.insights_url = s.insights_url:gsub("/+$", "")
-  s.identity_url = s.identity_url or M.IDENTITY.commercial
-  if not s.client_id then return fail("no client id: set AUDITRUN_CLIENT_ID") end
-  s.scope = s.scope or M.DEFAULT_SCOPE
+  return out
+end
 
-  if s.client_secret and s.client_secret_file then
-    return fail("give client_secret or client_secret_file, not both")
-  end
-  if s.cert_password and s.cert_password_file then
-    return fail("give cert_password or cert_password_file, not both")
-  end
-  local has_secret = s.client_secret or s.client_secret_file
-  if s.cert and has_secret then
-    return fail(string.format("both a certificate (%s) and a client secret (%s) are configured: keep one",
-      from("cert"), from(s.client_secret and "client_secret" or "client_secret_file")))
-  end
-  if not s.cert and not has_secret then
-    return fail("no credentials: set AUDITRUN_CERT (with AUDITRUN_CERT_PASSWORD or _FILE) or AUDITRUN_CLIENT_SECRET")
-  end
-  if s.key and not s.cert then return fail("a key file was given without its certificate (AUDITRUN_CERT)") end
-  if s.client_secret_file then
-    local v, e = read_secret_file(s.client_secret_file, "client_secret_file")
-    if not v then return nil, e end
-    s.client_secret = v
-  end
-  if s.cert_password_file then
-    local v, e = read_secret_file(s.cert_password_file, "cert_password_file")
-    if not v then return nil, e end
-    s.cert_password = v
-  end
-  s.client_secret_file, s.cert_password_file = nil, nil
-  s.sources = sources
-  return setmetatable(s, { __tostring = function(t)
+local function tostring_of(schema)
+  local secret = {}
+  for _, k in ipairs(schema.secrets or {}) do secret[k] = true end
+  return function(t)
     local parts = {}
-    for k in pairs(M.KEYS) do
-      if t[k] ~= nil then parts[#parts + 1] = k .. "=" .. (SECRET[k] and "(hidden)" or tostring(t[k])) end
+    for k in pairs(schema.keys) do
+      if t[k] ~= nil then parts[#parts + 1] = k .. "=" .. (secret[k] and "(hidden)" or tostring(t[k])) end
     end
     table.sort(parts)
     return "config{" .. table.concat(parts, ", ") .. "}"
-  end })
+  end
+end
+
+--- load(schema, explicit, {profile=, config_path=, getenv=}) -> settings |
+--- nil, err. settings holds the schema's keys (defaults filled in, secrets
+--- read from their files) and `sources` (key -> where its value came from).
+function M.load(schema, explicit, opts)
+  local layers, err = M.layers(schema, explicit, opts)
+  if not layers then return nil, err end
+  local s, sources = M.merge(schema, layers)
+  local from = namer(sources)
+  local ok, rerr = M.resolve_endpoint(schema, s, from)
+  if not ok then return nil, rerr end
+  if schema.resolve then
+    local why = schema.resolve(s, from)
+    if why then return fail(why) end
+  end
+  local missing = M.missing(schema, s)
+  if #missing > 0 then
+    return fail(string.format("%s is not configured: set %s", schema.name, table.concat(missing, ", ")))
+  end
+  ok, rerr = M.resolve_credentials(schema, s)
+  if not ok then return nil, rerr end
+  for k, v in pairs(schema.defaults or {}) do
+    if s[k] == nil then s[k], sources[k] = v, "default" end
+  end
+  s.sources = sources
+  return setmetatable(s, { __tostring = tostring_of(schema) })
+end
+
+--- configured(schema, {getenv=, profile=, config_path=}) -> true when any
+--- of the schema's own keys is set in a layer (ca_file aside): the vendor
+--- is meant to be used, and load() says what is wrong if it cannot be.
+function M.configured(schema, opts)
+  local layers = M.layers(schema, nil, opts)
+  if not layers then return true end   -- load() reports the error
+  for _, layer in ipairs(layers) do
+    for k in pairs(layer[1]) do
+      if not M.COMMON[k] then return true end
+    end
+  end
+  return false
 end
 
 return M

@@ -18,9 +18,9 @@ local auth = require "auditrun.auth"
 local catalog = require "auditrun.catalog"
 local client = require "auditrun.client"
 local config = require "auditrun.config"
+local settings_schema = require("auditrun.insights.settings").schema
 local endpoints = require "auditrun.insights.endpoints"
 local errors = require "auditrun.errors"
-local http = require "auditrun.http"
 local jobs = require "auditrun.jobs"
 local paging = require "auditrun.paging"
 local runs = require "auditrun.run"
@@ -101,9 +101,8 @@ local GraphClient, LegacyClient
 --- connect(settings, {profile=}) -> client | nil, err. Settings and their
 --- sources are those of auditrun.config.
 function M.connect(settings, opts)
-  local cfg, err = config.load(settings, opts)
+  local cfg, err = config.load(settings_schema, settings, opts)
   if not cfg then return nil, err end
-  if cfg.ca_file then http.ca_file = cfg.ca_file end
   local session, serr = auth.from_config(cfg)
   if not session then return nil, serr end
   GraphClient = GraphClient or client.class(M.catalogues.graph, "auditrun.insights.graph", Client)

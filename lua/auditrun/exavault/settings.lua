@@ -1,0 +1,22 @@
+-- auditrun.exavault.settings: the settings of an ExaVault client, as an
+-- auditrun.config schema: the account's API base (https://ACCOUNT.exavault.com/api/v2),
+-- an API key and an access token.
+local config = require "auditrun.config"
+
+local M = {}
+
+M.schema = config.schema {
+  name = "ExaVault",
+  keys = {
+    exavault_url = "string", exavault_api_key = "string", exavault_access_token = "string",
+    exavault_access_token_file = "string",
+  },
+  secrets = { "exavault_api_key", "exavault_access_token" },
+  files = { exavault_access_token_file = "exavault_access_token" },
+  groups = { exavault_access_token = "cred", exavault_access_token_file = "cred" },
+  url = "exavault_url",
+  required = { "exavault_url", "exavault_api_key", "exavault_access_token" },
+  exclusive = { { "exavault_access_token", "exavault_access_token_file" } },
+}
+
+return M

@@ -1,8 +1,8 @@
 /* lloop.c: waiting, for Lua. core.wait parks the calling coroutine with
  * lua_yieldk, handing the scheduler (auditrun.task) a marker and the object
- * waited on; outside any coroutine it asks the scheduler to run the loop
- * until the object is done. core.poll runs the loop once and returns what
- * finished. Timers are userdata like transfers.
+ * waited on; code that cannot yield waits through the scheduler, which runs
+ * the loop itself (C never calls back into Lua to wait). core.poll runs the
+ * loop once and returns what finished. Timers are userdata like transfers.
  *
  * Ctrl-C (or SIGTERM) while Lua code runs: as lua.c does, the signal
  * handler sets a hook on the running thread. The scheduler normally takes
@@ -20,7 +20,6 @@
 
 /* The address is the marker: a yield carrying it comes from core.wait. */
 static const char wait_marker = 'w';
-static const char runner_key = 'r';
 
 static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
@@ -31,24 +30,10 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
 static int loop_wait(lua_State *L) {
   luaL_checkany(L, 1);
   lua_settop(L, 1);
-  if (lua_isyieldable(L)) {
-    lua_pushlightuserdata(L, (void *)&wait_marker);
-    lua_pushvalue(L, 1);
-    return lua_yieldk(L, 2, 0, wait_k);
-  }
-  /* The main chunk (or a C boundary): run the loop here until obj is done. */
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &runner_key);
-  if (!lua_isfunction(L, -1)) return luaL_error(L, "no scheduler to wait with");
+  if (!lua_isyieldable(L)) return luaL_error(L, "core.wait outside a coroutine: wait with auditrun.task.wait");
+  lua_pushlightuserdata(L, (void *)&wait_marker);
   lua_pushvalue(L, 1);
-  lua_call(L, 1, LUA_MULTRET);
-  return lua_gettop(L) - 1;
-}
-
-static int loop_set_runner(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  lua_settop(L, 1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &runner_key);
-  return 0;
+  return lua_yieldk(L, 2, 0, wait_k);
 }
 
 static int loop_poll_lua(lua_State *L) {
@@ -175,7 +160,6 @@ int lloop_open(lua_State *L) {
       {"now", loop_now_lua},
       {"pending", loop_pending_lua},
       {"poll", loop_poll_lua},
-      {"set_runner", loop_set_runner},
       {"set_running", loop_set_running},
       {"timer", loop_timer_new},
       {"wait", loop_wait},

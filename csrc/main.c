@@ -1,8 +1,9 @@
 /* main.c: the auditrun host, shaped like Lua's lua.c. main() runs pmain
  * under lua_pcall; a message handler adds the traceback to unexpected
  * errors; an error value raised on purpose (a table with __tostring) prints
- * as its one line. After the script returns, the tasks it spawned are run to
- * the end. Exit codes: 0 ok, 1 failure, 2 usage, 130 interrupted. */
+ * as its one line. auditrun.task.main runs the script and the tasks it
+ * spawned and says the exit code. Exit codes: 0 ok, 1 failure, 2 usage,
+ * 130 interrupted. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <limits.h>
@@ -26,7 +27,6 @@
 #endif
 
 #define EXIT_USAGE 2
-#define EXIT_INTERRUPTED 130
 
 static const char *progname = "auditrun";
 static char luadir[PATH_MAX + 64], libdir[PATH_MAX + 64], scriptdir[PATH_MAX + 64];
@@ -192,25 +192,6 @@ static int resolve_script(const char *name, char *out, size_t outlen) {
 }
 
 /* Calls auditrun.<module>.<fn>() as kept by pmain, under the handler. */
-static int host_call(lua_State *L, const char *module, const char *fn) {
-  lua_getfield(L, LUA_REGISTRYINDEX, module[0] == 'c' ? "auditrun.host.core" : "auditrun.host.task");
-  lua_getfield(L, -1, fn);
-  lua_remove(L, -2);
-  return docall(L, 0, 0);
-}
-
-static int was_interrupted(lua_State *L) {
-  int n = 0;
-  lua_getfield(L, LUA_REGISTRYINDEX, "auditrun.host.core");
-  if (lua_istable(L, -1)) {
-    lua_getfield(L, -1, "interrupted");
-    if (lua_pcall(L, 0, 1, 0) == LUA_OK) n = (int)lua_tointeger(L, -1);
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  return n > 0;
-}
-
 static int pmain(lua_State *L) {
   int argc = (int)lua_tointeger(L, 1);
   char **argv = (char **)lua_touserdata(L, 2);
@@ -259,32 +240,27 @@ static int pmain(lua_State *L) {
 
   create_arg(L, argv, argc, i);
 
-  /* The scheduler first, so the script's coroutines are the patched ones;
-   * then Ctrl-C belongs to the event loop. */
+  /* One Lua entry point: auditrun.task.main runs the script and then the
+   * tasks it spawned, and returns the exit code and, on failure, the
+   * message. The scheduler loads first, so the script's coroutines are the
+   * patched ones. */
   lua_getglobal(L, "require");
   lua_pushliteral(L, "auditrun.task");
   if (docall(L, 1, 1) != LUA_OK) goto failed;
-  lua_setfield(L, LUA_REGISTRYINDEX, "auditrun.host.task");
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "auditrun.core");
-  if (docall(L, 1, 1) != LUA_OK) goto failed;
-  lua_setfield(L, LUA_REGISTRYINDEX, "auditrun.host.core");
-  if (host_call(L, "core", "handle_signals") != LUA_OK) goto failed;
-
+  lua_getfield(L, -1, "main");
+  lua_remove(L, -2);
   if (luaL_loadfile(L, path) != LUA_OK) goto failed;
   n = argc - i - 1;
   luaL_checkstack(L, n, "too many arguments to script");
   for (int j = i + 1; j < argc; j++) lua_pushstring(L, argv[j]);
-  if (docall(L, n, 0) != LUA_OK) goto failed;
-
-  /* Tasks the script spawned and did not join run to their end here. */
-  if (host_call(L, "task", "finish") != LUA_OK) goto failed;
-  *exit_code = was_interrupted(L) ? EXIT_INTERRUPTED : EXIT_SUCCESS;
+  if (docall(L, n + 1, 2) != LUA_OK) goto failed;
+  if (lua_isstring(L, -1)) report(lua_tostring(L, -1));
+  *exit_code = (int)luaL_optinteger(L, -2, EXIT_FAILURE);
   return 0;
 
 failed:
   report(lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error with no message)");
-  *exit_code = was_interrupted(L) ? EXIT_INTERRUPTED : EXIT_FAILURE;
+  *exit_code = EXIT_FAILURE;
   return 0;
 }
 

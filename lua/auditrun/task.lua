@@ -3,8 +3,10 @@
 -- A waiting C call (core.wait) yields the marker core.WAIT and the object
 -- it waits on: a transfer, a timer, or a Lua event (a table with `done`).
 -- The scheduler parks the task until the loop reports that object finished,
--- then resumes it. Outside any coroutine, core.wait calls back into run_until
--- here, so the main chunk can wait without spawning anything.
+-- then resumes it. Outside any task, a wait runs the scheduler and the loop
+-- right there, so the main chunk can wait without spawning anything.
+-- task.main is the host's one entry point: it runs a script, then every
+-- task the script left, and returns the exit code.
 --
 -- Scripts that use coroutines themselves keep working: coroutine.resume and
 -- coroutine.wrap are replaced (as Nmap's NSE does) so that a wait inside a
@@ -46,17 +48,20 @@ function M.event()
   return { done = false }
 end
 
+-- Makes every task parked on obj runnable again.
+local function wake(obj)
+  local list = waiters[obj]
+  waiters[obj] = nil
+  for _, t in ipairs(list or {}) do
+    t.waiting_on = nil
+    enqueue(t)
+  end
+end
+
 function M.signal(ev)
   if ev.done then return end
   ev.done = true
-  local list = waiters[ev]
-  if list then
-    waiters[ev] = nil
-    for _, t in ipairs(list) do
-      t.waiting_on = nil
-      enqueue(t)
-    end
-  end
+  wake(ev)
 end
 
 local failures = {}      -- tasks that failed, for M.finish to report
@@ -143,12 +148,7 @@ local function run_until(done)
     if check_interrupt() then
       run_ready()
       while next(live) and core.pending() > 0 do
-        local finished = core.poll(0.1)
-        for _, obj in ipairs(finished) do
-          local list = waiters[obj]
-          waiters[obj] = nil
-          for _, t in ipairs(list or {}) do t.waiting_on = nil; enqueue(t) end
-        end
+        for _, obj in ipairs(core.poll(0.1)) do wake(obj) end
         run_ready()
       end
       error(errors.new("interrupted", "interrupted"), 0)
@@ -157,21 +157,17 @@ local function run_until(done)
     if not any_runnable() and core.pending() == 0 then
       error(errors.new("deadlock", "waiting for something no task or transfer can finish"), 0)
     end
-    local finished = core.poll(any_runnable() and 0 or -1)
-    for _, obj in ipairs(finished) do
-      local list = waiters[obj]
-      waiters[obj] = nil
-      for _, t in ipairs(list or {}) do
-        t.waiting_on = nil
-        enqueue(t)
-      end
-    end
+    for _, obj in ipairs(core.poll(any_runnable() and 0 or -1)) do wake(obj) end
   end
 end
 
-core.set_runner(function(obj)
+-- Parks the caller until obj is done: a task (or a script's coroutine
+-- inside one) yields to the scheduler; the main chunk, or code that cannot
+-- yield (a metamethod called from C), runs the scheduler and the loop here.
+local function park(obj)
+  if coroutine.isyieldable() then return core.wait(obj) end
   run_until(function() return is_done(obj) end)
-end)
+end
 
 local function cancelled_now(t)
   return t and t.cancelled and not t.shielded
@@ -182,7 +178,7 @@ end
 function M.wait(obj)
   local t = current
   if cancelled_now(t) then error(cancelled_error(), 0) end
-  if not is_done(obj) then core.wait(obj) end
+  if not is_done(obj) then park(obj) end
   if cancelled_now(t) then error(cancelled_error(), 0) end
 end
 
@@ -272,6 +268,35 @@ function M.finish()
   failures = {}
 end
 
+M.EXIT_FAILURE, M.EXIT_INTERRUPTED = 1, 130
+
+-- A raised error as the one line (an error value) or the message with its
+-- traceback (anything else) the host prints.
+local function traceback(err)
+  if type(err) == "string" then return debug.traceback(err, 2) end
+  return err
+end
+
+local function message_of(err)
+  local mt = getmetatable(err)
+  if type(err) ~= "string" and mt and mt.__tostring then return tostring(err) end
+  if type(err) ~= "string" then return string.format("(error object is a %s value)", type(err)) end
+  return err
+end
+
+--- main(chunk, ...) -> exit code[, message]: runs the script `chunk` with
+--- its arguments, then the tasks it spawned and did not join, with Ctrl-C
+--- handed to the loop. 0 when all went well, 1 and the message when
+--- something raised, 130 after a Ctrl-C.
+function M.main(chunk, ...)
+  core.handle_signals()
+  local ok, err = xpcall(chunk, traceback, ...)
+  if ok then ok, err = xpcall(M.finish, traceback) end
+  local code = core.interrupted() > 0 and M.EXIT_INTERRUPTED or (ok and 0 or M.EXIT_FAILURE)
+  if ok then return code end
+  return code, message_of(err)
+end
+
 -- ---- semaphore ------------------------------------------------------------
 
 local Semaphore = {}
@@ -344,7 +369,7 @@ local function resume(co, ...)
   while r[1] and r[2] == WAIT and raw_status(co) == "suspended" do
     -- The script's coroutine waits: wait in our own context (yielding to
     -- the scheduler, or running the loop), then let it go on.
-    local got = pack(core.wait(r[3]))
+    local got = pack(park(r[3]))
     r = pack(raw_resume(co, unpack(got, 1, got.n)))
   end
   return unpack(r, 1, r.n)

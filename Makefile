@@ -2,20 +2,38 @@
 # `make` builds build/auditrun and build/lib/auditrun/core.so; `make test`
 # runs the suite three times: plain, under ASan+UBSan, under valgrind.
 
-PKGS      := lua5.4 libcurl openssl
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+VERSION   := $(shell sed -n 's/^\#define AUDITRUN_VERSION "\(.*\)"/\1/p' csrc/version.h)
+
+# Compiler and linker flags are computed when a recipe first needs them, not
+# when this file is read: on a fresh machine `make demo` and `make test`
+# install pkg-config and the headers (`make deps`) before anything compiles.
+# LuaRocks passes LUA_INCDIR and the external dependencies' *_INCDIR and
+# *_LIBDIR; those win over pkg-config.
+PKG_CONFIG ?= pkg-config
+once = $(eval $1 := $2)$($1)
+pkg = $(shell $(PKG_CONFIG) $1 $2 2>/dev/null)
+LUA_CFLAGS  = $(call once,LUA_CFLAGS,$(if $(LUA_INCDIR),-I$(LUA_INCDIR),$(call pkg,--cflags,lua5.4)))
+LUA_LIBS    = $(call once,LUA_LIBS,$(or $(call pkg,--libs,lua5.4),-llua5.4))
+CURL_CFLAGS = $(call once,CURL_CFLAGS,$(if $(CURL_INCDIR),-I$(CURL_INCDIR),$(call pkg,--cflags,libcurl)))
+CURL_LIBS   = $(call once,CURL_LIBS,$(if $(CURL_LIBDIR),-L$(CURL_LIBDIR) -lcurl,$(or $(call pkg,--libs,libcurl),-lcurl)))
+SSL_CFLAGS  = $(call once,SSL_CFLAGS,$(if $(OPENSSL_INCDIR),-I$(OPENSSL_INCDIR),$(call pkg,--cflags,openssl)))
+SSL_LIBS    = $(call once,SSL_LIBS,$(if $(OPENSSL_LIBDIR),-L$(OPENSSL_LIBDIR) -lssl -lcrypto,$(or $(call pkg,--libs,openssl),-lssl -lcrypto)))
 
 CC        ?= cc
 CFLAGS    ?= -O2 -g
 LIBFLAG   ?= -shared
 WARN      := -Wall -Wextra -Wno-unused-parameter
-ALL_CFLAGS := -std=gnu11 -fPIC $(WARN) $(PKG_CFLAGS) $(CFLAGS)
+ALL_CFLAGS = -std=gnu11 -fPIC $(WARN) $(LUA_CFLAGS) $(CURL_CFLAGS) $(SSL_CFLAGS) $(CFLAGS)
+CORE_LIBS  = $(CURL_LIBS) $(SSL_LIBS)
 
+# make install: the host in BINDIR finds the modules, the core and the
+# workflows relative to itself (../share/lua/5.4, ../lib/lua/5.4,
+# ../share/auditrun/scripts), so one binary serves every prefix.
 PREFIX    ?= /usr/local
 BINDIR    ?= $(PREFIX)/bin
 LUADIR    ?= $(PREFIX)/share/lua/5.4
 LIBDIR    ?= $(PREFIX)/lib/lua/5.4
+SCRIPTDIR ?= $(PREFIX)/share/auditrun/scripts
 DESTDIR   ?=
 
 CORE_SRC  := csrc/lcore.c csrc/lloop.c csrc/lhttp.c csrc/ljwt.c csrc/lfsio.c \
@@ -26,13 +44,13 @@ ASAN_OBJ  := $(CORE_SRC:csrc/%.c=build/asan/obj/%.o)
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 DEPS_DEBIAN := build-essential pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
-               libssl-dev openssl lua-cjson lua-busted lua-check luarocks valgrind \
-               curl perl python3 python3-requests
+               libssl-dev openssl lua-cjson lua-argparse lua-busted lua-check luarocks \
+               valgrind curl perl python3 python3-requests
 # Node may come from elsewhere than Debian (NodeSource): only ask for
 # Debian's when there is no npm at all.
-DEPS_NODE   := $(if $(shell command -v npm 2>/dev/null),,nodejs npm)
+DEPS_NODE    = $(if $(shell command -v npm 2>/dev/null),,nodejs npm)
 
-.PHONY: all asan test demo bench install clean deps sandbox-deps
+.PHONY: all asan test demo bench install clean deps sandbox-deps dist
 
 all: build/auditrun build/lib/auditrun/core.so
 
@@ -46,8 +64,6 @@ build/asan/obj/%.o: csrc/%.c $(HEADERS)
 
 # The host links Lua alone; it loads the core (and with it libcurl and
 # OpenSSL) from lib/auditrun/core.so beside it when a script needs it.
-LUA_CFLAGS := $(shell pkg-config --cflags lua5.4 2>/dev/null)
-LUA_LIBS  := $(shell pkg-config --libs lua5.4 2>/dev/null)
 HOST_LDFLAGS := -Wl,-E
 
 build/auditrun: csrc/main.c csrc/version.h build/lib/auditrun/core.so
@@ -55,7 +71,7 @@ build/auditrun: csrc/main.c csrc/version.h build/lib/auditrun/core.so
 
 build/lib/auditrun/core.so: $(CORE_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(LIBFLAG) -o $@ $(CORE_OBJ) $(filter-out -llua5.4,$(PKG_LIBS))
+	$(CC) $(LIBFLAG) -o $@ $(CORE_OBJ) $(CORE_LIBS)
 
 asan: build/asan/auditrun
 build/asan/auditrun: csrc/main.c csrc/version.h build/asan/lib/auditrun/core.so
@@ -63,35 +79,55 @@ build/asan/auditrun: csrc/main.c csrc/version.h build/asan/lib/auditrun/core.so
 
 build/asan/lib/auditrun/core.so: $(ASAN_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(LIBFLAG) $(ASAN_FLAGS) -o $@ $(ASAN_OBJ) $(filter-out -llua5.4,$(PKG_LIBS))
+	$(CC) $(LIBFLAG) $(ASAN_FLAGS) -o $@ $(ASAN_OBJ) $(CORE_LIBS)
 
-# The installed host has the install paths compiled in.
-build/install/auditrun: csrc/main.c csrc/version.h
+# The floor `make bench` compares start-up against: a program that only
+# links libcurl and initialises it.
+build/bench/curl-floor: tests/bench/curl_floor.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(HOST_LDFLAGS) -DAUDITRUN_LUADIR='"$(LUADIR)"' -DAUDITRUN_LIBDIR='"$(LIBDIR)"' \
-	  -o $@ csrc/main.c $(LUA_LIBS)
+	$(CC) $(CURL_CFLAGS) $(CFLAGS) -o $@ $< $(CURL_LIBS)
 
 sandbox-deps: tests/sandbox/node_modules/.package-lock.json
 tests/sandbox/node_modules/.package-lock.json: tests/sandbox/package-lock.json
 	npm ci --prefix tests/sandbox --no-audit --no-fund --loglevel=error
 
-test: deps all asan sandbox-deps
+# The README's commands install what is missing first, then build in a
+# second make so that nothing is compiled before the packages are there.
+test: deps
+	@$(MAKE) --no-print-directory all asan sandbox-deps
 	bash tests/run
 
-demo: deps all sandbox-deps
+demo: deps
+	@$(MAKE) --no-print-directory all sandbox-deps
 	build/auditrun tests/demo.lua
 
-bench: deps all sandbox-deps
+bench: deps
+	@$(MAKE) --no-print-directory all sandbox-deps build/bench/curl-floor
 	build/auditrun tests/bench/run.lua
 
-install: build/install/auditrun build/lib/auditrun/core.so
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/auditrun \
-	  $(DESTDIR)$(LUADIR)/auditrun $(DESTDIR)$(LUADIR)/auditrun/scripts
-	install -m 755 build/install/auditrun $(DESTDIR)$(BINDIR)/auditrun
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/auditrun $(DESTDIR)$(SCRIPTDIR)
+	install -m 755 build/auditrun $(DESTDIR)$(BINDIR)/auditrun
 	install -m 755 build/lib/auditrun/core.so $(DESTDIR)$(LIBDIR)/auditrun/core.so
 	cd lua && find auditrun -name '*.lua' | while read -r f; do \
 	  install -D -m 644 "$$f" "$(DESTDIR)$(LUADIR)/$$f"; done
-	install -m 644 scripts/*.lua $(DESTDIR)$(LUADIR)/auditrun/scripts/
+	install -m 644 scripts/*.lua $(DESTDIR)$(SCRIPTDIR)/
+
+# make dist: build/dist/auditrun-VERSION.tar.gz and the rockspec that
+# builds it (auditrun-VERSION-1.rockspec, from the scm one), which
+# `luarocks pack` turns into a .src.rock. DIST_URL is where the tarball
+# will be published.
+DIST_NAME  := auditrun-$(VERSION)
+DIST_FILES := LICENSE README.md Makefile auditrun-scm-1.rockspec csrc lua scripts
+DIST_URL   ?= https://github.com/auditrun/auditrun/releases/download/v$(VERSION)/$(DIST_NAME).tar.gz
+dist:
+	@rm -rf build/dist && mkdir -p build/dist
+	tar -czf build/dist/$(DIST_NAME).tar.gz --sort=name --owner=0 --group=0 \
+	  --transform 's,^,$(DIST_NAME)/,' $(DIST_FILES)
+	sed -e 's/^version = "scm-1"/version = "$(VERSION)-1"/' \
+	  -e 's|^  url = .*|  url = "$(DIST_URL)",\n  md5 = "'"$$(md5sum < build/dist/$(DIST_NAME).tar.gz | cut -d' ' -f1)"'",\n  dir = "$(DIST_NAME)",|' \
+	  auditrun-scm-1.rockspec > build/dist/$(DIST_NAME)-1.rockspec
+	@echo "build/dist/$(DIST_NAME).tar.gz build/dist/$(DIST_NAME)-1.rockspec"
 
 clean:
 	rm -rf build

@@ -1,24 +1,38 @@
 rockspec_format = "3.0"
 package = "auditrun"
 version = "scm-1"
+-- Releases: `make dist` writes auditrun-VERSION.tar.gz and the rockspec for
+-- it (auditrun-VERSION-1.rockspec, this file with its version and url);
+-- `luarocks pack` on that gives a .src.rock that builds without network.
 source = {
-  url = "git+file:///dev/null",  -- built from a checkout with `luarocks make`
+  url = "git+https://github.com/auditrun/auditrun.git",
 }
 description = {
   summary = "Lua workflows for tenant audit and activity reporting APIs",
   detailed = [[
-    A C core (HTTP on libcurl's multi interface, JWT signing on OpenSSL,
-    timers) with Lua 5.4 bindings, a host binary that runs workflow scripts,
-    and clients for AvePoint Insights, DealCloud and ExaVault activity.
+    A C core (HTTP on libcurl's multi interface, JWT signing on OpenSSL 3,
+    timers, crash-safe files) with Lua 5.4 bindings, a host binary
+    (`auditrun`) that runs workflow scripts as coroutines on one event loop,
+    and a client for AvePoint Insights (the AvePoint Graph API and the legacy
+    Web API: app sign-in with a certificate or secret, paged reports, export
+    jobs that survive reruns), with bundled workflows.
   ]],
+  homepage = "https://github.com/auditrun/auditrun",
   license = "MIT",
+  labels = { "audit", "reporting", "http", "libcurl" },
 }
 dependencies = {
   "lua >= 5.4, < 5.5",
   "lua-cjson",
+  "argparse",
 }
--- libcurl and OpenSSL are found by the Makefile through pkg-config
--- (Debian keeps curl.h under a multiarch directory LuaRocks does not search).
+-- libcurl (OpenSSL flavour) and OpenSSL 3. Debian keeps curl.h in a
+-- multiarch folder LuaRocks does not search: there, pass
+-- CURL_INCDIR=/usr/include/x86_64-linux-gnu (the README says so).
+external_dependencies = {
+  CURL = { header = "curl/curl.h", library = "curl" },
+  OPENSSL = { header = "openssl/evp.h", library = "crypto" },
+}
 build = {
   type = "make",
   build_target = "all",
@@ -26,11 +40,19 @@ build = {
     CFLAGS = "$(CFLAGS)",
     LIBFLAG = "$(LIBFLAG)",
     LUA_INCDIR = "$(LUA_INCDIR)",
+    CURL_INCDIR = "$(CURL_INCDIR)",
+    CURL_LIBDIR = "$(CURL_LIBDIR)",
+    OPENSSL_INCDIR = "$(OPENSSL_INCDIR)",
+    OPENSSL_LIBDIR = "$(OPENSSL_LIBDIR)",
   },
+  -- The host goes to the tree's bin folder, the modules and the core where
+  -- Lua finds them, the workflows into the rock's own folder, where the
+  -- host looks for them (they are scripts, not modules).
   install_variables = {
     PREFIX = "$(PREFIX)",
     BINDIR = "$(BINDIR)",
     LIBDIR = "$(LIBDIR)",
     LUADIR = "$(LUADIR)",
+    SCRIPTDIR = "$(PREFIX)/scripts",
   },
 }

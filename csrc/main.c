@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +20,6 @@
 
 #include "version.h"
 
-#ifndef AUDITRUN_LUADIR
-#define AUDITRUN_LUADIR "/usr/local/share/lua/5.4"
-#endif
-#ifndef AUDITRUN_LIBDIR
-#define AUDITRUN_LIBDIR "/usr/local/lib/lua/5.4"
-#endif
 
 #define EXIT_USAGE 2
 
@@ -43,6 +38,20 @@ static void usage(FILE *f) {
 static int is_file(const char *p) {
   struct stat st;
   return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* snprintf for paths; a path that does not fit is cut, and then found
+ * nowhere, which the caller reports as missing. */
+static void pathf(char *dst, size_t size, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(dst, size, fmt, ap);
+  va_end(ap);
+}
+
+static int is_dir(const char *p) {
+  struct stat st;
+  return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 static int msghandler(lua_State *L) {
@@ -125,50 +134,58 @@ static void set_paths(lua_State *L) {
   lua_pop(L, 1);
 }
 
-/* In a build tree the binary sits in build/ beside lua/ and scripts/.
- * Installed, the modules are where `make install` put them (compiled in) or
- * anywhere on package.path (LuaRocks trees), and the bundled workflows are
- * in auditrun/scripts beside auditrun/init.lua. */
-static int find_dirs(void) {
-  char exe[PATH_MAX], probe[PATH_MAX + 64];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n > 0) {
-    char *slash;
-    exe[n] = '\0';
-    slash = strrchr(exe, '/');
-    if (slash) *slash = '\0';
-    /* build/auditrun, or a variant such as build/asan/auditrun */
-    for (const char *up = "/..", *up2 = "/../.."; up; up = up2, up2 = NULL) {
-      snprintf(probe, sizeof probe, "%s%s/lua/auditrun/init.lua", exe, up);
-      if (is_file(probe)) {
-        snprintf(luadir, sizeof luadir, "%s%s/lua", exe, up);
-        snprintf(libdir, sizeof libdir, "%s/lib", exe);
-        snprintf(scriptdir, sizeof scriptdir, "%s%s/scripts", exe, up);
-        return 1;
-      }
+/* Where the modules, the core and the workflows are, from where this binary
+ * is (never from paths compiled in, so one build serves every prefix and
+ * cron or systemd need no LUA_PATH):
+ *  - a build tree: build/auditrun (or a variant, build/asan/auditrun) beside
+ *    csrc/, lua/ and scripts/;
+ *  - installed, BIN/auditrun: the modules in BIN/../share/lua/5.4, the core
+ *    in BIN/../lib/lua/5.4, the workflows in BIN/../share/auditrun/scripts
+ *    (`make install`) or in the rock's own folder of a LuaRocks tree,
+ *    BIN/../lib/luarocks/rocks-5.4/auditrun/VERSION/scripts. */
+static void find_rock_scripts(const char *base) {
+  char rocks[PATH_MAX + 64], probe[PATH_MAX + 400];
+  struct dirent *e;
+  DIR *d;
+  pathf(rocks, sizeof rocks, "%s/lib/luarocks/rocks-5.4/auditrun", base);
+  if ((d = opendir(rocks)) == NULL) return;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.') continue;
+    pathf(probe, sizeof probe, "%s/%s/scripts", rocks, e->d_name);
+    /* A tree holds one version of a rock at a time, unless asked otherwise;
+     * then the one matching this binary wins. */
+    if (is_dir(probe)) {
+      pathf(scriptdir, sizeof scriptdir, "%s", probe);
+      if (strncmp(e->d_name, AUDITRUN_VERSION "-", strlen(AUDITRUN_VERSION) + 1) == 0) break;
     }
   }
-  snprintf(luadir, sizeof luadir, "%s", AUDITRUN_LUADIR);
-  snprintf(libdir, sizeof libdir, "%s", AUDITRUN_LIBDIR);
-  snprintf(scriptdir, sizeof scriptdir, "%s/auditrun/scripts", AUDITRUN_LUADIR);
-  return 0;
+  closedir(d);
 }
 
-/* Installed: the workflows live beside whichever auditrun/init.lua
- * package.path finds first. */
-static void find_installed_scripts(lua_State *L) {
-  lua_getglobal(L, "package");
-  lua_getfield(L, -1, "searchpath");
-  lua_pushliteral(L, "auditrun");
-  lua_getfield(L, -3, "path");
-  lua_call(L, 2, 1);
-  if (lua_type(L, -1) == LUA_TSTRING) {
-    const char *init = lua_tostring(L, -1);
-    const char *slash = strrchr(init, '/');
-    if (slash)
-      snprintf(scriptdir, sizeof scriptdir, "%.*s/scripts", (int)(slash - init), init);
+static void find_dirs(void) {
+  char exe[PATH_MAX], probe[PATH_MAX + 64];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  char *slash;
+  if (n <= 0) n = 0;
+  exe[n] = '\0';
+  slash = strrchr(exe, '/');
+  if (slash) *slash = '\0';
+  for (const char *up = "/..", *up2 = "/../.."; up; up = up2, up2 = NULL) {
+    pathf(probe, sizeof probe, "%s%s/csrc/main.c", exe, up);
+    if (is_file(probe)) {
+      pathf(luadir, sizeof luadir, "%s%s/lua", exe, up);
+      pathf(libdir, sizeof libdir, "%s/lib", exe);
+      pathf(scriptdir, sizeof scriptdir, "%s%s/scripts", exe, up);
+      return;
+    }
   }
-  lua_pop(L, 2);
+  pathf(luadir, sizeof luadir, "%s/../share/lua/5.4", exe);
+  pathf(libdir, sizeof libdir, "%s/../lib/lua/5.4", exe);
+  pathf(scriptdir, sizeof scriptdir, "%s/../share/auditrun/scripts", exe);
+  if (!is_dir(scriptdir)) {
+    pathf(probe, sizeof probe, "%s/..", exe);
+    find_rock_scripts(probe);
+  }
 }
 
 /* arg as in lua.c: arg[0] the script, arg[1..] its arguments, arg[-1] us. */
@@ -197,13 +214,12 @@ static int pmain(lua_State *L) {
   char **argv = (char **)lua_touserdata(L, 2);
   int *exit_code = (int *)lua_touserdata(L, 3);
   char path[PATH_MAX + 300];
-  int i = 1, n, in_tree;
+  int i = 1, n;
 
   luaL_checkversion(L);
   luaL_openlibs(L);
-  in_tree = find_dirs();
+  find_dirs();
   set_paths(L);
-  if (!in_tree) find_installed_scripts(L);
   for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
     if (strcmp(argv[i], "--help") == 0) {
       usage(stdout);

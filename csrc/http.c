@@ -130,7 +130,6 @@ int http_init(http_request *req, loop *lp, char *err, size_t errlen) {
     return -1;
   }
   req->easy = e;
-  req->max_body = 64u << 20;
   loop_set_transfer_done(lp, on_done);
   curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)req);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->errbuf);

@@ -108,8 +108,8 @@ function M.save(o)
   if not temp then return nil, terr end
 
   local request = o.request or http.request
-  local res, rerr = request { url = o.url, output = temp, timeout = o.timeout, low_speed_limit = 1,
-                              low_speed_time = o.low_speed_time or 120, max_download = o.max_size or M.MAX_SIZE }
+  local res, rerr = request { url = o.url, output = temp, timeout = o.timeout, low_speed_time = o.low_speed_time,
+                              max_download = o.max_size or M.MAX_SIZE }
   if not res then return nil, rerr end
 
   local size = temp:size()

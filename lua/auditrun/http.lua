@@ -40,6 +40,15 @@ local REASONS = {
   [503] = "Service Unavailable", [504] = "Gateway Timeout",
 }
 
+-- Every request default, in one place; the C core applies what it is
+-- given. Seconds, bytes per second, bytes. A request held in memory has an
+-- overall timeout; a download to a file (output) has none (a big report
+-- takes what it takes) but must keep moving.
+M.DEFAULTS = {
+  timeout = 120, low_speed_limit = 1, low_speed_time = 60, max_redirects = 5, max_body = 64 * 1024 * 1024,
+}
+M.DOWNLOAD_DEFAULTS = { low_speed_limit = 1, low_speed_time = 120, max_redirects = 5, max_body = 64 * 1024 * 1024 }
+
 -- Options passed to the C core as they are.
 local CORE_OPTIONS = {
   "body_file", "ca_file", "connect_timeout", "low_speed_limit", "low_speed_time", "max_body", "max_download",
@@ -230,8 +239,9 @@ local function build(opts)
   local spec = { method = method, url = url, headers = lines, body = body }
   for _, k in ipairs(CORE_OPTIONS) do spec[k] = opts[k] end
   spec.ca_file = spec.ca_file or M.ca_file
-  if spec.timeout == nil and not spec.output then spec.timeout = 120 end
-  if spec.low_speed_limit == nil then spec.low_speed_limit, spec.low_speed_time = 1, 60 end
+  for k, v in pairs(spec.output and M.DOWNLOAD_DEFAULTS or M.DEFAULTS) do
+    if spec[k] == nil then spec[k] = v end
+  end
   return spec
 end
 

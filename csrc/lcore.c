@@ -4,6 +4,9 @@
 #include "lcore.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +15,8 @@
 #include "version.h"
 
 #define ERROR_META "auditrun.error"
+
+char http_refusal[CORE_ERRLEN];
 
 static int error_tostring(lua_State *L) {
   const char *kind, *msg;
@@ -84,6 +89,29 @@ static int core_release(lua_State *L) {
   return 0;
 }
 
+/* libcurl writes TLS session keys to $SSLKEYLOGFILE, which it opens when
+ * it initialises: anyone who reads that file reads every token. Unless
+ * AUDITRUN_LAB=1, the variable is removed before libcurl sees it and every
+ * request is refused (lhttp.c), so the run stops with a clear line rather
+ * than leak or silently ignore it. In a lab the file is created 0600 first
+ * (libcurl would make it 0644) and a warning says where the keys go. */
+static void keylog_check(void) {
+  const char *path = getenv("SSLKEYLOGFILE");
+  const char *lab = getenv("AUDITRUN_LAB");
+  if (!path || !*path) return;
+  if (lab && strcmp(lab, "1") == 0) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0) close(fd);
+    fprintf(stderr, "auditrun: warning: SSLKEYLOGFILE is set (AUDITRUN_LAB=1): TLS session keys are written to %s\n",
+            path);
+    return;
+  }
+  snprintf(http_refusal, sizeof http_refusal,
+           "SSLKEYLOGFILE is set: TLS session keys would be written to %.200s; unset it "
+           "(AUDITRUN_LAB=1 allows it for a lab)", path);
+  unsetenv("SSLKEYLOGFILE");
+}
+
 static const lua_CFunction opens[] = {lfsio_open, lhttp_open, ljwt_open, lloop_open, NULL};
 
 static int core_handle_signals(lua_State *L) {
@@ -101,6 +129,7 @@ int luaopen_auditrun_core(lua_State *L) {
     Dl_info self;
     if (dladdr((void *)luaopen_auditrun_core, &self) && self.dli_fname)
       (void)dlopen(self.dli_fname, RTLD_NOW | RTLD_NODELETE);
+    keylog_check();
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return luaL_error(L, "cannot initialise libcurl");
     lua_pop(L, 1);
     lua_newuserdatauv(L, 0, 0);

@@ -9,6 +9,10 @@
 
 #define CORE_ERRLEN 512
 
+/* Set when no request may be made at all (SSLKEYLOGFILE outside a lab):
+ * every request fails with this message, kind "tls". */
+extern char http_refusal[CORE_ERRLEN];
+
 /* Push nil and an error value {kind=, message=} and return 2. */
 int core_fail(lua_State *L, const char *kind, const char *message);
 /* The loop, raising a Lua error if it cannot be created. */

@@ -55,6 +55,7 @@ static int request_new(lua_State *L) {
   lua_settop(L, 1);
   max_redirects = req_number(L, "max_redirects");
   max_body = req_number(L, "max_body");
+  if (http_refusal[0]) return core_fail(L, "tls", http_refusal);
   url = opt_string(L, "url");
   luaL_argcheck(L, url != NULL, 1, "request needs a url");
   method = opt_string(L, "method");

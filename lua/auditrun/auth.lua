@@ -20,18 +20,71 @@ local sessions = {}     -- identity \0 client \0 scope -> session
 
 local function trim_slash(url) return (url:gsub("/+$", "")) end
 
---- discover(identity_url, {ca_file=}) -> metadata | nil, err (kind "auth")
+-- scheme://host:port, lower-cased, the port always given.
+local function origin(url)
+  local scheme, authority = url:match("^(%a[%w+.-]*)://([^/?#]*)")
+  if not scheme then return nil end
+  scheme, authority = scheme:lower(), authority:gsub("^.*@", ""):lower()
+  if not authority:match(":%d+$") then authority = authority .. (scheme == "https" and ":443" or ":80") end
+  return scheme .. "://" .. authority
+end
+M.origin = origin
+
+--- lab() -> true when AUDITRUN_LAB=1 allows plain http:// for sign-in and
+--- APIs (a test tenant on a private network), never otherwise.
+function M.lab()
+  return os.getenv("AUDITRUN_LAB") == "1"
+end
+
+--- Refuses an http:// URL that credentials or a token would travel to.
+local function check_https(url, what)
+  if url:match("^[Hh][Tt][Tt][Pp][Ss]://") or (M.lab() and url:match("^[Hh][Tt][Tt][Pp]://")) then return true end
+  return nil, errors.new("auth", string.format(
+    "%s %s is not https: credentials and tokens are never sent in the clear (AUDITRUN_LAB=1 allows it for a lab)",
+    what, url))
+end
+M.check_https = check_https
+
+local REDIRECTS = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
+
+-- The target of a redirect answer, made absolute, or nil.
+local function redirect_target(res, from)
+  if not REDIRECTS[res.status] then return nil end
+  local loc = res.headers.location
+  if not loc then return nil end
+  if loc:match("^%a[%w+.-]*://") then return loc end
+  if loc:sub(1, 2) == "//" then return from:match("^(%a[%w+.-]*:)") .. loc end
+  if loc:sub(1, 1) == "/" then return origin(from) .. loc end
+  return (from:gsub("[?#].*$", ""):gsub("[^/]*$", "")) .. loc
+end
+
+--- discover(identity_url, {ca_file=}) -> metadata | nil, err (kind "auth").
+--- Redirects are followed within the identity service's own origin only.
 function M.discover(identity_url, opts)
   opts = opts or {}
   local base = trim_slash(identity_url)
   if discovered[base] then return discovered[base] end
-  local meta, err = http.request_json {
-    url = base .. "/.well-known/openid-configuration", ca_file = opts.ca_file, retry = opts.retry,
-  }
-  if not meta then
-    err.message = "OIDC discovery at " .. base .. " failed: " .. err.message
-    return nil, err
+  local ok, herr = check_https(base, "the identity URL")
+  if not ok then return nil, herr end
+  local url, res = base .. "/.well-known/openid-configuration", nil
+  for _ = 1, 6 do
+    local err
+    res, err = http.request { url = url, ca_file = opts.ca_file, retry = opts.retry, max_redirects = 0 }
+    if not res then
+      err.message = "OIDC discovery at " .. base .. " failed: " .. err.message
+      return nil, err
+    end
+    local target = redirect_target(res, url)
+    if not target then break end
+    if origin(target) ~= origin(base) then
+      return nil, errors.new("auth", string.format(
+        "OIDC discovery at %s redirected to %s, another origin: refusing to follow", base, target))
+    end
+    url, res = target, nil
   end
+  if not res then return nil, errors.new("auth", "OIDC discovery at " .. base .. " redirected too many times") end
+  local meta, derr = http.decode(res, "the OIDC discovery answer of " .. base)
+  if not meta then return nil, derr end
   if type(meta) ~= "table" or type(meta.issuer) ~= "string" or type(meta.token_endpoint) ~= "string" then
     return nil, errors.new("auth", "OIDC discovery at " .. base .. " gave no issuer and token endpoint")
   end
@@ -39,9 +92,8 @@ function M.discover(identity_url, opts)
     return nil, errors.new("auth", string.format(
       "OIDC discovery at %s names another issuer (%s): refusing to sign in there", base, meta.issuer))
   end
-  if base:match("^https:") and not meta.token_endpoint:match("^https:") then
-    return nil, errors.new("auth", "the token endpoint of " .. base .. " is not https")
-  end
+  ok, herr = check_https(meta.token_endpoint, "the token endpoint of " .. base .. ",")
+  if not ok then return nil, herr end
   discovered[base] = meta
   return meta
 end
@@ -64,6 +116,7 @@ end
 function M.session(o)
   assert(o.identity_url and o.client_id and o.scope, "session needs identity_url, client_id and scope")
   assert((o.key ~= nil) ~= (o.secret ~= nil), "give exactly one of key and secret")
+  errors.secret(o.secret)
   local id = table.concat({ trim_slash(o.identity_url), o.client_id, o.scope }, "\0")
   local s = sessions[id]
   if s then
@@ -86,7 +139,7 @@ function M.from_config(cfg)
   local key
   if cfg.cert then
     local err
-    key, err = jwt.load_key { cert = cfg.cert, key = cfg.key, password = cfg.cert_password }
+    key, err = jwt.load_key { cert = cfg.cert, key = cfg.key, password = errors.secret(cfg.cert_password) }
     if not key then return nil, err end
   end
   return M.session {
@@ -112,24 +165,41 @@ end
 function Session:request_token()
   local meta, err = M.discover(self.identity_url, { ca_file = self.ca_file, retry = self.retry })
   if not meta then return nil, err end
+  -- Each assertion is a secret while its answer is read (a refusal may
+  -- quote it); it is single-use, so it is forgotten after.
+  local assertions = {}
   local form = function()
     local f = { grant_type = "client_credentials", client_id = self.client_id, scope = self.scope }
     if self.key then
       f.client_assertion_type = ASSERTION_TYPE
-      f.client_assertion = self:assertion(meta)
+      f.client_assertion = errors.secret(self:assertion(meta))
+      assertions[#assertions + 1] = f.client_assertion
     else
       f.client_secret = self.secret
     end
     return f
   end
+  local res, rerr = self:post_token(meta, form)
+  for _, a in ipairs(assertions) do errors.forget(a) end
+  return res, rerr
+end
+
+-- The token request itself: never redirected (libcurl would post the
+-- credentials again to wherever the answer points).
+function Session:post_token(meta, form)
   -- Token requests are safe to repeat: a fresh assertion each time.
   local res, rerr = http.request {
-    method = "POST", url = meta.token_endpoint, form = form, idempotent = true,
+    method = "POST", url = meta.token_endpoint, form = form, idempotent = true, max_redirects = 0,
     ca_file = self.ca_file, retry = self.retry, ok_status = { 400, 401, 403 },
   }
   if not res then
     rerr.message = "cannot get a token from " .. self.identity_url .. ": " .. rerr.message
     return nil, rerr
+  end
+  if res.status >= 300 and res.status < 400 then
+    return nil, errors.new("auth", string.format(
+      "the token endpoint %s answered HTTP %d, a redirect to %s: credentials are never sent on",
+      meta.token_endpoint, res.status, tostring(res.headers.location or "nowhere")), { status = res.status })
   end
   local body = http.decode(res, "the token response")
   if res.status >= 400 then return nil, refusal(res, body) end
@@ -138,7 +208,10 @@ function Session:request_token()
   end
   local lifetime = tonumber(body.expires_in) or 3600
   local now = self.clock()
-  self.access_token = body.access_token
+  -- The token in use and the one before it are kept out of every message.
+  errors.forget(self.previous_token)
+  self.previous_token = self.access_token
+  self.access_token = errors.secret(body.access_token)
   self.expires_at = now + lifetime
   -- Renew 5 minutes before expiry, or at half the lifetime when that is
   -- shorter.
@@ -182,6 +255,8 @@ end
 --- request(opts): http.request with the bearer token; a 401 gets a new
 --- token and one more try.
 function Session:request(opts)
+  local ok, herr = check_https(opts.url or "", "the API URL")
+  if not ok then return nil, herr end
   for attempt = 1, 2 do
     local token, err = self:token()
     if not token then return nil, err end

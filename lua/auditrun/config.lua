@@ -95,6 +95,47 @@ local function check_layer(schema, layer, where)
   return out
 end
 
+-- The key a config file was setting at `line`: the last declared key
+-- assigned on that line or above, looked for outside string literals so
+-- that no part of a value is ever taken for a key.
+local function key_at(path, line)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local keys, found, n = declared_keys(), nil, 0
+  for text in f:lines() do
+    n = n + 1
+    if n > line then break end
+    text = text:gsub("%-%-.*$", ""):gsub('"[^"]*"', '""'):gsub("'[^']*'", "''"):gsub("[\"'%[].*$", "")
+    for k in text:gmatch("([%a_][%w_]*)%s*=") do
+      if keys[k] then found = k end
+    end
+  end
+  f:close()
+  return found
+end
+
+local LUA_WORDS = { ["nil"] = true, boolean = true, number = true, string = true, table = true,
+                    ["function"] = true, userdata = true, thread = true, ["<eof>"] = true }
+
+-- A load or run error of a config file, as "config file F, line N (key K):
+-- what". Lua's own message quotes the source ("near '"s3cret } }'", "global
+-- 's3cret'"), which may be a password: those parts are dropped.
+local function load_error(path, msg)
+  msg = tostring(msg)
+  local rest = msg:sub(1, #path + 1) == path .. ":" and msg:sub(#path + 2) or msg
+  local line, what = rest:match("^(%d+): (.*)$")
+  what = (what or "it cannot be loaded"):gsub("%s+near%s.*$", ""):gsub("%s*%b()", function(p)
+    return p:find("['\"]") and "" or p
+  end):gsub("'([^']*)'", function(q)
+    -- Lua's tokens and type names stay; anything else may be a value.
+    if (#q <= 3 and q:match("^%p+$")) or LUA_WORDS[q] then return nil end
+    return "'...'"
+  end)
+  local key = line and key_at(path, tonumber(line))
+  return fail(string.format("config file %s%s%s: %s", path, line and (", line " .. line) or "",
+    key and (" (key '" .. key .. "')") or "", what))
+end
+
 --- Reads the named profile of a config file: the profile's table | nil,
 --- err. A missing file is no error unless it was asked for by name.
 function M.read_file(path, profile, required)
@@ -106,9 +147,9 @@ function M.read_file(path, profile, required)
   f:close()
   -- A config file is data: it runs with no globals at all.
   local chunk, err = loadfile(path, "t", {})
-  if not chunk then return fail("config file " .. err) end
+  if not chunk then return load_error(path, err) end
   local ok, profiles = pcall(chunk)
-  if not ok then return fail("config file " .. path .. ": " .. tostring(profiles)) end
+  if not ok then return load_error(path, profiles) end
   if type(profiles) ~= "table" then
     return fail("config file " .. path .. " must return a table of profiles")
   end
@@ -270,6 +311,8 @@ function M.load(schema, explicit, opts)
   end
   ok, rerr = M.resolve_credentials(schema, s)
   if not ok then return nil, rerr end
+  -- From here on no error value or log line shows them.
+  for _, k in ipairs(schema.secrets or {}) do errors.secret(s[k]) end
   for k, v in pairs(schema.defaults or {}) do
     if s[k] == nil then s[k], sources[k] = v, "default" end
   end

@@ -6,10 +6,11 @@
 -- intact central directory), fsynced, and named without ever replacing a
 -- file. The temporary file is held open from creation to naming, and every
 -- read, check and the naming itself go through that descriptor: swapping
--- its name for a symlink changes nothing. Downloads are bounded
--- (max_size, M.MAX_SIZE by default), decoded bytes counted. The name comes from Content-Disposition, made safe:
--- a server cannot write outside the directory, hide a file, or use names
--- the file system or a shell would trip on.
+-- its name for a symlink changes nothing. Downloads are bounded (max_size,
+-- else http.DOWNLOAD_DEFAULTS.max_download), decoded bytes counted. The
+-- name comes from Content-Disposition, made safe: a server cannot write
+-- outside the directory, hide a file, or use names the file system or a
+-- shell would trip on.
 local core = require "auditrun.core"
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
@@ -18,8 +19,6 @@ local http = require "auditrun.http"
 local M = {}
 
 local MAX_NAME = 180
---- Largest download by default: 4 GiB. fetch{max_size=} overrides it.
-M.MAX_SIZE = 4 * 1024 ^ 3
 local ZIP_EOCD = "PK\5\6"
 local ZIP_CDH = "PK\1\2"
 
@@ -109,7 +108,7 @@ function M.save(o)
 
   local request = o.request or http.request
   local res, rerr = request { url = o.url, output = temp, timeout = o.timeout, low_speed_time = o.low_speed_time,
-                              max_download = o.max_size or M.MAX_SIZE }
+                              max_download = o.max_size }
   if not res then return nil, rerr end
 
   local size = temp:size()

@@ -3,18 +3,100 @@
 -- where known `status`, `retryable` and a short `body` excerpt; tostring()
 -- gives one readable line. Library functions return nil, err; scripts raise
 -- with try().
+--
+-- Secrets never show: whatever registers a secret (errors.secret: the
+-- sign-in registers the bearer token, the client secret, each assertion and
+-- the certificate password; vendor clients their keys) finds it replaced by
+-- "[redacted]" in every error value made here, in tostring(err), in body
+-- excerpts and in whatever goes through errors.redact (log lines), also
+-- where a server echoes it percent- or JSON-encoded.
 local core = require "auditrun.core"
+local cjson = require "cjson"
 
 local M = {}
 
 local EXCERPT = 300
 local ERROR_META = getmetatable(core.error({}))
+local REDACTED = "[redacted]"
+
+-- Patterns for every registered secret's spellings, longest first so a
+-- secret that contains another is replaced whole.
+local secrets, patterns = {}, {}
+
+local function spellings(value)
+  local out = { value }
+  local escaped = core.url_escape(value)
+  if escaped ~= value then out[#out + 1] = escaped end
+  local plus = escaped:gsub("%%20", "+")  -- form encoding of a space
+  if plus ~= escaped then out[#out + 1] = plus end
+  local json = cjson.encode(value):sub(2, -2)
+  if json ~= value then out[#out + 1] = json end
+  return out
+end
+
+local function rebuild()
+  local list = {}
+  for value in pairs(secrets) do
+    for _, v in ipairs(spellings(value)) do list[#list + 1] = v end
+  end
+  table.sort(list, function(a, b) return #a > #b end)
+  patterns = {}
+  for i, v in ipairs(list) do patterns[i] = v:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0") end
+end
+
+--- secret(value) -> value: from now on value is redacted wherever an error
+--- or a log line would show it. Values shorter than 4 bytes are not
+--- registered (they would blank out ordinary words).
+function M.secret(value)
+  if type(value) == "string" and #value >= 4 and not secrets[value] then
+    secrets[value] = true
+    rebuild()
+  end
+  return value
+end
+
+--- forget(value): a secret no longer in use (a replaced token) stops being
+--- looked for.
+function M.forget(value)
+  if value ~= nil and secrets[value] then
+    secrets[value] = nil
+    rebuild()
+  end
+end
+
+--- redact(s) -> s with every registered secret replaced; non-strings as they are.
+function M.redact(s)
+  if type(s) ~= "string" or s == "" then return s end
+  for _, p in ipairs(patterns) do s = s:gsub(p, REDACTED) end
+  return s
+end
+
+-- Strings in an error value, and in the response it carries (body, headers).
+local function scrub(t, depth)
+  for k, v in pairs(t) do
+    if type(v) == "string" then t[k] = M.redact(v)
+    elseif type(v) == "table" and depth < 3 and getmetatable(v) == nil then scrub(v, depth + 1) end
+  end
+end
+
+--- scrub(err) -> err, its strings redacted in place (for error values made
+--- elsewhere, such as the C core's).
+function M.scrub(err)
+  if type(err) == "table" then scrub(err, 0) end
+  return err
+end
 
 function M.new(kind, message, fields)
   local e = {}
   if fields then for k, v in pairs(fields) do e[k] = v end end
   e.kind, e.message = kind, message
+  scrub(e, 0)
   return core.error(e)
+end
+
+-- tostring(err) for every error value, the C core's included.
+ERROR_META.__tostring = function(e)
+  return M.redact(string.format("%s: %s", tostring(e.kind or "error"), tostring(e.message or "(no message)")))
 end
 
 --- True when v is an error value (of the given kind, when one is given).
@@ -26,7 +108,7 @@ end
 --- The first line or so of a body, for messages: never a whole page.
 function M.excerpt(body)
   if type(body) ~= "string" or body == "" then return nil end
-  local s = body:gsub("%s+", " ")
+  local s = M.redact(body):gsub("%s+", " ")
   if #s > EXCERPT then s = s:sub(1, EXCERPT) .. "..." end
   return s
 end

@@ -47,7 +47,9 @@ local REASONS = {
 M.DEFAULTS = {
   timeout = 120, low_speed_limit = 1, low_speed_time = 60, max_redirects = 5, max_body = 64 * 1024 * 1024,
 }
-M.DOWNLOAD_DEFAULTS = { low_speed_limit = 1, low_speed_time = 120, max_redirects = 5, max_body = 64 * 1024 * 1024 }
+-- A download stops at 4 GiB, counted after decompression.
+M.DOWNLOAD_DEFAULTS = { low_speed_limit = 1, low_speed_time = 120, max_redirects = 5, max_body = 64 * 1024 * 1024,
+                        max_download = 4 * 1024 ^ 3 }
 
 -- Options passed to the C core as they are.
 local CORE_OPTIONS = {
@@ -311,6 +313,7 @@ function M.request(opts)
     if res then
       err = status_error(spec, res)
     else
+      errors.scrub(err)
       err.retryable = RETRY_KINDS[err.kind] or false
       err.method, err.url = spec.method, display_url(spec.url)
       err.message = string.format("%s (%s %s)", err.message, spec.method, display_url(spec.url))

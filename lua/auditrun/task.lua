@@ -294,7 +294,7 @@ function M.main(chunk, ...)
   if ok then ok, err = xpcall(M.finish, traceback) end
   local code = core.interrupted() > 0 and M.EXIT_INTERRUPTED or (ok and 0 or M.EXIT_FAILURE)
   if ok then return code end
-  return code, message_of(err)
+  return code, errors.redact(message_of(err))  -- no secret reaches the terminal
 end
 
 -- ---- semaphore ------------------------------------------------------------

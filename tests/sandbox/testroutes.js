@@ -53,7 +53,7 @@ function createTestRoutes(stats) {
 
   const routes = [
     ['*', /^\/test\/echo$/, (req, res, body, url) => {
-      sendJson(res, 200, {
+      sendJson(res, Number(url.searchParams.get('status') || 200), {
         method: req.method, path: url.pathname, url: req.url, headers: req.headers, body: body.toString('latin1'),
       });
     }],
@@ -139,6 +139,33 @@ function createTestRoutes(stats) {
       if (url.searchParams.has('disposition')) headers['Content-Disposition'] = url.searchParams.get('disposition');
       res.writeHead(200, headers);
       res.end(data);
+    }],
+    // Identity services that misbehave, each under /test/oidc/<name>: its
+    // discovery document names it as issuer. redirect-token: the token
+    // endpoint redirects (307) to another origin; redirect-discovery: the
+    // discovery answer redirects to another origin; same-origin: it
+    // redirects within the origin; echo: the token endpoint refuses with the
+    // request body as its error_description.
+    ['GET', /^\/test\/oidc\/([\w-]+)\/(\.well-known\/openid-configuration|config)$/, (req, res, body, url, m) => {
+      const base = `${req.socket.encrypted ? 'https' : 'http'}://${req.headers.host}/test/oidc/${m[1]}`;
+      const elsewhere = `${req.socket.encrypted ? 'https' : 'http'}://localhost:${req.socket.localPort}/test/echo`;
+      if (m[1] === 'redirect-discovery') {
+        res.writeHead(302, { Location: elsewhere, 'Content-Length': 0 });
+        return res.end();
+      }
+      if (m[1] === 'same-origin' && m[2] !== 'config') {
+        res.writeHead(302, { Location: `/test/oidc/${m[1]}/config`, 'Content-Length': 0 });
+        return res.end();
+      }
+      sendJson(res, 200, { issuer: base, token_endpoint: `${base}/token` });
+    }],
+    ['POST', /^\/test\/oidc\/([\w-]+)\/token$/, (req, res, body, url, m) => {
+      if (m[1] === 'redirect-token') {
+        const elsewhere = `${req.socket.encrypted ? 'https' : 'http'}://localhost:${req.socket.localPort}/test/echo`;
+        res.writeHead(307, { Location: elsewhere, 'Content-Length': 0 });
+        return res.end();
+      }
+      sendJson(res, 400, { error: 'invalid_client', error_description: `cannot accept ${body.toString('latin1')}` });
     }],
     ['GET', /^\/test\/small$/, (req, res) => sendJson(res, 200, { ok: true })],
     ['GET', /^\/test\/stats$/, (req, res) => sendJson(res, 200, stats)],

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,6 +233,8 @@ static int pmain(lua_State *L) {
       return 0;
     } else if (strcmp(argv[i], "--profile") == 0 && i + 1 < argc) {
       setenv("AUDITRUN_PROFILE", argv[++i], 1);
+    } else if (strncmp(argv[i], "--profile=", 10) == 0 && argv[i][10] != '\0') {
+      setenv("AUDITRUN_PROFILE", argv[i] + 10, 1);
     } else if (strcmp(argv[i], "--") == 0) {
       i++;
       break;
@@ -282,7 +285,11 @@ failed:
 
 int main(int argc, char **argv) {
   int status, exit_code = EXIT_SUCCESS;
-  lua_State *L = luaL_newstate();
+  lua_State *L;
+  /* A reader that goes away (| head) must not kill a run: writes to it
+   * fail and are ignored instead. */
+  signal(SIGPIPE, SIG_IGN);
+  L = luaL_newstate();
   if (!L) {
     report("cannot create state: not enough memory");
     return EXIT_FAILURE;

@@ -1,13 +1,18 @@
 -- Signs in with the configured app (certificate or secret) and calls one API URL with the token
 local auditrun = require "auditrun"
 local auth = require "auditrun.auth"
+local cli = require "auditrun.cli"
 local config = require "auditrun.config"
 
-local try = auditrun.try
-local url = ...
-if not url then error(auditrun.error("usage", "usage: auditrun token-check URL")) end
+local opts = cli.parse({
+  name = "token-check",
+  summary = "Signs in with the configured app (certificate or secret) and calls one API URL with the token.",
+  flags = function(p) p:argument("url", "The URL to call (GET) with the access token.") end,
+}, ...)
 
-local cfg = try(config.load(require("auditrun.insights.settings").schema))
+local try = auditrun.try
+local url = opts.url
+local cfg = try(config.load(require("auditrun.insights.settings").schema, nil, { profile = opts.profile }))
 local session = try(auth.from_config(cfg))
 local t0 = auditrun.now()
 try(session:token())

@@ -105,6 +105,23 @@ function Sandbox:stop()
   self.pid = nil
 end
 
+--- host_env(home) -> the environment a user would give the host to reach
+--- this tenant with the app certificate; HOME keeps a config file of the
+--- machine's own user out of the run.
+function Sandbox:host_env(home)
+  return { HOME = home, AUDITRUN_INSIGHTS_URL = self.url .. "/insights", AUDITRUN_IDENTITY_URL = self.issuer,
+           AUDITRUN_CLIENT_ID = self.clients.cert, AUDITRUN_CERT = os.getenv("PWD") .. "/tests/fixtures/app.pfx",
+           AUDITRUN_CERT_PASSWORD = "sandbox-pass", AUDITRUN_CA_FILE = self.ca_file }
+end
+
+--- control(method, path, body) -> the decoded answer of the tenant's
+--- control API (/insights-control: faults, recorded requests, stats).
+function Sandbox:control(method, path, body)
+  local http = require "auditrun.http"
+  return require("auditrun.errors").try(http.request_json {
+    method = method, url = self.url .. "/insights-control" .. path, json = body, ca_file = self.ca_file })
+end
+
 --- The server's stderr so far (for a failing spec's message).
 function Sandbox:log()
   return read(self.dir .. "/server.log") or ""

@@ -1,0 +1,164 @@
+-- auditrun.cli: a workflow's command line, declared once on lua-argparse.
+--
+--   local cli = require "auditrun.cli"
+--   local opts = cli.parse({
+--     name = "my-report", summary = "What it does, in one line.",
+--     kind = "export",                       -- adds --out DIR, --max-attempts, --dry-run
+--     apis = { "graph", "legacy" },          -- adds --api (the first is the default)
+--     flags = function(p) p:option("--batch-size", "Groups per job."):convert(cli.count) end,
+--   }, ...)
+--
+-- `NAME --help` prints the usage built from that declaration and exits 0
+-- before anything is read or sent. An unknown flag, a stray argument or a
+-- bad value prints the usage line and one error line and exits 2. Every
+-- workflow takes --profile NAME (or --profile=NAME); export workflows also
+-- --out DIR, --max-attempts N and --dry-run, records workflows --out FILE
+-- and --format jsonl|csv, and both -q, -v and --log-format.
+local argparse = require "argparse"
+
+local M = {}
+
+M.EXIT_USAGE = 2
+
+-- Converters: argparse calls them with the text; nil and a reason refuse it.
+
+--- A whole number of at least 1.
+function M.count(s)
+  local n = math.tointeger(tonumber(s))
+  if not n or n < 1 or not s:match("^%s*%d+%s*$") then return nil, "must be a whole number of at least 1" end
+  return n
+end
+
+-- yyyy-MM-dd or yyyy-MM-ddTHH:mm:ss, as the services take them; a bare date
+-- is the start of that day (from) or its last second (to).
+local function time_converter(end_of_day)
+  return function(s)
+    if s:match("^%d%d%d%d%-%d%d%-%d%d$") then return s .. (end_of_day and "T23:59:59" or "T00:00:00") end
+    if s:match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d$") then return s end
+    return nil, "must be a date (2025-06-30) or a time (2025-06-30T08:00:00), not '" .. s .. "'"
+  end
+end
+M.from_time = time_converter(false)
+M.to_time = time_converter(true)
+
+--- Words separated by commas (and the flag repeatable): --x a,b --x c.
+function M.words(s)
+  local out = {}
+  for w in s:gmatch("[^,]+") do
+    w = w:match("^%s*(.-)%s*$")
+    if w ~= "" then out[#out + 1] = w end
+  end
+  if #out == 0 then return nil, "needs at least one value" end
+  return out
+end
+
+--- Flattens the values of a repeatable --flag whose converter gives lists.
+function M.flatten(lists)
+  local out = {}
+  for _, l in ipairs(lists or {}) do
+    if type(l) == "table" then
+      for _, v in ipairs(l) do out[#out + 1] = v end
+    else
+      out[#out + 1] = l
+    end
+  end
+  return out
+end
+
+--- read_list(path) -> the non-empty lines of a file that are not # comments,
+--- trimmed | nil, err message. For --users FILE, --sites FILE.
+function M.read_list(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local out = {}
+  for line in f:lines() do
+    line = line:gsub("^\239\187\191", ""):match("^%s*(.-)%s*$")
+    if line ~= "" and line:sub(1, 1) ~= "#" then out[#out + 1] = line end
+  end
+  f:close()
+  if #out == 0 then return nil, path .. " lists nothing" end
+  return out
+end
+
+local function common_flags(p, spec)
+  p:option("--profile", "The config file profile to sign in with (as auditrun --profile NAME).")
+    :argname("NAME")
+  if spec.apis and #spec.apis > 1 then
+    p:option("--api", "Which API to use.", spec.apis[1]):choices(spec.apis)
+  end
+  if spec.kind == "export" then
+    p:option("--out", "Folder for the reports, manifest.jsonl and summary.json; the run state goes in its "
+      .. "hidden .auditrun/ folder. A rerun into the same folder resumes.", spec.name):argname("DIR")
+    p:option("--max-attempts", "Tries per report when a job ends failed.", "3"):convert(M.count):argname("N")
+    p:flag("--dry-run", "List what would be submitted; submit nothing.")
+  elseif spec.kind == "records" then
+    p:option("--out", "The file the rows go to; a rerun after an interruption resumes it.",
+      spec.name .. ".jsonl"):argname("FILE")
+    p:option("--format", "jsonl: one JSON object a line; csv: RFC 4180, UTF-8, with a header row.", "jsonl")
+      :choices { "jsonl", "csv" }
+  end
+  if not spec.kind then return end
+  p:mutex(p:flag("-q --quiet", "Print only failures and the final summary."),
+    p:flag("-v --verbose", "Also log retries, waits for the service (429) and token renewals."))
+  p:option("--log-format", "How log lines look when stderr is not a terminal.", "text"):choices { "text", "json" }
+end
+
+--- parser(spec) -> the argparse parser of a workflow (its help and usage
+--- come from here).
+function M.parser(spec)
+  assert(type(spec) == "table" and spec.name and spec.summary, "a workflow needs a name and a summary")
+  local p = argparse("auditrun " .. spec.name, spec.summary, spec.epilog)
+    :add_help(false)
+    :help_max_width(100)
+    :usage_max_width(100)
+  if spec.description then p:description(spec.summary .. "\n\n" .. spec.description) end
+  p:flag("-h --help", "Show this help and exit (nothing is sent).")
+  if spec.flags then spec.flags(p) end
+  common_flags(p, spec)
+  return p
+end
+
+-- os.exit with the state closed: the core's finaliser runs, files are flushed.
+local function leave(code)
+  io.stdout:flush()
+  os.exit(code, true)
+end
+
+--- usage_error(spec, message): the usage line and one error line on
+--- stderr, exit 2. For checks argparse cannot express (one of two flags).
+function M.usage_error(spec, message)
+  io.stderr:write(M.parser(spec):get_usage(), "\n", "auditrun: ", spec.name, ": ", message,
+    " (auditrun ", spec.name, " --help lists the flags)\n")
+  leave(M.EXIT_USAGE)
+end
+
+--- parse(spec, ...) -> options (argparse's table, dashes as underscores,
+--- plus `name`). Exits 0 after --help, 2 on a usage error.
+function M.parse(spec, ...)
+  local p = M.parser(spec)
+  local args = table.pack(...)
+  local list = {}
+  for i = 1, args.n do list[i] = tostring(args[i]) end
+  -- --help wins over everything else on the line, a missing flag included.
+  for _, a in ipairs(list) do
+    if a == "--" then break end
+    if a == "-h" or a == "--help" then
+      io.stdout:write(p:get_help(), "\n")
+      leave(0)
+    end
+  end
+  local ok, opts = p:pparse(list)
+  if not ok then M.usage_error(spec, opts) end
+  opts.help = nil
+  opts.name = spec.name
+  opts.kind = spec.kind
+  if opts.profile == nil then opts.profile = os.getenv("AUDITRUN_PROFILE") end
+  if opts.profile == "" then opts.profile = nil end
+  if spec.check then
+    local why = spec.check(opts)
+    if why then M.usage_error(spec, why) end
+  end
+  return opts
+end
+
+return M

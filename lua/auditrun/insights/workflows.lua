@@ -1,0 +1,209 @@
+-- auditrun.insights.workflows: what the bundled Insights workflows share on
+-- top of auditrun.cli and auditrun.workflow: their Insights flags, signing
+-- in with --profile, and an export of one report as a workflow item.
+local auditrun = require "auditrun"
+local cli = require "auditrun.cli"
+local insights = require "auditrun.insights"
+local workflow = require "auditrun.workflow"
+
+local M = {}
+
+-- The workspaces of the Microsoft 365 access exports, as friendly words
+-- (the endpoint catalogue turns them into each API's spelling).
+M.DATA_SOURCES = { "teams", "sharepoint", "onedrive", "group" }
+M.GOOGLE_DATA_SOURCES = { "my_drive", "shared_drive" }
+M.LANGUAGES = { "en-US", "ja-JP", "fr-FR" }
+
+--- data_sources_flag(p, words): --data-sources, repeatable or
+--- comma-separated, each one of `words`.
+function M.data_sources_flag(p, words)
+  p:option("--data-sources", "Workspaces to report on, comma-separated: " .. table.concat(words, ", ")
+    .. " (default: all of them).")
+    :argname("LIST"):count("*"):convert(function(s)
+      local list, why = cli.words(s)
+      if not list then return nil, why end
+      local known = {}
+      for _, w in ipairs(words) do known[w] = true end
+      for _, w in ipairs(list) do
+        if not known[w:lower()] then
+          return nil, string.format("unknown data source '%s' (one of %s)", w, table.concat(words, ", "))
+        end
+      end
+      return list
+    end)
+end
+
+--- The data sources the options ask for (all of them by default).
+function M.data_sources(opts, words)
+  local list = cli.flatten(opts.data_sources)
+  if #list == 0 then return words or M.DATA_SOURCES end
+  return list
+end
+
+function M.language_flag(p)
+  p:option("--language", "Report language (legacy API): " .. table.concat(M.LANGUAGES, ", ") .. ".")
+    :choices(M.LANGUAGES)
+end
+
+--- check_language(opts) -> a usage error message, or nil
+function M.check_language(opts)
+  if opts.language and opts.api ~= "legacy" then return "--language applies to --api legacy only" end
+end
+
+--- list_file(spec, path) -> the lines of a --users/--sites FILE, or a
+--- usage error (exit 2).
+function M.list_file(spec, flag, path)
+  if not path then return nil end
+  local list, err = cli.read_list(path)
+  if not list then cli.usage_error(spec, string.format("%s %s: %s", flag, path, err)) end
+  return list
+end
+
+--- connect(opts) -> the root client (c, whose limiter both APIs share) and
+--- the client of the API the options pick (c or c.legacy). Raises.
+function M.connect(opts)
+  local c = auditrun.try(insights.connect(nil, { profile = opts.profile }))
+  return c, (opts.api == "legacy" and c.legacy or c)
+end
+
+--- run_exports(opts, o): the whole of an export workflow. Signs in, lists
+--- the subjects and exports their reports into opts.out (auditrun.workflow:
+--- progress, manifest, summary, resume). o:
+---   what      "groups": what the listing reads (for messages)
+---   list      function(api, add): calls add(id, label) for each subject
+---   graph, legacy, google: how the API the options pick exports, {name=,
+---             params=function(ids) -> parameters, batch=N (subjects a job;
+---             nil: one job each)}; an API left out is not offered.
+function M.run_exports(opts, o)
+  local c, api = M.connect(opts)
+  local how = opts.google and o.google or o[api.api]
+  assert(how, "no export for this API")
+  local run = workflow.open(opts, { slots = c.limiter })
+  local pending = {}
+  local function add_job(list)
+    local ids, labels = {}, {}
+    for i, s in ipairs(list) do ids[i], labels[i] = s.id, s.label end
+    local key = #ids == 1 and not how.batch and (how.name .. ":" .. ids[1]) or M.batch_key(how.name, ids)
+    local label = #labels == 1 and labels[1] or string.format("%d %s (%s ... %s)", #labels, o.what, labels[1],
+      labels[#labels])
+    run:add(M.item(api, key, how.name, how.params(ids), ids, label))
+  end
+  run:list(o.what, function()
+    o.list(api, function(id, label)
+      if not how.batch then return add_job { { id = id, label = label } } end
+      pending[#pending + 1] = { id = id, label = label }
+      if #pending == how.batch then
+        add_job(pending)
+        pending = {}
+      end
+    end)
+    if #pending > 0 then add_job(pending) end
+  end)
+  return run:finish()
+end
+
+--- users(api) -> an iterator over the user summaries of either API.
+function M.users(api)
+  if api.api == "graph" then return api:user_summaries() end
+  return api:users()
+end
+
+-- --option words and the export option each stands for.
+M.OPTIONS = { objects = 2, sites = 1, summary = 3 }
+
+function M.option_flag(p, note)
+  p:option("--option", "objects: access to every object; sites: site collection level; summary: summary only"
+    .. (note or "") .. ".", "objects"):choices { "objects", "sites", "summary" }
+end
+
+--- user_access(spec, ...): the user access workflows (user-access,
+--- guest-access): spec.accept(login) picks the users of the summaries;
+--- spec.users_flag adds --users FILE; spec.google adds --google.
+function M.user_access(spec, ...)
+  local own = spec.flags
+  spec.kind, spec.apis = "export", { "graph", "legacy" }
+  spec.flags = function(p)
+    if own then own(p) end
+    local both = { table.unpack(M.DATA_SOURCES) }
+    if spec.google then
+      for _, w in ipairs(M.GOOGLE_DATA_SOURCES) do both[#both + 1] = w end
+    end
+    M.data_sources_flag(p, both)
+    p:option("--sites", "Only these site collections: a file of site URLs, one a line."):argname("FILE")
+    M.option_flag(p, " (legacy API and Google)")
+    M.language_flag(p)
+    p:option("--batch-size", "Users per legacy job (at most 100).", "100"):convert(function(v)
+      local n, why = cli.count(v)
+      if n and n > 100 then return nil, "must be at most 100 (the legacy emails limit)" end
+      return n, why
+    end):argname("N")
+  end
+  spec.check = function(o)
+    if o.google then
+      if o.api ~= "graph" then return "--google uses the Graph API; leave out --api legacy" end
+      if not o.users then return "--google needs --users FILE (the Graph API lists no Google users)" end
+      if o.sites then return "--sites is for Microsoft 365; Google reports take no site list" end
+    end
+    return M.check_language(o)
+  end
+  local opts = cli.parse(spec, ...)
+  local given = M.list_file(spec, "--users", opts.users)
+  local sites = M.list_file(spec, "--sites", opts.sites)
+  local words = opts.google and M.GOOGLE_DATA_SOURCES or M.DATA_SOURCES
+  local sources = M.data_sources(opts, words)
+  for _, w in ipairs(cli.flatten(opts.data_sources)) do
+    local ok = false
+    for _, g in ipairs(words) do ok = ok or g == w:lower() end
+    if not ok then
+      cli.usage_error(spec, string.format("--data-sources %s: %s takes %s", w, opts.google and "--google" or
+        "Microsoft 365", table.concat(words, ",")))
+    end
+  end
+  local option = M.OPTIONS[opts.option]
+  return M.run_exports(opts, {
+    what = "users",
+    list = function(api, add)
+      if given then
+        for _, u in ipairs(given) do add(u, "user " .. u) end
+        return
+      end
+      for u in M.users(api) do
+        local login = u.loginName
+        if type(login) == "string" and login ~= "" and spec.accept(login) then add(login, "user " .. login) end
+      end
+    end,
+    graph = {
+      name = "user_permissions_export",
+      params = function(ids) return { email = ids[1], dataSources = sources, siteUrls = sites } end,
+    },
+    legacy = {
+      name = "user_permissions_export", batch = opts.batch_size,
+      params = function(ids)
+        return { emails = ids, dataSources = sources, siteUrls = sites, ExportOptionType = option,
+                 Language = opts.language }
+      end,
+    },
+    google = {
+      name = "google_user_permissions_export",
+      params = function(ids) return { email = ids[1], dataSources = sources, exportOptionType = option } end,
+    },
+  })
+end
+
+--- item(client, key, name, params, subjects, label) -> a workflow item that
+--- exports `name` once (remembered in the run state under key).
+function M.item(client, key, name, params, subjects, label)
+  return {
+    key = key, kind = name, api = client.api, subjects = subjects, label = label,
+    export = function(ctx)
+      return ctx.run:export(client, key, name, params, { dir = ctx.dir })
+    end,
+  }
+end
+
+--- batch_key(prefix, ids) -> a state key for a job that covers many subjects.
+function M.batch_key(prefix, ids)
+  return prefix .. ":" .. auditrun.sha256(table.concat(ids, "\n")):sub(1, 24)
+end
+
+return M

@@ -1,0 +1,103 @@
+-- auditrun.manifest: DIR/manifest.jsonl, one JSON line per finished report:
+--
+--   {"kind":"group_access_export","api":"graph","subjects":["84888488-..."],
+--    "job_id":"4790","file":"AccessReport_4790.zip","bytes":5123,
+--    "sha256":"...","finished":"2026-11-25T17:40:01Z"}
+--
+-- Exactly once: a line is appended (one write, then fsync) only for a file
+-- the manifest does not list yet, so a rerun after kill -9 between a report
+-- landing and its line adds the missing line and never a second one. A line
+-- cut short by a kill is dropped when the manifest is opened again (the
+-- report it described is listed again by the rerun).
+local cjson = require "cjson"
+local errors = require "auditrun.errors"
+local files = require "auditrun.files"
+
+local M = {}
+
+M.NAME = "manifest.jsonl"
+
+local FIELDS = { "kind", "api", "subjects", "job_id", "file", "bytes", "sha256", "finished" }
+
+--- encode(order, values, lists) -> a JSON object with its fields in the
+--- given order (lines read and diff alike); keys in `lists` are arrays even
+--- when empty (lua-cjson would write an empty table as {}).
+function M.encode(order, values, lists)
+  local parts = {}
+  for _, k in ipairs(order) do
+    local v = values[k]
+    if v ~= nil then
+      local text = (lists and lists[k] and next(v) == nil) and "[]" or cjson.encode(v)
+      parts[#parts + 1] = cjson.encode(k) .. ":" .. text
+    end
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+local Manifest = {}
+Manifest.__index = Manifest
+
+local function fail(path, why)
+  return nil, errors.new("manifest", string.format("%s: %s; move it away to start the run over", path, why))
+end
+
+--- open(dir) -> manifest | nil, err
+function M.open(dir)
+  local path = dir .. "/" .. M.NAME
+  local m = setmetatable({ path = path, files = {}, count = 0 }, Manifest)
+  if not files.exists(path) then return m end
+  local text, err = files.read(path)
+  if not text then return nil, err end
+  local complete = text:match("^(.*\n)") or ""
+  local n = 0
+  for line in complete:gmatch("([^\n]*)\n") do
+    n = n + 1
+    local ok, entry = pcall(cjson.decode, line)
+    if not ok or type(entry) ~= "table" or type(entry.file) ~= "string" then
+      return fail(path, string.format("line %d is not a manifest entry", n))
+    end
+    m.files[entry.file] = true
+    m.count = m.count + 1
+  end
+  if #complete < #text then
+    -- The tail of a line a killed run was writing.
+    local ok, werr = files.write_atomic(path, complete)
+    if not ok then return nil, werr end
+  end
+  return m
+end
+
+--- has(file) -> true when the manifest lists the file (relative to DIR).
+function Manifest:has(file)
+  return self.files[file] == true
+end
+
+--- add(entry) -> true (added), false (already listed) | nil, err.
+--- entry: kind, api, subjects, job_id, file, bytes, sha256, finished.
+function Manifest:add(entry)
+  assert(type(entry.file) == "string", "a manifest entry needs its file")
+  if self.files[entry.file] then return false end
+  local line = M.encode(FIELDS, {
+    kind = entry.kind, api = entry.api, subjects = entry.subjects or {},
+    job_id = entry.job_id, file = entry.file, bytes = entry.bytes, sha256 = entry.sha256,
+    finished = entry.finished or os.date("!%Y-%m-%dT%H:%M:%SZ"),
+  }, { subjects = true }) .. "\n"
+  local first = not files.exists(self.path)
+  if first then
+    -- Made as every report is (private to its owner), then appended to.
+    local made, merr = files.write_atomic(self.path, "")
+    if not made then return nil, merr end
+  end
+  local f, err = io.open(self.path, "ab")
+  if not f then return nil, errors.new("file", err) end
+  local ok, werr = f:write(line)
+  local closed, cerr = f:close()
+  if not ok or not closed then return nil, errors.new("file", werr or cerr) end
+  ok, err = files.fsync(self.path)
+  if not ok then return nil, err end
+  self.files[entry.file] = true
+  self.count = self.count + 1
+  return true
+end
+
+return M

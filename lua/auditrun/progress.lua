@@ -1,0 +1,171 @@
+-- auditrun.progress: what a person sees while a workflow runs.
+--
+-- On a terminal, one live line on stderr redrawn in place (listed, queued,
+-- running, done, failed, bytes, elapsed, ETA), with failures and -v events
+-- printed above it. Anywhere else one timestamped line per event, as text
+-- or JSON (--log-format json). Results go to stdout, a line each, as they
+-- finish; a closed stdout (`| head`) is ignored, never fatal.
+--
+--   local p = progress.new { quiet = false, verbose = false, format = "text" }
+--   p.counts.listed = p.counts.listed + 1; p:update()
+--   p:event("info", "done", "AccessReport.zip", { bytes = 1234 })
+--   p:result("reports/AccessReport.zip")
+--   p:close()
+local cjson = require "cjson"
+local task = require "auditrun.task"
+
+local M = {}
+
+local Progress = {}
+Progress.__index = Progress
+
+local LEVELS = { error = 3, info = 2, debug = 1 }
+local REDRAW_EVERY = 0.1
+
+--- True when stderr is a terminal (the live line makes sense there).
+function M.stderr_is_terminal()
+  if os.getenv("TERM") == "dumb" then return false end
+  return os.execute("test -t 2") == true
+end
+
+--- new{quiet=, verbose=, format="text"|"json", live=bool (default: stderr
+--- is a terminal), sample=fn(counts) (fills in counts before a redraw),
+--- out=, err=, clock=, now=} -> progress
+function M.new(o)
+  o = o or {}
+  local live = o.live
+  if live == nil then live = not o.quiet and M.stderr_is_terminal() end
+  local p = setmetatable({
+    quiet = o.quiet, verbose = o.verbose, format = o.format or "text", live = live and not o.quiet,
+    out = o.out or io.stdout, err = o.err or io.stderr, clock = o.clock or task.now,
+    wall = o.now or os.time, sample = o.sample,
+    counts = { listed = 0, queued = 0, running = 0, done = 0, failed = 0, bytes = 0 },
+    listing = true, drawn = false, last_draw = -math.huge,
+  }, Progress)
+  p.started = p.clock()
+  if p.live then
+    -- Elapsed time and ETA move even when nothing finishes.
+    p.ticker = task.spawn(function()
+      while true do
+        task.sleep(1)
+        p:update(true)
+      end
+    end)
+  end
+  return p
+end
+
+--- "1:05", "1:02:03"
+function M.duration(s)
+  s = math.max(0, math.floor(s + 0.5))
+  if s >= 3600 then return string.format("%d:%02d:%02d", s // 3600, s % 3600 // 60, s % 60) end
+  return string.format("%d:%02d", s // 60, s % 60)
+end
+
+--- "512 B", "12.3 KB", "4.0 MB"
+function M.bytes(n)
+  if n < 1000 then return string.format("%d B", n) end
+  local units = { "KB", "MB", "GB", "TB" }
+  local i = 0
+  repeat
+    n = n / 1000
+    i = i + 1
+  until n < 1000 or i == #units
+  return string.format("%.1f %s", n, units[i])
+end
+
+function Progress:elapsed()
+  return self.clock() - self.started
+end
+
+-- Seconds left, from the pace so far; nil while nothing has finished or
+-- the listing is still growing the work.
+function Progress:eta()
+  local c = self.counts
+  local finished = c.done + c.failed
+  if self.listing or finished == 0 then return nil end
+  local left = c.listed - finished
+  return self:elapsed() / finished * left
+end
+
+function Progress:line()
+  local c = self.counts
+  if self.sample then self.sample(c) end
+  local eta = self:eta()
+  return string.format("%s listed %d  queued %d  running %d  done %d  failed %d  %s  ETA %s",
+    M.duration(self:elapsed()), c.listed, c.queued, c.running, c.done, c.failed, M.bytes(c.bytes),
+    eta and M.duration(eta) or "-")
+end
+
+-- Writes ignore errors: a reader that went away must not stop the run.
+local function write(f, ...)
+  pcall(f.write, f, ...)
+  pcall(f.flush, f)
+end
+
+function Progress:clear_line()
+  if self.drawn then
+    write(self.err, "\r\27[K")
+    self.drawn = false
+  end
+end
+
+--- update(force): redraws the live line (at most ten times a second).
+function Progress:update(force)
+  if not self.live or self.closed then return end
+  local now = self.clock()
+  if not force and now - self.last_draw < REDRAW_EVERY then return end
+  self.last_draw = now
+  write(self.err, "\r", self:line(), "\27[K")
+  self.drawn = true
+end
+
+local function stamp(self)
+  return os.date("!%Y-%m-%dT%H:%M:%SZ", self.wall())
+end
+
+--- event(level, name, message, fields): a failure ("error"), a step
+--- ("info": shown as log lines when not live) or a detail ("debug": -v).
+function Progress:event(level, name, message, fields)
+  local lv = LEVELS[level] or LEVELS.info
+  if lv < LEVELS.error then
+    if self.quiet or self.live and lv == LEVELS.info then return self:update() end
+    if lv == LEVELS.debug and not self.verbose then return end
+  end
+  self:clear_line()
+  if self.format == "json" and not self.live then
+    local rec = { time = stamp(self), level = level, event = name, message = message }
+    for k, v in pairs(fields or {}) do if rec[k] == nil then rec[k] = v end end
+    write(self.err, cjson.encode(rec), "\n")
+  elseif self.live then
+    write(self.err, level == "error" and "failed: " or "", message, "\n")
+  else
+    write(self.err, stamp(self), " ", name, " ", message, "\n")
+  end
+  self:update(true)
+end
+
+--- result(line): one finished result on stdout.
+function Progress:result(line)
+  if self.quiet then return end
+  self:clear_line()
+  write(self.out, line, "\n")
+  self:update(true)
+end
+
+--- say(text): a plain message for the person (the summary), on stderr.
+function Progress:say(text)
+  self:clear_line()
+  write(self.err, text, "\n")
+end
+
+function Progress:close()
+  if self.closed then return end
+  self:update(true)
+  if self.drawn then write(self.err, "\n") end
+  self.drawn = false
+  self.closed = true
+  if self.ticker then self.ticker:cancel() end
+end
+
+return M

@@ -1,0 +1,229 @@
+-- auditrun.workflow: the run of an export workflow, whatever the vendor.
+--
+--   local run = workflow.open(opts, { slots = client.limiter })  -- opts from auditrun.cli
+--   for each subject:
+--     run:add { key = "group:" .. id, kind = "group_access_export", api = "graph", subjects = { id },
+--               label = "group " .. name,
+--               export = function(ctx) return ctx.run:export(client, "group:" .. id, ...,
+--                                                            { dir = ctx.dir }) end }
+--   (inside run:list("groups", function() ... end), so a failed listing is
+--   reported and the items already added still finish)
+--   run:finish()            -- waits, prints and writes the summary; raises if any failed
+--
+-- Each item runs as its own task as soon as it is added, so reports are
+-- fetched while the list is still being read, and each result is reported
+-- the moment it lands. The folder holds the reports, manifest.jsonl (one
+-- line per report, exactly once: auditrun.manifest), summary.json, and the
+-- run state in a hidden .auditrun/ folder, so that a rerun with the same
+-- --out resumes. An item whose job ends failed is tried again, up to
+-- --max-attempts times; one that still fails does not stop the others.
+local errors = require "auditrun.errors"
+local files = require "auditrun.files"
+local manifest = require "auditrun.manifest"
+local progress = require "auditrun.progress"
+local runs = require "auditrun.run"
+local task = require "auditrun.task"
+
+local M = {}
+
+M.SUMMARY = "summary.json"
+
+local SUMMARY_FIELDS = { "workflow", "api", "out", "dry_run", "started", "finished", "seconds", "listed", "done",
+                         "reused", "failed", "bytes", "manifest", "failures", "extra_jobs" }
+
+local Run = {}
+Run.__index = Run
+
+local function iso(t)
+  return os.date("!%Y-%m-%dT%H:%M:%SZ", t)
+end
+
+--- open(opts, {slots=}) -> run. opts: out, dry_run, max_attempts, quiet,
+--- verbose, log_format, name, api (from auditrun.cli). slots: the
+--- semaphore whose permits are jobs running on the service (for the
+--- running/queued counts). Raises on a folder it cannot use.
+function M.open(opts, o)
+  o = o or {}
+  local r = setmetatable({
+    opts = opts, dir = opts.out, name = opts.name or "workflow", slots = o.slots,
+    max_attempts = opts.max_attempts or 3, tasks = {}, failures = {}, reused = 0, active = 0,
+    started_at = os.time(),
+  }, Run)
+  r.progress = progress.new { quiet = opts.quiet, verbose = opts.verbose, format = opts.log_format,
+                              sample = function(c) r:sample(c) end }
+  if opts.dry_run then return r end
+  -- The run state (locked: one run per folder) in DIR/.auditrun/.
+  r.run = errors.try(runs.open(r.dir))
+  r.manifest = errors.try(manifest.open(r.dir))
+  r.ctx = { run = r.run, dir = r.dir }
+  return r
+end
+
+-- running: jobs holding a slot on the service; queued: the rest of the
+-- items under way (waiting for a slot, or being fetched).
+function Run:sample(c)
+  local running = self.slots and math.min(self.slots.in_use, self.active) or 0
+  c.running, c.queued = running, self.active - running
+end
+
+-- Worth another try in this run: a job the service failed, a service
+-- that stayed busy, a download cut short. Not: a refused request, an
+-- unknown submit outcome (the service may hold the job), an interruption.
+local function worth_retry(err)
+  if not errors.is(err) then return false end
+  if err.kind == "cancelled" or err.kind == "interrupted" or err.outcome == "unknown" then return false end
+  return err.kind == "job" or err.retryable == true
+end
+
+local function relative(dir, path)
+  if path:sub(1, #dir + 1) == dir .. "/" then return path:sub(#dir + 2) end
+  return path
+end
+
+function Run:record(item, file)
+  local c = self.progress.counts
+  local rel = relative(self.dir, file.path)
+  local added = errors.try(self.manifest:add {
+    kind = item.kind, api = item.api, subjects = item.subjects, job_id = file.job, file = rel,
+    bytes = file.size, sha256 = file.sha256,
+  })
+  c.done = c.done + 1
+  c.bytes = c.bytes + (file.size or 0)
+  if file.reused then self.reused = self.reused + 1 end
+  self.progress:event("info", "done", string.format("%s: %s (%s%s)", item.label, rel, progress.bytes(file.size or 0),
+    file.reused and ", from an earlier run" or ""), { file = rel, bytes = file.size, job_id = file.job,
+    reused = file.reused or false, manifest_added = added })
+  self.progress:result(file.path)
+end
+
+function Run:fail(item, err, attempts)
+  local c = self.progress.counts
+  c.failed = c.failed + 1
+  local message = tostring(err)
+  local f = { label = item.label, kind = item.kind, subjects = item.subjects, error = message, attempts = attempts,
+              error_kind = errors.is(err) and err.kind or "error" }
+  if errors.is(err) and err.outcome == "unknown" then
+    f.note = "the service may hold a job for this export that nobody fetched; a rerun submits it once more"
+  end
+  self.failures[#self.failures + 1] = f
+  self.progress:event("error", "failed", string.format("%s: %s", item.label, message),
+    { subjects = item.subjects, attempts = attempts })
+end
+
+local function call_export(item, ctx)
+  local r = table.pack(pcall(item.export, ctx))
+  if not r[1] then
+    local e = r[2]
+    if errors.is(e) then return nil, e end
+    return nil, errors.new("error", tostring(e))
+  end
+  return r[2], r[3]
+end
+
+function Run:run_item(item)
+  self.active = self.active + 1
+  self.progress:update()
+  local attempt, file, err = 0
+  repeat
+    attempt = attempt + 1
+    file, err = call_export(item, self.ctx)
+    if file or not worth_retry(err) or attempt >= self.max_attempts then break end
+    self.progress:event("debug", "retry", string.format("%s: attempt %d of %d failed (%s); trying again", item.label,
+      attempt, self.max_attempts, tostring(err)), { subjects = item.subjects })
+    task.sleep(math.min(attempt, 10))
+  until false
+  self.active = self.active - 1
+  if file then
+    self:record(item, file)
+  elseif not (errors.is(err, "cancelled")) then
+    self:fail(item, err, attempt)
+  end
+end
+
+--- add(item): item = {key, kind, api, subjects = {...}, label, export =
+--- function(ctx) -> file | nil, err}. ctx = {run= (auditrun.run), dir=};
+--- file = {path, size, sha256, job, reused, extra_job}. Under --dry-run the
+--- item is only listed.
+function Run:add(item)
+  assert(type(item.export) == "function" and item.label, "an item needs a label and an export function")
+  local c = self.progress.counts
+  c.listed = c.listed + 1
+  if self.opts.dry_run then
+    self.progress:result("would submit: " .. item.label .. (item.describe and ("  " .. item.describe) or ""))
+    return
+  end
+  self.progress:event("info", "listed", item.label, { subjects = item.subjects })
+  self.tasks[#self.tasks + 1] = task.spawn(function() self:run_item(item) end)
+end
+
+--- list(what, fn): runs fn, which adds the items (reading them from the
+--- service as it goes). A listing that fails part way is a failure of its
+--- own: the items it added still run, and the summary says what happened.
+function Run:list(what, fn)
+  local ok, err = pcall(fn)
+  if not ok then
+    if not errors.is(err) then err = errors.new("error", tostring(err)) end
+    if err.kind == "interrupted" then error(err, 0) end
+    self:fail({ label = "listing " .. what, kind = "list" }, err, 1)
+  end
+  self:listed()
+end
+
+--- listed(): the list of items is complete.
+function Run:listed()
+  self.progress.listing = false
+  self.progress:update(true)
+end
+
+function Run:summary()
+  local c = self.progress.counts
+  return {
+    workflow = self.name, api = self.opts.api, out = self.dir, dry_run = self.opts.dry_run or false,
+    started = iso(self.started_at), finished = iso(os.time()),
+    seconds = math.floor(self.progress:elapsed() * 1000 + 0.5) / 1000,
+    listed = c.listed, done = c.done, reused = self.reused, failed = c.failed, bytes = c.bytes,
+    manifest = not self.opts.dry_run and manifest.NAME or nil,
+    failures = self.failures,
+    -- Submits sent again after one got no answer: the service may hold a
+    -- job for each that nobody fetched (it still counts against its limit).
+    extra_jobs = self.run and self.run:extra_jobs() or {},
+  }
+end
+
+--- finish() -> summary: waits for every item, writes DIR/summary.json,
+--- prints the summary; raises (exit 1) when any item failed.
+function Run:finish()
+  self:listed()
+  for _, t in ipairs(self.tasks) do t:join() end
+  local s = self:summary()
+  self.progress:close()
+  local p = self.progress
+  if self.opts.dry_run then
+    p:say(string.format("%s: %d to submit (dry run: nothing sent)", self.name, s.listed))
+    return s
+  end
+  errors.try(files.write_atomic(self.dir .. "/" .. M.SUMMARY, manifest.encode(SUMMARY_FIELDS, s,
+    { failures = true, extra_jobs = true })
+    .. "\n"))
+  local lines = {
+    string.format("%s: %d of %d reports in %s (%d from an earlier run), %d failed, %s in %s", self.name, s.done,
+      s.listed, self.dir, s.reused, s.failed, progress.bytes(s.bytes), progress.duration(s.seconds)),
+  }
+  for _, f in ipairs(self.failures) do
+    lines[#lines + 1] = string.format("  failed: %s: %s%s", f.label, f.error, f.note and (" (" .. f.note .. ")") or "")
+  end
+  if #s.extra_jobs > 0 then
+    lines[#lines + 1] = string.format("  the service may hold %d extra job(s) nobody fetched (a submit got no answer "
+      .. "and was sent again): %s", #s.extra_jobs, table.concat(s.extra_jobs, ", "))
+  end
+  lines[#lines + 1] = string.format("  list of reports: %s/%s; summary: %s/%s", self.dir, manifest.NAME, self.dir,
+    M.SUMMARY)
+  p:say(table.concat(lines, "\n"))
+  if s.failed > 0 then
+    error(errors.new("incomplete", string.format("%d of %d reports failed; run again with the same --out to retry them",
+      s.failed, s.listed)), 0)
+  end
+  return s
+end
+
+return M

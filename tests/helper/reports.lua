@@ -1,0 +1,40 @@
+-- tests.helper.reports: what a workflow left in its --out folder: the
+-- reports, manifest.jsonl and summary.json, read as a user's script would.
+local cjson = require "cjson"
+local util = require "tests.helper.util"
+
+local M = {}
+
+--- zips(dir) -> the names of the .zip files in dir, sorted.
+function M.zips(dir)
+  return util.lines(util.sh("cd " .. dir .. " && ls *.zip 2>/dev/null"))
+end
+
+--- intact(dir) -> true when every zip in dir is whole (central directory
+--- and each member's CRC, checked by Python's zipfile).
+function M.intact(dir)
+  local out = util.sh(("cd %s && python3 -c 'import glob, zipfile\n"
+    .. "for n in glob.glob(\"*.zip\"):\n  assert zipfile.ZipFile(n).testzip() is None, n\nprint(\"intact\")'"):format(dir))
+  return out == "intact\n"
+end
+
+--- manifest(dir) -> the decoded lines of dir/manifest.jsonl (and the raw text).
+function M.manifest(dir)
+  local text = util.read(dir .. "/manifest.jsonl") or ""
+  local out = {}
+  for _, l in ipairs(util.lines(text)) do out[#out + 1] = cjson.decode(l) end
+  return out, text
+end
+
+--- summary(dir) -> dir/summary.json decoded.
+function M.summary(dir)
+  local text = assert(util.read(dir .. "/summary.json"), "no summary.json in " .. dir)
+  return cjson.decode(text)
+end
+
+--- sha256(path) -> the hex digest sha256sum gives.
+function M.sha256(path)
+  return (util.sh("sha256sum " .. path):match("^(%x+)"))
+end
+
+return M

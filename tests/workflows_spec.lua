@@ -1,0 +1,107 @@
+-- The command line of every bundled workflow, run by the host as a user
+-- would: --help prints the usage its declaration gives and sends nothing
+-- (the sandbox records every request it gets); an unknown flag, a stray
+-- argument or a bad value is a usage error (exit 2, the usage and one
+-- line); a reader that closes stdout early does not stop a run.
+local sandbox = require "tests.helper.sandbox"
+local host = require "tests.helper.host"
+local reports = require "tests.helper.reports"
+local util = require "tests.helper.util"
+
+local lines = util.lines
+
+-- Every bundled workflow, from the scripts folder.
+local function workflows()
+  local names = {}
+  for _, f in ipairs(lines(util.sh("ls scripts"))) do
+    local name = f:match("^(.+)%.lua$")
+    if name then names[#names + 1] = name end
+  end
+  return names
+end
+
+describe("bundled workflows", function()
+  local sb = sandbox.for_describe {}
+  local home, env
+
+  setup(function()
+    home = util.tempdir()
+    env = sb:host_env(home)
+  end)
+  teardown(function()
+    if home then os.execute("rm -rf " .. home) end
+  end)
+  before_each(function() sb:control("POST", "/reset") end)
+
+  it("are listed, each with its one-line description", function()
+    local code, out = host.run({ "--list" })
+    assert.equal(0, code)
+    local names = workflows()
+    assert.is_true(#names >= 4, "only " .. #names .. " workflows")
+    for _, name in ipairs(names) do
+      assert.matches("\n?" .. name:gsub("%-", "%%-") .. " +%u[^\n]+", out)
+    end
+  end)
+
+  it("print their usage for --help and send nothing", function()
+    for _, name in ipairs(workflows()) do
+      for _, args in ipairs { { name, "--help" }, { name, "-h" }, { "--profile", "x", name, "--out", "o", "--help" } } do
+        local code, out, err = host.run(args, { env = env })
+        assert.equal(0, code, name .. ": " .. err)
+        assert.equal("", err, name)
+        assert.matches("^Usage: auditrun " .. name:gsub("%-", "%%-") .. " ", out)
+        assert.matches("\n   %-h, %-%-help ", out)
+        assert.matches("\n   %-%-profile NAME ", out)
+      end
+      assert.same({}, sb:control("GET", "/requests"), name .. " --help sent a request")
+    end
+    assert.is_nil(util.read(home .. "/o"), "--help made a folder")
+  end)
+
+  it("refuse an unknown flag, a stray argument or a bad value with exit 2 and send nothing", function()
+    for _, name in ipairs(workflows()) do
+      local cases = { { name, "--no-such-flag" }, { name, "--profile" } }
+      if name ~= "token-check" then
+        cases[#cases + 1] = { name, "stray" }
+        cases[#cases + 1] = { name, "--log-format", "xml" }
+        cases[#cases + 1] = { name, "-q", "-v" }
+      else
+        cases[#cases + 1] = { name, "https://a.example/", "stray" }
+      end
+      for _, args in ipairs(cases) do
+        local code, out, err = host.run(args, { env = env })
+        local what = table.concat(args, " ")
+        assert.equal(2, code, what .. ": " .. err)
+        assert.equal("", out, what)
+        assert.matches("^Usage: auditrun " .. name:gsub("%-", "%%-") .. " ", err, what)
+        assert.matches("\nauditrun: " .. name:gsub("%-", "%%-") .. ": [^\n]+\n$", err, what)
+      end
+      assert.same({}, sb:control("GET", "/requests"), name)
+    end
+    for _, args in ipairs {
+      { "external-group-access", "--batch-size", "0" },
+      { "external-group-access", "--max-attempts", "two" },
+      { "external-group-access", "--data-sources", "dropbox" },
+      { "external-group-access", "--language", "fr-FR" },     -- legacy only
+      { "external-group-access", "--sites", home .. "/missing.txt" },
+    } do
+      local code, _, err = host.run(args, { env = env })
+      assert.equal(2, code, table.concat(args, " ") .. ": " .. err)
+    end
+  end)
+
+  it("finish a run whose reader closed stdout early", function()
+    local dir = home .. "/head"
+    local cmd = ("env HOME=%s AUDITRUN_INSIGHTS_URL=%s AUDITRUN_IDENTITY_URL=%s AUDITRUN_CLIENT_ID=%s AUDITRUN_CERT=%s "
+      .. "AUDITRUN_CERT_PASSWORD=sandbox-pass AUDITRUN_CA_FILE=%s %s guest-access --out %s 2>%s/err | head -1; "
+      .. "echo ${PIPESTATUS[0]}"):format(home, env.AUDITRUN_INSIGHTS_URL, env.AUDITRUN_IDENTITY_URL,
+      env.AUDITRUN_CLIENT_ID, env.AUDITRUN_CERT, env.AUDITRUN_CA_FILE, host.binary, dir, home)
+    local out = util.sh("bash -c " .. host.quote(cmd))
+    local first, code = out:match("^([^\n]*)\n(%d+)\n$")
+    assert.matches("%.zip$", first)
+    assert.equal("0", code, util.read(home .. "/err"))
+    local guests = sb:control("GET", "/tenant").counts.guests
+    assert.equal(guests, #reports.zips(dir))
+    assert.equal(guests, reports.summary(dir).done)
+  end)
+end)

@@ -70,6 +70,35 @@ void core_newmeta(lua_State *L, const char *name, const luaL_Reg *methods, lua_C
   lua_pop(L, 1);
 }
 
+/* Error values read as strings where scripts treat them so:
+ * "failed: " .. err, err:match(...), err:lower(). Their own fields come
+ * first; a missing key that names a string method gives that method,
+ * applied to the error's one line. */
+static int error_concat(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  luaL_tolstring(L, 2, NULL);
+  lua_concat(L, 2);
+  return 1;
+}
+
+static int error_string_method(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  lua_replace(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+static int error_index(lua_State *L) {
+  if (lua_type(L, 2) != LUA_TSTRING) return 0;
+  lua_pushliteral(L, "");
+  if (luaL_getmetafield(L, -1, "__index") != LUA_TTABLE) return 0;
+  if (lua_getfield(L, -1, lua_tostring(L, 2)) != LUA_TFUNCTION) return 0;
+  lua_pushcclosure(L, error_string_method, 1);
+  return 1;
+}
+
 /* Error values are made here and in Lua (auditrun.errors) with one
  * metatable, so tostring() reads the same everywhere. */
 static int core_error(lua_State *L) {
@@ -144,13 +173,19 @@ int luaopen_auditrun_core(lua_State *L) {
   luaL_newmetatable(L, ERROR_META);
   lua_pushcfunction(L, error_tostring);
   lua_setfield(L, -2, "__tostring");
+  lua_pushcfunction(L, error_concat);
+  lua_setfield(L, -2, "__concat");
+  lua_pushcfunction(L, error_index);
+  lua_setfield(L, -2, "__index");
   lua_pushstring(L, "auditrun.error");
   lua_setfield(L, -2, "__name");
   lua_pop(L, 1);
   luaL_newlib(L, fns);
   lua_pushliteral(L, AUDITRUN_VERSION);
   lua_setfield(L, -2, "version");
-  lua_pushstring(L, curl_version());
+  /* curl_version_info, not curl_version(): the latter initialises OpenLDAP
+   * and SASL just to name their versions, some 4 ms of every start-up. */
+  lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
   lua_setfield(L, -2, "curl_version");
   for (const lua_CFunction *f = opens; *f; f++) {
     lua_pushcfunction(L, *f);

@@ -29,11 +29,48 @@ static char luadir[PATH_MAX + 64], libdir[PATH_MAX + 64], scriptdir[PATH_MAX + 6
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: %s SCRIPT.lua [ARGS...]   run a Lua workflow script\n"
-          "       %s NAME [ARGS...]         run the bundled workflow NAME\n"
-          "       %s --list                 list the bundled workflows\n"
-          "       %s --version | --help\n",
+          "usage: %s [--profile NAME] SCRIPT.lua [ARGS...]   run a Lua script\n"
+          "       %s [--profile NAME] WORKFLOW [ARGS...]     run a bundled workflow\n"
+          "       %s [--profile NAME] config                 show the settings in effect\n"
+          "       %s --list | --version | --help\n",
           progname, progname, progname, progname);
+}
+
+static void help(void) {
+  usage(stdout);
+  printf("\n"
+         "options:\n"
+         "  --profile NAME, --profile=NAME\n"
+         "                  use profile NAME of the config file (default: the profile\n"
+         "                  named \"default\", if there is one)\n"
+         "  --list          list the bundled workflows, a line each\n"
+         "  --version       print the version\n"
+         "  -h, --help      print this help; WORKFLOW --help prints a workflow's own\n"
+         "  --              end of options: the next argument is the script\n"
+         "\n"
+         "environment:\n"
+         "  AUDITRUN_CONFIG    the config file, a Lua file returning a table of\n"
+         "                     profiles (default: ~/.config/auditrun/config.lua)\n"
+         "  AUDITRUN_PROFILE   the profile to use, as --profile\n"
+         "  AUDITRUN_<KEY>     any setting, e.g. AUDITRUN_CLIENT_ID; wins over the file.\n"
+         "                     `%s config` lists every setting, its value and where\n"
+         "                     it comes from (secrets masked)\n"
+         "  https_proxy, no_proxy\n"
+         "                     proxies, as libcurl reads them\n"
+         "\n"
+         "exit codes: 0 success, 1 failure, 2 usage error, 130 interrupted (Ctrl-C,\n"
+         "SIGTERM; a second Ctrl-C exits at once)\n",
+         progname);
+}
+
+/* A usage error: one line, then the usage, exit 2. */
+static int usage_error(int *exit_code, const char *fmt, const char *arg) {
+  fprintf(stderr, "%s: ", progname);
+  fprintf(stderr, fmt, arg);
+  fputc('\n', stderr);
+  usage(stderr);
+  *exit_code = EXIT_USAGE;
+  return 0;
 }
 
 static int is_file(const char *p) {
@@ -221,28 +258,29 @@ static int pmain(lua_State *L) {
   luaL_openlibs(L);
   find_dirs();
   set_paths(L);
-  for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
-    if (strcmp(argv[i], "--help") == 0) {
-      usage(stdout);
+  /* Options end at the first argument that is not one: the script's own
+   * options follow it. */
+  for (; i < argc && argv[i][0] == '-' && argv[i][1] != '\0'; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      help();
       return 0;
-    } else if (strcmp(argv[i], "--version") == 0) {
+    } else if (strcmp(a, "--version") == 0) {
       printf("auditrun %s (%s)\n", AUDITRUN_VERSION, LUA_RELEASE);
       return 0;
-    } else if (strcmp(argv[i], "--list") == 0) {
+    } else if (strcmp(a, "--list") == 0) {
       *exit_code = list_scripts();
       return 0;
-    } else if (strcmp(argv[i], "--profile") == 0 && i + 1 < argc) {
-      setenv("AUDITRUN_PROFILE", argv[++i], 1);
-    } else if (strncmp(argv[i], "--profile=", 10) == 0 && argv[i][10] != '\0') {
-      setenv("AUDITRUN_PROFILE", argv[i] + 10, 1);
-    } else if (strcmp(argv[i], "--") == 0) {
+    } else if (strncmp(a, "--profile=", 10) == 0 || strcmp(a, "--profile") == 0) {
+      const char *name = a[9] == '=' ? a + 10 : (i + 1 < argc ? argv[++i] : "");
+      if (name[0] == '\0' || name[0] == '-')
+        return usage_error(exit_code, "%s needs a profile name: --profile NAME", "--profile");
+      setenv("AUDITRUN_PROFILE", name, 1);
+    } else if (strcmp(a, "--") == 0) {
       i++;
       break;
     } else {
-      fprintf(stderr, "%s: unknown option '%s'\n", progname, argv[i]);
-      usage(stderr);
-      *exit_code = EXIT_USAGE;
-      return 0;
+      return usage_error(exit_code, "unknown option '%s'", a);
     }
   }
   if (i >= argc) {

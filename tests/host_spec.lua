@@ -24,7 +24,7 @@ describe("the host", function()
   it("prints usage for --help (0) and for no arguments (2)", function()
     local code, out = host.run { "--help" }
     assert.equal(0, code)
-    assert.matches("usage: auditrun SCRIPT%.lua", out)
+    assert.matches("usage: auditrun %[%-%-profile NAME%] SCRIPT%.lua", out)
     local code2, _, err = host.run {}
     assert.equal(2, code2)
     assert.matches("usage:", err)

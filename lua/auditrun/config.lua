@@ -145,8 +145,9 @@ function M.read_file(path, profile, required)
     return {}
   end
   f:close()
-  -- A config file is data: it runs with no globals at all.
-  local chunk, err = loadfile(path, "t", {})
+  -- A config file is data: it runs with no globals but os.getenv (to
+  -- read a secret from the environment) and error (to refuse).
+  local chunk, err = loadfile(path, "t", { os = { getenv = os.getenv }, error = error })
   if not chunk then return load_error(path, err) end
   local ok, profiles = pcall(chunk)
   if not ok then return load_error(path, profiles) end
@@ -160,7 +161,17 @@ function M.read_file(path, profile, required)
   end
   local chosen = profiles[profile or "default"]
   if not chosen then
-    if profile then return fail(string.format("config file %s has no profile '%s'", path, profile)) end
+    local names = {}
+    for name in pairs(profiles) do names[#names + 1] = name end
+    table.sort(names)
+    if profile then
+      return fail(string.format("config file %s has no profile '%s' (it has: %s)", path, profile,
+        #names > 0 and table.concat(names, ", ") or "none"))
+    end
+    if #names > 0 then
+      return fail(string.format("config file %s has profiles %s but none is picked: use --profile NAME or " ..
+        "AUDITRUN_PROFILE, or name one 'default'", path, table.concat(names, ", ")))
+    end
     return {}
   end
   return util.copy(chosen)

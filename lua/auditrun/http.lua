@@ -11,7 +11,7 @@
 -- outage does not become a retry storm.
 local core = require "auditrun.core"
 local cjson = require "cjson"
-local cjson_safe = require "cjson.safe"
+local json = require "auditrun.json"
 local errors = require "auditrun.errors"
 local task = require "auditrun.task"
 
@@ -216,7 +216,7 @@ local function build(opts)
   for k in pairs(opts) do
     if not KNOWN[k] then error("unknown request option '" .. tostring(k) .. "'", 4) end
   end
-  assert(type(opts.url) == "string", "request needs a url")
+  if type(opts.url) ~= "string" then error("http.request{...}: url must be a string", 4) end
   local method = (opts.method or "GET"):upper()
   local url = opts.url
   if opts.query then
@@ -285,6 +285,10 @@ end
 --- max_redirects=, max_body=, max_download=, ca_file=, retry=policy|false, idempotent=,
 --- ok_status={...}} -> response | nil, err
 function M.request(opts)
+  if type(opts) ~= "table" then
+    error(string.format("http.request{...}: takes one table of options (url = ..., method = ...), not a %s",
+      type(opts)), 2)
+  end
   -- A body given as a function is made anew for every attempt (a client
   -- assertion must never be sent twice).
   local dynamic = type(opts.form) == "function" or type(opts.json) == "function"
@@ -337,13 +341,30 @@ function M.request(opts)
   end
 end
 
+-- Misuse is a programmer's mistake: it raises, naming the function and
+-- what it takes, at the caller's line.
+local function check_call(name, url, opts)
+  if type(url) ~= "string" then
+    error(string.format("http.%s(url, opts): url must be a string, not a %s%s", name, type(url),
+      type(url) == "table" and string.format(" (http.%s takes the URL first; http.request takes one table)", name)
+        or ""), 3)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error(string.format("http.%s(url, opts): opts must be a table of request options, not a %s", name, type(opts)), 3)
+  end
+end
+
+--- get(url, opts) -> response | nil, err: request{} with method GET.
 function M.get(url, opts)
+  check_call("get", url, opts)
   opts = opts or {}
   opts.url, opts.method = url, "GET"
   return M.request(opts)
 end
 
+--- post(url, opts) -> response | nil, err: request{} with method POST.
 function M.post(url, opts)
+  check_call("post", url, opts)
   opts = opts or {}
   opts.url, opts.method = url, "POST"
   return M.request(opts)
@@ -351,7 +372,7 @@ end
 
 --- Decodes a response body as JSON: value, or nil and an error of kind "json".
 function M.decode(res, what)
-  local value, derr = cjson_safe.decode(res.body or "")
+  local value, derr = json.decode(res.body or "")
   if value == nil then
     return nil, errors.new("json", string.format("malformed JSON in %s: %s",
       what or ("the answer from " .. display_url(res.url or "?")), tostring(derr)),

@@ -3,6 +3,7 @@
 -- There is no way to make an unsigned ("alg": "none") token.
 local core = require "auditrun.core"
 local cjson = require "cjson"
+local json = require "auditrun.json"
 local errors = require "auditrun.errors"
 
 local M = {}
@@ -29,8 +30,8 @@ function M.decode(token)
   local h, c = token:match("^([%w_-]+)%.([%w_-]+)%.[%w_-]*$")
   if not h then return nil, errors.new("jwt", "not a JWT") end
   local hj, cj = core.b64url_decode(h), core.b64url_decode(c)
-  local header = hj and require("cjson.safe").decode(hj)
-  local claims = cj and require("cjson.safe").decode(cj)
+  local header = hj and json.decode(hj)
+  local claims = cj and json.decode(cj)
   if type(header) ~= "table" or type(claims) ~= "table" then
     return nil, errors.new("jwt", "not a JWT: header or claims are not JSON")
   end

@@ -21,6 +21,7 @@
 -- crashed run left in the state's folder (and in the folders listed in
 -- opts.sweep).
 local cjson = require "cjson"
+local json = require "auditrun.json"
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
 
@@ -53,9 +54,9 @@ local function replay(path, text)
   for line, nl in text:gmatch("([^\n]*)(\n?)") do
     if nl == "" then break end  -- the torn tail (or the empty match at the end)
     n = n + 1
-    local ok, rec = pcall(cjson.decode, line)
-    if not ok or type(rec) ~= "table" then
-      return not_ours(path, string.format("line %d is %s", n, ok and "not a record" or "malformed JSON"))
+    local rec, bad = json.decode(line)
+    if type(rec) ~= "table" then
+      return not_ours(path, string.format("line %d is %s", n, bad and "malformed JSON" or "not a record"))
     end
     if n > 1 then  -- line 1 is the header, checked by parse
       if type(rec.k) ~= "string" then return not_ours(path, string.format("line %d has no key", n)) end

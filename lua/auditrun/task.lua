@@ -268,7 +268,7 @@ function M.finish()
   failures = {}
 end
 
-M.EXIT_FAILURE, M.EXIT_INTERRUPTED = 1, 130
+M.EXIT_FAILURE, M.EXIT_USAGE, M.EXIT_INTERRUPTED = 1, 2, 130
 
 -- A raised error as the one line (an error value) or the message with its
 -- traceback (anything else) the host prints.
@@ -287,12 +287,13 @@ end
 --- main(chunk, ...) -> exit code[, message]: runs the script `chunk` with
 --- its arguments, then the tasks it spawned and did not join, with Ctrl-C
 --- handed to the loop. 0 when all went well, 1 and the message when
---- something raised, 130 after a Ctrl-C.
+--- something raised (2 for an error of kind "usage"), 130 after a Ctrl-C.
 function M.main(chunk, ...)
   core.handle_signals()
   local ok, err = xpcall(chunk, traceback, ...)
   if ok then ok, err = xpcall(M.finish, traceback) end
   local code = core.interrupted() > 0 and M.EXIT_INTERRUPTED or (ok and 0 or M.EXIT_FAILURE)
+  if not ok and errors.is(err, "usage") and code == M.EXIT_FAILURE then code = M.EXIT_USAGE end
   if ok then return code end
   return code, errors.redact(message_of(err))  -- no secret reaches the terminal
 end

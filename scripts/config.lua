@@ -1,0 +1,62 @@
+-- Shows the settings in effect for a profile and where each comes from (config file, environment, default), secrets masked
+local cli = require "auditrun.cli"
+local config = require "auditrun.config"
+local errors = require "auditrun.errors"
+local vendors = require "auditrun.vendors"
+
+local args = cli.parse({
+  name = "config",
+  summary = "Shows, for each vendor, every setting in effect for a profile, its value and where it comes from: " ..
+    "the config file, the environment (AUDITRUN_<KEY>, which wins over the file) or a default. " ..
+    "Secrets are masked.",
+}, ...)
+
+local profile = args.profile
+local opts = { profile = profile }
+local path, named = config.default_path()
+local f = path and io.open(path)
+if f then f:close() end
+print(string.format("config file: %s%s", path or "(none: HOME and AUDITRUN_CONFIG are unset)",
+  path and (f and "" or (named and " (cannot be read)" or " (none there)")) or ""))
+print(string.format("profile:     %s", profile or "default"))
+
+local unusable = {}
+for _, vendor in ipairs(vendors) do
+  local schema = require("auditrun." .. vendor .. ".settings").schema
+  print()
+  local layers, err = config.layers(schema, nil, opts)
+  if not layers then
+    error(err, 0)  -- the config file itself is wrong: every vendor would say the same
+  end
+  local values, sources = config.merge(schema, layers)
+  local set = config.configured(schema, opts)
+  local loaded, lerr = config.load(schema, nil, opts)
+  local secret = {}
+  for _, k in ipairs(schema.secrets or {}) do secret[k] = true end
+  local keys = {}
+  for k in pairs(schema.keys) do keys[#keys + 1] = k end
+  table.sort(keys)
+  print(string.format("%s: %s", schema.name,
+    loaded and "ready" or (set and ("not usable: " .. tostring(lerr)) or "not configured")))
+  if set or loaded then
+    for _, k in ipairs(keys) do
+      local v, where = (loaded or values)[k], sources[k]
+      if v == nil and schema.defaults and schema.defaults[k] ~= nil then v = schema.defaults[k] end
+      if where == "environment" then
+        where = "environment " .. config.env_name(k)
+      elseif where == nil and v ~= nil then
+        local default = (schema.defaults or {})[k]
+        where = default == v and "default" or "derived"
+        for file_key, key in pairs(schema.files or {}) do
+          if key == k and sources[file_key] then where = "read from " .. file_key end
+        end
+      end
+      if v ~= nil and secret[k] then v = "********" end
+      print(string.format("  %-28s %-48s %s", k, v ~= nil and tostring(v) or "-", where or "not set"))
+    end
+  end
+  if set and not loaded then unusable[#unusable + 1] = schema.name end
+end
+if #unusable > 0 then
+  error(errors.new("config", table.concat(unusable, ", ") .. " configured but not usable (see above)"), 0)
+end

@@ -1,0 +1,143 @@
+-- What a new user meets first: the host's help, its flags, usage errors,
+-- and `auditrun config` (the settings in effect and where each came from).
+local host = require "tests.helper.host"
+local util = require "tests.helper.util"
+
+describe("the host's help", function()
+  for _, flag in ipairs { "--help", "-h" } do
+    it(flag .. " names --profile, the environment, the config file and the exit codes", function()
+      local code, out = host.run { flag }
+      assert.equal(0, code)
+      for _, needle in ipairs { "%-%-profile NAME", "%-%-profile=NAME", "AUDITRUN_CONFIG", "AUDITRUN_PROFILE",
+                                "AUDITRUN_<KEY>", "~/%.config/auditrun/config%.lua", "exit codes: 0 success, 1 failure, " ..
+                                "2 usage error, 130 interrupted", "auditrun %[%-%-profile NAME%] config" } do
+        assert.matches(needle, out)
+      end
+    end)
+  end
+end)
+
+describe("the host's flags", function()
+  local script
+  setup(function() script = host.script 'print(os.getenv("AUDITRUN_PROFILE"), ...)' end)
+  teardown(function() os.remove(script) end)
+
+  it("takes --profile NAME and --profile=NAME before the script", function()
+    local code, out = host.run { "--profile", "contoso", script, "a" }
+    assert.equal(0, code)
+    assert.equal("contoso\ta\n", out)
+    code, out = host.run { "--profile=fabrikam", script }
+    assert.equal(0, code)
+    assert.equal("fabrikam\n", out)
+  end)
+
+  for _, args in ipairs { { "--profile" }, { "--profile=" }, { "--profile", "--list" } } do
+    it("says a bare " .. table.concat(args, " ") .. " needs a name (exit 2)", function()
+      local code, out, err = host.run(args)
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.matches("^auditrun: %-%-profile needs a profile name: %-%-profile NAME\nusage:", err)
+    end)
+  end
+
+  it("calls any other option unknown, single dash ones too (exit 2)", function()
+    local code, _, err = host.run { "-q" }
+    assert.equal(2, code)
+    assert.matches("^auditrun: unknown option '%-q'", err)
+  end)
+
+  it("makes token-check without a URL a usage error: exit 2, one usage line", function()
+    local code, out, err = host.run({ "token-check" }, { env = { HOME = "/nonexistent" } })
+    assert.equal(2, code)
+    assert.equal("", out)
+    assert.equal("auditrun: usage: auditrun token-check URL\n", err)
+  end)
+end)
+
+describe("auditrun config", function()
+  local dir, file
+  local base
+  before_each(function()
+    dir = util.tempdir()
+    file = dir .. "/config.lua"
+    base = { HOME = dir, AUDITRUN_CONFIG = file }
+  end)
+  after_each(function() os.execute("rm -rf " .. dir) end)
+
+  local function run(args, env)
+    local e = {}
+    for k, v in pairs(base) do e[k] = v end
+    for k, v in pairs(env or {}) do e[k] = v end
+    return host.run(args, { env = e })
+  end
+
+  -- The row of a key: value and source.
+  local function row(out, key)
+    local v, src = out:match("\n  " .. key:gsub("%p", "%%%0") .. " +(%S+) +([^\n]+)")
+    return v, src
+  end
+
+  it("shows each setting, where it came from, and masks secrets", function()
+    util.write(file, [[
+      return {
+        contoso = { insights_region = "us", client_id = "app-123", cert = "/secure/contoso.pfx",
+                    cert_password = "pfx-hunter2" },
+      }]])
+    local code, out, err = run({ "--profile", "contoso", "config" }, { AUDITRUN_SCOPE = "custom.scope" })
+    assert.equal(0, code, err)
+    assert.matches("config file: " .. file:gsub("%p", "%%%0"), out)
+    assert.matches("profile: +contoso", out)
+    assert.matches("Insights: ready", out)
+    assert.same({ "app-123", "config file " .. file }, { row(out, "client_id") })
+    assert.same({ "custom.scope", "environment AUDITRUN_SCOPE" }, { row(out, "scope") })
+    assert.same({ "https://identity.avepointonlineservices.com", "default" }, { row(out, "identity_url") })
+    assert.same({ "https://graph-us.avepointonlineservices.com/insights", "derived" }, { row(out, "insights_url") })
+    assert.same({ "********", "config file " .. file }, { row(out, "cert_password") })
+    assert.same({ "-", "not set" }, { row(out, "kid") })
+    assert.is_nil(out:find("pfx-hunter2", 1, true))
+    assert.matches("DealCloud: not configured", out)
+  end)
+
+  it("takes --profile after the name too, and says where a secret file's value came from", function()
+    util.write(dir .. "/secret", "s3cret-value\n")
+    util.write(file, ('return { fabrikam = { insights_url = "https://x.example/insights", client_id = "f", ' ..
+      'client_secret_file = %q } }'):format(dir .. "/secret"))
+    local code, out, err = run { "config", "--profile", "fabrikam" }
+    assert.equal(0, code, err)
+    assert.same({ "********", "read from client_secret_file" }, { row(out, "client_secret") })
+    assert.is_nil(out:find("s3cret", 1, true))
+  end)
+
+  it("names the profiles of a file when none is picked, and exits 1", function()
+    util.write(file, 'return { contoso = { client_id = "a" }, fabrikam = { client_id = "b" } }')
+    local code, _, err = run { "config" }
+    assert.equal(1, code)
+    assert.matches("has profiles contoso, fabrikam but none is picked: use %-%-profile NAME", err)
+  end)
+
+  it("fails, naming the vendor, when a configured vendor cannot be used", function()
+    local code, out, err = run({ "config" }, { AUDITRUN_CONFIG = "", AUDITRUN_DEALCLOUD_URL = "https://dc.example" })
+    assert.equal(1, code)
+    assert.matches("DealCloud: not usable: config: DealCloud is not configured: set AUDITRUN_DEALCLOUD_CLIENT_ID", out)
+    assert.matches("dealcloud_url +https://dc%.example +environment AUDITRUN_DEALCLOUD_URL", out)
+    assert.equal("auditrun: config: DealCloud configured but not usable (see above)\n", err)
+  end)
+
+  it("lets a config file read the environment and refuse with error()", function()
+    util.write(file, [[
+      local secret = os.getenv("CONTOSO_SECRET") or error("set CONTOSO_SECRET")
+      return { default = { insights_url = "https://x.example/insights", client_id = "c", client_secret = secret } }]])
+    local code, out, err = run({ "config" }, { CONTOSO_SECRET = "from-env" })
+    assert.equal(0, code, err)
+    assert.same({ "********", "config file " .. file }, { row(out, "client_secret") })
+    local code2, _, err2 = run { "config" }
+    assert.equal(1, code2)
+    assert.matches("set CONTOSO_SECRET", err2)
+  end)
+
+  it("is a usage error (exit 2) for an option it does not know", function()
+    local code, _, err = run { "config", "--frob" }
+    assert.equal(2, code)
+    assert.matches("^auditrun: usage: unknown option '%-%-frob'", err)
+  end)
+end)

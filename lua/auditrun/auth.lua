@@ -110,21 +110,24 @@ local function refusal(res, body)
   return errors.new("auth", msg, { status = res.status, error = code, retryable = false })
 end
 
---- session{identity_url=, client_id=, scope=, key=|secret=, audience=,
---- kid=, alg=, ca_file=, clock=, retry=} -> the shared session for that
---- identity, client and scope.
+--- session{identity_url=|token_url=, client_id=, scope=, key=|secret=,
+--- audience=, kid=, alg=, ca_file=, clock=, retry=} -> the shared session
+--- for that identity service (found by OIDC discovery) or token endpoint
+--- (given as is), client and scope.
 function M.session(o)
-  assert(o.identity_url and o.client_id and o.scope, "session needs identity_url, client_id and scope")
+  assert((o.identity_url or o.token_url) and o.client_id and o.scope,
+    "session needs identity_url or token_url, client_id and scope")
   assert((o.key ~= nil) ~= (o.secret ~= nil), "give exactly one of key and secret")
   errors.secret(o.secret)
-  local id = table.concat({ trim_slash(o.identity_url), o.client_id, o.scope }, "\0")
+  local id = table.concat({ trim_slash(o.identity_url or o.token_url), o.client_id, o.scope }, "\0")
   local s = sessions[id]
   if s then
     s.key, s.secret = o.key, o.secret  -- the newest credentials win
     return s
   end
   s = setmetatable({
-    identity_url = trim_slash(o.identity_url), client_id = o.client_id, scope = o.scope,
+    identity_url = o.identity_url and trim_slash(o.identity_url), token_url = o.token_url,
+    client_id = o.client_id, scope = o.scope,
     key = o.key, secret = o.secret, audience = o.audience, kid = o.kid, alg = o.alg,
     ca_file = o.ca_file, clock = o.clock or task.now, retry = o.retry,
     tokens_fetched = 0,
@@ -163,8 +166,15 @@ function Session:assertion(meta)
 end
 
 function Session:request_token()
-  local meta, err = M.discover(self.identity_url, { ca_file = self.ca_file, retry = self.retry })
-  if not meta then return nil, err end
+  local meta, err
+  if self.token_url then
+    local ok, herr = check_https(self.token_url, "the token endpoint")
+    if not ok then return nil, herr end
+    meta = { token_endpoint = self.token_url }
+  else
+    meta, err = M.discover(self.identity_url, { ca_file = self.ca_file, retry = self.retry })
+    if not meta then return nil, err end
+  end
   -- Each assertion is a secret while its answer is read (a refusal may
   -- quote it); it is single-use, so it is forgotten after.
   local assertions = {}
@@ -193,7 +203,7 @@ function Session:post_token(meta, form)
     ca_file = self.ca_file, retry = self.retry, ok_status = { 400, 401, 403 },
   }
   if not res then
-    rerr.message = "cannot get a token from " .. self.identity_url .. ": " .. rerr.message
+    rerr.message = "cannot get a token from " .. (self.identity_url or self.token_url) .. ": " .. rerr.message
     return nil, rerr
   end
   if res.status >= 300 and res.status < 400 then
@@ -204,7 +214,8 @@ function Session:post_token(meta, form)
   local body = http.decode(res, "the token response")
   if res.status >= 400 then return nil, refusal(res, body) end
   if type(body) ~= "table" or type(body.access_token) ~= "string" then
-    return nil, errors.new("auth", "the token response from " .. self.identity_url .. " has no access_token")
+    return nil, errors.new("auth", "the token response from " .. (self.identity_url or self.token_url)
+      .. " has no access_token")
   end
   local lifetime = tonumber(body.expires_in) or 3600
   local now = self.clock()

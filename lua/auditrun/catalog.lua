@@ -29,13 +29,15 @@
 -- (times: strict, iso, legacy), encode (path: "once" or "twice"), keep
 -- (characters the sample leaves unescaped), lower, null (sent as null when
 -- absent), as_string (an integer sent as a string), list_of_one (a list of
--- one taken as its value), ids and values (filters).
+-- one taken as its value), items = "integer" (a list of integers), zulu
+-- (epoch seconds written with Z), ids and values (filters).
 --
 -- A rule is a list, its first element naming it:
 --   { "not_after", a, b }                 a must not be later than b
 --   { "required_unless", p, q, value, why } p is required unless q == value
 --   { "one_of", a, b }                     a or b is required
 --   { "not_value", p, value, why }        p must not be value
+--   { "only_with", p, q, value, why }     p may be given only when q == value
 local cjson = require "cjson"
 local core = require "auditrun.core"
 local errors = require "auditrun.errors"
@@ -176,7 +178,7 @@ end
 function normalize.time(p, v)
   -- Seconds since the epoch are written out in UTC.
   if math.type(v) == "integer" then
-    v = os.date("!%Y-%m-%dT%H:%M:%S", v)
+    v = os.date(p.zulu and "!%Y-%m-%dT%H:%M:%SZ" or "!%Y-%m-%dT%H:%M:%S", v)
   elseif type(v) ~= "string" then
     return nil, "must be a time string or seconds since the epoch, not " .. type(v)
   end
@@ -336,6 +338,12 @@ function rules.not_value(v, name, value, why)
   if v[name] == value then return string.format("parameter '%s' %s %s", name, tostring(value), why) end
 end
 
+function rules.only_with(v, name, other, value, why)
+  if v[name] ~= nil and v[other] ~= value then
+    return string.format("parameter '%s' needs '%s' %s (%s)", name, other, tostring(value), why)
+  end
+end
+
 -- ---- names ----------------------------------------------------------------------
 
 --- snake(name): "startPage" -> "start_page", "SiteURLs" -> "site_ur_ls".
@@ -352,12 +360,15 @@ local KINDS = { read = true, submit = true, status = true, file = true, action =
 local PLACES = { path = true, query = true, body = true }
 
 --- new(name, data) -> a catalogue. data = {endpoints = {name = endpoint},
---- jobs = {family = {status=, file=, id=, state=, zip=, extension=}}}.
+--- jobs = {family = {status=, file=, id=, state=, zip=, extension=}},
+--- title = the API's name in messages, error_message = the path to the
+--- message in an error answer's JSON ({"message"}, {"errors", 1, "detail"})}.
 --- Every spelling a parameter answers to (its documented name, its wire
 --- name, its aliases and its snake_case name, without regard to case) is
 --- checked here, so that no two parameters of an endpoint share one.
 function M.new(name, data)
-  local cat = setmetatable({ name = name, endpoints = data.endpoints, jobs = data.jobs or {}, lookup = {} }, Catalog)
+  local cat = setmetatable({ name = name, title = data.title or name, endpoints = data.endpoints, jobs = data.jobs or {},
+                             error_message = data.error_message, lookup = {} }, Catalog)
   for ename, def in pairs(cat.endpoints) do
     def.name = ename
     assert(KINDS[def.kind], ename .. ": unknown kind " .. tostring(def.kind))

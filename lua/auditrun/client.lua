@@ -7,6 +7,7 @@
 -- A client object holds: catalogue, base (the URL paths are relative to),
 -- session (anything with request(opts) -> res | nil, err: it adds the
 -- vendor's credentials) and, for vendors with jobs, limiter.
+local cjson_safe = require "cjson.safe"
 local http = require "auditrun.http"
 local jobs = require "auditrun.jobs"
 local paging = require "auditrun.paging"
@@ -41,12 +42,29 @@ function Client:spec_for(req)
   }
 end
 
+-- An error answer's own message (where the catalogue says it is) becomes
+-- the error's message, as the API wrote it.
+local function api_message(self, err)
+  local path = self.catalogue.error_message
+  if not (path and err.kind == "http" and err.response) then return err end
+  local v = cjson_safe.decode(err.response.body or "")
+  for _, k in ipairs(path) do
+    if type(v) ~= "table" then return err end
+    v = v[k]
+  end
+  if type(v) == "string" and v ~= "" then
+    err.message = string.format("%s: %s (HTTP %d)", self.catalogue.title, v, err.status)
+    err.api_message = v
+  end
+  return err
+end
+
 --- call(name, params) -> decoded answer, response | nil, err
 function Client:call(name, params)
   local req, err = self.catalogue:build(name, params or {})
   if not req then return nil, err end
   local res, rerr = self:request(self:spec_for(req))
-  if not res then return nil, rerr end
+  if not res then return nil, api_message(self, rerr) end
   if res.body == "" then return http.null, res end
   local body, derr = http.decode(res, name)
   if body == nil then return nil, derr end

@@ -14,6 +14,7 @@ local cjson = require "cjson"
 local json = require "auditrun.json"
 local errors = require "auditrun.errors"
 local task = require "auditrun.task"
+local time = require "auditrun.time"
 
 local M = {}
 
@@ -162,13 +163,6 @@ M.no_retry = M.policy { attempts = 1 }
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
                  Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
 
-local function utc_time(t)
-  -- os.time reads a table as local time; correct by the local offset.
-  local now = os.time()
-  local offset = os.time(os.date("!*t", now)) - now
-  return os.time(t) - offset
-end
-
 --- Seconds to wait that the server asked for, from retry-after-ms or
 --- Retry-After (seconds or an HTTP-date), or nil.
 function Policy:server_delay(headers)
@@ -181,7 +175,7 @@ function Policy:server_delay(headers)
   if secs then return secs >= 0 and secs or nil end
   local d, mon, y, h, mi, s = ra:match("^%a+, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
   if not d or not MONTHS[mon] then return nil end
-  local at = utc_time { year = tonumber(y), month = MONTHS[mon], day = tonumber(d),
+  local at = time.utc { year = tonumber(y), month = MONTHS[mon], day = tonumber(d),
                         hour = tonumber(h), min = tonumber(mi), sec = tonumber(s) }
   return math.max(0, at - self.wallclock())
 end

@@ -1226,7 +1226,7 @@ async function send(res, r, fault) {
 
 // ---- faults -------------------------------------------------------------------
 
-const FAULT_KEYS = ['match', 'status', 'retry_after', 'times', 'delay_ms', 'reset', 'job_fails', 'filename', 'token_revoked', 'slow_ms'];
+const FAULT_KEYS = ['match', 'status', 'retry_after', 'times', 'delay_ms', 'reset', 'job_fails', 'filename', 'token_revoked', 'slow_ms', 'message'];
 
 function parseFault(raw) {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw bad('Each fault must be a JSON object.');
@@ -1246,6 +1246,7 @@ function parseFault(raw) {
     reset: raw.reset === true,
     job_fails: raw.job_fails === true,
     token_revoked: raw.token_revoked === true,
+    message: raw.message === undefined ? undefined : asString(raw.message, 'message'),
     // An empty name is a name too (the client must fall back on its own).
     filename: typeof raw.filename === 'string' ? raw.filename : raw.filename === undefined ? undefined : asString(raw.filename, 'filename'),
   };
@@ -1401,7 +1402,7 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
         response = errorResponse(api, 401, 'The access token has been revoked.', { 'WWW-Authenticate': 'Bearer error="invalid_token", error_description="The access token has been revoked"' });
       } else if (fault && fault.status) {
         const headers = fault.retry_after !== undefined ? { 'Retry-After': fault.retry_after } : {};
-        response = errorResponse(api, fault.status, `Injected fault: HTTP ${fault.status}.`, headers);
+        response = errorResponse(api, fault.status, fault.message || `Injected fault: HTTP ${fault.status}.`, headers);
       } else {
         response = await dispatch(req, found, rawQuery, body, fault);
       }
@@ -1521,4 +1522,5 @@ function tenantSummary(t) {
   };
 }
 
-module.exports = { createInsights, ROUTES };
+// parseFault, faultMatches and send serve the other vendors' routes too.
+module.exports = { createInsights, ROUTES, parseFault, faultMatches, send };

@@ -1,7 +1,8 @@
 'use strict';
 // The sandbox tenant: one HTTPS server on 127.0.0.1 (plain HTTP with --http)
 // carrying the identity service (the real oidc-provider, under /identity),
-// the vendor APIs, and the endpoints the core's tests need (/test/...).
+// the vendor APIs (Insights; DealCloud and ExaVault in activity.js), and the
+// endpoints the core's tests need (/test/...).
 // It makes a CA for the run, prints one JSON line when it is ready, and
 // exits on SIGTERM, when its parent process is gone, or after --max-seconds.
 //
@@ -15,6 +16,7 @@ const http = require('http');
 const https = require('https');
 const path = require('path');
 
+const { createActivity } = require('./activity');
 const { createIdentity } = require('./identity');
 const { createInsights } = require('./insights');
 const { createTestRoutes, sendJson } = require('./testroutes');
@@ -78,6 +80,7 @@ async function main() {
 
   let identity = null;
   let insights = null;
+  const activity = createActivity();
   const testRoutes = createTestRoutes(stats);
 
   function findRoute(method, pathname) {
@@ -97,6 +100,7 @@ async function main() {
     if (route && route.stream) return route.handler(req, res, null, url, route.match);
     const body = await readBody(req);
     if (await insights.handle(req, res, body)) return;
+    if (await activity.handle(req, res, body)) return;
     const fail = /^\/test\/identity-fail\/(\d+)$/.exec(url.pathname);
     if (req.method === 'POST' && fail) {
       identity.faults.tokenFailures = Number(fail[1]);

@@ -1,0 +1,199 @@
+-- auditrun.dealcloud: the DealCloud client: the user activity audit log.
+--
+--   local dealcloud = require "auditrun.dealcloud"
+--   local c = auditrun.try(dealcloud.connect())      -- settings: auditrun.dealcloud.settings
+--   for row in c:user_activity { from = "2025-01-01", to = "2026-01-01", activity = "login failed" } do
+--     print(row.eventDate, row.userName, row.activityType, row.ip)
+--   end
+--
+-- Sign-in is OAuth client credentials against the site's token endpoint
+-- (tokens last about 15 minutes and are renewed ahead of expiry by one
+-- task; a 401 renews once). A range of any length is walked in windows of
+-- at most 90 days (the API's limit), each sent as whole days (the API
+-- evaluates dates to the nearest date) and cut back to the exact range on
+-- this side: a row on a window's edge comes once, from the window that
+-- starts there. Within a window, pages follow pageNumber until
+-- totalRecords. Activities, sources and export types go by id or by name
+-- (dealcloud.name / dealcloud.id translate both ways); each row gets `ip`,
+-- its ipAddress integer as a dotted quad.
+local auth = require "auditrun.auth"
+local catalog = require "auditrun.catalog"
+local client = require "auditrun.client"
+local config = require "auditrun.config"
+local data = require "auditrun.dealcloud.endpoints"
+local errors = require "auditrun.errors"
+local settings = require "auditrun.dealcloud.settings"
+local time = require "auditrun.time"
+local util = require "auditrun.util"
+
+local M = {}
+
+M.catalogue = catalog.new("dealcloud", data)
+M.settings = settings.schema
+M.MAX_DAYS = data.max_days
+
+local ENUMS = {}
+for kind, entries in pairs(data.enums) do ENUMS[kind] = catalog.enum(entries) end
+
+--- name(kind, id) -> the documented name of an activity, source or
+--- export_data id, or nil.
+function M.name(kind, id)
+  local e = assert(ENUMS[kind], "no DealCloud table " .. tostring(kind))
+  return e.label[math.tointeger(tonumber(id)) or id]
+end
+
+--- id(kind, name_or_id) -> the id a name (any documented or sample
+--- spelling, without regard to case) or id stands for, or nil.
+function M.id(kind, v)
+  return catalog.enum_value(assert(ENUMS[kind], "no DealCloud table " .. tostring(kind)), v)
+end
+
+--- dotted(n) -> "a.b.c.d" for an IPv4 address given as an integer.
+function M.dotted(n)
+  n = math.tointeger(tonumber(n))
+  if not n or n < 0 or n > 0xffffffff then return nil end
+  return string.format("%d.%d.%d.%d", n >> 24 & 255, n >> 16 & 255, n >> 8 & 255, n & 255)
+end
+
+local function invalid(fmt, ...)
+  return errors.new("invalid", "dealcloud user_activity: " .. string.format(fmt, ...),
+    { endpoint = "user_activity", api = "dealcloud" })
+end
+
+local function instant(v, name)
+  if v == nil then return nil end
+  local t = math.type(v) and v or time.parse(v)
+  if not t then error(invalid("'%s' must be a time (ISO 8601) or seconds since the epoch, not %s", name, tostring(v)), 0) end
+  return t
+end
+
+local function ceil_day(t)
+  local d = time.day(t)
+  return d == t and d or d + time.DAY
+end
+
+--- windows(from, to) -> the windows of at most MAX_DAYS covering [from,
+--- to): {from=, to= (the exact part this window owns), send_from=, send_to=
+--- (the whole days asked for, at least one)}.
+function M.windows(from, to)
+  local out = {}
+  local ws = from
+  while ws < to do
+    local we = math.min(time.day(ws) + M.MAX_DAYS * time.DAY, to)
+    local send_from = time.day(ws)
+    out[#out + 1] = { from = ws, to = we, send_from = send_from,
+                      send_to = math.max(ceil_day(we), send_from + time.DAY) }
+    ws = we
+  end
+  return out
+end
+
+local Client = {}
+
+-- The documented parameters with the range taken out: from, to (seconds),
+-- the rest as given. Every value is checked before anything is sent.
+local function split_range(params)
+  local named = util.copy(assert(M.catalogue:named("user_activity", params or {})))
+  local to = instant(named.dateTo, "dateTo") or os.time()
+  local from = instant(named.dateFrom, "dateFrom") or to - M.MAX_DAYS * time.DAY
+  named.dateFrom, named.dateTo = nil, nil
+  if from >= to then error(invalid("dateFrom (%s) must be before dateTo (%s)", time.iso(from), time.iso(to)), 0) end
+  local probe = util.copy(named)
+  probe.dateFrom, probe.dateTo = time.day(from), time.day(from) + time.DAY
+  local _, err = M.catalogue:canonical("user_activity", probe)
+  if err then error(err, 0) end
+  return named, from, to
+end
+
+--- activity_windows(params) -> the windows the range of params falls into
+--- (see windows), and the other parameters by their documented names.
+function Client.activity_windows(_, params)
+  local rest, from, to = split_range(params)
+  return M.windows(from, to), rest
+end
+
+-- The rows of one page that belong to the window, each with its ip.
+local function window_rows(body, w)
+  local out = {}
+  for _, row in ipairs(type(body) == "table" and type(body.rows) == "table" and body.rows or {}) do
+    local t = time.parse(row.eventDate)
+    if t and t >= w.from and t < w.to then
+      if row.ipAddress ~= nil then row.ip = M.dotted(row.ipAddress) end
+      out[#out + 1] = row
+    end
+  end
+  return out
+end
+
+--- window_pages(rest, window, first_page) -> iterator over (rows of the
+--- window on that page, page number), from first_page (1 by default).
+--- `rest` holds the other parameters by their documented names.
+function Client:window_pages(rest, w, first_page)
+  local p = util.copy(rest)
+  p.dateFrom, p.dateTo, p.pageNumber = time.iso(w.send_from), time.iso(w.send_to), first_page
+  local pages = self:pages("user_activity", p)
+  return function()
+    local body, n = pages()
+    if body == nil then return nil end
+    return window_rows(body, w), (first_page or 1) + n - 1
+  end
+end
+
+--- user_activity(params) -> iterator over every row of the range, in
+--- order, window after window. params: userIds (or users), dateFrom (or
+--- from) and dateTo (or to) as ISO 8601 or seconds (default: the last 90
+--- days), activity, source, exportDataType by id or name.
+function Client:user_activity(params)
+  local windows, rest = self:activity_windows(params)
+  local wi, rows, i, pages = 0, {}, 0, nil
+  return function()
+    while true do
+      i = i + 1
+      if rows[i] ~= nil then return rows[i] end
+      rows, i = {}, 0
+      local got = pages and pages()
+      if got then
+        rows = got
+      else
+        wi = wi + 1
+        if not windows[wi] then return nil end
+        pages = self:window_pages(rest, windows[wi])
+      end
+    end
+  end
+end
+
+--- event(row) -> the row in the activity timeline's schema.
+function M.event(row)
+  local t = time.parse(row.eventDate)
+  local activity = math.tointeger(row.activityTypeId)
+  local verb = data.verbs[activity] or "other"
+  if activity == 8 and data.export_verbs[math.tointeger(row.exportDataType)] then
+    verb = data.export_verbs[math.tointeger(row.exportDataType)]
+  end
+  return {
+    time = t and time.iso(t, 3), vendor = "dealcloud", user = row.userName,
+    action = M.name("activity", activity) or row.activityType, verb = verb,
+    source = M.name("source", row.sourceTypeId) or row.sourceType, ip = row.ip or M.dotted(row.ipAddress),
+    object = row.exportDataType ~= nil and M.name("export_data", row.exportDataType) or nil, raw = row,
+  }
+end
+
+local Class
+
+--- connect(settings, {profile=, getenv=}) -> client | nil, err. Settings
+--- (dealcloud_url, dealcloud_client_id, dealcloud_client_secret or _file,
+--- dealcloud_scope, ca_file) come from auditrun.config.
+function M.connect(given, opts)
+  local cfg, err = config.load(M.settings, given, opts)
+  if not cfg then return nil, err end
+  local session = auth.session {
+    token_url = cfg.dealcloud_url .. data.token_path, client_id = cfg.dealcloud_client_id,
+    secret = cfg.dealcloud_client_secret, scope = cfg.dealcloud_scope, ca_file = cfg.ca_file,
+  }
+  Class = Class or client.class(M.catalogue, "auditrun.dealcloud", Client)
+  return setmetatable({ api = "dealcloud", catalogue = M.catalogue, base = cfg.dealcloud_url, session = session,
+                        config = cfg }, Class)
+end
+
+return M

@@ -1,0 +1,126 @@
+-- auditrun.exavault: the ExaVault client: session logs and webhook logs.
+--
+--   local exavault = require "auditrun.exavault"
+--   local c = auditrun.try(exavault.connect())        -- settings: auditrun.exavault.settings
+--   for item in c:session_logs { from = "2025-01-01", type = "download" } do
+--     print(item.attributes.date, item.attributes.userName, item.attributes.operation)
+--   end
+--
+-- Every request carries the ev-api-key and ev-access-token headers. Logs
+-- page by offset/limit: the API reports a total of 0 and may cap the page
+-- size below what was asked, so a walk ends on an empty page or on one
+-- shorter than those before it. Logs come oldest first (sort=date) unless
+-- a sort is given. Operation types go by API value or by the file
+-- manager's name (exavault.name / exavault.id translate both ways).
+local auth = require "auditrun.auth"
+local catalog = require "auditrun.catalog"
+local client = require "auditrun.client"
+local config = require "auditrun.config"
+local data = require "auditrun.exavault.endpoints"
+local errors = require "auditrun.errors"
+local http = require "auditrun.http"
+local settings = require "auditrun.exavault.settings"
+local time = require "auditrun.time"
+local util = require "auditrun.util"
+
+local M = {}
+
+M.catalogue = catalog.new("exavault", data)
+M.settings = settings.schema
+
+local ENUMS = {}
+for kind, entries in pairs(data.enums) do ENUMS[kind] = catalog.enum(entries) end
+
+--- name(kind, value) -> the file manager's name of an operation type
+--- ("RETR" -> "Download"), or nil.
+function M.name(kind, v)
+  return assert(ENUMS[kind], "no ExaVault table " .. tostring(kind)).label[v]
+end
+
+--- id(kind, name) -> the API value for a name or value ("download" -> "RETR").
+function M.id(kind, v)
+  return catalog.enum_value(assert(ENUMS[kind], "no ExaVault table " .. tostring(kind)), v)
+end
+
+-- A session carrying the account's key and token on every request.
+local Session = {}
+Session.__index = Session
+
+function Session:request(opts)
+  local ok, herr = auth.check_https(opts.url or "", "the API URL")
+  if not ok then return nil, herr end
+  local o = util.copy(opts)
+  o.headers = util.copy(opts.headers)
+  o.headers["ev-api-key"], o.headers["ev-access-token"] = self.api_key, self.access_token
+  o.ca_file = o.ca_file or self.ca_file
+  return http.request(o)
+end
+
+local Client = {}
+
+-- Logs oldest first unless asked otherwise: a rerun's offsets then point
+-- at the same rows.
+local function sorted(params)
+  local p = util.copy(params)
+  if p.sort == nil then p.sort = "date" end
+  return p
+end
+
+--- session_logs(params) / webhook_logs(params) -> iterator over the log
+--- items ({type=, id=, attributes={...}}), oldest first by default.
+function Client:session_logs(params)
+  return self:rows("session_logs", sorted(params or {}))
+end
+
+function Client:webhook_logs(params)
+  return self:rows("webhook_logs", sorted(params or {}))
+end
+
+--- log_pages(name, params, offset) -> iterator over (items, offset of the
+--- next page), from `offset` (0 by default): for a walk that resumes.
+function Client:log_pages(name, params, offset)
+  local p = util.copy(sorted(assert(M.catalogue:named(name, params or {}))))
+  p.offset = offset or 0
+  local pages = self:pages(name, p)
+  local at = p.offset
+  return function()
+    local body = pages()
+    if body == nil then return nil end
+    local rows = type(body.data) == "table" and body.data or {}
+    at = at + #rows
+    return rows, at
+  end
+end
+
+--- event(item, log) -> a log item in the activity timeline's schema; log
+--- is "session_logs" or "webhook_logs".
+function M.event(item, log)
+  local f = data.fields[log]
+  local a = type(item) == "table" and type(item.attributes) == "table" and item.attributes or {}
+  local t = time.parse(a[f.time])
+  local action = a[f.action]
+  return {
+    time = t and time.iso(t, 3), vendor = "exavault", user = a[f.user],
+    action = action, verb = data.verbs[action] or "other", source = f.source and a[f.source] or nil,
+    ip = f.ip and a[f.ip] or nil, object = a[f.object], raw = item,
+  }
+end
+
+local Class
+
+--- connect(settings, {profile=, getenv=}) -> client | nil, err. Settings
+--- (exavault_url, exavault_api_key, exavault_access_token or _file,
+--- ca_file) come from auditrun.config.
+function M.connect(given, opts)
+  local cfg, err = config.load(M.settings, given, opts)
+  if not cfg then return nil, err end
+  errors.secret(cfg.exavault_api_key)
+  errors.secret(cfg.exavault_access_token)
+  local session = setmetatable({ api_key = cfg.exavault_api_key, access_token = cfg.exavault_access_token,
+                                 ca_file = cfg.ca_file }, Session)
+  Class = Class or client.class(M.catalogue, "auditrun.exavault", Client)
+  return setmetatable({ api = "exavault", catalogue = M.catalogue, base = cfg.exavault_url, session = session,
+                        config = cfg }, Class)
+end
+
+return M

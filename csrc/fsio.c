@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -127,6 +128,7 @@ int fsio_temp_beside(const char *path, char *out, size_t outlen, char *err, size
     unlink(out);
     return -1;
   }
+  fsio_track_temp(out);
   return fd;
 }
 
@@ -137,6 +139,7 @@ static int same_file(const struct stat *a, const struct stat *b) {
 /* Drops the name `temp` if it still names the file open as fd. */
 static void unlink_if_ours(int fd, const char *temp) {
   struct stat mine, there;
+  fsio_untrack_temp(temp);
   if (fstat(fd, &mine) == 0 && lstat(temp, &there) == 0 && same_file(&mine, &there)) unlink(temp);
 }
 
@@ -212,6 +215,7 @@ int fsio_write_atomic(const char *path, const char *data, size_t len, char *err,
   }
   fd = -1;
   if (rename(tmp, path) != 0) goto fail;
+  fsio_untrack_temp(tmp);
   rc = fsio_fsync_dir_of(path, err, errlen);
   return rc;
 fail:
@@ -243,6 +247,7 @@ int fsio_rename_noreplace(const char *from, const char *to, char *err, size_t er
     }
     unlink(from);
   }
+  fsio_untrack_temp(from);
   return fsio_fsync_dir_of(to, err, errlen);
 }
 
@@ -304,4 +309,39 @@ int fsio_remove_parts(const char *dir, char *err, size_t errlen) {
 done:
   closedir(d);
   return rc;
+}
+
+/* ---- temporary files a hard exit removes ----------------------------------
+ * The second Ctrl-C ends the process from inside the signal handler, so no
+ * Lua cleanup runs: the handler unlinks the temporary files listed here.
+ * A slot is written before it is marked used and marked free before it is
+ * reused, so the handler never reads half a path. A full table only means
+ * a file is left for the next run's sweep (fsio_remove_parts). */
+#define FSIO_TRACKED 64
+static char tracked[FSIO_TRACKED][PATH_MAX];
+static volatile sig_atomic_t tracked_used[FSIO_TRACKED];
+
+void fsio_track_temp(const char *path) {
+  size_t len = strlen(path);
+  if (len >= PATH_MAX) return;
+  for (int i = 0; i < FSIO_TRACKED; i++) {
+    if (tracked_used[i]) continue;
+    memcpy(tracked[i], path, len + 1);
+    tracked_used[i] = 1;
+    return;
+  }
+}
+
+void fsio_untrack_temp(const char *path) {
+  for (int i = 0; i < FSIO_TRACKED; i++) {
+    if (tracked_used[i] && strcmp(tracked[i], path) == 0) {
+      tracked_used[i] = 0;
+      return;
+    }
+  }
+}
+
+void fsio_unlink_tracked(void) {
+  for (int i = 0; i < FSIO_TRACKED; i++)
+    if (tracked_used[i]) unlink(tracked[i]);
 }

@@ -42,4 +42,11 @@ int fsio_lock(const char *path, char *err, size_t errlen);
  * Returns how many were removed, or -1. */
 int fsio_remove_parts(const char *dir, char *err, size_t errlen);
 
+/* Temporary files a hard exit (the second Ctrl-C) removes: fsio_temp_beside
+ * tracks what it makes, naming it or dropping its name forgets it, and
+ * fsio_unlink_tracked (async-signal-safe) removes what is left. */
+void fsio_track_temp(const char *path);
+void fsio_untrack_temp(const char *path);
+void fsio_unlink_tracked(void);
+
 #endif

@@ -79,6 +79,7 @@ static int temp_close(lua_State *L) {
     int fd = t->fd;
     struct stat mine, there;
     t->fd = -1;
+    fsio_untrack_temp(t->path);
     if (!t->named && fstat(fd, &mine) == 0 && lstat(t->path, &there) == 0 &&
         mine.st_dev == there.st_dev && mine.st_ino == there.st_ino)
       unlink(t->path);

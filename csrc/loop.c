@@ -3,6 +3,8 @@
  * timers go on a completed list that the Lua side drains. */
 #include "loop.h"
 
+#include "fsio.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -41,7 +43,10 @@ static void on_signal(int sig) {
   int saved = errno;
   (void)sig;
   interrupts++;
-  if (interrupts > 1) _exit(130);  /* second signal: the user means it */
+  if (interrupts > 1) {  /* second signal: the user means it */
+    fsio_unlink_tracked();  /* no Lua cleanup runs after this */
+    _exit(130);
+  }
   /* Lua code running (not parked in the loop) may never come back to it:
    * like lua.c, ask for a hook that stops it. */
   if (!polling && on_interrupt) on_interrupt();

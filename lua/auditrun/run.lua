@@ -27,9 +27,18 @@
 -- unknown ("posting" when killed, or "unknown": no usable answer). Then the
 -- service may hold a job nobody will fetch: the record and the result say
 -- so (extra_job = true), and Run:extra_jobs() lists them for a summary.
+--
+-- The worst instants can be hit on purpose: with AUDITRUN_PAUSE_AT=NAME in
+-- the environment, a task that reaches instant NAME says
+-- "auditrun: paused at NAME" on stderr and waits there (other tasks go
+-- on), for a test to kill -9 or interrupt the process right then. NAME is
+-- "posting" (intent recorded, submit not sent), "submitted" (job id
+-- recorded), "placing" (final name recorded, not yet renamed) or "placed"
+-- (the report under its final name).
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
 local state = require "auditrun.state"
+local task = require "auditrun.task"
 
 local M = {}
 
@@ -74,6 +83,15 @@ function Run:close()
   self.state:close()
 end
 
+local PAUSE_AT = os.getenv("AUDITRUN_PAUSE_AT")
+
+local function instant(name)
+  if PAUSE_AT ~= name then return end
+  io.stderr:write("auditrun: paused at " .. name .. "\n")
+  io.stderr:flush()
+  task.sleep(24 * 3600)
+end
+
 local function with(rec, fields)
   local out = {}
   for k, v in pairs(rec) do out[k] = v end
@@ -116,7 +134,11 @@ function M.export(st, client, key, name, params, opts)
       local sub = {}
       for k, v in pairs(opts) do sub[k] = v end
       base.submits = base.submits + 1
-      sub.on_post = function() return save(with(base, { state = "posting" })) end
+      sub.on_post = function()
+        local noted, nerr = save(with(base, { state = "posting" }))
+        if noted then instant("posting") end
+        return noted, nerr
+      end
       local err
       job, err = client:submit(name, params, sub)
       if not job then
@@ -132,15 +154,19 @@ function M.export(st, client, key, name, params, opts)
         job:release()
         return nil, serr
       end
+      instant("submitted")
     end
     local cur = rec
     local file, err = job:finish {
       dir = opts.dir, deadline = opts.deadline, first_interval = opts.first_interval,
       before_rename = function(f)
-        return save(with(cur, { path = f.path, size = f.size, sha256 = f.sha256 }))
+        local noted, nerr = save(with(cur, { path = f.path, size = f.size, sha256 = f.sha256 }))
+        if noted then instant("placing") end
+        return noted, nerr
       end,
     }
     if file then
+      instant("placed")
       file.extra_job, file.submits = base.extra_job, rec.submits
       return file
     end

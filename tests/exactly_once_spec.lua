@@ -1,0 +1,242 @@
+-- variants: plain
+-- Exactly once at the worst instants, with the host as a subprocess running
+-- the guest-access workflow against the sandbox: kill -9 the moment a report
+-- takes its name (several times, then a rerun), right after a submit's job
+-- id is recorded, between recording a report's name and the rename, and
+-- between recording the intent and sending the submit; Ctrl-C while a
+-- submit's answer is on its way; a double Ctrl-C during a plain export's
+-- download; and a run through 429s with Retry-After, 503s, downloads cut
+-- mid-body and a revoked token. The instants are reached on purpose
+-- (AUDITRUN_PAUSE_AT, auditrun.run) or held open by a sandbox delay, not
+-- hit by chance.
+local sandbox = require "tests.helper.sandbox"
+local host = require "tests.helper.host"
+local auditrun = require "auditrun"
+local cjson = require "cjson"
+local http = require "auditrun.http"
+local util = require "tests.helper.util"
+
+local sh, lines = util.sh, util.lines
+
+-- The run state's journal replayed: key -> value.
+local function read_state(dir)
+  local entries = {}
+  local text = util.read(dir .. "/.auditrun/state.jsonl") or ""
+  for line in text:gmatch("([^\n]*)\n") do
+    local rec = cjson.decode(line)
+    if rec.k then entries[rec.k] = rec.v end
+  end
+  return entries
+end
+
+describe("exactly once", function()
+  local sb = sandbox.for_describe {}
+  local home, env, guests
+
+  local function control(method, path, body)
+    return auditrun.try(http.request_json { method = method, url = sb.url .. "/insights-control" .. path, json = body })
+  end
+
+  -- How many jobs the service started for each guest's export (from the
+  -- sandbox's record of requests: a refused one, 429 or 401, started none).
+  local function submits()
+    local per = {}
+    for _, r in ipairs(control("GET", "/requests?match=/access/export")) do
+      if r.status == 200 then
+        -- The e-mail is escaped twice in the path, as the API wants it.
+        local email = http.unescape(http.unescape(r.url:match("/users/([^/]+)/access/export")))
+        per[email] = (per[email] or 0) + 1
+      end
+    end
+    return per
+  end
+
+  -- Each guest submitted once; a kill -9 while a guest's submit was out
+  -- may add one more for it per kill, and only with the guest flagged.
+  local function assert_each_submitted_once(dir, kills)
+    local per = submits()
+    local st = read_state(dir)
+    for _, g in ipairs(guests) do
+      local key = g.loginName
+      if st[key].extra_job then
+        assert.is_true(per[key] >= 1 and per[key] <= 1 + (kills or 0), key)
+      else
+        assert.equal(1, per[key], key)
+      end
+    end
+  end
+
+  -- One whole zip per guest, no second copy, nothing temporary left.
+  local function assert_one_report_each(dir)
+    local names = lines(sh("cd " .. dir .. " && ls *.zip 2>/dev/null"))
+    assert.equal(#guests, #names)
+    for _, n in ipairs(names) do assert.is_nil(n:find("(", 1, true), "a second copy: " .. n) end
+    for _, n in ipairs(util.listing(dir)) do assert.is_nil(n:find(".part-", 1, true), "left behind: " .. n) end
+    local out = sh(("cd %s && python3 -c 'import glob, zipfile\n"
+      .. "for n in glob.glob(\"*.zip\"):\n  assert zipfile.ZipFile(n).testzip() is None, n\nprint(\"intact\")'"):format(dir))
+    assert.equal("intact\n", out)
+  end
+
+  -- Starts guest-access into dir paused at `instant`; once a task says it
+  -- is there, sends `sig` and returns the exit code and stderr.
+  local function run_until(dir, instant, sig)
+    local e = {}
+    for k, v in pairs(env) do e[k] = v end
+    e.AUDITRUN_PAUSE_AT = instant
+    local h = host.start({ "guest-access", dir }, { env = e })
+    local deadline = auditrun.now() + 60
+    local marker = "paused at " .. instant
+    while not (util.read(h.dir .. "/err") or ""):find(marker, 1, true) and auditrun.now() < deadline do
+      auditrun.sleep(0.02)
+    end
+    assert.is_truthy((util.read(h.dir .. "/err") or ""):find(marker, 1, true), "never reached " .. instant)
+    h:signal(sig)
+    local code, _, err = h:wait(60)
+    return code, err
+  end
+
+  local function rerun(dir)
+    local code, out, err = host.run({ "guest-access", dir }, { env = env })
+    assert.equal(0, code, err)
+    return out
+  end
+
+  setup(function()
+    guests = control("GET", "/tenant").guests
+    home = util.tempdir()
+    env = { HOME = home, AUDITRUN_INSIGHTS_URL = sb.url .. "/insights", AUDITRUN_IDENTITY_URL = sb.issuer,
+            AUDITRUN_CLIENT_ID = sb.clients.cert, AUDITRUN_CERT = os.getenv("PWD") .. "/tests/fixtures/app.pfx",
+            AUDITRUN_CERT_PASSWORD = "sandbox-pass", AUDITRUN_CA_FILE = sb.ca_file }
+  end)
+  teardown(function()
+    if home then os.execute("rm -rf " .. home) end
+  end)
+  before_each(function()
+    control("POST", "/reset")
+    control("POST", "/config", { jobSeconds = 0.3 })
+  end)
+
+  it("kill -9 the moment a report takes its name, three times, then a rerun: one report per guest", function()
+    local dir = home .. "/placed"
+    for _ = 1, 3 do
+      local code = run_until(dir, "placed", "KILL")
+      assert.equal(137, code)
+    end
+    rerun(dir)
+    assert_one_report_each(dir)
+    assert_each_submitted_once(dir, 3)
+  end)
+
+  it("kill -9 between recording a report's name and the rename: the rerun names it once", function()
+    local dir = home .. "/placing"
+    assert.equal(137, (run_until(dir, "placing", "KILL")))
+    rerun(dir)
+    assert_one_report_each(dir)
+    assert_each_submitted_once(dir, 1)
+  end)
+
+  it("kill -9 right after a submit's job id is recorded: the rerun waits for that job", function()
+    local dir = home .. "/submitted"
+    assert.equal(137, (run_until(dir, "submitted", "KILL")))
+    local at_kill = read_state(dir)
+    rerun(dir)
+    assert_one_report_each(dir)
+    assert_each_submitted_once(dir, 1)
+    local after = read_state(dir)
+    for k, v in pairs(at_kill) do
+      if v.job then assert.equal(v.job, after[k].job, k) end
+    end
+  end)
+
+  it("kill -9 after the intent is recorded and before the submit: submitted once more, flagged", function()
+    local dir = home .. "/posting"
+    assert.equal(137, (run_until(dir, "posting", "KILL")))
+    local flagged = {}
+    for k, v in pairs(read_state(dir)) do
+      if v.state == "posting" then flagged[k] = true end
+    end
+    assert.is_truthy(next(flagged))
+    rerun(dir)
+    assert_one_report_each(dir)
+    -- The service may hold an extra job for each subject whose submit was
+    -- out when the process died: the state says so.
+    local after = read_state(dir)
+    for k in pairs(flagged) do assert.is_true(after[k].extra_job, k) end
+    for k, v in pairs(after) do
+      if not flagged[k] then assert.is_nil(v.extra_job, k) end
+    end
+  end)
+
+  it("Ctrl-C while a submit's answer is on its way: the job is recorded, nothing is submitted twice", function()
+    local dir = home .. "/interrupted"
+    -- The service starts the job at once and answers 1.5 s later.
+    control("POST", "/faults", { match = "GET /insights/users/", delay_ms = 1500, times = 1 })
+    local h = host.start({ "guest-access", dir }, { env = env })
+    local deadline = auditrun.now() + 60
+    while next(submits()) == nil and auditrun.now() < deadline do auditrun.sleep(0.02) end
+    assert.is_truthy(next(submits()), "no submit was sent")
+    h:signal("INT")
+    local code, _, err = h:wait(60)
+    assert.equal(130, code, err)
+    local recorded = 0
+    for _, v in pairs(read_state(dir)) do
+      if v.job then recorded = recorded + 1 end
+    end
+    assert.is_true(recorded >= 1)
+    for _ = 1, 2 do
+      -- Interrupted again, each time during a submit's answer.
+      control("POST", "/faults", { match = "GET /insights/users/", delay_ms = 1000, times = 1 })
+      local before = 0
+      for _, n in pairs(submits()) do before = before + n end
+      h = host.start({ "guest-access", dir }, { env = env })
+      deadline = auditrun.now() + 60
+      repeat
+        auditrun.sleep(0.02)
+        local now = 0
+        for _, n in pairs(submits()) do now = now + n end
+      until now > before or auditrun.now() > deadline
+      h:signal("INT")
+      assert.equal(130, (h:wait(60)))
+    end
+    rerun(dir)
+    assert_one_report_each(dir)
+    assert_each_submitted_once(dir)
+  end)
+
+  it("finish every report once through 429s with Retry-After, 503s, cut downloads and a revoked token", function()
+    local dir = home .. "/faults"
+    control("POST", "/faults", {
+      { match = "GET /insights/users/", status = 429, retry_after = "1", times = 4 },
+      { match = "/exportstatus", status = 503, times = 5 },
+      { match = "/exportfile", reset = true, times = 3 },
+      { match = "/exportstatus", token_revoked = true, times = 1 },
+    })
+    rerun(dir)
+    assert_one_report_each(dir)
+    assert_each_submitted_once(dir)
+    assert.same({}, control("GET", "/faults"))
+  end)
+
+  it("a double Ctrl-C during a plain export's download leaves no temporary file", function()
+    local dir = home .. "/double"
+    os.execute("mkdir -p " .. dir)
+    local script = host.script(([[
+      local auditrun = require "auditrun"
+      local c = auditrun.try(require("auditrun.insights").connect())
+      auditrun.try(c:export("user_permissions_export", { email = %q, data_sources = { "teams" } }, { dir = %q }))
+    ]]):format(guests[1].loginName, dir))
+    control("POST", "/faults", { match = "/exportfile", slow_ms = 20000, times = 1 })
+    local h = host.start({ script }, { env = env })
+    local deadline = auditrun.now() + 60
+    local function part()
+      for _, n in ipairs(util.listing(dir)) do if n:find(".part-", 1, true) then return n end end
+    end
+    while not part() and auditrun.now() < deadline do auditrun.sleep(0.02) end
+    assert.is_truthy(part(), "the download never started")
+    h:signal("INT")
+    h:signal("INT")
+    assert.equal(130, (h:wait(60)))
+    os.remove(script)
+    assert.same({}, util.listing(dir))
+  end)
+end)

@@ -14,26 +14,30 @@
 -- retrieval returns an iterator over its rows, a job's file endpoint
 -- downloads, anything else returns the decoded answer. Parameters are
 -- checked before anything is sent.
-local auth = require "auditrun.auth"
-local catalog = require "auditrun.catalog"
-local client = require "auditrun.client"
-local config = require "auditrun.config"
-local settings_schema = require("auditrun.insights.settings").schema
-local endpoints = require "auditrun.insights.endpoints"
 local errors = require "auditrun.errors"
-local jobs = require "auditrun.jobs"
-local paging = require "auditrun.paging"
-local runs = require "auditrun.run"
+local util = require "auditrun.util"
+-- What only a connection, a call or a run needs loads on first use.
+local auth = util.lazy "auditrun.auth"
+local catalog = util.lazy "auditrun.catalog"
+local client = util.lazy "auditrun.client"
+local config = util.lazy "auditrun.config"
+local settings_module = util.lazy "auditrun.insights.settings"
+local endpoints = util.lazy "auditrun.insights.endpoints"
+local jobs = util.lazy "auditrun.jobs"
+local paging = util.lazy "auditrun.paging"
+local runs = util.lazy "auditrun.run"
 
 local M = {}
 
 M.MAX_JOBS = 5
 
 --- The two compiled catalogues: graph and legacy.
-M.catalogues = {
-  graph = catalog.new("graph", endpoints.graph),
-  legacy = catalog.new("legacy", endpoints.legacy),
-}
+M.catalogues = setmetatable({}, { __index = function(t, api)
+  if api ~= "graph" and api ~= "legacy" then return nil end
+  local c = catalog.new(api, endpoints[api])
+  rawset(t, api, c)
+  return c
+end })
 
 local Client = {}
 
@@ -101,7 +105,7 @@ local GraphClient, LegacyClient
 --- connect(settings, {profile=}) -> client | nil, err. Settings and their
 --- sources are those of auditrun.config.
 function M.connect(settings, opts)
-  local cfg, err = config.load(settings_schema, settings, opts)
+  local cfg, err = config.load(settings_module.schema, settings, opts)
   if not cfg then return nil, err end
   local session, serr = auth.from_config(cfg)
   if not session then return nil, serr end

@@ -18,4 +18,11 @@ function M.merge(into, from)
   return into
 end
 
+--- lazy(name) -> a stand-in for module `name` that requires it on first
+--- use: a module a script may never need costs nothing to load (Lua parses
+--- every module it loads, some 0.1 ms per 5 KB).
+function M.lazy(name)
+  return setmetatable({}, { __index = function(_, k) return require(name)[k] end })
+end
+
 return M

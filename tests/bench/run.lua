@@ -28,6 +28,27 @@ local ours = timed(HOST .. " --version > /dev/null", n)
 local peer = timed("lua5.4 -e '' > /dev/null", n)
 report("start-up: --version vs lua5.4 -e ''", ours * 1000, peer * 1000, "ms", "at most 2x")
 
+-- CPU (user + system) per run of a command, from the shell's `times`.
+local function cpu_per_run(cmd, runs)
+  local out = sh(("bash -c 'for i in $(seq %d); do %s > /dev/null; done; times'"):format(runs, cmd))
+  local um, us, sm, ss = out:match("\n(%d+)m([%d.]+)s (%d+)m([%d.]+)s%s*$")
+  return (tonumber(um) * 60 + tonumber(us) + tonumber(sm) * 60 + tonumber(ss)) / runs
+end
+-- Scripts start with the core loaded, and with it libcurl: the floor is a
+-- C program that links libcurl and initialises it (tests/bench/curl_floor.c).
+local dir0 = sh("mktemp -d"):gsub("%s+$", "")
+local empty, insights = dir0 .. "/empty.lua", dir0 .. "/insights.lua"
+os.execute(("printf '' > %s && printf 'require \"auditrun.insights\"\\n' > %s"):format(empty, insights))
+local floor = os.getenv("PWD") .. "/build/bench/curl-floor"
+cpu_per_run(HOST .. " " .. empty, 10)
+cpu_per_run(floor, 10)
+local cpu_empty = cpu_per_run(HOST .. " " .. empty, n)
+local cpu_floor = cpu_per_run(floor, n)
+local cpu_insights = cpu_per_run(HOST .. " " .. insights, n)
+report("start-up CPU: empty script vs libcurl floor", cpu_empty * 1000, cpu_floor * 1000, "ms", "at most 1.3x")
+report("start-up CPU: require auditrun.insights vs empty", cpu_insights * 1000, cpu_empty * 1000, "ms", "under 1.2x")
+os.execute("rm -rf " .. dir0)
+
 local sb = sandbox.start {}
 http.ca_file = sb.ca_file
 local small = sb.url .. "/test/small"

@@ -52,6 +52,23 @@ function M.words(s)
   return out
 end
 
+--- one_of(list) -> a converter for comma-separated words, each one of list.
+function M.one_of(list)
+  local known = {}
+  for _, w in ipairs(list) do known[w] = true end
+  return function(s)
+    local words, why = M.words(s)
+    if not words then return nil, why end
+    for _, w in ipairs(words) do
+      if not known[w:lower()] then
+        return nil, string.format("unknown value '%s' (one of %s)", w, table.concat(list, ", "))
+      end
+      words[_] = w:lower()
+    end
+    return words
+  end
+end
+
 --- Flattens the values of a repeatable --flag whose converter gives lists.
 function M.flatten(lists)
   local out = {}

@@ -12,27 +12,13 @@
 local cjson = require "cjson"
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
+local records = require "auditrun.records"
 
 local M = {}
 
 M.NAME = "manifest.jsonl"
 
 local FIELDS = { "kind", "api", "subjects", "job_id", "file", "bytes", "sha256", "finished" }
-
---- encode(order, values, lists) -> a JSON object with its fields in the
---- given order (lines read and diff alike); keys in `lists` are arrays even
---- when empty (lua-cjson would write an empty table as {}).
-function M.encode(order, values, lists)
-  local parts = {}
-  for _, k in ipairs(order) do
-    local v = values[k]
-    if v ~= nil then
-      local text = (lists and lists[k] and next(v) == nil) and "[]" or cjson.encode(v)
-      parts[#parts + 1] = cjson.encode(k) .. ":" .. text
-    end
-  end
-  return "{" .. table.concat(parts, ",") .. "}"
-end
 
 local Manifest = {}
 Manifest.__index = Manifest
@@ -77,7 +63,7 @@ end
 function Manifest:add(entry)
   assert(type(entry.file) == "string", "a manifest entry needs its file")
   if self.files[entry.file] then return false end
-  local line = M.encode(FIELDS, {
+  local line = records.encode_object(FIELDS, {
     kind = entry.kind, api = entry.api, subjects = entry.subjects or {},
     job_id = entry.job_id, file = entry.file, bytes = entry.bytes, sha256 = entry.sha256,
     finished = entry.finished or os.date("!%Y-%m-%dT%H:%M:%SZ"),

@@ -11,7 +11,7 @@
 --   p:event("info", "done", "AccessReport.zip", { bytes = 1234 })
 --   p:result("reports/AccessReport.zip")
 --   p:close()
-local cjson = require "cjson"
+local records = require "auditrun.records"
 local task = require "auditrun.task"
 
 local M = {}
@@ -30,6 +30,7 @@ end
 
 --- new{quiet=, verbose=, format="text"|"json", live=bool (default: stderr
 --- is a terminal), sample=fn(counts) (fills in counts before a redraw),
+--- rows=true (a records run: the line counts rows, not reports),
 --- out=, err=, clock=, now=} -> progress
 function M.new(o)
   o = o or {}
@@ -38,8 +39,8 @@ function M.new(o)
   local p = setmetatable({
     quiet = o.quiet, verbose = o.verbose, format = o.format or "text", live = live and not o.quiet,
     out = o.out or io.stdout, err = o.err or io.stderr, clock = o.clock or task.now,
-    wall = o.now or os.time, sample = o.sample,
-    counts = { listed = 0, queued = 0, running = 0, done = 0, failed = 0, bytes = 0 },
+    wall = o.now or os.time, sample = o.sample, rows = o.rows,
+    counts = { listed = 0, queued = 0, running = 0, done = 0, failed = 0, bytes = 0, skipped = 0 },
     listing = true, drawn = false, last_draw = -math.huge,
   }, Progress)
   p.started = p.clock()
@@ -91,6 +92,10 @@ end
 function Progress:line()
   local c = self.counts
   if self.sample then self.sample(c) end
+  if self.rows then
+    return string.format("%s rows %d%s  %s", M.duration(self:elapsed()), c.done,
+      c.skipped > 0 and string.format(" (%d from an earlier run)", c.skipped) or "", M.bytes(c.bytes))
+  end
   local eta = self:eta()
   return string.format("%s listed %d  queued %d  running %d  done %d  failed %d  %s  ETA %s",
     M.duration(self:elapsed()), c.listed, c.queued, c.running, c.done, c.failed, M.bytes(c.bytes),
@@ -136,7 +141,7 @@ function Progress:event(level, name, message, fields)
   if self.format == "json" and not self.live then
     local rec = { time = stamp(self), level = level, event = name, message = message }
     for k, v in pairs(fields or {}) do if rec[k] == nil then rec[k] = v end end
-    write(self.err, cjson.encode(rec), "\n")
+    write(self.err, records.encode(rec), "\n")
   elseif self.live then
     write(self.err, level == "error" and "failed: " or "", message, "\n")
   else

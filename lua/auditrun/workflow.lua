@@ -21,6 +21,7 @@ local errors = require "auditrun.errors"
 local files = require "auditrun.files"
 local manifest = require "auditrun.manifest"
 local progress = require "auditrun.progress"
+local records = require "auditrun.records"
 local runs = require "auditrun.run"
 local task = require "auditrun.task"
 
@@ -202,7 +203,7 @@ function Run:finish()
     p:say(string.format("%s: %d to submit (dry run: nothing sent)", self.name, s.listed))
     return s
   end
-  errors.try(files.write_atomic(self.dir .. "/" .. M.SUMMARY, manifest.encode(SUMMARY_FIELDS, s,
+  errors.try(files.write_atomic(self.dir .. "/" .. M.SUMMARY, records.encode_object(SUMMARY_FIELDS, s,
     { failures = true, extra_jobs = true })
     .. "\n"))
   local lines = {
@@ -224,6 +225,51 @@ function Run:finish()
       s.failed, s.listed)), 0)
   end
   return s
+end
+
+-- ---- records workflows ---------------------------------------------------------
+
+--- records(opts, {columns=, rows=function() -> iterator over rows}): a
+--- records workflow's whole run. The rows go to opts.out (auditrun.records:
+--- JSON Lines or CSV, resumable), a live line counts them, and a summary
+--- says how many and where. A failure part way keeps what was written (the
+--- rerun resumes) and raises.
+function M.records(opts, o)
+  local p = progress.new { quiet = opts.quiet, verbose = opts.verbose, format = opts.log_format, rows = true }
+  local w = errors.try(records.open(opts.out, { format = opts.format, columns = o.columns }))
+  local name = opts.name or "records"
+  if w.complete then
+    p:close()
+    p:say(string.format("%s: %s is complete from an earlier run (%d rows); remove it (and %s) to fetch it again",
+      name, opts.out, w.rows, w.state_path))
+    return w
+  end
+  local c = p.counts
+  c.skipped = w.skip
+  local ok, err = pcall(function()
+    for row in o.rows() do
+      errors.try(w:write(row))
+      if w.seen > w.skip then
+        c.done = c.done + 1
+        c.bytes = w.bytes
+        p:update()
+      end
+    end
+    errors.try(w:close())
+  end)
+  c.bytes = w.bytes
+  p:close()
+  if not ok then
+    w:abandon()
+    p:say(string.format("%s: stopped after %d rows in %s; run again with the same --out to resume", name, w.rows,
+      opts.out))
+    error(err, 0)
+  end
+  local dropped = w:dropped_columns()
+  p:say(string.format("%s: %d rows in %s (%s, %d from an earlier run), %s in %s%s", name, w.rows, opts.out, opts.format,
+    w.skip, progress.bytes(w.bytes), progress.duration(p:elapsed()),
+    #dropped > 0 and ("; not in the CSV columns: " .. table.concat(dropped, ", ")) or ""))
+  return w
 end
 
 return M

@@ -19,18 +19,7 @@ M.LANGUAGES = { "en-US", "ja-JP", "fr-FR" }
 function M.data_sources_flag(p, words)
   p:option("--data-sources", "Workspaces to report on, comma-separated: " .. table.concat(words, ", ")
     .. " (default: all of them).")
-    :argname("LIST"):count("*"):convert(function(s)
-      local list, why = cli.words(s)
-      if not list then return nil, why end
-      local known = {}
-      for _, w in ipairs(words) do known[w] = true end
-      for _, w in ipairs(list) do
-        if not known[w:lower()] then
-          return nil, string.format("unknown data source '%s' (one of %s)", w, table.concat(words, ", "))
-        end
-      end
-      return list
-    end)
+    :argname("LIST"):count("*"):convert(cli.one_of(words))
 end
 
 --- The data sources the options ask for (all of them by default).
@@ -100,6 +89,61 @@ function M.run_exports(opts, o)
     if #pending > 0 then add_job(pending) end
   end)
   return run:finish()
+end
+
+-- The Graph row fields of each records endpoint, in the order of its
+-- document's response table: the CSV columns (a row's other fields follow).
+M.COLUMNS = {
+  site_overview = { "siteName", "siteUrl", "riskItemCount", "sensitiveItemCount", "exposureItemCount" },
+  site_permissions = { "module", "name", "url", "objectType", "principalName", "email", "principalType",
+                       "permission", "numberOfMembers", "isExternalUser", "inheritType", "linkGivingAccessTo" },
+  user_permissions = { "user", "module", "siteName", "name", "location", "objectType", "inheritType", "permission",
+                       "sensitivityLevel", "dataType", "isDirect", "sensitivityLabel", "trainableClassifier",
+                       "inheritedFrom" },
+  site_detail_records = { "id", "name", "location", "objectType", "createdBy", "module", "inheritType", "siteName",
+                          "sensitivityLevel", "exposureLevel", "scannedTime", "createdTime", "modifiedTime",
+                          "channelName", "riskLevel", "privacy", "dataType", "sensitivityLabel",
+                          "trainableClassifier", "tagName", "retentionLabel", "creatorEmail", "webUrl" },
+  sharing_link_summaries = { "id", "siteId", "selfId", "linkId", "logonName", "createTime", "expireTime", "name",
+                             "objectUrl", "linkType", "shareBy", "inheritFrom", "inheritType", "shareWith", "linkUrl",
+                             "permission", "fileType", "sensitivityLevel" },
+}
+
+--- columns(api, graph_endpoint) -> the declared CSV columns for the Graph
+--- API; for the legacy API the first row's fields (its names differ).
+function M.columns(api, name)
+  if api.api == "graph" then return M.COLUMNS[name] end
+  return nil
+end
+
+-- Sharing link types, as the catalogue's words take them.
+M.LINK_TYPES = { "specific", "organization", "anyone" }
+M.GOOGLE_LINK_TYPES = { "target_audience", "anyone" }
+
+--- site_ids(api, urls) -> the Graph site ids of site URLs, one site_id call
+--- each. Raises on a site the service does not know.
+function M.site_ids(api, urls)
+  local ids = {}
+  for i, url in ipairs(urls) do
+    local body = auditrun.try(api:call("site_id", { siteUrl = url }))
+    local id = type(body) == "table" and (body.values or body.results or body)[1]
+    if type(id) ~= "string" then
+      error(auditrun.error("insights", "no site id for " .. url), 0)
+    end
+    ids[i] = id
+  end
+  return ids
+end
+
+--- in_chunks(list, n) -> an iterator over slices of at most n items.
+function M.in_chunks(list, n)
+  local i = 0
+  return function()
+    if i >= #list then return nil end
+    local chunk = table.move(list, i + 1, math.min(i + n, #list), 1, {})
+    i = i + n
+    return chunk
+  end
 end
 
 --- users(api) -> an iterator over the user summaries of either API.

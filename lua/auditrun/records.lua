@@ -1,0 +1,315 @@
+-- auditrun.records: rows to a file, streamed and resumable, whatever the
+-- vendor. JSON Lines (one object a line) or CSV (RFC 4180: UTF-8, a header
+-- row, CRLF line ends, fields with a comma, quote or line break quoted and
+-- their quotes doubled).
+--
+--   local w = auditrun.try(records.open("sites.csv", { format = "csv", columns = { "siteUrl", "siteName" } }))
+--   if not w.complete then
+--     for row in client:rows("site_overview") do auditrun.try(w:write(row)) end
+--     auditrun.try(w:close())
+--   end
+--
+-- Memory stays flat: rows go out as they come, through a small buffer.
+-- Every CHECKPOINT rows or megabyte (and at close) the file is fsynced and its length
+-- and row count recorded in a hidden file beside it (.NAME.auditrun, written
+-- atomically). A rerun after a failure, Ctrl-C or kill -9 cuts the file back
+-- to the last recorded length (dropping a torn row) and skips as many rows
+-- as were recorded: the caller reads its source from the start again and
+-- the file ends with each row once, provided the source gives its rows in
+-- the same order each time (the paged APIs here do). A file complete from
+-- an earlier run is left alone (`w.complete`). One writer per file at a
+-- time (a lock beside it).
+local cjson = require "cjson"
+local errors = require "auditrun.errors"
+local files = require "auditrun.files"
+
+local M = {}
+
+M.CHECKPOINT = 500               -- rows, or
+M.CHECKPOINT_BYTES = 1 << 20     -- bytes written, between two checkpoints
+local FORMAT = "auditrun-records/1"
+local COPY_CHUNK = 65536
+
+local Writer = {}
+Writer.__index = Writer
+Writer.__name = "auditrun.records"
+
+local function fail(message)
+  return nil, errors.new("records", message)
+end
+
+local function file_size(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local size = f:seek("end")
+  f:close()
+  return size
+end
+
+-- ---- JSON ---------------------------------------------------------------------
+
+--- encode(value) -> JSON text, with '/' left bare (lua-cjson writes "\/":
+--- valid, but not what people expect in URLs and paths). Safe: in its
+--- output a '/' is always right after the one backslash that escapes it.
+function M.encode(value)
+  return (cjson.encode(value):gsub("\\/", "/"))
+end
+
+--- encode_object(order, values, lists) -> a JSON object with its fields in
+--- the given order (lines read and diff alike); keys in `lists` are arrays
+--- even when empty (lua-cjson writes an empty table as {}).
+function M.encode_object(order, values, lists)
+  local parts = {}
+  for _, k in ipairs(order) do
+    local v = values[k]
+    if v ~= nil then
+      local text = (lists and lists[k] and next(v) == nil) and "[]" or M.encode(v)
+      parts[#parts + 1] = M.encode(k) .. ":" .. text
+    end
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+-- ---- CSV ----------------------------------------------------------------------
+
+local function cell(v)
+  if v == nil or v == cjson.null then return "" end
+  local t = type(v)
+  if t == "table" then
+    v = M.encode(v)
+  elseif math.type(v) == "float" and v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then
+    v = string.format("%d", v)  -- JSON numbers decode as floats: 17, not 17.0
+  else
+    v = tostring(v)
+  end
+  if v:find('[,"\r\n]') then v = '"' .. v:gsub('"', '""') .. '"' end
+  return v
+end
+
+--- csv_line(values) -> one RFC 4180 record, CRLF included.
+function M.csv_line(values, n)
+  local out = {}
+  for i = 1, n or #values do out[i] = cell(values[i]) end
+  return table.concat(out, ",") .. "\r\n"
+end
+
+-- ---- state beside the file ---------------------------------------------------------
+
+local function state_path(path)
+  local dir, name = path:match("^(.*/)([^/]*)$")
+  if not dir then dir, name = "", path end
+  return dir .. "." .. name .. ".auditrun"
+end
+
+local function save(self)
+  return files.write_atomic(self.state_path, cjson.encode {
+    format = FORMAT, file_format = self.format, rows = self.rows, bytes = self.bytes,
+    columns = self.columns, complete = self.complete or nil,
+  })
+end
+
+-- Cuts the file back to `bytes` by copying that much into a private file
+-- beside it and renaming it over (Lua has no truncate): only after a kill.
+local function cut(path, bytes)
+  local tmp = state_path(path) .. ".cut"
+  local ok, err = files.write_atomic(tmp, "")
+  if not ok then return nil, err end
+  local src, serr = io.open(path, "rb")
+  if not src then return fail(tostring(serr)) end
+  local dst, derr = io.open(tmp, "r+b")
+  if not dst then src:close() return fail(tostring(derr)) end
+  local left = bytes
+  while left > 0 do
+    local chunk = src:read(math.min(left, COPY_CHUNK))
+    if not chunk then break end
+    dst:write(chunk)
+    left = left - #chunk
+  end
+  src:close()
+  dst:close()
+  if left > 0 then os.remove(tmp) return fail(path .. " is shorter than its record says") end
+  ok, err = files.fsync(tmp)
+  if not ok then return nil, err end
+  local renamed, rerr = os.rename(tmp, path)
+  if not renamed then os.remove(tmp) return fail(tostring(rerr)) end
+  return files.fsync_dir_of(path)
+end
+
+--- open(path, {format = "jsonl"|"csv", columns = {...}}) -> writer | nil, err.
+--- columns: the CSV columns in order; the first row's other keys follow,
+--- sorted. writer.complete: the file was finished by an earlier run.
+function M.open(path, o)
+  o = o or {}
+  local format = o.format or "jsonl"
+  assert(format == "jsonl" or format == "csv", "records format is jsonl or csv")
+  local w = setmetatable({ path = path, state_path = state_path(path), format = format, rows = 0, bytes = 0,
+                           written = 0, seen = 0, skip = 0, saved_bytes = 0, buffer = {}, want_columns = o.columns,
+                           dropped = {} }, Writer)
+  local dir = path:match("^(.*)/[^/]*$")
+  if dir and dir ~= "" then
+    local ok, err = files.mkdirs(dir)
+    if not ok then return nil, err end
+  end
+  local lock, lerr = files.lock(w.state_path .. ".lock")
+  if not lock then
+    if lerr.kind == "locked" then return fail("another run is writing " .. path) end
+    return nil, lerr
+  end
+  w.lock = lock
+  local text = files.exists(w.state_path) and files.read(w.state_path)
+  if text then
+    local ok, st = pcall(cjson.decode, text)
+    if not ok or type(st) ~= "table" or st.format ~= FORMAT then
+      lock:close()
+      return fail(w.state_path .. " is not a record this auditrun wrote; move it away to start " .. path .. " over")
+    end
+    if st.file_format ~= format then
+      lock:close()
+      return fail(string.format("%s was started as %s; give --format %s, or another file", path, st.file_format,
+        st.file_format))
+    end
+    w.rows, w.bytes, w.skip = math.tointeger(st.rows) or 0, math.tointeger(st.bytes) or 0, math.tointeger(st.rows) or 0
+    w.saved_bytes = w.bytes
+    w.columns = st.columns ~= cjson.null and st.columns or nil
+    w.complete = st.complete == true
+    local size = file_size(path)
+    if not size then
+      lock:close()
+      return fail(string.format("%s is gone but %s says %d rows were written; remove that too to start over",
+        path, w.state_path, w.rows))
+    end
+    if size > w.bytes then
+      local ok2, err = cut(path, w.bytes)
+      if not ok2 then lock:close() return nil, err end
+    elseif size < w.bytes then
+      lock:close()
+      return fail(string.format("%s is shorter than the %d bytes recorded in %s", path, w.bytes, w.state_path))
+    end
+  elseif files.exists(path) then
+    lock:close()
+    return fail(path .. " exists and was not written by auditrun; move it away or choose another file")
+  else
+    -- The record first, then the (private, empty) file it describes.
+    local ok, err = save(w)
+    if ok then ok, err = files.write_atomic(path, "") end
+    if not ok then lock:close() return nil, err end
+  end
+  if not w.complete then
+    local f, ferr = io.open(path, "ab")
+    if not f then lock:close() return fail(tostring(ferr)) end
+    w.file = f
+  end
+  return w
+end
+
+local function columns_of(self, row)
+  local cols, seen = {}, {}
+  for _, c in ipairs(self.want_columns or {}) do
+    cols[#cols + 1] = c
+    seen[c] = true
+  end
+  local extra = {}
+  for k in pairs(row) do
+    if type(k) == "string" and not seen[k] then extra[#extra + 1] = k end
+  end
+  table.sort(extra)
+  for _, k in ipairs(extra) do cols[#cols + 1] = k end
+  return cols
+end
+
+local function flush(self)
+  if #self.buffer == 0 then return true end
+  local data = table.concat(self.buffer)
+  self.buffer = {}
+  local ok, err = self.file:write(data)
+  if not ok then return fail(tostring(err)) end
+  self.bytes = self.bytes + #data
+  return true
+end
+
+--- checkpoint() -> true | nil, err: what is written so far survives a kill.
+function Writer:checkpoint()
+  local ok, err = flush(self)
+  if not ok then return nil, err end
+  ok, err = self.file:flush()
+  if not ok then return fail(tostring(err)) end
+  ok, err = files.fsync(self.path)
+  if not ok then return nil, err end
+  self.saved_bytes = self.bytes
+  return save(self)
+end
+
+--- write(row) -> true | nil, err. A row an earlier run wrote is passed by.
+function Writer:write(row)
+  assert(type(row) == "table", "a record is a table")
+  assert(self.file, "the records file is closed")
+  self.seen = self.seen + 1
+  if self.seen <= self.skip then return true end
+  local line
+  if self.format == "jsonl" then
+    line = M.encode(row) .. "\n"
+  else
+    if not self.columns then
+      self.columns = columns_of(self, row)
+      self.buffer[#self.buffer + 1] = M.csv_line(self.columns)
+    end
+    local values, known = {}, {}
+    for i, c in ipairs(self.columns) do
+      values[i] = row[c]
+      known[c] = true
+    end
+    for k in pairs(row) do
+      if not known[k] then self.dropped[k] = true end
+    end
+    line = M.csv_line(values, #self.columns)
+  end
+  self.buffer[#self.buffer + 1] = line
+  self.rows = self.rows + 1
+  self.written = self.written + 1
+  if #self.buffer >= 64 then
+    local ok, err = flush(self)
+    if not ok then return nil, err end
+  end
+  if self.written % M.CHECKPOINT == 0 or self.bytes - self.saved_bytes >= M.CHECKPOINT_BYTES then
+    return self:checkpoint()
+  end
+  return true
+end
+
+--- close() -> true | nil, err: the file is complete (a rerun leaves it
+--- alone). An empty CSV still gets its header row when columns were given.
+function Writer:close()
+  if not self.file then return true end
+  if self.format == "csv" and not self.columns and self.want_columns then
+    self.columns = self.want_columns
+    self.buffer[#self.buffer + 1] = M.csv_line(self.columns)
+  end
+  local ok, err = self:checkpoint()
+  if not ok then return nil, err end
+  self.file:close()
+  self.file = nil
+  self.complete = true
+  ok, err = save(self)
+  self.lock:close()
+  return ok, err
+end
+
+--- abandon(): stops without marking the file complete (a rerun resumes);
+--- what was written is checkpointed first.
+function Writer:abandon()
+  if not self.file then return end
+  pcall(self.checkpoint, self)
+  self.file:close()
+  self.file = nil
+  self.lock:close()
+end
+
+--- dropped_columns() -> sorted keys some row had that the CSV has no column for.
+function Writer:dropped_columns()
+  local out = {}
+  for k in pairs(self.dropped) do out[#out + 1] = k end
+  table.sort(out)
+  return out
+end
+
+return M

@@ -16,6 +16,7 @@
 -- totalRecords. Activities, sources and export types go by id or by name
 -- (dealcloud.name / dealcloud.id translate both ways); each row gets `ip`,
 -- its ipAddress integer as a dotted quad.
+local activity = require "auditrun.activity"
 local auth = require "auditrun.auth"
 local catalog = require "auditrun.catalog"
 local client = require "auditrun.client"
@@ -166,18 +167,29 @@ end
 --- event(row) -> the row in the activity timeline's schema.
 function M.event(row)
   local t = time.parse(row.eventDate)
-  local activity = math.tointeger(row.activityTypeId)
-  local verb = data.verbs[activity] or "other"
-  if activity == 8 and data.export_verbs[math.tointeger(row.exportDataType)] then
+  local kind = math.tointeger(row.activityTypeId)
+  local verb = data.verbs[kind] or "other"
+  if kind == 8 and data.export_verbs[math.tointeger(row.exportDataType)] then
     verb = data.export_verbs[math.tointeger(row.exportDataType)]
   end
   return {
     time = t and time.iso(t, 3), vendor = "dealcloud", user = row.userName,
-    action = M.name("activity", activity) or row.activityType, verb = verb,
+    action = M.name("activity", kind) or row.activityType, verb = verb,
     source = M.name("source", row.sourceTypeId) or row.sourceType, ip = row.ip or M.dotted(row.ipAddress),
     object = row.exportDataType ~= nil and M.name("export_data", row.exportDataType) or nil, raw = row,
   }
 end
+
+--- timeline(client, from, to) -> the sources of the activity timeline
+--- (auditrun.activity): the user activity of [from, to), in time order.
+function M.timeline(c, from, to)
+  return { activity.source(c:user_activity { from = from, to = to }, M.event, from, to) }
+end
+
+-- The columns of a records file, in the order of the document's sample,
+-- with ip after ipAddress.
+M.COLUMNS = { "eventDate", "userName", "fullName", "userId", "activityTypeId", "activityType", "sourceTypeId",
+              "sourceType", "exportDataType", "ipAddress", "ip", "sessionId" }
 
 local Class
 

@@ -12,6 +12,7 @@
 -- shorter than those before it. Logs come oldest first (sort=date) unless
 -- a sort is given. Operation types go by API value or by the file
 -- manager's name (exavault.name / exavault.id translate both ways).
+local activity = require "auditrun.activity"
 local auth = require "auditrun.auth"
 local catalog = require "auditrun.catalog"
 local client = require "auditrun.client"
@@ -105,6 +106,25 @@ function M.event(item, log)
     ip = f.ip and a[f.ip] or nil, object = a[f.object], raw = item,
   }
 end
+
+--- timeline(client, from, to) -> the sources of the activity timeline
+--- (auditrun.activity): session logs and webhook logs of [from, to), each
+--- in time order.
+function M.timeline(c, from, to)
+  local range = { from = from, to = to - 1 }
+  return {
+    activity.source(c:session_logs(range), function(i) return M.event(i, "session_logs") end, from, to),
+    activity.source(c:webhook_logs(range), function(i) return M.event(i, "webhook_logs") end, from, to),
+  }
+end
+
+-- The columns of a records file: the item's id and type, then its attributes.
+M.COLUMNS = {
+  session_logs = { "id", "date", "userName", "operation", "ipAddress", "protocol", "fileSource", "fileDest",
+                   "bytesTransferred", "duration", "sessionId", "type" },
+  webhook_logs = { "id", "created", "username", "event", "statusCode", "endpointUrl", "resourcePath", "attempt",
+                   "response", "type" },
+}
 
 local Class
 

@@ -14,7 +14,8 @@
 -- and row count recorded in a hidden file beside it (.NAME.auditrun, written
 -- atomically). A rerun after a failure, Ctrl-C or kill -9 cuts the file back
 -- to the last recorded length (dropping a torn row) and skips as many rows
--- as were recorded: the caller reads its source from the start again and
+-- as were recorded: the caller reads its source from the start again (or
+-- from the cursor it marked after its last whole page: mark) and
 -- the file ends with each row once, provided the source gives its rows in
 -- the same order each time (the paged APIs here do). A file complete from
 -- an earlier run is left alone (`w.complete`). One writer per file at a
@@ -104,7 +105,7 @@ end
 local function save(self)
   return files.write_atomic(self.state_path, cjson.encode {
     format = FORMAT, file_format = self.format, rows = self.rows, bytes = self.bytes,
-    columns = self.columns, complete = self.complete or nil,
+    columns = self.columns, complete = self.complete or nil, cursor = self.cursor, cursor_rows = self.cursor_rows,
   })
 end
 
@@ -168,7 +169,10 @@ function M.open(path, o)
       return fail(string.format("%s was started as %s; give --format %s, or another file", path, st.file_format,
         st.file_format))
     end
-    w.rows, w.bytes, w.skip = math.tointeger(st.rows) or 0, math.tointeger(st.bytes) or 0, math.tointeger(st.rows) or 0
+    w.rows, w.bytes = math.tointeger(st.rows) or 0, math.tointeger(st.bytes) or 0
+    -- Rows past the last cursor (mark) are read again and passed by.
+    if st.cursor ~= nil and st.cursor ~= cjson.null then w.cursor, w.cursor_rows = st.cursor, st.cursor_rows end
+    w.skip = w.rows - (math.tointeger(w.cursor_rows) or 0)
     w.saved_bytes = w.bytes
     w.columns = st.columns ~= cjson.null and st.columns or nil
     w.complete = st.complete == true
@@ -274,6 +278,15 @@ function Writer:write(row)
     return self:checkpoint()
   end
   return true
+end
+
+--- mark(cursor) -> true | nil, err: every row written so far came before
+--- `cursor` (a JSON value: the page, offset or window to read next). Saved
+--- with a checkpoint; a rerun gets it back as writer.cursor, reads its
+--- source from there, and passes by only the rows written after it.
+function Writer:mark(cursor)
+  self.cursor, self.cursor_rows = cursor, self.rows
+  return self:checkpoint()
 end
 
 --- close() -> true | nil, err: the file is complete (a rerun leaves it

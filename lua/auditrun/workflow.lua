@@ -229,8 +229,10 @@ end
 
 -- ---- records workflows ---------------------------------------------------------
 
---- records(opts, {columns=, rows=function() -> iterator over rows}): a
---- records workflow's whole run. The rows go to opts.out (auditrun.records:
+--- records(opts, {columns=, rows=function() -> iterator over rows}) or
+--- records(opts, {columns=, pages=function(cursor) -> iterator over (rows,
+--- cursor after them)}): a records workflow's whole run. With pages, a rerun
+--- continues from the cursor saved after the last page written. The rows go to opts.out (auditrun.records:
 --- JSON Lines or CSV, resumable), a live line counts them, and a summary
 --- says how many and where. A failure part way keeps what was written (the
 --- rerun resumes) and raises.
@@ -246,14 +248,23 @@ function M.records(opts, o)
   end
   local c = p.counts
   c.skipped = w.skip
+  local function write(row)
+    errors.try(w:write(row))
+    if w.seen > w.skip then
+      c.done = c.done + 1
+      c.bytes = w.bytes
+      p:update()
+    end
+  end
   local ok, err = pcall(function()
-    for row in o.rows() do
-      errors.try(w:write(row))
-      if w.seen > w.skip then
-        c.done = c.done + 1
-        c.bytes = w.bytes
-        p:update()
+    if o.pages then
+      -- Page by page from where the last run marked, the cursor saved after each.
+      for rows, cursor in o.pages(w.cursor) do
+        for _, row in ipairs(rows) do write(row) end
+        errors.try(w:mark(cursor))
       end
+    else
+      for row in o.rows() do write(row) end
     end
     errors.try(w:close())
   end)

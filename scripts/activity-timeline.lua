@@ -1,0 +1,42 @@
+-- Merges every configured vendor's activity into one time-ordered JSON Lines (or CSV) file in one schema
+local activity = require "auditrun.activity"
+local cli = require "auditrun.cli"
+local vendors = require "auditrun.vendors"
+local workflow = require "auditrun.workflow"
+
+local opts = cli.parse({
+  name = "activity-timeline",
+  summary = "Merges every configured vendor's activity into one time-ordered file in one schema.",
+  description = "Each line: time (UTC, ISO 8601), vendor, user, action (the vendor's name), verb (login, "
+    .. "logout, login_failed, download, upload, delete, share, export ...), source, ip, object and raw (the original "
+    .. "record). A vendor with none of its settings given is left out; one with some but not all is an error "
+    .. "naming what is missing. Memory stays flat however long the range. A rerun with the same --out and range "
+    .. "after an interruption finishes the file, each event once.",
+  kind = "records",
+  flags = function(p)
+    p:option("--from", "Start: a date (its first second) or a time."):argname("TIME"):convert(cli.from_time)
+    p:option("--to", "End, included: a date (its last second) or a time."):argname("TIME"):convert(cli.to_time)
+  end,
+  check = function(o)
+    if not (o.from and o.to) then return "--from and --to are both needed" end
+  end,
+}, ...)
+
+local from, to = activity.range(opts.from, opts.to, { inclusive_to = true })
+local sources, names = {}, {}
+for _, name in ipairs(vendors) do
+  local vendor = require("auditrun." .. name)
+  if vendor.timeline and activity.configured(vendor, opts) then
+    local c = activity.connect(vendor, opts)
+    for _, s in ipairs(vendor.timeline(c, from, to, opts)) do sources[#sources + 1] = s end
+    names[#names + 1] = name
+  end
+end
+if #names == 0 then
+  error(require("auditrun.errors").new("config", "no vendor is configured: set the settings of at least one "
+    .. "(AUDITRUN_DEALCLOUD_URL ..., AUDITRUN_EXAVAULT_URL ..., AUDITRUN_INSIGHTS_URL ...)"), 0)
+end
+workflow.records(opts, {
+  columns = activity.FIELDS,
+  rows = function() return activity.merge(sources) end,
+})

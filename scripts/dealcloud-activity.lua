@@ -1,0 +1,56 @@
+-- Writes DealCloud's user activity audit log for a time range to a JSON Lines or CSV file
+local activity = require "auditrun.activity"
+local cli = require "auditrun.cli"
+local dealcloud = require "auditrun.dealcloud"
+local workflow = require "auditrun.workflow"
+
+-- A table's id or name, checked: a converter for --activity, --source, --export-type.
+local function table_value(kind)
+  return function(s)
+    local id = dealcloud.id(kind, s)
+    if id == nil then return nil, string.format("must be an id or a name of DealCloud's %s table, not '%s'", kind, s) end
+    return id
+  end
+end
+
+local opts = cli.parse({
+  name = "dealcloud-activity",
+  summary = "Writes DealCloud's user activity audit log for a time range to a file.",
+  description = "Times are UTC. The range is read in windows of at most 90 days (the API's limit), each row "
+    .. "once, oldest first. Needs AUDITRUN_DEALCLOUD_URL, AUDITRUN_DEALCLOUD_CLIENT_ID and "
+    .. "AUDITRUN_DEALCLOUD_CLIENT_SECRET (or _FILE), or those keys in a config profile. A rerun with the same --out "
+    .. "after an interruption continues from the last page written.",
+  kind = "records",
+  flags = function(p)
+    p:option("--from", "Start: a date (its first second) or a time; default: 90 days before --to.")
+      :argname("TIME"):convert(cli.from_time)
+    p:option("--to", "End, included: a date (its last second) or a time; default: now."):argname("TIME")
+      :convert(cli.to_time)
+    p:option("--user", "Only these user ids (comma-separated; repeatable)."):argname("IDS"):count("*")
+      :convert(cli.words)
+    p:option("--activity", "Only this activity type, by id or name (login, 'login failed', logout, export ...).")
+      :argname("TYPE"):convert(table_value("activity"))
+    p:option("--source", "Only this source, by id or name (web, mobile, outlook, excel ...).")
+      :argname("SOURCE"):convert(table_value("source"))
+    p:option("--export-type", "With --activity export: only this export data type, by id or name.")
+      :argname("TYPE"):convert(table_value("export_data"))
+  end,
+  check = function(o)
+    for _, u in ipairs(cli.flatten(o.user)) do
+      if not u:match("^%d+$") then return "--user takes user ids (numbers), not '" .. u .. "'" end
+    end
+    if o.export_type and o.activity ~= 8 then return "--export-type needs --activity export (8)" end
+  end,
+}, ...)
+
+local from, to = activity.range(opts.from, opts.to, { inclusive_to = true, default_days = dealcloud.MAX_DAYS })
+local users = {}
+for i, u in ipairs(cli.flatten(opts.user)) do users[i] = math.tointeger(tonumber(u)) end
+local c = activity.connect(dealcloud, opts)
+workflow.records(opts, {
+  columns = dealcloud.COLUMNS,
+  pages = activity.dealcloud_pages(c, {
+    from = from, to = to, userIds = #users > 0 and users or nil, activity = opts.activity, source = opts.source,
+    exportDataType = opts.export_type,
+  }, { from = opts.from and from, to = opts.to and to }),
+})

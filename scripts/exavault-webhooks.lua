@@ -1,0 +1,39 @@
+-- Writes ExaVault's webhook log (each webhook attempt and its answer) to a JSON Lines or CSV file
+local activity = require "auditrun.activity"
+local cli = require "auditrun.cli"
+local exavault = require "auditrun.exavault"
+local workflow = require "auditrun.workflow"
+
+local opts = cli.parse({
+  name = "exavault-webhooks",
+  summary = "Writes ExaVault's webhook log (each webhook attempt and its answer) to a file.",
+  description = "Times are UTC; rows come oldest first, one per attempt: id, type, then its attributes. Needs "
+    .. "AUDITRUN_EXAVAULT_URL, AUDITRUN_EXAVAULT_API_KEY and AUDITRUN_EXAVAULT_ACCESS_TOKEN (or _FILE), or those "
+    .. "keys in a config profile. A rerun with the same --out after an interruption continues from the last page "
+    .. "written.",
+  kind = "records",
+  flags = function(p)
+    p:option("--from", "Start: a date (its first second) or a time."):argname("TIME"):convert(cli.from_time)
+    p:option("--to", "End, included: a date (its last second) or a time."):argname("TIME"):convert(cli.to_time)
+    p:option("--user", "Only webhooks this username triggered."):argname("NAME")
+    p:option("--endpoint-url", "Only attempts to this listener URL."):argname("URL")
+    p:option("--event", "Only this event (resources.upload, resources.download, shares.formSubmit ...).")
+      :argname("EVENT"):convert(function(s)
+        return exavault.id("event", s) or nil, "must be an ExaVault webhook event, not '" .. s .. "'"
+      end)
+    p:option("--status", "Only attempts the listener answered with this HTTP status."):argname("CODE")
+      :convert(cli.count)
+    p:option("--resource-path", "Only resources matching this pattern ('*' matches anything)."):argname("PATTERN")
+  end,
+}, ...)
+
+local from, to = activity.range(opts.from, opts.to, { inclusive_to = true })
+if not opts.to then to = nil end
+local c = activity.connect(exavault, opts)
+workflow.records(opts, {
+  columns = exavault.COLUMNS.webhook_logs,
+  pages = activity.exavault_pages(c, "webhook_logs", {
+    from = from, to = to, username = opts.user, endpointUrl = opts.endpoint_url, event = opts.event,
+    statusCode = opts.status, resourcePath = opts.resource_path,
+  }, { from = opts.from and from, to = opts.to and to }),
+})

@@ -1,0 +1,186 @@
+-- The activity workflows run by the host against the sandbox: DealCloud
+-- activity and ExaVault session and webhook logs to JSON Lines and CSV,
+-- resumed after kill -9 from the last page written with each row once, the
+-- activity timeline's order and schema, and what an unconfigured vendor
+-- does (left out of the timeline; its own workflow names what is missing).
+local sandbox = require "tests.helper.sandbox"
+local auditrun = require "auditrun"
+local cjson = require "cjson"
+local host = require "tests.helper.host"
+local http = require "auditrun.http"
+local time = require "auditrun.time"
+local util = require "tests.helper.util"
+
+local DAY = 86400
+
+local function lines(path)
+  local out = {}
+  local f = io.open(path, "rb")
+  if not f then return out end
+  for l in f:lines() do out[#out + 1] = l end
+  f:close()
+  return out
+end
+
+describe("activity workflows", function()
+  local sb = sandbox.for_describe()
+  local t, dir
+
+  local function control(method, path, body)
+    return auditrun.try(http.request_json { method = method, url = sb.url .. "/activity-control" .. path, json = body,
+                                            ca_file = sb.ca_file })
+  end
+  local function requests(match) return control("GET", "/requests?match=" .. http.escape(match)) end
+
+  -- The environment of a user with DealCloud and ExaVault set up (and no
+  -- config file); `without` leaves settings out.
+  local function env(without)
+    local e = {
+      HOME = "/nonexistent", AUDITRUN_CA_FILE = sb.ca_file,
+      AUDITRUN_DEALCLOUD_URL = sb.url .. "/dealcloud", AUDITRUN_DEALCLOUD_CLIENT_ID = t.dealcloud.client_id,
+      AUDITRUN_DEALCLOUD_CLIENT_SECRET = t.dealcloud.client_secret,
+      AUDITRUN_EXAVAULT_URL = sb.url .. "/exavault/api/v2", AUDITRUN_EXAVAULT_API_KEY = t.exavault.api_key,
+      AUDITRUN_EXAVAULT_ACCESS_TOKEN = t.exavault.access_token,
+    }
+    for _, k in ipairs(without or {}) do e[k] = "" end
+    return e
+  end
+
+  before_each(function()
+    control("POST", "/reset")
+    t = control("GET", "/tenant")
+    dir = util.tempdir()
+  end)
+  after_each(function() os.execute("rm -rf " .. dir) end)
+
+  it("write a year of DealCloud activity as JSON Lines, and as CSV with a header", function()
+    local from = time.parse(t.dealcloud.start)
+    local want = control("GET", ("/dealcloud/rows?from=%s&to=%s"):format(time.iso(from), time.iso(from + 365 * DAY)))
+    local out = dir .. "/dc.jsonl"
+    local code, _, err = host.run({ "dealcloud-activity", "--from", os.date("!%Y-%m-%d", from),
+                                    "--to", os.date("!%Y-%m-%d", from + 364 * DAY), "--out", out, "-q" }, { env = env() })
+    assert.equal(0, code, err)
+    local rows = lines(out)
+    assert.equal(want.count, #rows)
+    for i, l in ipairs(rows) do assert.equal(want.sessions[i], cjson.decode(l).sessionId) end
+    local csv = dir .. "/dc.csv"
+    code, _, err = host.run({ "dealcloud-activity", "--from", os.date("!%Y-%m-%d", from), "--to",
+                              os.date("!%Y-%m-%d", from + 29 * DAY), "--activity", "login failed", "--out", csv,
+                              "--format", "csv", "-q" }, { env = env() })
+    assert.equal(0, code, err)
+    local got = lines(csv)
+    assert.matches("^eventDate,userName,fullName,userId,activityTypeId,activityType,", got[1])
+    assert.is_true(#got > 1)
+    for i = 2, #got do assert.matches(",2,Login Failed,", got[i]) end
+  end)
+
+  it("continue DealCloud activity after kill -9 from the last page written, each row once", function()
+    control("POST", "/config", { dcPerDay = 30, dcPageCap = 200 })
+    t = control("GET", "/tenant")
+    local from = time.parse(t.dealcloud.start)
+    local to = from + 200 * DAY
+    local want = control("GET", ("/dealcloud/rows?from=%s&to=%s"):format(time.iso(from), time.iso(to)))
+    local out = dir .. "/dc.jsonl"
+    local args = { "dealcloud-activity", "--from", time.iso(from):sub(1, 19), "--to", time.iso(to - 1):sub(1, 19),
+                   "--out", out, "-q" }
+    control("POST", "/faults", { match = "POST /dealcloud/api/rest/v1/management/user/activity", delay_ms = 150,
+                                 times = 1000 })
+    local run = host.start(args, { env = env() })
+    for _ = 1, 600 do
+      if #lines(out) > 1500 then break end
+      auditrun.sleep(0.05)
+    end
+    run:signal("KILL")
+    run:wait(20)
+    local before = #lines(out)
+    assert.is_true(before > 0 and before < want.count, "killed too late or too early: " .. before)
+    control("DELETE", "/faults")
+    control("DELETE", "/requests")
+    local code, _, err = host.run(args, { env = env() })
+    assert.equal(0, code, err)
+    local rows = lines(out)
+    assert.equal(want.count, #rows)
+    for i, l in ipairs(rows) do assert.equal(want.sessions[i], cjson.decode(l).sessionId, "row " .. i) end
+    -- The rerun asked for no page the first run had written.
+    local first = requests("/management/user/activity")[1]
+    local body = cjson.decode(first.body)
+    assert.is_true(body.dateFrom ~= time.iso(from) or tonumber(first.url:match("pageNumber=(%d+)")) > 1,
+      "the rerun started over: " .. first.url .. " " .. first.body)
+  end)
+
+  it("write ExaVault session and webhook logs, and continue them after kill -9", function()
+    local out = dir .. "/sessions.jsonl"
+    control("POST", "/faults", { match = "GET /exavault/api/v2/activity/session", delay_ms = 300, times = 1000 })
+    local run = host.start({ "exavault-sessions", "--out", out, "-q" }, { env = env() })
+    for _ = 1, 600 do
+      if #lines(out) >= 1000 then break end
+      auditrun.sleep(0.05)
+    end
+    run:signal("KILL")
+    run:wait(20)
+    assert.is_true(#lines(out) < t.exavault.sessions)
+    control("DELETE", "/faults")
+    control("DELETE", "/requests")
+    local code, _, err = host.run({ "exavault-sessions", "--out", out, "-q" }, { env = env() })
+    assert.equal(0, code, err)
+    local rows, ids = lines(out), {}
+    assert.equal(t.exavault.sessions, #rows)
+    for _, l in ipairs(rows) do
+      local r = cjson.decode(l)
+      assert.is_nil(ids[r.id])
+      ids[r.id] = true
+      assert.is_string(r.operation)
+    end
+    assert.is_true(tonumber(requests("/activity/session")[1].url:match("offset=(%d+)")) > 0)
+
+    local hooks = dir .. "/hooks.csv"
+    code, _, err = host.run({ "exavault-webhooks", "--event", "resources.upload", "--out", hooks, "--format", "csv",
+                              "-q" }, { env = env() })
+    assert.equal(0, code, err)
+    local got = lines(hooks)
+    assert.matches("^id,created,username,event,statusCode,", got[1])
+    assert.is_true(#got > 10)
+    for i = 2, #got do assert.matches(",resources.upload,", got[i]) end
+  end)
+
+  it("merge every configured vendor into one time-ordered timeline in one schema", function()
+    local from = time.parse(t.exavault.first) - DAY
+    local to = from + 120 * DAY
+    local out = dir .. "/timeline.jsonl"
+    local args = { "activity-timeline", "--from", time.iso(from):sub(1, 19), "--to", time.iso(to - 1):sub(1, 19),
+                   "--out", out, "-q" }
+    local code, _, err = host.run(args, { env = env() })
+    assert.equal(0, code, err)
+    local last, vendors, n = "", {}, 0
+    for _, l in ipairs(lines(out)) do
+      local ev = cjson.decode(l)
+      n = n + 1
+      assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$", ev.time)
+      assert.is_true(ev.time >= last, "out of order at line " .. n)
+      last = ev.time
+      local at = time.parse(ev.time)
+      assert.is_true(at >= from and at < to)
+      vendors[ev.vendor] = (vendors[ev.vendor] or 0) + 1
+      assert.is_string(ev.user)
+      assert.is_string(ev.action)
+      assert.is_string(ev.verb)
+      assert.is_table(ev.raw)
+    end
+    assert.is_true(vendors.dealcloud > 100 and vendors.exavault > 100)
+    -- Webhook times carry +01:00 and land in UTC where they belong.
+    local dc = control("GET", ("/dealcloud/rows?from=%s&to=%s"):format(time.iso(from), time.iso(to)))
+    assert.equal(dc.count, vendors.dealcloud)
+
+    -- ExaVault unconfigured: left out. DealCloud half configured: an error naming what is missing.
+    local only = dir .. "/only-dc.jsonl"
+    args[#args - 1] = only
+    code, _, err = host.run(args, { env = env { "AUDITRUN_EXAVAULT_URL", "AUDITRUN_EXAVAULT_API_KEY",
+                                               "AUDITRUN_EXAVAULT_ACCESS_TOKEN" } })
+    assert.equal(0, code, err)
+    assert.equal(vendors.dealcloud, #lines(only))
+    code, _, err = host.run({ "dealcloud-activity", "--out", dir .. "/x.jsonl" },
+      { env = env { "AUDITRUN_DEALCLOUD_CLIENT_SECRET" } })
+    assert.equal(1, code)
+    assert.equal("auditrun: config: DealCloud is not configured: set AUDITRUN_DEALCLOUD_CLIENT_SECRET (or _FILE)\n", err)
+  end)
+end)

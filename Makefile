@@ -45,12 +45,12 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 
 DEPS_DEBIAN := build-essential pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
                libssl-dev openssl lua-cjson lua-argparse lua-busted lua-check luarocks \
-               valgrind curl perl python3 python3-requests
+               valgrind curl perl python3 python3-requests clang libclang-rt-14-dev
 # Node may come from elsewhere than Debian (NodeSource): only ask for
 # Debian's when there is no npm at all.
 DEPS_NODE    = $(if $(shell command -v npm 2>/dev/null),,nodejs npm)
 
-.PHONY: all asan test demo bench install clean deps sandbox-deps dist
+.PHONY: all asan test demo bench install clean deps sandbox-deps dist fuzz fuzz-build
 
 all: build/auditrun build/lib/auditrun/core.so
 
@@ -81,6 +81,38 @@ build/asan/lib/auditrun/core.so: $(ASAN_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(LIBFLAG) $(ASAN_FLAGS) -o $@ $(ASAN_OBJ) $(CORE_LIBS)
 
+# libFuzzer targets (tests/fuzz/): the C parsers, and the Lua-side parsers
+# through tests/fuzz/harness.lua. `make fuzz` runs each for FUZZ_SECONDS;
+# `make test` runs each briefly. Built with clang (clang and
+# libclang-rt-14-dev are in DEPS_DEBIAN).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS    = -std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+                -fno-sanitize-recover=undefined -Icsrc $(LUA_CFLAGS) $(CURL_CFLAGS) $(SSL_CFLAGS)
+FUZZ_C       := b64url key http
+FUZZ_LUA     := jwt_decode disposition zip retry_after
+FUZZ_BINS    := $(FUZZ_C:%=build/fuzz/%) $(FUZZ_LUA:%=build/fuzz/%)
+FUZZ_OBJ     := $(CORE_SRC:csrc/%.c=build/fuzz/obj/%.o)
+
+build/fuzz/obj/%.o: csrc/%.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+# The http target includes http.c itself, to reach its static callbacks.
+$(FUZZ_C:%=build/fuzz/%): build/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< \
+	  $(filter-out $(if $(filter http,$*),build/fuzz/obj/http.o),$(FUZZ_OBJ)) $(CORE_LIBS) $(LUA_LIBS)
+
+$(FUZZ_LUA:%=build/fuzz/%): build/fuzz/%: tests/fuzz/lua_target.c $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -DFUZZ_TARGET='"$*"' -DFUZZ_ROOT='"$(CURDIR)"' -o $@ $< \
+	  $(FUZZ_OBJ) $(CORE_LIBS) $(LUA_LIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	bash tests/fuzz/run $(FUZZ_SECONDS)
+
 # The floor `make bench` compares start-up against: a program that only
 # links libcurl and initialises it.
 build/bench/curl-floor: tests/bench/curl_floor.c
@@ -94,7 +126,7 @@ tests/sandbox/node_modules/.package-lock.json: tests/sandbox/package-lock.json
 # The README's commands install what is missing first, then build in a
 # second make so that nothing is compiled before the packages are there.
 test: deps
-	@$(MAKE) --no-print-directory all asan sandbox-deps
+	@$(MAKE) --no-print-directory all asan sandbox-deps fuzz-build
 	bash tests/run
 
 demo: deps

@@ -72,6 +72,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud) {
 static size_t on_body(char *data, size_t size, size_t n, void *ud) {
   http_request *req = ud;
   size_t len = size * n;
+  if (len == 0) return 0;  /* nothing to add (and body may still be NULL) */
   if (req->out) {
     if (req->max_download && req->written + len > req->max_download) {
       req->too_large = 1;

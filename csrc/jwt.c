@@ -335,9 +335,11 @@ long jwt_b64url_decode(const char *in, size_t len, unsigned char *out) {
   if (!tmp) return -1;
   for (size_t i = 0; i < len; i++) {
     char c = in[i];
+    /* Only the base64url alphabet: EVP_DecodeBlock would also skip
+     * whitespace around the input. */
     if (c == '-') c = '+';
     else if (c == '_') c = '/';
-    else if (c == '+' || c == '/' || c == '=') {
+    else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) {
       OPENSSL_free(tmp);
       return -1;
     }

@@ -224,6 +224,19 @@ describe("http", function()
       assert.same({ 1.5 }, slept)
     end)
 
+    -- Found by the retry_after fuzz target: tonumber took "08888E888" (and
+    -- "1e999", hex, "inf") as a Retry-After, an infinite wait.
+    it("read Retry-After as digits only, and never as an endless wait", function()
+      local p = http.policy { wallclock = function() return 1700000000 end }
+      for _, v in ipairs { "1e999", "08888E888", "0x10", "inf", "nan", "-5", "1.5", " 12a", "" } do
+        assert.is_nil(p:server_delay { ["retry-after"] = v }, v)
+      end
+      assert.equal(120, p:server_delay { ["retry-after"] = " 120 " })
+      assert.equal(2 ^ 31, p:server_delay { ["retry-after"] = string.rep("9", 400) })
+      assert.equal(2 ^ 31, p:server_delay { ["retry-after-ms"] = string.rep("9", 400) })
+      assert.is_nil(p:server_delay { ["retry-after-ms"] = "1e999" })
+    end)
+
     it("give up at the attempt cap and say so", function()
       local p = policy { attempts = 3 }
       local res, err = http.get(flaky("fail=10&status=503"), { retry = p })

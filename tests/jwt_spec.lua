@@ -184,6 +184,14 @@ describe("encodings and randomness", function()
     assert.equal("decode", err.kind)
   end)
 
+  -- Found by the b64url fuzz target: whitespace around the input was
+  -- skipped (EVP_DecodeBlock trims it), so "    AAAA" decoded.
+  it("refuse anything outside the base64url alphabet, whitespace included", function()
+    for _, s in ipairs { "    AAAA", "AAAA\t\t\t\t", "AA AA", "AAA\n", "\0AAA" } do
+      assert.is_nil(core.b64url_decode(s), s)
+    end
+  end)
+
   it("hash strings and files with SHA-256", function()
     assert.equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", core.sha256(""))
     local path = write_temp(string.rep("abc", 100000))

@@ -22,42 +22,119 @@ local MAX_NAME = 180
 local ZIP_EOCD = "PK\5\6"
 local ZIP_CDH = "PK\1\2"
 
---- The file name a Content-Disposition header offers, or nil. RFC 6266:
---- filename* (RFC 5987, percent-encoded UTF-8) wins over filename.
-function M.disposition_name(header)
-  if type(header) ~= "string" then return nil end
-  local ext = header:match("[Ff][Ii][Ll][Ee][Nn][Aa][Mm][Ee]%*%s*=%s*[%w%-]*'[%w%-]*'([^;]+)")
-  if ext then return http.unescape((ext:gsub("%s+$", ""))) end
-  -- A quoted string, possibly empty. A backslash stays a backslash (a
-  -- Windows path separator to strip), except before a quote.
-  local start = select(2, header:find('[Ff][Ii][Ll][Ee][Nn][Aa][Mm][Ee]%s*=%s*"'))
-  if start then
-    local out, i = {}, start + 1
-    while i <= #header do
-      local ch = header:sub(i, i)
-      if ch == "\\" and header:sub(i + 1, i + 1) == '"' then
-        out[#out + 1], i = '"', i + 2
-      elseif ch == '"' then
-        return table.concat(out)
-      else
-        out[#out + 1], i = ch, i + 1
-      end
-    end
-    return nil  -- no closing quote
+-- The parameters of a Content-Disposition value: lower-cased name -> value
+-- (unquoted), the first of each name kept, and the names whose value was
+-- quoted. A parameter is only ever a whole token after a ";": "xfilename="
+-- is not "filename=". In a quoted value \" and \\ are escapes; any other
+-- backslash stays (a Windows path separator, stripped later). A value
+-- without its closing quote is dropped.
+local function parameters(header)
+  local params, quoted, i, n = {}, {}, 1, #header
+  local function next_param()
+    local semi = header:find(";", i, true)
+    i = semi and semi + 1 or n + 1
   end
-  local bare = header:match("[Ff][Ii][Ll][Ee][Nn][Aa][Mm][Ee]%s*=%s*([^;]+)")
-  return bare and (bare:gsub("%s+$", ""))
+  next_param()  -- past the disposition type
+  while i <= n do
+    local _, e, name = header:find("^%s*([!#$%%&'*+%-.%^_`|~%w]+)%s*=%s*", i)
+    if not name then
+      next_param()
+    else
+      i = e + 1
+      local value, was_quoted
+      if header:sub(i, i) == '"' then
+        local out = {}
+        i, was_quoted = i + 1, true
+        while i <= n do
+          local ch = header:sub(i, i)
+          local after = header:sub(i + 1, i + 1)
+          if ch == "\\" and (after == '"' or after == "\\") then
+            out[#out + 1], i = after, i + 2
+          elseif ch == '"' then
+            value, i = table.concat(out), i + 1
+            break
+          else
+            out[#out + 1], i = ch, i + 1
+          end
+        end
+      else
+        value = header:match("^[^;]*", i)
+        i = i + #value
+        value = value:gsub("%s+$", "")
+      end
+      name = name:lower()
+      if value and params[name] == nil then params[name], quoted[name] = value, was_quoted end
+      next_param()
+    end
+  end
+  return params, quoted
 end
 
---- A name that is safe to create in a directory, or nil: the last path
---- component only, no control or shell-hostile characters, no leading dot
---- or dash, at most 180 bytes.
+-- ISO-8859-1 bytes as UTF-8.
+local function latin1_to_utf8(s)
+  return (s:gsub("[\128-\255]", function(c) return utf8.char(c:byte()) end))
+end
+
+-- An RFC 8187 ext-value (charset'language'percent-encoded), decoded to
+-- UTF-8, or nil when it is malformed or in another charset.
+local function ext_value(v)
+  local charset, encoded = v:match("^([%w!#$%%&+%-%^_`{}~]+)'[%w%-]*'(.*)$")
+  if not charset or encoded:find("[^%w!#$&+%-%.%^_`|~%%]") then return nil end  -- not attr-chars
+  for at in encoded:gmatch("()%%") do
+    if not encoded:sub(at + 1, at + 2):match("^%x%x$") then return nil end   -- a bad escape
+  end
+  charset = charset:lower()
+  local decoded = http.unescape(encoded)
+  if charset == "utf-8" then return utf8.len(decoded) and decoded or nil end
+  if charset == "iso-8859-1" then return latin1_to_utf8(decoded) end
+  return nil
+end
+
+--- The file name a Content-Disposition header offers, or nil. RFC 6266:
+--- filename* (RFC 8187, percent-encoded UTF-8 or ISO-8859-1) wins over
+--- filename; a malformed filename* is ignored. The result is UTF-8.
+function M.disposition_name(header)
+  if type(header) ~= "string" then return nil end
+  local params, quoted = parameters(header)
+  local ext = params["filename*"]
+  local plain = params.filename
+  -- Header bytes that are not UTF-8 are ISO-8859-1, as HTTP had them.
+  if plain and not utf8.len(plain) then plain = latin1_to_utf8(plain) end
+  return (ext and not quoted["filename*"] and ext_value(ext)) or plain
+end
+
+-- Characters that change how a name reads without being visible (bidi
+-- overrides and isolates, marks, zero-width ones), and lookalikes of a path
+-- separator.
+local INVISIBLE = { 0x00AD, 0x061C, 0x180E, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x202A, 0x202B, 0x202C,
+                    0x202D, 0x202E, 0x2060, 0x2066, 0x2067, 0x2068, 0x2069, 0xFEFF }
+local SLASHES = { 0x2044, 0x2215, 0x2216, 0x29F8, 0x29F9, 0xFF0F, 0xFF3C }
+local RESERVED = { con = true, prn = true, aux = true, nul = true }
+for d = 1, 9 do RESERVED["com" .. d], RESERVED["lpt" .. d] = true, true end
+
+local function codepoint_set(list)
+  local set = {}
+  for _, c in ipairs(list) do set[utf8.char(c)] = true end
+  return set
+end
+local INVISIBLE_SET, SLASH_SET = codepoint_set(INVISIBLE), codepoint_set(SLASHES)
+
+--- A name that is safe to create in a directory, or nil: valid UTF-8, the
+--- last path component only (lookalike slashes count), no control,
+--- invisible or bidi characters, none a shell trips on, no leading dot or
+--- dash, not a Windows device name, at most 180 bytes.
 function M.safe_name(name)
-  if type(name) ~= "string" then return nil end
+  if type(name) ~= "string" or not utf8.len(name) then return nil end
+  name = name:gsub(utf8.charpattern, function(c)
+    if SLASH_SET[c] then return "/" end
+    if INVISIBLE_SET[c] or c:match("^\194[\128-\159]$") then return "" end  -- C1 controls too
+  end)
   name = name:match("([^/\\]*)$")                   -- last component, either separator
   name = name:gsub("[%z\1-\31\127]", "")             -- control characters
   name = name:gsub("[^%w%.%-_ ()%[%]@+,=#&~\128-\255]", "_")
   name = name:gsub("^[%s%.%-]+", ""):gsub("[%s%.]+$", "")
+  local stem = name:match("^([^.]*)"):gsub("%s+$", ""):lower()
+  if RESERVED[stem] then name = "_" .. name end
   -- An over-long name is refused, not cut: a cut could split a UTF-8
   -- character or lose what told two reports apart.
   if name == "" or #name > MAX_NAME then return nil end

@@ -160,6 +160,8 @@ end
 M.default_policy = M.policy()
 M.no_retry = M.policy { attempts = 1 }
 
+local MAX_SERVER_DELAY = 2 ^ 31  -- seconds, some 68 years
+
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
                  Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
 
@@ -167,12 +169,14 @@ local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, 
 --- Retry-After (seconds or an HTTP-date), or nil.
 function Policy:server_delay(headers)
   if not headers then return nil end
-  local ms = tonumber(headers["retry-after-ms"])
-  if ms and ms >= 0 then return ms / 1000 end
+  -- Digits only (tonumber would take "1e999", hex, "inf"), and never more
+  -- than MAX_SERVER_DELAY: the retry deadline decides what to do with it.
+  local ms = tonumber(tostring(headers["retry-after-ms"] or ""):match("^%s*(%d+%.?%d*)%s*$"))
+  if ms then return math.min(ms / 1000, MAX_SERVER_DELAY) end
   local ra = headers["retry-after"]
   if not ra then return nil end
-  local secs = tonumber(ra)
-  if secs then return secs >= 0 and secs or nil end
+  local secs = tonumber(ra:match("^%s*(%d+)%s*$"))
+  if secs then return math.min(secs, MAX_SERVER_DELAY) end
   local d, mon, y, h, mi, s = ra:match("^%a+, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
   if not d or not MONTHS[mon] then return nil end
   local at = time.utc { year = tonumber(y), month = MONTHS[mon], day = tonumber(d),

@@ -125,7 +125,8 @@ function createTestRoutes(stats) {
       });
       req.on('end', () => sendJson(res, 200, { bytes, sha256: hash.digest('hex') }));
     }, { stream: true }],
-    // A report download: ?disposition= is sent verbatim as Content-Disposition;
+    // A report download: ?disposition= is sent verbatim as Content-Disposition
+    // (or ?disposition_b64=, its bytes in base64url);
     // kind=zip|truncated|text; rows=N sizes the report inside.
     ['GET', /^\/test\/download$/, (req, res, body, url) => {
       const rows = Number(url.searchParams.get('rows') || 100);
@@ -137,6 +138,10 @@ function createTestRoutes(stats) {
       if (kind === 'text') data = Buffer.from(lines.join('\n'));
       const headers = { 'Content-Type': kind === 'text' ? 'text/csv' : 'application/zip', 'Content-Length': data.length };
       if (url.searchParams.has('disposition')) headers['Content-Disposition'] = url.searchParams.get('disposition');
+      // disposition_b64: the header's raw bytes, base64url (non-ASCII names as a server sends them)
+      if (url.searchParams.has('disposition_b64')) {
+        headers['Content-Disposition'] = Buffer.from(url.searchParams.get('disposition_b64'), 'base64url').toString('latin1');
+      }
       res.writeHead(200, headers);
       res.end(data);
     }],

@@ -13,9 +13,10 @@ description = {
     A C core (HTTP on libcurl's multi interface, JWT signing on OpenSSL 3,
     timers, crash-safe files) with Lua 5.4 bindings, a host binary
     (`auditrun`) that runs workflow scripts as coroutines on one event loop,
-    and a client for AvePoint Insights (the AvePoint Graph API and the legacy
+    and clients for AvePoint Insights (the AvePoint Graph API and the legacy
     Web API: app sign-in with a certificate or secret, paged reports, export
-    jobs that survive reruns), with bundled workflows.
+    jobs that survive reruns), DealCloud's user activity audit log and
+    ExaVault's session and webhook logs, with bundled Insights workflows.
   ]],
   homepage = "https://github.com/auditrun/auditrun",
   license = "MIT",

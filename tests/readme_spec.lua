@@ -2,8 +2,11 @@
 -- that returns a table of profiles) are read as config files and each
 -- profile checked against every vendor's settings; every other block runs
 -- as a script in the host against the sandbox tenant, with the environment
--- a user would set. whoami.lua also fails as the README says it does.
+-- a user would set (Insights, DealCloud and ExaVault all configured).
+-- whoami.lua also fails as the README says it does.
 local sandbox = require "tests.helper.sandbox"
+local auditrun = require "auditrun"
+local http = require "auditrun.http"
 local host = require "tests.helper.host"
 local util = require "tests.helper.util"
 local q = host.quote
@@ -61,8 +64,20 @@ describe("the README", function()
     return run_host({ "script.lua" }, env)
   end
 
+  -- The DealCloud and ExaVault accounts of the sandbox, for their sections.
+  local activity
+  setup(function()
+    activity = auditrun.try(http.request_json { url = sb.url .. "/activity-control/tenant", ca_file = sb.ca_file })
+  end)
+
   local function user_env()
     local env = sb:host_env(dir)
+    env.AUDITRUN_DEALCLOUD_URL = sb.url .. "/dealcloud"
+    env.AUDITRUN_DEALCLOUD_CLIENT_ID = activity.dealcloud.client_id
+    env.AUDITRUN_DEALCLOUD_CLIENT_SECRET = activity.dealcloud.client_secret
+    env.AUDITRUN_EXAVAULT_URL = sb.url .. "/exavault/api/v2"
+    env.AUDITRUN_EXAVAULT_API_KEY = activity.exavault.api_key
+    env.AUDITRUN_EXAVAULT_ACCESS_TOKEN = activity.exavault.access_token
     env.CLIENT_ID, env.CERT, env.PFX_PASSWORD = env.AUDITRUN_CLIENT_ID, env.AUDITRUN_CERT, env.AUDITRUN_CERT_PASSWORD
     env.IDENTITY_URL, env.INSIGHTS_URL = env.AUDITRUN_IDENTITY_URL, env.AUDITRUN_INSIGHTS_URL
     return env

@@ -79,6 +79,13 @@ describe("misuse", function()
       "http%.request{%.%.%.}: takes one table of options" },
     { "http.request{} without url", function() return http.request { method = "GET" } end,
       "http%.request{%.%.%.}: url must be a string" },
+    { "auth.session without client_id", function()
+        return require("auditrun.auth").session { identity_url = "https://id.example.test", scope = "s", secret = "x" }
+      end, "auth%.session{%.%.%.}: needs identity_url or token_url, client_id and scope" },
+    { "auth.session with key and secret", function()
+        return require("auditrun.auth").session { identity_url = "https://id.example.test", client_id = "c",
+          scope = "s", secret = "x", key = {} }
+      end, "auth%.session{%.%.%.}: give exactly one of key and secret" },
   }
   for _, c in ipairs(cases) do
     it("raises naming the function: " .. c[1], function()

@@ -115,9 +115,13 @@ end
 --- for that identity service (found by OIDC discovery) or token endpoint
 --- (given as is), client and scope.
 function M.session(o)
-  assert((o.identity_url or o.token_url) and o.client_id and o.scope,
-    "session needs identity_url or token_url, client_id and scope")
-  assert((o.key ~= nil) ~= (o.secret ~= nil), "give exactly one of key and secret")
+  if type(o) ~= "table" then
+    error("auth.session{...}: takes one table (identity_url = ..., client_id = ..., scope = ..., key = ...)", 2)
+  end
+  if not ((o.identity_url or o.token_url) and o.client_id and o.scope) then
+    error("auth.session{...}: needs identity_url or token_url, client_id and scope", 2)
+  end
+  if (o.key ~= nil) == (o.secret ~= nil) then error("auth.session{...}: give exactly one of key and secret", 2) end
   errors.secret(o.secret)
   local id = table.concat({ trim_slash(o.identity_url or o.token_url), o.client_id, o.scope }, "\0")
   local s = sessions[id]

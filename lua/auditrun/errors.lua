@@ -11,7 +11,7 @@
 -- excerpts and in whatever goes through errors.redact (log lines), also
 -- where a server echoes it percent- or JSON-encoded.
 local core = require "auditrun.core"
-local cjson = require "cjson"
+local cjson_encode  -- lua-cjson, loaded when a secret is first registered
 
 local M = {}
 
@@ -29,7 +29,8 @@ local function spellings(value)
   if escaped ~= value then out[#out + 1] = escaped end
   local plus = escaped:gsub("%%20", "+")  -- form encoding of a space
   if plus ~= escaped then out[#out + 1] = plus end
-  local json = cjson.encode(value):sub(2, -2)
+  cjson_encode = cjson_encode or require("cjson").encode
+  local json = cjson_encode(value):sub(2, -2)
   if json ~= value then out[#out + 1] = json end
   return out
 end

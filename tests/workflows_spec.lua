@@ -37,7 +37,7 @@ describe("bundled workflows", function()
     local code, out = host.run({ "--list" })
     assert.equal(0, code)
     local names = workflows()
-    assert.is_true(#names >= 4, "only " .. #names .. " workflows")
+    assert.is_true(#names >= 12, "only " .. #names .. " workflows")
     for _, name in ipairs(names) do
       assert.matches("\n?" .. name:gsub("%-", "%%-") .. " +%u[^\n]+", out)
     end

@@ -7,6 +7,7 @@
 -- scope, and renewed ahead of expiry by one task while the others wait. A
 -- 401 from an API drops the token, gets a new one and retries once.
 local errors = require "auditrun.errors"
+local log = require "auditrun.log"
 local http = require "auditrun.http"
 local jwt = require "auditrun.jwt"
 local task = require "auditrun.task"
@@ -232,6 +233,8 @@ function Session:post_token(meta, form)
   -- shorter.
   self.renew_at = now + lifetime - math.min(300, lifetime / 2)
   self.tokens_fetched = self.tokens_fetched + 1
+  log.debug("token", "%s from %s, valid for %d s", self.tokens_fetched == 1 and "signed in" or "token renewed",
+    self.identity_url or self.token_url, math.floor(lifetime))
   return self.access_token
 end
 

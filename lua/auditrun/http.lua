@@ -13,6 +13,7 @@ local core = require "auditrun.core"
 local cjson = require "cjson"
 local json = require "auditrun.json"
 local errors = require "auditrun.errors"
+local log = require "auditrun.log"
 local task = require "auditrun.task"
 local time = require "auditrun.time"
 
@@ -335,6 +336,7 @@ function M.request(opts)
       err.message = err.message .. " (retry budget exhausted)"
       return nil, err
     end
+    log.debug("retry", "%s; retry %d of %d in %.1f s", err.message, attempt, policy.attempts - 1, delay)
     policy.sleep(delay)
   end
 end

@@ -11,6 +11,7 @@
 -- up to 30 s, with jitter, within a deadline; a status answer that carries
 -- Retry-After sets the next wait instead.
 local errors = require "auditrun.errors"
+local log = require "auditrun.log"
 local download = require "auditrun.download"
 local http = require "auditrun.http"
 local task = require "auditrun.task"
@@ -141,6 +142,8 @@ function M.submit(o)
       return nil, errors.new("job", string.format("could not start the export %s within %d s (%s)",
         o.name, deadline, why), { retryable = true })
     end
+    log.debug("wait", "the service did not start %s (%s): trying again in %.1f s", o.name,
+      res and ("HTTP " .. res.status) or err.message, wait)
     local slept, serr = pcall(sleep, wait)
     if not slept then
       permit:release()

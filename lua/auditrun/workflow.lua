@@ -19,6 +19,7 @@
 -- --max-attempts times; one that still fails does not stop the others.
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
+local log = require "auditrun.log"
 local manifest = require "auditrun.manifest"
 local progress = require "auditrun.progress"
 local records = require "auditrun.records"
@@ -52,6 +53,8 @@ function M.open(opts, o)
   }, Run)
   r.progress = progress.new { quiet = opts.quiet, verbose = opts.verbose, format = opts.log_format,
                               sample = function(c) r:sample(c) end }
+  -- Retries, waits for a busy service and token renewals, for -v.
+  log.listen(function(event, message) r.progress:event("debug", event, message) end)
   if opts.dry_run then return r end
   -- The run state (locked: one run per folder) in DIR/.auditrun/.
   r.run = errors.try(runs.open(r.dir))
@@ -238,6 +241,7 @@ end
 --- rerun resumes) and raises.
 function M.records(opts, o)
   local p = progress.new { quiet = opts.quiet, verbose = opts.verbose, format = opts.log_format, rows = true }
+  log.listen(function(event, message) p:event("debug", event, message) end)
   local w = errors.try(records.open(opts.out, { format = opts.format, columns = o.columns }))
   local name = opts.name or "records"
   if w.complete then

@@ -452,11 +452,19 @@ function groupBy(list, key) {
 
 const urlKey = (u) => String(u).trim().toLowerCase().replace(/\/+$/, '');
 
+// Login names the API documents' samples use for a fixed guest (the
+// samples come from another tenant): a request copied from a sample finds
+// that guest here.
+const SAMPLE_LOGINS = {
+  'insightstester001@jasoninsightstest.onmicrosoft.com': ['insightstester001_jasoninsightstest.onmicrosoft.com#ext#@m365x636363.onmicrosoft.com'],
+};
+
 function indexTenant(t) {
   const byKey = new Map();
   for (const u of t.users) {
     byKey.set(u.loginName, u);
     if (u.email) byKey.set(u.email.toLowerCase(), u);
+    for (const alias of SAMPLE_LOGINS[(u.email || '').toLowerCase()] || []) byKey.set(alias, u);
   }
   t.userByKey = byKey;
   t.groupById = new Map(t.groups.map((g) => [g.id.toLowerCase(), g]));

@@ -1,0 +1,23 @@
+-- auditrun.log: what the library does on its own while a script waits — a
+-- request retried, a busy service waited out, a token renewed — told to
+-- whoever listens (a workflow's -v shows it; auditrun.workflow listens).
+-- Nothing is printed when nobody listens. Messages carry no secret: URLs
+-- without their query, error values as the errors module shows them.
+local M = {}
+
+local listener
+
+--- listen(fn) -> the previous listener. fn(event, message) is called for
+--- each report; nil stops listening.
+function M.listen(fn)
+  local previous = listener
+  listener = fn
+  return previous
+end
+
+--- debug(event, fmt, ...): reports one thing the library did.
+function M.debug(event, fmt, ...)
+  if listener then listener(event, string.format(fmt, ...)) end
+end
+
+return M

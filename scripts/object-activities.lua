@@ -1,0 +1,47 @@
+-- Exports the activity report of each object given with --path URL
+local cli = require "auditrun.cli"
+local iw = require "auditrun.insights.workflows"
+
+local spec = {
+  name = "object-activities",
+  summary = "Exports the activity report of each object (file, folder, list, site) given with --path.",
+  description = "Graph API: one object_activities_export job per object (--google: Google Workspace objects, "
+    .. "by id). Legacy API (--api legacy): the activity export for the path. Reports land in --out DIR, listed "
+    .. "in DIR/manifest.jsonl; a rerun into the same folder fetches only what is missing.",
+  kind = "export", apis = { "graph", "legacy" },
+  flags = function(p)
+    p:option("--path", "The object's URL (with --google: its id); repeatable."):argname("URL"):count("+")
+    iw.time_flags(p)
+    iw.event_types_flag(p)
+    p:flag("--google", "Google Workspace objects (Graph API; --path takes their ids).")
+    iw.language_flag(p)
+  end,
+  check = function(o)
+    if o.google and o.api ~= "graph" then return "--google uses the Graph API; leave out --api legacy" end
+    return iw.check_times(o) or iw.check_language(o)
+  end,
+}
+local opts = cli.parse(spec, ...)
+local events = cli.flatten(opts.event_type)
+if #events == 0 then events = nil end
+
+iw.run_exports(opts, {
+  what = "objects",
+  list = function(_, add)
+    for _, p in ipairs(opts.path) do add(p, "object " .. p) end
+  end,
+  graph = {
+    name = "object_activities_export",
+    params = function(ids) return { path = ids[1], startTime = opts.from, finishTime = opts.to, eventTypes = events } end,
+  },
+  google = {
+    name = "google_object_activities_export",
+    params = function(ids) return { id = ids[1], startTime = opts.from, finishTime = opts.to, eventTypes = events } end,
+  },
+  legacy = {
+    name = "activity_export",
+    params = function(ids)
+      return { path = ids[1], startTime = opts.from, endTime = opts.to, eventTypes = events, Language = opts.language }
+    end,
+  },
+})

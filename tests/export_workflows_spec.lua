@@ -1,0 +1,167 @@
+-- The bundled export workflows other than external-group-access, run by the
+-- host against the sandbox on each API they offer: the requests they send
+-- (the documented "Export User Activities" sample byte for byte), one
+-- report and one manifest line per job, -v showing retries, waits and
+-- token renewals.
+local sandbox = require "tests.helper.sandbox"
+local host = require "tests.helper.host"
+local reports = require "tests.helper.reports"
+local util = require "tests.helper.util"
+local cjson = require "cjson"
+
+-- The request of the page's "Request Sample", host left out.
+local USER_ACTIVITIES_SAMPLE = "/insights/users/insightstester001_jasoninsightstest.onmicrosoft.com%2523ext%2523"
+  .. "%2540m365x636363.onmicrosoft.com/activities/export?startTime=2023-01-01T01%3A37%3A57&finishTime="
+  .. "2023-04-01T01%3A37%3A57&eventTypes=ListViewed&eventTypes=ListItemViewed"
+
+describe("export workflows", function()
+  local sb = sandbox.for_describe {}
+  local tenant, home, env
+
+  setup(function()
+    tenant = sb:control("GET", "/tenant")
+    home = util.tempdir()
+    env = sb:host_env(home)
+    util.write(home .. "/sites.txt", tenant.sites[1].url .. "\n# a comment\n\n" .. tenant.sites[2].url .. "\n")
+    util.write(home .. "/users.txt", tenant.users[1].loginName .. "\n" .. tenant.guests[2].loginName .. "\n")
+    util.write(home .. "/google-users.txt", tenant.google.users[1] .. "\n")
+    util.write(home .. "/drives.txt", tenant.google.sharedDrives[1] .. "\n" .. tenant.google.sharedDrives[2] .. "\n")
+  end)
+  teardown(function()
+    if home then os.execute("rm -rf " .. home) end
+  end)
+  before_each(function()
+    sb:control("POST", "/reset")
+    sb:control("POST", "/config", { jobSeconds = 0.05 })
+  end)
+
+  -- Runs a workflow into a new folder: its manifest, after checking that
+  -- every line names a file there, and the summary says the same.
+  local n = 0
+  local function run(args, expect_jobs)
+    n = n + 1
+    local dir = ("%s/out%d"):format(home, n)
+    local full = { table.unpack(args) }
+    full[#full + 1] = "--out"
+    full[#full + 1] = dir
+    local code, out, err = host.run(full, { env = env })
+    local what = table.concat(args, " ")
+    assert.equal(0, code, what .. ": " .. err)
+    local entries = reports.manifest(dir)
+    assert.equal(expect_jobs, #entries, what)
+    assert.equal(expect_jobs, #reports.zips(dir), what)
+    assert.equal(expect_jobs, #util.lines(out), what)
+    for _, e in ipairs(entries) do
+      assert.equal(e.sha256, reports.sha256(dir .. "/" .. e.file), what)
+      assert.is_true(#e.subjects >= 1, what)
+    end
+    local s = reports.summary(dir)
+    assert.same({ expect_jobs, expect_jobs, 0 }, { s.listed, s.done, s.failed }, what)
+    return entries, err
+  end
+
+  local function requests(match)
+    return sb:control("GET", "/requests?match=" .. match)
+  end
+
+  it("user-activities sends the documented Export User Activities sample byte for byte", function()
+    local entries = run({ "user-activities", "--user",
+      "insightstester001_jasoninsightstest.onmicrosoft.com#EXT#@m365x636363.onmicrosoft.com",
+      "--from", "2023-01-01T01:37:57", "--to", "2023-04-01T01:37:57", "--event-type", "ListViewed",
+      "--event-type", "ListItemViewed" }, 1)
+    local sent = requests("/activities/export")
+    assert.equal(1, #sent)
+    assert.equal("GET", sent[1].method)
+    assert.equal(USER_ACTIVITIES_SAMPLE, sent[1].url)
+    assert.equal("user_activities_export", entries[1].kind)
+    assert.same({ "insightstester001_jasoninsightstest.onmicrosoft.com#EXT#@m365x636363.onmicrosoft.com" },
+      entries[1].subjects)
+  end)
+
+  it("user-activities: --users FILE with --user, a date window, the legacy and Google exports", function()
+    run({ "user-activities", "--users", home .. "/users.txt", "--user", tenant.guests[1].loginName,
+      "--from", "2025-01-01", "--to", "2025-06-30" }, 3)
+    for _, r in ipairs(requests("/activities/export")) do
+      assert.matches("startTime=2025%-01%-01T00%%3A00%%3A00&finishTime=2025%-06%-30T23%%3A59%%3A59$", r.url)
+    end
+    local entries = run({ "user-activities", "--api", "legacy", "--users", home .. "/users.txt",
+      "--event-type", "FileAccessed,FileModified", "--language", "fr-FR" }, 2)
+    assert.equal("activity_export", entries[1].kind)
+    local body = cjson.decode(requests("/api/v1/activity/export")[1].body)
+    assert.same({ "FileAccessed", "FileModified" }, body.eventTypes)
+    assert.equal("fr-FR", body.Language)
+    entries = run({ "user-activities", "--google", "--users", home .. "/google-users.txt" }, 1)
+    assert.equal("google_user_activities_export", entries[1].kind)
+  end)
+
+  it("user-access and guest-access on the Graph, legacy and Google exports", function()
+    local entries = run({ "user-access", "--users", home .. "/users.txt", "--data-sources", "onedrive" }, 2)
+    assert.equal("user_permissions_export", entries[1].kind)
+    for _, r in ipairs(requests("/access/export")) do assert.matches("dataSources=onedrive$", r.url) end
+    -- Legacy: batches of --batch-size users in emails.
+    entries = run({ "guest-access", "--api", "legacy", "--batch-size", "8", "--option", "sites" },
+      (tenant.counts.guests + 7) // 8)
+    local covered = 0
+    for _, e in ipairs(entries) do covered = covered + #e.subjects end
+    assert.equal(tenant.counts.guests, covered)
+    for _, r in ipairs(requests("/user/permission/export")) do
+      assert.equal(1, cjson.decode(r.body).ExportOptionType)
+    end
+    entries = run({ "user-access", "--google", "--users", home .. "/google-users.txt", "--data-sources",
+      "my_drive" }, 1)
+    assert.equal("google_user_permissions_export", entries[1].kind)
+  end)
+
+  it("site-permissions: the sites of a file, every site in batches, Google drives", function()
+    local entries = run({ "site-permissions", "--sites", home .. "/sites.txt" }, 1)
+    assert.same({ tenant.sites[1].url, tenant.sites[2].url }, entries[1].subjects)
+    assert.equal("site_permissions_export", entries[1].kind)
+    entries = run({ "site-permissions", "--api", "legacy", "--batch-size", "100" }, (tenant.counts.sites + 99) // 100)
+    local covered = 0
+    for _, e in ipairs(entries) do covered = covered + #e.subjects end
+    assert.equal(tenant.counts.sites, covered)
+    entries = run({ "site-permissions", "--google", "--drives", home .. "/drives.txt" }, 1)
+    assert.equal("google_drive_permissions_export", entries[1].kind)
+  end)
+
+  it("sharing-links: a job per link type, the window as given or the last 30 days", function()
+    local entries = run({ "sharing-links", "--type", "anyone", "--type", "organization", "--from", "2024-01-01",
+      "--to", "2024-12-31" }, 2)
+    local sent = requests("/sharingLinks/export")
+    assert.equal(2, #sent)
+    for _, r in ipairs(sent) do
+      assert.matches("^/insights/sharingLinks/export%?exportLinkType=%d+&startTime=2024%-01%-01T00:00:00&"
+        .. "finishTime=2024%-12%-31T23:59:59$", r.url)
+    end
+    local kinds = {}
+    for _, e in ipairs(entries) do kinds[e.subjects[1]] = e.kind end
+    assert.same({ anyone = "sharing_links_export", organization = "sharing_links_export" }, kinds)
+    run({ "sharing-links", "--api", "legacy" }, 3)
+    run({ "sharing-links", "--google" }, 2)
+    local code, _, err = host.run({ "sharing-links", "--google", "--type", "organization" }, { env = env })
+    assert.equal(2, code, err)
+  end)
+
+  it("object-activities: a job per --path, on each API", function()
+    local objects = tenant.objects
+    local entries = run({ "object-activities", "--path", objects[1], "--path", objects[2] }, 2)
+    assert.equal("object_activities_export", entries[1].kind)
+    run({ "object-activities", "--api", "legacy", "--path", objects[1] }, 1)
+    run({ "object-activities", "--google", "--path", tenant.google.files[1] }, 1)
+  end)
+
+  it("-v shows retries, waits for a busy service and token renewals", function()
+    sb:control("POST", "/faults", { { match = "GET /insights/users/summary", status = 503, retry_after = "1" } })
+    local _, err = run({ "guest-access", "-v", "--log-format", "json" }, tenant.counts.guests)
+    local events = {}
+    for _, l in ipairs(util.lines(err)) do
+      if l:sub(1, 1) == "{" then events[cjson.decode(l).event] = true end
+    end
+    assert.is_true(events.retry, err)
+    assert.is_true(events.token, err)
+    -- A busy service: more jobs than it takes at once.
+    sb:control("POST", "/config", { maxJobs = 2, jobSeconds = 0.3 })
+    _, err = run({ "site-permissions", "--batch-size", "20", "-v" }, (tenant.counts.sites + 19) // 20)
+    assert.matches("the service did not start site_permissions_export %(HTTP 429%)", err)
+  end)
+end)

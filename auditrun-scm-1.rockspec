@@ -26,6 +26,8 @@ dependencies = {
   "lua >= 5.4, < 5.5",
   "lua-cjson",
   "argparse",
+  "lua-zlib",
+  "luaexpat",
 }
 -- libcurl (OpenSSL flavour) and OpenSSL 3. Debian keeps curl.h in a
 -- multiarch folder LuaRocks does not search: there, pass

@@ -4,7 +4,7 @@ local cli = require "auditrun.cli"
 local vendors = require "auditrun.vendors"
 local workflow = require "auditrun.workflow"
 
-local opts = cli.parse({
+local spec = {
   name = "activity-timeline",
   summary = "Merges every configured vendor's activity into one time-ordered file in one schema.",
   description = "Each line: time (UTC, ISO 8601), vendor, user, action (the vendor's name), verb (login, "
@@ -16,17 +16,28 @@ local opts = cli.parse({
   flags = function(p)
     p:option("--from", "Start: a date (its first second) or a time."):argname("TIME"):convert(cli.from_time)
     p:option("--to", "End, included: a date (its last second) or a time."):argname("TIME"):convert(cli.to_time)
+    p:option("--insights-users", "Insights: only the activity of these users (a file of login names, one a "
+      .. "line); default: every user of the tenant, an export job each."):argname("FILE")
   end,
   check = function(o)
     if not (o.from and o.to) then return "--from and --to are both needed" end
   end,
-}, ...)
+}
+local opts = cli.parse(spec, ...)
 
 local from, to = activity.range(opts.from, opts.to, { inclusive_to = true })
+-- The Insights reports and their run state, beside the file (a rerun reuses them).
+local dir, base = opts.out:match("^(.*/)([^/]*)$")
+opts.insights_dir = (dir or "") .. "." .. (base or opts.out) .. ".insights"
+if opts.insights_users then
+  local list, err = cli.read_list(opts.insights_users)
+  if not list then cli.usage_error(spec, "--insights-users: " .. err) end
+  opts.insights_users = list
+end
 local sources, names = {}, {}
 for _, name in ipairs(vendors) do
-  local vendor = require("auditrun." .. name)
-  if vendor.timeline and activity.configured(vendor, opts) then
+  if activity.configured(name, opts) then
+    local vendor = require("auditrun." .. name)
     local c = activity.connect(vendor, opts)
     for _, s in ipairs(vendor.timeline(c, from, to, opts)) do sources[#sources + 1] = s end
     names[#names + 1] = name

@@ -183,4 +183,44 @@ describe("activity workflows", function()
     assert.equal(1, code)
     assert.equal("auditrun: config: DealCloud is not configured: set AUDITRUN_DEALCLOUD_CLIENT_SECRET (or _FILE)\n", err)
   end)
+
+  it("put Insights user activity, read from each user's export, into the timeline", function()
+    local tenant = auditrun.try(http.request_json { url = sb.url .. "/insights-control/tenant", ca_file = sb.ca_file })
+    auditrun.try(http.request_json { method = "POST", url = sb.url .. "/insights-control/config",
+                                     json = { jobSeconds = 0.05 }, ca_file = sb.ca_file })
+    local users = dir .. "/users.txt"
+    local f = assert(io.open(users, "w"))
+    f:write(tenant.users[1].loginName, "\n", tenant.users[2].loginName, "\n")
+    f:close()
+    local e = env { "AUDITRUN_EXAVAULT_URL", "AUDITRUN_EXAVAULT_API_KEY", "AUDITRUN_EXAVAULT_ACCESS_TOKEN" }
+    e.AUDITRUN_INSIGHTS_URL, e.AUDITRUN_IDENTITY_URL = sb.url .. "/insights", sb.issuer
+    e.AUDITRUN_CLIENT_ID, e.AUDITRUN_CLIENT_SECRET = sb.clients.secret, sb.clients.secret_value
+    local from = time.parse(t.dealcloud.last) - 60 * DAY
+    local out = dir .. "/timeline.jsonl"
+    local args = { "activity-timeline", "--from", time.iso(from):sub(1, 19), "--to", time.iso(from + 30 * DAY - 1):sub(1, 19),
+                   "--insights-users", users, "--out", out, "-q" }
+    local code, _, err = host.run(args, { env = e })
+    assert.equal(0, code, err)
+    local last, counts, who = "", {}, {}
+    for _, l in ipairs(lines(out)) do
+      local ev = cjson.decode(l)
+      assert.is_true(ev.time >= last)
+      last = ev.time
+      counts[ev.vendor] = (counts[ev.vendor] or 0) + 1
+      if ev.vendor == "insights" then
+        who[ev.user] = true
+        assert.is_string(ev.action)
+        assert.is_string(ev.raw["Time (UTC)"])
+        assert.matches("^10%.", ev.ip)
+      end
+    end
+    assert.is_true(counts.insights > 50 and counts.dealcloud > 50, cjson.encode(counts))
+    assert.is_true(who[tenant.users[1].loginName] and who[tenant.users[2].loginName])
+    -- A rerun of the finished file asks for nothing.
+    local before = auditrun.try(http.request_json { url = sb.url .. "/insights-control/stats", ca_file = sb.ca_file })
+    code, _, err = host.run(args, { env = e })
+    assert.equal(0, code, err)
+    local after = auditrun.try(http.request_json { url = sb.url .. "/insights-control/stats", ca_file = sb.ca_file })
+    assert.equal(before.jobs_submitted, after.jobs_submitted)
+  end)
 end)

@@ -25,10 +25,10 @@ function M.connect(vendor, opts)
   return errors.try(vendor.connect(nil, { profile = opts and opts.profile }))
 end
 
---- configured(vendor, opts) -> true when any of the vendor's own settings is
---- given (file profile or environment).
-function M.configured(vendor, opts)
-  return config.configured(vendor.settings, { profile = opts and opts.profile })
+--- configured(name, opts) -> true when any of the settings of the vendor
+--- (auditrun.vendors) is given (file profile or environment).
+function M.configured(name, opts)
+  return config.configured(require("auditrun." .. name .. ".settings").schema, { profile = opts and opts.profile })
 end
 
 --- range(from, to, inclusive_to) -> from, to as seconds: text or seconds;

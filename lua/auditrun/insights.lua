@@ -119,5 +119,11 @@ function M.connect(settings, opts)
   return c
 end
 
+--- timeline(client, from, to, opts) -> the activity timeline's sources:
+--- each user's activity export (auditrun.insights.timeline).
+function M.timeline(c, from, to, opts)
+  return require("auditrun.insights.timeline").sources(c, from, to, opts)
+end
+
 M.errors = errors
 return M

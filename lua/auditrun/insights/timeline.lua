@@ -1,0 +1,121 @@
+-- auditrun.insights.timeline: Insights user activity for the activity
+-- timeline, read from the content of user_activities_export reports. One
+-- export per user (every user of the tenant's user summaries, or those
+-- given), exactly once across reruns (auditrun.run, its state and the
+-- reports in a hidden folder beside the timeline's file), jobs within the
+-- tenant's limit; each report's rows are read as a stream
+-- (auditrun.sheets) and become timeline events.
+local activity = require "auditrun.activity"
+local errors = require "auditrun.errors"
+local runs = require "auditrun.run"
+local sheets = require "auditrun.sheets"
+local task = require "auditrun.task"
+local time = require "auditrun.time"
+
+local M = {}
+
+-- Columns by their header, compared without case: the first that matches.
+local COLUMNS = {
+  time = { "^time", "date" }, user = { "^user", "actor", "e%-?mail" }, action = { "operation", "activity", "event" },
+  object = { "object url", "url", "path", "object name" }, ip = { "ip" }, source = { "client", "source", "app" },
+}
+
+-- Operations by the words they contain, in order: the timeline's verbs.
+local VERBS = {
+  { "download", "download" }, { "upload", "upload" }, { "delet", "delete" }, { "trash", "delete" },
+  { "link", "share" }, { "shar", "share" }, { "invitation", "share" }, { "access", "view" }, { "view", "view" },
+  { "renam", "rename" }, { "move", "move" }, { "creat", "create" }, { "modif", "modify" }, { "edit", "modify" },
+  { "updat", "modify" }, { "login", "login" }, { "loggedin", "login" }, { "added", "member_add" },
+}
+
+--- verb(operation) -> the timeline's common word for an Insights operation.
+function M.verb(operation)
+  local op = tostring(operation or ""):lower()
+  for _, v in ipairs(VERBS) do
+    if op:find(v[1], 1, true) then return v[2] end
+  end
+  return "other"
+end
+
+-- Which column holds each field, from the header row.
+local function layout(header)
+  local at = {}
+  for field, patterns in pairs(COLUMNS) do
+    for _, pat in ipairs(patterns) do
+      for i, name in pairs(header) do
+        if not at[field] and tostring(name):lower():find(pat) then at[field] = i end
+      end
+      if at[field] then break end
+    end
+  end
+  return at
+end
+
+-- The events of one report, in its order (the service sorts by time).
+local function report_events(path, dir)
+  local rows = sheets.rows(path, dir)
+  local header, at
+  return function()
+    while true do
+      local row = rows()
+      if row == nil then return nil end
+      if not header then
+        header, at = row, layout(row)
+        if not (at.time and at.action) then
+          error(errors.new("report", path .. ": no time and operation columns in the activity report"), 0)
+        end
+      else
+        local raw = {}
+        for i, name in pairs(header) do raw[name] = row[i] end
+        local t = time.parse(row[at.time])
+        local ev = {
+          time = t and time.iso(t, 3), vendor = "insights", user = at.user and row[at.user],
+          action = row[at.action], verb = M.verb(row[at.action]), source = at.source and row[at.source],
+          ip = at.ip and row[at.ip], object = at.object and row[at.object], raw = raw,
+        }
+        if ev.time then return ev end
+      end
+    end
+  end
+end
+
+-- Every user's login name, from the user summaries.
+local function all_users(c)
+  local out = {}
+  for u in c:user_summaries {} do
+    if type(u.loginName) == "string" then out[#out + 1] = u.loginName end
+  end
+  return out
+end
+
+--- sources(client, from, to, {insights_users=, insights_dir=}) -> the
+--- timeline's sources: one per user, each the events of that user's
+--- activity export for [from, to). Exports start at once, within the job
+--- limit; a source waits for its own.
+function M.sources(c, from, to, o)
+  local dir = assert(o.insights_dir, "the timeline needs a folder for the Insights reports")
+  local run = errors.try(runs.open(dir))
+  local users = o.insights_users or all_users(c)
+  local params = { startTime = os.date("!%Y-%m-%dT%H:%M:%S", math.floor(from)),
+                   finishTime = os.date("!%Y-%m-%dT%H:%M:%S", math.ceil(to)) }
+  local out = {}
+  for _, email in ipairs(users) do
+    local key = string.format("activity:%s:%s:%s", email, params.startTime, params.finishTime)
+    local job = task.spawn(function()
+      return errors.try(run:export(c, key, "user_activities_export",
+        { email = email, startTime = params.startTime, finishTime = params.finishTime }, { dir = dir }))
+    end)
+    local events
+    out[#out + 1] = activity.source(function()
+      if not events then
+        local ok, file = job:join()
+        if not ok then error(file, 0) end
+        events = report_events(file.path, dir)
+      end
+      return events()
+    end, function(ev) return ev end, from, to)
+  end
+  return out
+end
+
+return M

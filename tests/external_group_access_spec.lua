@@ -222,6 +222,34 @@ describe("external-group-access", function()
     for _, name in ipairs(util.listing(dir)) do assert.is_nil(name:find(".part-", 1, true), "left behind: " .. name) end
   end)
 
+  it("stops at Ctrl-C with a summary, and the rerun submits no group twice", function()
+    sb:control("POST", "/config", { jobSeconds = 0.3 })
+    local dir = home .. "/interrupted"
+    local args = { "external-group-access", "--api", "legacy", "--batch-size", "10", "--out", dir }
+    local jobs = (#group_ids + 9) // 10
+    local h = host.start(args, { env = env })
+    local deadline = auditrun.now() + 60
+    while #reports.zips(dir) == 0 and auditrun.now() < deadline do auditrun.sleep(0.005) end
+    h:signal("INT")
+    local code, _, err = h:wait(60)
+    assert.equal(130, code, err)
+    assert.matches("interrupted: run again with the same %-%-out", err)
+    local s = reports.summary(dir)
+    assert.is_true(s.interrupted)
+    assert.is_true(s.done >= 1 and s.done < jobs)
+    code, _, err = host.run(args, { env = env })
+    assert.equal(0, code, err)
+    local sent = {}
+    for _, r in ipairs(sb:control("GET", "/requests?match=/group/Permission/export")) do
+      for _, id in ipairs(cjson.decode(r.body).Emails) do
+        assert.is_nil(sent[id], "submitted twice: " .. id)
+        sent[id] = true
+      end
+    end
+    assert.equal(jobs, #check_manifest(dir, "group_permissions_export", "legacy"))
+    assert.is_nil(reports.summary(dir).interrupted)
+  end)
+
   it("--dry-run lists every group and sends no job", function()
     local dir = home .. "/dry"
     local code, out, err = host.run({ "external-group-access", "--dry-run", "--out", dir }, { env = env })

@@ -92,6 +92,26 @@ describe("bundled workflows", function()
     end
   end)
 
+  it("draw one live progress line on a terminal, and log lines elsewhere", function()
+    local dir = home .. "/tty"
+    local parts = {}
+    for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. host.quote(v) end
+    -- script(1) gives the host a terminal; its output is what a person sees.
+    local cmd = ("env %s %s guest-access --out %s"):format(table.concat(parts, " "), host.binary, dir)
+    local screen = util.sh(("script -qec %s /dev/null"):format(host.quote(cmd)))
+    local guests = sb:control("GET", "/tenant").counts.guests
+    assert.matches("\r%d+:%d%d listed %d+  queued %d+  running %d+  done %d+  failed 0  [%d%.]+ %a?B  ETA [%d:%-]+\27%[K",
+      screen)
+    assert.matches(("\r%%d+:%%d%%d listed %d  queued 0  running 0  done %d  failed 0 "):format(guests, guests), screen)
+    assert.is_nil(screen:find(" listed user ", 1, true), "a log line on a terminal")
+    assert.matches("guest%-access: " .. guests .. " of " .. guests .. " reports", screen)
+    -- Not a terminal: a timestamped line per event, no carriage returns.
+    local code, _, err = host.run({ "guest-access", "--out", home .. "/log" }, { env = env })
+    assert.equal(0, code, err)
+    assert.is_nil(err:find("\r", 1, true))
+    assert.matches("\n%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ done user [^\n]+%.zip %(", err)
+  end)
+
   it("finish a run whose reader closed stdout early", function()
     local dir = home .. "/head"
     local cmd = ("env HOME=%s AUDITRUN_INSIGHTS_URL=%s AUDITRUN_IDENTITY_URL=%s AUDITRUN_CLIENT_ID=%s AUDITRUN_CERT=%s "

@@ -31,7 +31,7 @@ local M = {}
 M.SUMMARY = "summary.json"
 
 local SUMMARY_FIELDS = { "workflow", "api", "out", "dry_run", "started", "finished", "seconds", "listed", "done",
-                         "reused", "failed", "bytes", "manifest", "failures", "extra_jobs" }
+                         "reused", "failed", "bytes", "interrupted", "manifest", "failures", "extra_jobs" }
 
 local Run = {}
 Run.__index = Run
@@ -167,7 +167,10 @@ function Run:list(what, fn)
   local ok, err = pcall(fn)
   if not ok then
     if not errors.is(err) then err = errors.new("error", tostring(err)) end
-    if err.kind == "interrupted" then error(err, 0) end
+    if err.kind == "interrupted" or err.kind == "cancelled" then
+      self.interrupted = err
+      return self:listed()
+    end
     self:fail({ label = "listing " .. what, kind = "list" }, err, 1)
   end
   self:listed()
@@ -186,6 +189,7 @@ function Run:summary()
     started = iso(self.started_at), finished = iso(os.time()),
     seconds = math.floor(self.progress:elapsed() * 1000 + 0.5) / 1000,
     listed = c.listed, done = c.done, reused = self.reused, failed = c.failed, bytes = c.bytes,
+    interrupted = self.interrupted and true or nil,
     manifest = not self.opts.dry_run and manifest.NAME or nil,
     failures = self.failures,
     -- Submits sent again after one got no answer: the service may hold a
@@ -198,11 +202,20 @@ end
 --- prints the summary; raises (exit 1) when any item failed.
 function Run:finish()
   self:listed()
-  for _, t in ipairs(self.tasks) do t:join() end
+  if not self.interrupted then
+    local ok, err = pcall(function()
+      for _, t in ipairs(self.tasks) do t:join() end
+    end)
+    if not ok then
+      if not (errors.is(err, "interrupted") or errors.is(err, "cancelled")) then error(err, 0) end
+      self.interrupted = err
+    end
+  end
   local s = self:summary()
   self.progress:close()
   local p = self.progress
   if self.opts.dry_run then
+    if self.interrupted then error(self.interrupted, 0) end
     p:say(string.format("%s: %d to submit (dry run: nothing sent)", self.name, s.listed))
     return s
   end
@@ -222,7 +235,11 @@ function Run:finish()
   end
   lines[#lines + 1] = string.format("  list of reports: %s/%s; summary: %s/%s", self.dir, manifest.NAME, self.dir,
     M.SUMMARY)
+  if self.interrupted then
+    lines[#lines + 1] = "  interrupted: run again with the same --out to finish (nothing is submitted twice)"
+  end
   p:say(table.concat(lines, "\n"))
+  if self.interrupted then error(self.interrupted, 0) end
   if s.failed > 0 then
     error(errors.new("incomplete", string.format("%d of %d reports failed; run again with the same --out to retry them",
       s.failed, s.listed)), 0)

@@ -63,6 +63,35 @@ describe("jobs", function()
     assert.same({ 1, 1.5, 7, 3.375, 5.0625, 7.59375, 11.390625, 17.0859375, 25.62890625, 30, 30, 30, 30 }, sleeps)
   end)
 
+  it("aim polls at what earlier jobs of the export showed of their length", function()
+    local tm = jobs.timing(auditrun.semaphore(5), "group_access_export")
+    -- Nothing known: first_interval, then each time the job ran 1.5 times longer.
+    assert.equal(1, tm:next_poll(0, 0, 1))
+    assert.equal(3, tm:next_poll(2, 3, 1))
+    assert.equal(60, tm:next_poll(40, 9, 1))   -- at most 30 s apart
+    -- Seen running at 7.5 s, done by 11.5 s: the next job probes halfway,
+    -- one job at a time; after a probe, or while another probes, the upper end.
+    tm:running(7.5)
+    tm:done(11.5)
+    assert.same({ 9.5, true }, { tm:next_poll(0, 0, 1) })
+    tm.probing = true
+    assert.equal(11.5, tm:next_poll(0, 0, 1))
+    tm.probing = nil
+    assert.equal(11.5, tm:next_poll(9.5, 1, 1))
+    -- Bounds closer than 1 %: the upper end at once.
+    tm:running(11.45)
+    assert.same({ 11.5 }, { tm:next_poll(0, 0, 1) })
+    -- A job that outlasts every job seen: growing again from its own length.
+    assert.equal(18, tm:next_poll(12, 4, 1))
+    -- Lengths that differ (seen running longer than another was seen done):
+    -- the median length first.
+    tm:done(20)
+    tm:done(30)
+    tm:running(25)
+    assert.equal(20, tm:next_poll(0, 0, 1))
+    assert.equal(37.5, tm:next_poll(25, 2, 1))
+  end)
+
   it("call an answer without a job id an unknown outcome, and give the slot back", function()
     local slots = auditrun.semaphore(1)
     for _, body in ipairs { '{"status": 200, "message": ""}', "<html>", '{"jobId": ""}' } do

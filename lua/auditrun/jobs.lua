@@ -7,9 +7,18 @@
 -- was not started (429 or 503, or a connection that was never made); after
 -- a timeout, a dropped connection, a 500, 502 or 504, or an answer without
 -- a job id nobody knows, and the caller is told so.
--- Waiting polls adaptively: about 1 s at first, 1.5 times longer each time
--- up to 30 s, with jitter, within a deadline; a status answer that carries
--- Retry-After sets the next wait instead.
+-- A slot is held until the job is seen done, so a late poll idles a slot.
+-- Polls aim at the expected finish: jobs of one export on one tenant tend to
+-- take alike, and each poll bounds how long they take (seen running x s
+-- after the submit was answered: longer than x; seen done y s after it was
+-- sent: at most y). A job polls first where those bounds say, halving them
+-- when they are wide, then at their upper end; a job waiting for its poll
+-- is woken when another job of the export narrows them. With nothing
+-- known yet (or a job that outlasts them) it polls after first_interval
+-- (1 s), then each time the job has run 1.5 times longer, at most 30 s
+-- apart. A status answer that carries Retry-After sets the next wait.
+-- A job an earlier run submitted polls at once, then 1 s, growing 1.5 times
+-- up to 30 s, with jitter. Everything within a deadline.
 local errors = require "auditrun.errors"
 local log = require "auditrun.log"
 local download = require "auditrun.download"
@@ -39,6 +48,98 @@ function M.state_of(map, body)
 end
 
 local limiters = {}
+
+-- ---- how long jobs take ------------------------------------------------------
+
+local Timing = {}
+Timing.__index = Timing
+
+local KEEP = 16  -- observations kept per export
+
+--- timing(limiter, name) -> what jobs of export `name` on the limiter's
+--- tenant have shown of their length (shared by those jobs).
+function M.timing(limiter, name)
+  limiter.timings = limiter.timings or {}
+  local t = limiter.timings[name]
+  if not t then
+    t = setmetatable({ los = {}, his = {}, nappers = {} }, Timing)
+    limiter.timings[name] = t
+  end
+  return t
+end
+
+local function keep(list, v)
+  list[#list + 1] = v
+  if #list > KEEP then table.remove(list, 1) end
+end
+
+-- Wakes the jobs napping on this timing: what they aim at may have moved.
+function Timing:learnt()
+  local list = self.nappers
+  self.nappers = {}
+  for ev in pairs(list) do task.signal(ev) end
+end
+
+--- running(x): a job was seen running x s after its submit was answered.
+function Timing:running(x)
+  keep(self.los, x)
+  self:learnt()
+end
+
+--- done(y): a job was seen done at most y s after its submit was sent.
+function Timing:done(y)
+  keep(self.his, y)
+  self:learnt()
+end
+
+-- lo (the longest seen running), hi (the shortest seen done) and the
+-- median of the dones, or nil when no job has been seen done.
+function Timing:bounds()
+  if #self.his == 0 then return nil end
+  local lo = 0
+  for _, x in ipairs(self.los) do lo = math.max(lo, x) end
+  local sorted = table.move(self.his, 1, #self.his, 1, {})
+  table.sort(sorted)
+  return lo, sorted[1], sorted[(#sorted + 1) // 2]
+end
+
+local function grown(own_lo, polls, first)
+  if polls == 0 then return first end
+  return own_lo + math.min(math.max(own_lo * 0.5, 0.1), 30)
+end
+
+--- next_poll(own_lo, polls, first) -> seconds after the submit's answer at
+--- which a job that has been polled `polls` times, and seen running own_lo
+--- s after that answer, should be polled next; true when that poll probes
+--- below the upper bound.
+function Timing:next_poll(own_lo, polls, first)
+  local lo, hi, typical = self:bounds()
+  if not lo or own_lo >= typical then return grown(own_lo, polls, first) end
+  if lo < hi and own_lo < hi then
+    -- Alike so far: somewhere in (lo, hi]. Halve a wide gap once, else hi.
+    -- One job probes at a time; the others wait for what it learns.
+    lo = math.max(lo, own_lo)
+    if polls > 0 or self.probing or hi - lo <= math.max(0.02, hi * 0.01) then return hi end
+    return lo + (hi - lo) / 2, true
+  end
+  -- Lengths differ: the typical one, then growing.
+  if own_lo < typical then return typical end
+  return grown(own_lo, polls, first)
+end
+
+--- nap(seconds): sleeps, or less when another job teaches something.
+function Timing:nap(seconds)
+  local mine = task.event()
+  self.nappers[mine] = true
+  local alarm = task.spawn(function()
+    task.sleep(seconds)
+    task.signal(mine)
+  end)
+  local ok, err = pcall(task.wait, mine)
+  self.nappers[mine] = nil
+  alarm:cancel()
+  if not ok then error(err, 0) end
+end
 
 --- The job limiter of a tenant (key: its API base URL). The first caller
 --- sets the limit; a lower limit given later lowers it.
@@ -72,11 +173,13 @@ M.Job = Job
 
 --- new{id=, name=, family=, request=, permit=} -> a job object, for one
 --- just submitted or one submitted by an earlier run (then it holds no slot).
+--- A job submit() made also has timing (M.timing), sent and answered (the
+--- clock when its submit was sent and answered).
 function M.new(o)
   return setmetatable({
     id = o.id, name = o.name or "export", family = o.family, request = o.request, permit = o.permit,
     clock = o.clock or task.now, sleep = o.sleep or task.sleep, random = o.random or math.random,
-    state = M.RUNNING,
+    timing = o.timing, sent = o.sent, answered = o.answered, state = M.RUNNING,
   }, Job)
 end
 
@@ -113,6 +216,7 @@ function M.submit(o)
         return nil, nerr
       end
     end
+    local sent = clock()
     local res, err = task.shield(o.request, spec)
     if res and not NOT_STARTED_STATUS[res.status] then
       local body, derr = http.decode(res, "the answer to the export request")
@@ -123,7 +227,8 @@ function M.submit(o)
           { status = res.status, body = errors.excerpt(res.body) })
       end
       return M.new { id = id, name = o.name, family = o.family, request = o.request, permit = permit,
-                     clock = clock, sleep = sleep, random = random }
+                     clock = clock, sleep = sleep, random = random, timing = M.timing(o.limiter, o.name),
+                     sent = sent, answered = clock() }
     end
     if not res and not NOT_SENT_KINDS[err.kind] then
       permit:release()
@@ -180,26 +285,67 @@ function Job:status()
   return state
 end
 
+local function failed(self)
+  return nil, errors.new("job", string.format("export job %s (%s) failed on the service", tostring(self.id),
+    self.name), { job = self.id, retryable = false })
+end
+
+local function overdue(self, deadline)
+  return nil, errors.new("job", string.format("export job %s (%s) was not done after %d s", tostring(self.id),
+    self.name, deadline), { job = self.id, retryable = true })
+end
+
+-- A job submitted here: polls aimed by its export's timing.
+local function wait_aimed(self, first, deadline)
+  local tm, t0, t1 = self.timing, self.sent, self.answered
+  local own_lo, polls, errs = 0, 0, 0
+  while true do
+    local at, probe = tm:next_poll(own_lo, polls, first)
+    local now = self.clock()
+    if now - t1 > deadline then return overdue(self, deadline) end
+    if t1 + at > now + 0.001 then
+      tm:nap(t1 + at - now)
+    else
+      tm.probing = probe
+      local ok, code, err = pcall(self.status, self)
+      tm.probing = nil
+      if not ok then error(code, 0) end
+      polls = polls + 1
+      if code == M.DONE then
+        tm:done(self.clock() - t0)
+        return true
+      end
+      if code == M.FAILED then return failed(self) end
+      if not code and not err.retryable then return nil, err end
+      local wait
+      if code then
+        own_lo = now - t1
+        tm:running(own_lo)
+        wait = self.retry_after
+      else
+        errs = errs + 1
+        wait = math.min(2 ^ (errs - 1), 30) * (0.8 + 0.4 * self.random())
+      end
+      if wait then self.sleep(wait) end
+    end
+  end
+end
+
 --- wait{deadline=, first_interval=} -> true | nil, err (kind "job": failed, or
 --- not done in time)
 function Job:wait(o)
   o = o or {}
   local deadline = o.deadline or 6 * 3600
   local interval = o.first_interval or 1
+  if self.timing and self.answered then return wait_aimed(self, interval, deadline) end
   local start = self.clock()
   while true do
     local code, err = self:status()
     if code == M.DONE then return true end
-    if code == M.FAILED then
-      return nil, errors.new("job", string.format("export job %s (%s) failed on the service", tostring(self.id),
-        self.name), { job = self.id, retryable = false })
-    end
+    if code == M.FAILED then return failed(self) end
     if not code and not err.retryable then return nil, err end
     local wait = code and self.retry_after or interval * (0.8 + 0.4 * self.random())
-    if self.clock() - start + wait > deadline then
-      return nil, errors.new("job", string.format("export job %s (%s) was not done after %d s", tostring(self.id),
-        self.name, deadline), { job = self.id, retryable = true })
-    end
+    if self.clock() - start + wait > deadline then return overdue(self, deadline) end
     self.sleep(wait)
     interval = math.min(interval * 1.5, 30)
   end

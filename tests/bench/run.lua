@@ -131,4 +131,9 @@ for _, r in ipairs(runs) do
   print(string.format("%-44s auditrun %d rows, peer %d rows   (goal: the same)", r[1] .. ": rows", rows, peer_rows))
 end
 os.execute("rm -rf " .. dir)
+
+-- 5. Export jobs: makespan and polls per job; the cost of a state record.
+local bench_jobs = require "tests.bench.jobs"
+bench_jobs.jobs(sb)
+bench_jobs.state_records()
 sb:stop()

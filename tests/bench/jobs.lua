@@ -1,0 +1,107 @@
+-- make bench, export jobs: makespan against the bound (total job time / 5
+-- slots) and status polls per job, for jobs of fixed length in the
+-- sandbox; the same jobs one at a time, as the vendor samples run them;
+-- and what one run-state record costs at 10,000 jobs against rewriting
+-- the whole state file.
+local auditrun = require "auditrun"
+local cjson = require "cjson"
+local files = require "auditrun.files"
+local http = require "auditrun.http"
+local insights = require "auditrun.insights"
+local state = require "auditrun.state"
+local util = require "tests.helper.util"
+
+local M = {}
+
+local SLOTS = 5
+local NO_ENV = { getenv = function() end }
+
+local function control(sb, method, path, body)
+  return auditrun.try(http.request_json { method = method, url = sb.url .. "/insights-control" .. path, json = body })
+end
+
+-- Runs n exports of jobs lasting `seconds`, `at_once` at a time; returns
+-- the makespan and the status polls sent.
+local function exports(sb, c, n, seconds, at_once)
+  control(sb, "POST", "/reset")
+  control(sb, "POST", "/config", { jobSeconds = seconds, maxJobs = SLOTS })
+  -- Each case starts knowing nothing of how long the jobs take, as with a
+  -- new tenant.
+  c.limiter.timings = nil
+  local guests = control(sb, "GET", "/tenant").guests
+  local dir = util.tempdir()
+  local gate = auditrun.semaphore(at_once)
+  local t0 = auditrun.now()
+  local tasks = {}
+  for i = 1, n do
+    tasks[i] = auditrun.spawn(function()
+      local _ <close> = gate:acquire()
+      local login = guests[(i - 1) % #guests + 1].loginName
+      return auditrun.try(c:export("user_permissions_export", { email = login, data_sources = { "teams" } },
+        { dir = dir }))
+    end)
+  end
+  for i = 1, n do assert(tasks[i]:join()) end
+  local makespan = auditrun.now() - t0
+  local polls = #control(sb, "GET", "/requests?match=/exportstatus")
+  os.execute("rm -rf " .. dir)
+  return makespan, polls
+end
+
+local function jobs_line(label, makespan, bound, polls, n)
+  print(string.format("%-44s makespan %7.2f s  bound %6.2f s  ratio %5.2f (goal: at most 1.10)   polls/job %4.2f "
+    .. "(goal: at most 3)", label, makespan, bound, makespan / bound, polls / n))
+end
+
+function M.jobs(sb)
+  local c = auditrun.try(insights.connect({
+    insights_url = sb.url .. "/insights", identity_url = sb.issuer, client_id = sb.clients.cert,
+    cert = os.getenv("PWD") .. "/tests/fixtures/app.pfx", cert_password = "sandbox-pass", ca_file = sb.ca_file,
+  }, NO_ENV))
+  for _, case in ipairs { { n = 100, seconds = 1, serial = 20 }, { n = 20, seconds = 10, serial = 4 } } do
+    local makespan, polls = exports(sb, c, case.n, case.seconds, case.n)
+    jobs_line(string.format("%d jobs of %g s, 5 at once:", case.n, case.seconds), makespan,
+      case.n * case.seconds / SLOTS, polls, case.n)
+    -- One at a time, as the vendor samples do: fewer of them, for time.
+    makespan, polls = exports(sb, c, case.serial, case.seconds, 1)
+    print(string.format("%-44s makespan %7.2f s  bound %6.2f s  ratio %5.2f (5 at once: the line above)   "
+      .. "polls/job %4.2f", string.format("  the first %d of them one at a time:", case.serial), makespan,
+      case.serial * case.seconds / SLOTS, makespan / (case.serial * case.seconds / SLOTS), polls / case.serial))
+  end
+end
+
+-- A job's record as auditrun.run writes it.
+local function record(i)
+  return { export = "user_permissions_export", api = "graph", state = "submitted", submits = 1,
+           job = tostring(4790 + i), path = string.format("reports/UserAccessReport_%d.zip", 4790 + i),
+           size = 19218, sha256 = string.rep("ab", 32) }
+end
+
+function M.state_records()
+  local dir = util.tempdir()
+  local st = auditrun.try(state.open(dir .. "/state.jsonl"))
+  local entries = {}
+  for i = 1, 10000 do
+    local key = "user_permissions_export:user" .. i .. "@contoso.com"
+    entries[key] = record(i)
+    auditrun.try(st:set(key, entries[key]))
+  end
+  -- Each record a transition of a run 10,000 jobs long.
+  local n = 2000
+  local cpu0, t0 = os.clock(), auditrun.now()
+  for i = 1, n do auditrun.try(st:set("user_permissions_export:user" .. i .. "@contoso.com", record(i + 1))) end
+  local ours, ours_cpu = (auditrun.now() - t0) / n, (os.clock() - cpu0) / n
+  st:close()
+  -- The whole-file rewrite the journal replaced, at the same size.
+  local whole = dir .. "/whole.json"
+  local m = 20
+  t0 = auditrun.now()
+  for _ = 1, m do auditrun.try(files.write_atomic(whole, cjson.encode { format = "auditrun-state/1", entries = entries })) end
+  local peer = (auditrun.now() - t0) / m
+  print(string.format("%-44s auditrun %10.4f ms   peer %10.4f ms   ratio %6.3f   (goal: well under 1 ms; "
+    .. "CPU %.4f ms, the rest fsync)", "state record at 10,000 jobs vs whole rewrite", ours * 1000, peer * 1000,
+    ours / peer, ours_cpu * 1000))
+  os.execute("rm -rf " .. dir)
+end
+
+return M

@@ -50,7 +50,7 @@ DEPS_DEBIAN := build-essential pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-
 # Debian's when there is no npm at all.
 DEPS_NODE    = $(if $(shell command -v npm 2>/dev/null),,nodejs npm)
 
-.PHONY: all asan test demo bench install clean deps sandbox-deps dist fuzz fuzz-build
+.PHONY: all asan test demo bench install clean deps sandbox-deps dist fuzz fuzz-build chaos
 
 all: build/auditrun build/lib/auditrun/core.so
 
@@ -112,6 +112,13 @@ fuzz-build: $(FUZZ_BINS)
 fuzz: deps
 	@$(MAKE) --no-print-directory fuzz-build
 	bash tests/fuzz/run $(FUZZ_SECONDS)
+
+# The export workflows under faults and kill -9 against the sandbox
+# (tests/chaos/run.lua); `make test` runs a short one (tests/chaos_spec.lua).
+CHAOS_ARGS ?= --jobs 2000 --kills 20 --seed 1
+chaos: deps
+	@$(MAKE) --no-print-directory all sandbox-deps
+	build/auditrun tests/chaos/run.lua $(CHAOS_ARGS)
 
 # The floor `make bench` compares start-up against: a program that only
 # links libcurl and initialises it.

@@ -1205,6 +1205,10 @@ async function send(res, r, fault) {
   const fx = fault || {};
   if (fx.delay_ms) await sleep(fx.delay_ms);
   if (res.destroyed) return;
+  // truncate: a file cut short, sent whole as far as HTTP can tell.
+  if (fx.truncate && r.status === 200 && /zip|spreadsheet/.test(r.headers['Content-Type'] || '')) {
+    r = { ...r, body: r.body.subarray(0, Math.floor(r.body.length * 0.6)) };
+  }
   res.writeHead(r.status, { ...r.headers, 'Content-Length': r.body.length });
   if (fx.reset) {
     await writeAsync(res, r.body.subarray(0, Math.floor(r.body.length / 2)));
@@ -1226,7 +1230,7 @@ async function send(res, r, fault) {
 
 // ---- faults -------------------------------------------------------------------
 
-const FAULT_KEYS = ['match', 'status', 'retry_after', 'times', 'delay_ms', 'reset', 'job_fails', 'filename', 'token_revoked', 'slow_ms', 'message'];
+const FAULT_KEYS = ['match', 'status', 'retry_after', 'times', 'delay_ms', 'reset', 'job_fails', 'filename', 'token_revoked', 'slow_ms', 'message', 'truncate'];
 
 function parseFault(raw) {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw bad('Each fault must be a JSON object.');
@@ -1245,15 +1249,39 @@ function parseFault(raw) {
     slow_ms: asInt(raw.slow_ms, 'slow_ms', { min: 0, max: 600000, dflt: 0 }),
     reset: raw.reset === true,
     job_fails: raw.job_fails === true,
+    truncate: raw.truncate === true,
     token_revoked: raw.token_revoked === true,
     message: raw.message === undefined ? undefined : asString(raw.message, 'message'),
     // An empty name is a name too (the client must fall back on its own).
     filename: typeof raw.filename === 'string' ? raw.filename : raw.filename === undefined ? undefined : asString(raw.filename, 'filename'),
   };
-  const effects = ['status', 'delay_ms', 'slow_ms', 'reset', 'job_fails', 'token_revoked', 'filename'];
+  const effects = ['status', 'delay_ms', 'slow_ms', 'reset', 'job_fails', 'token_revoked', 'filename', 'truncate'];
   if (!effects.some((k) => fault[k] !== undefined && fault[k] !== 0 && fault[k] !== false)) throw bad(`A fault needs at least one of: ${effects.join(', ')}.`);
   fault.remaining = fault.times;
   return fault;
+}
+
+// Chaos: faults drawn at a rate from a seeded generator (mulberry32), one
+// kind per faulted request: what `make chaos` runs the workflows through.
+const CHAOS_KINDS = ['429', '500', '503', 'reset', 'stall', 'truncated', 'job_fails', 'token_revoked'];
+
+function mulberry32(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function parseChaos(b) {
+  const kinds = b.kinds === undefined ? CHAOS_KINDS : b.kinds;
+  if (!Array.isArray(kinds) || kinds.some((k) => !CHAOS_KINDS.includes(k))) throw bad(`chaos kinds: a list of ${CHAOS_KINDS.join(', ')}.`);
+  const rate = Number(b.rate === undefined ? 0.1 : b.rate);
+  if (!(rate >= 0 && rate <= 1)) throw bad('chaos rate: a number from 0 to 1.');
+  return { rate, kinds, seed: asInt(b.seed, 'seed', { min: 0, max: 2 ** 31, dflt: 1 }), stallMs: asInt(b.stall_ms, 'stall_ms', { min: 0, max: 600000, dflt: 5000 }) };
 }
 
 function faultMatches(f, req) {
@@ -1272,6 +1300,7 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
     jobs: new Map(),
     nextJobId: 4790,
     stats: { jobs_submitted: 0, jobs_refused: 0, max_jobs_in_flight: 0 },
+    chaos: null,
     tags: new Map(),
   };
   const views = makeViews(tenant, state);
@@ -1338,6 +1367,56 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
     return null;
   }
 
+  // A chaos fault for this request, or null: a kind the route can take
+  // (truncated: a file; job_fails: a submit), drawn at the chaos rate.
+  function chaosFault(route) {
+    const c = state.chaos;
+    if (!c || c.rng() >= c.rate) return null;
+    const fits = c.kinds.filter((k) => (k !== 'truncated' || (route && route.kind === 'file'))
+      && (k !== 'job_fails' || (route && route.kind === 'submit')));
+    if (!fits.length) return null;
+    const kind = fits[Math.floor(c.rng() * fits.length)];
+    c.counts[kind] = (c.counts[kind] || 0) + 1;
+    const f = { chaos: kind };
+    if (kind === '429') Object.assign(f, { status: 429, retry_after: '1' });
+    else if (kind === '500') f.status = 500;
+    else if (kind === '503') Object.assign(f, { status: 503, retry_after: '1' });
+    else if (kind === 'reset') f.reset = true;
+    else if (kind === 'stall') f.delay_ms = c.stallMs;
+    else if (kind === 'truncated') f.truncate = true;
+    else if (kind === 'job_fails') f.job_fails = true;
+    else if (kind === 'token_revoked') f.token_revoked = true;
+    return f;
+  }
+
+  // Every job created, by subject (the submit's body). A job whose answer
+  // went out whole and which was not made to fail is clean: a later job for
+  // the same subject was submitted again without a forced failure.
+  function noteSubmit(job, body, fault) {
+    const c = state.chaos;
+    if (!c) return;
+    const key = `${c.folder}\0${job.reportName}\0${body}`;
+    const seen = c.subjects.get(key) || { jobs: 0, clean: false, again: 0 };
+    seen.jobs++;
+    if (seen.clean) seen.again++;
+    if (!fault || !(fault.job_fails || fault.reset || fault.delay_ms)) seen.clean = true;
+    c.subjects.set(key, seen);
+  }
+
+  function chaosStats() {
+    const c = state.chaos;
+    if (!c) return null;
+    let subjects = 0;
+    let repeated = 0;
+    const repeatedClean = [];
+    for (const [key, s] of c.subjects) {
+      subjects++;
+      if (s.jobs > 1) repeated++;
+      if (s.again > 0 && repeatedClean.length < 1000) repeatedClean.push(key.split('\0').slice(1).join(' '));
+    }
+    return { rate: c.rate, seed: c.seed, kinds: c.kinds, faults: c.counts, subjects, repeated, repeated_clean: repeatedClean, ...stats() };
+  }
+
   // -- auth --
   async function authenticate(req) {
     if (!/^Bearer\s+\S+/i.test(req.headers.authorization || '')) {
@@ -1375,7 +1454,11 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
       params,
       q: parseQuery(rawQuery),
       body: () => parsed || (parsed = parseBody(body)),
-      submit: (reportName, build) => submitJob(route.family, reportName, build, fault),
+      submit: (reportName, build) => {
+        const job = submitJob(route.family, reportName, build, fault);
+        noteSubmit(job, `${req.url} ${body ? body.toString('utf8') : ''}`, fault);
+        return job;
+      },
       job: (family) => lookupJob(ctx, family),
       finishedJob: (family) => finishedJob(ctx, family),
     };
@@ -1395,7 +1478,7 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
     const [rawPath, rawQuery] = splitTarget(req.url);
     const api = rawPath.startsWith('/insights/api/') ? 'legacy' : 'graph';
     const found = findRoute(req.method, rawPath, state.config.strictPaths);
-    const fault = takeFault(req, found && found.route);
+    const fault = takeFault(req, found && found.route) || chaosFault(found && found.route);
     let response;
     try {
       if (fault && fault.token_revoked) {
@@ -1447,6 +1530,15 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
     'DELETE /requests': () => { state.requests = []; return []; },
     'GET /stats': () => stats(),
     'POST /stats/reset': () => resetStats(),
+    'POST /chaos': (b) => {
+      const c = parseChaos(b);
+      state.chaos = { ...c, rng: mulberry32(c.seed), counts: {}, subjects: new Map(), folder: 0 };
+      return chaosStats();
+    },
+    'GET /chaos': () => chaosStats(),
+    // A new output folder: its subjects are exported anew, not again.
+    'POST /chaos/folder': () => { if (state.chaos) state.chaos.folder++; return {}; },
+    'DELETE /chaos': () => { state.chaos = null; return {}; },
     'GET /config': () => state.config,
     'POST /config': (b) => setConfig(b),
     'POST /reset': () => {

@@ -165,3 +165,39 @@ describe("export workflows", function()
     assert.matches("the service did not start site_permissions_export %(HTTP 429%)", err)
   end)
 end)
+
+describe("an export workflow through faults", function()
+  -- Tokens that last 6 s: a run of several seconds renews its token.
+  local sb = sandbox.for_describe { token_ttl = 6 }
+  local home
+
+  setup(function() home = util.tempdir() end)
+  teardown(function()
+    if home then os.execute("rm -rf " .. home) end
+  end)
+
+  it("finishes every report through 429s, 503s, dropped downloads and token renewals", function()
+    local tenant = sb:control("GET", "/tenant")
+    sb:control("POST", "/config", { jobSeconds = 0.5 })
+    sb:control("POST", "/faults", {
+      { match = "POST /insights/sites/overview", status = 503, retry_after = "1" },
+      { match = "/exportstatus", status = 429, retry_after = "1", times = 3 },
+      { match = "/exportfile", reset = true, times = 2 },
+    })
+    local dir = home .. "/faults"
+    local code, _, err = host.run({ "site-permissions", "--batch-size", "10", "-v", "--out", dir },
+      { env = sb:host_env(home) })
+    assert.equal(0, code, err)
+    local jobs = (tenant.counts.sites + 9) // 10
+    assert.equal(jobs, #reports.zips(dir))
+    assert.is_true(reports.intact(dir))
+    assert.equal(jobs, #reports.manifest(dir))
+    assert.same({}, sb:control("GET", "/faults"), "a fault was never hit")
+    assert.matches("token renewed", err)
+    assert.matches("HTTP 503", err)
+    assert.matches("HTTP 429", err)
+    local covered = 0
+    for _, e in ipairs(reports.manifest(dir)) do covered = covered + #e.subjects end
+    assert.equal(tenant.counts.sites, covered)
+  end)
+end)

@@ -4,54 +4,25 @@
 -- writing any report twice; a state file it did not write refused clearly.
 local sandbox = require "tests.helper.sandbox"
 local host = require "tests.helper.host"
+local reports = require "tests.helper.reports"
 local auditrun = require "auditrun"
-local cjson = require "cjson"
-local http = require "auditrun.http"
 local util = require "tests.helper.util"
 
-local sh, lines = util.sh, util.lines
-
--- The run state's journal replayed: key -> value, as of its last whole line.
-local function read_state(path)
-  local f = io.open(path, "rb")
-  if not f then return {} end
-  local entries = {}
-  for line in f:lines("L") do
-    if line:sub(-1) == "\n" then
-      local rec = cjson.decode(line)
-      if rec.k then entries[rec.k] = rec.v end
-    end
-  end
-  f:close()
-  return entries
-end
+local lines = util.lines
+local zips, all_intact = reports.zips, reports.intact
 
 describe("guest-access", function()
   local sb = sandbox.for_describe {}
   local tenant, home, env
 
   local function control(method, path, body)
-    return auditrun.try(http.request_json { method = method, url = sb.url .. "/insights-control" .. path, json = body })
-  end
-
-  local function zips(dir)
-    return lines(sh("cd " .. dir .. " && ls *.zip 2>/dev/null"))
-  end
-
-  -- Every zip in dir is whole (its central directory and every member's CRC).
-  local function all_intact(dir)
-    local out = sh(("cd %s && python3 -c 'import glob, zipfile\n"
-      .. "for n in glob.glob(\"*.zip\"):\n  assert zipfile.ZipFile(n).testzip() is None, n\nprint(\"intact\")'"):format(dir))
-    return out == "intact\n"
+    return sb:control(method, path, body)
   end
 
   setup(function()
     tenant = control("GET", "/tenant")
     home = util.tempdir()
-    -- HOME keeps a config file of the machine's user out of the run.
-    env = { HOME = home, AUDITRUN_INSIGHTS_URL = sb.url .. "/insights", AUDITRUN_IDENTITY_URL = sb.issuer,
-            AUDITRUN_CLIENT_ID = sb.clients.cert, AUDITRUN_CERT = os.getenv("PWD") .. "/tests/fixtures/app.pfx",
-            AUDITRUN_CERT_PASSWORD = "sandbox-pass", AUDITRUN_CA_FILE = sb.ca_file }
+    env = sb:host_env(home)
   end)
   teardown(function()
     if home then os.execute("rm -rf " .. home) end
@@ -83,14 +54,13 @@ describe("guest-access", function()
   it("finishes after kill -9 without submitting a recorded job again or writing a report twice", function()
     control("POST", "/config", { jobSeconds = 1.5 })
     local out_dir = home .. "/killed"
-    local state_path = out_dir .. "/.auditrun/state.jsonl"
     local h = host.start({ "guest-access", "--out", out_dir }, { env = env })
     -- Kill once several jobs are recorded and at least one report is down.
     local deadline = auditrun.now() + 120
     local before
     repeat
       auditrun.sleep(0.05)
-      local ok, entries = pcall(read_state, state_path)
+      local ok, entries = pcall(reports.state, out_dir)
       local downloaded = 0
       for _, e in pairs(ok and entries or {}) do if e.path then downloaded = downloaded + 1 end end
       if downloaded >= 1 then before = entries end
@@ -102,7 +72,7 @@ describe("guest-access", function()
     local guests = tenant.counts.guests
     assert.is_true(#zips(out_dir) < guests, "the run ended before the kill")
     assert.is_true(all_intact(out_dir))
-    local at_kill = read_state(state_path)
+    local at_kill = reports.state(out_dir)
     local submitted_before = control("GET", "/stats").jobs_submitted
 
     local _, err
@@ -115,7 +85,7 @@ describe("guest-access", function()
     for _, n in ipairs(util.listing(out_dir)) do assert.is_nil(n:find(".part-", 1, true), "left behind: " .. n) end
     -- Every job the killed run had recorded was picked up, not submitted
     -- again: the rerun submitted only for the guests it had not reached.
-    local after = read_state(state_path)
+    local after = reports.state(out_dir)
     local recorded = 0
     for key, e in pairs(at_kill) do
       -- A submit still out at the kill ("posting") is sent again.

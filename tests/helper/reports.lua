@@ -32,6 +32,18 @@ function M.summary(dir)
   return cjson.decode(text)
 end
 
+--- state(dir) -> the run state of dir (its journal .auditrun/state.jsonl
+--- replayed: key -> value, as of its last whole line).
+function M.state(dir)
+  local entries = {}
+  local text = util.read(dir .. "/.auditrun/state.jsonl") or ""
+  for line in text:gmatch("([^\n]*)\n") do
+    local rec = cjson.decode(line)
+    if rec.k then entries[rec.k] = rec.v end
+  end
+  return entries
+end
+
 --- sha256(path) -> the hex digest sha256sum gives.
 function M.sha256(path)
   return (util.sh("sha256sum " .. path):match("^(%x+)"))

@@ -26,10 +26,7 @@ describe("activity workflows", function()
   local sb = sandbox.for_describe()
   local t, dir
 
-  local function control(method, path, body)
-    return auditrun.try(http.request_json { method = method, url = sb.url .. "/activity-control" .. path, json = body,
-                                            ca_file = sb.ca_file })
-  end
+  local function control(method, path, body) return sb:activity_control(method, path, body) end
   local function requests(match) return control("GET", "/requests?match=" .. http.escape(match)) end
 
   -- The environment of a user with DealCloud and ExaVault set up (and no

@@ -105,6 +105,22 @@ local function integer(v)
   return nil
 end
 
+--- tables(list, title) -> a vendor's named tables ({kind = entries}) both
+--- ways: t.name(kind, code) -> the documented name (codes given as numbers
+--- or digit strings alike), t.id(kind, name_or_code) -> the code.
+function M.tables(list, title)
+  local compiled_tables = {}
+  for kind, entries in pairs(list) do compiled_tables[kind] = M.enum(entries) end
+  local function get(kind) return assert(compiled_tables[kind], "no " .. title .. " table " .. tostring(kind)) end
+  return {
+    name = function(kind, code)
+      local e = get(kind)
+      return e.label[code] or e.label[math.tointeger(tonumber(code)) or false]
+    end,
+    id = function(kind, v) return M.enum_value(get(kind), v) end,
+  }
+end
+
 --- enum_value(e, v) -> the code a value names (a code, or any of its
 --- words), or nil.
 local function enum_value(e, v)
@@ -345,6 +361,14 @@ function rules.only_with(v, name, other, value, why)
 end
 
 -- ---- names ----------------------------------------------------------------------
+
+--- param(at, name, type, fields) -> a parameter's data (for catalogue
+--- files): fields with at, name and type set.
+function M.param(at, name, ty, o)
+  o = o or {}
+  o.at, o.name, o.type = at, name, ty
+  return o
+end
 
 --- snake(name): "startPage" -> "start_page", "SiteURLs" -> "site_ur_ls".
 function M.snake(name)

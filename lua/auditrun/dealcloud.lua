@@ -33,21 +33,12 @@ M.catalogue = catalog.new("dealcloud", data)
 M.settings = settings.schema
 M.MAX_DAYS = data.max_days
 
-local ENUMS = {}
-for kind, entries in pairs(data.enums) do ENUMS[kind] = catalog.enum(entries) end
+local TABLES = catalog.tables(data.enums, "DealCloud")
 
 --- name(kind, id) -> the documented name of an activity, source or
---- export_data id, or nil.
-function M.name(kind, id)
-  local e = assert(ENUMS[kind], "no DealCloud table " .. tostring(kind))
-  return e.label[math.tointeger(tonumber(id)) or id]
-end
-
---- id(kind, name_or_id) -> the id a name (any documented or sample
---- spelling, without regard to case) or id stands for, or nil.
-function M.id(kind, v)
-  return catalog.enum_value(assert(ENUMS[kind], "no DealCloud table " .. tostring(kind)), v)
-end
+--- export_data id, or nil; id(kind, name_or_id) -> the id a name (any
+--- documented or sample spelling, without regard to case) or id stands for.
+M.name, M.id = TABLES.name, TABLES.id
 
 --- dotted(n) -> "a.b.c.d" for an IPv4 address given as an integer.
 function M.dotted(n)

@@ -29,19 +29,12 @@ local M = {}
 M.catalogue = catalog.new("exavault", data)
 M.settings = settings.schema
 
-local ENUMS = {}
-for kind, entries in pairs(data.enums) do ENUMS[kind] = catalog.enum(entries) end
+local TABLES = catalog.tables(data.enums, "ExaVault")
 
 --- name(kind, value) -> the file manager's name of an operation type
---- ("RETR" -> "Download"), or nil.
-function M.name(kind, v)
-  return assert(ENUMS[kind], "no ExaVault table " .. tostring(kind)).label[v]
-end
-
---- id(kind, name) -> the API value for a name or value ("download" -> "RETR").
-function M.id(kind, v)
-  return catalog.enum_value(assert(ENUMS[kind], "no ExaVault table " .. tostring(kind)), v)
-end
+--- ("RETR" -> "Download"); id(kind, name) -> the API value for a name or
+--- value ("download" -> "RETR").
+M.name, M.id = TABLES.name, TABLES.id
 
 -- A session carrying the account's key and token on every request.
 local Session = {}

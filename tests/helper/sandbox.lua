@@ -114,12 +114,22 @@ function Sandbox:host_env(home)
            AUDITRUN_CERT_PASSWORD = "sandbox-pass", AUDITRUN_CA_FILE = self.ca_file }
 end
 
+local function control(self, prefix, method, path, body)
+  local http = require "auditrun.http"
+  return require("auditrun.errors").try(http.request_json {
+    method = method, url = self.url .. prefix .. path, json = body, ca_file = self.ca_file })
+end
+
 --- control(method, path, body) -> the decoded answer of the tenant's
 --- control API (/insights-control: faults, recorded requests, stats).
 function Sandbox:control(method, path, body)
-  local http = require "auditrun.http"
-  return require("auditrun.errors").try(http.request_json {
-    method = method, url = self.url .. "/insights-control" .. path, json = body, ca_file = self.ca_file })
+  return control(self, "/insights-control", method, path, body)
+end
+
+--- activity_control(method, path, body): the same for the DealCloud site
+--- and ExaVault account (/activity-control).
+function Sandbox:activity_control(method, path, body)
+  return control(self, "/activity-control", method, path, body)
 end
 
 --- The server's stderr so far (for a failing spec's message).

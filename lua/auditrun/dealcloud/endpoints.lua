@@ -8,6 +8,7 @@
 -- the longest range, yet its samples send a 0-day and a 120-day range:
 -- sample wins here too (the service answers 400 with its message), and
 -- auditrun.dealcloud walks any range in windows of one to 90 whole days.
+local catalog = require "auditrun.catalog"
 
 -- {id, name...}: the documented name first, then the spellings the
 -- service's own rows use ("SessionExpired", "Web") and short words.
@@ -57,16 +58,8 @@ local EXPORT_VERBS = { [3] = "download" }
 -- default); a service that caps lower still pages right, by totalRecords.
 local PAGE_SIZE = 1000
 
-local function b(name, ty, o)
-  o = o or {}
-  o.at, o.name, o.type = "body", name, ty
-  return o
-end
-local function q(name, ty, o)
-  o = o or {}
-  o.at, o.name, o.type = "query", name, ty
-  return o
-end
+local function b(name, ty, o) return catalog.param("body", name, ty, o) end
+local function q(name, ty, o) return catalog.param("query", name, ty, o) end
 
 local endpoints = {
   user_activity = {

@@ -5,6 +5,7 @@
 -- var_resource_path); the wire names are the API's (startDate,
 -- resourcePath); both spellings are taken. Answers carry their rows under
 -- `data`; the total is always 0, so paging ends on a short or empty page.
+local catalog = require "auditrun.catalog"
 
 -- Operation types: the API value first, then the file manager's name.
 local OPERATIONS = {
@@ -41,11 +42,7 @@ local VERBS = {
 -- The most rows a page asks for; the service may cap it lower.
 local PAGE_SIZE = 1000
 
-local function q(name, ty, o)
-  o = o or {}
-  o.at, o.name, o.type = "query", name, ty
-  return o
-end
+local function q(name, ty, o) return catalog.param("query", name, ty, o) end
 
 local function logs(path, doc_name, filters)
   local params = {

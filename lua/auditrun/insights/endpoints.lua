@@ -16,6 +16,7 @@
 -- ---- vocabularies -------------------------------------------------------------
 -- {code, word...}: the first element is sent; any word names it (the
 -- documented label among them), compared without case, spaces, '-' or '_'.
+local catalog = require "auditrun.catalog"
 
 local LINK_TYPES = {
   { 32, "specific", "flexible", "Specific link", "flexible link" },
@@ -85,11 +86,7 @@ local LANGUAGES = {
 -- ---- parameters and rules ----------------------------------------------------
 -- The fields of parameters, rules and paging are those of auditrun.catalog.
 
-local function param(at, name, ty, o)
-  o = o or {}
-  o.at, o.name, o.type = at, name, ty
-  return o
-end
+local param = catalog.param
 local function seg(name, encode, o)
   o = param("path", name, "string", o)
   o.encode = encode

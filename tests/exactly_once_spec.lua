@@ -1,6 +1,7 @@
 -- variants: plain
 -- Exactly once at the worst instants, with the host as a subprocess running
--- the guest-access workflow against the sandbox: kill -9 the moment a report
+-- the guest-access and external-group-access workflows against the sandbox
+-- (token lifetime 4 s): kill -9 the moment a report
 -- takes its name (several times, then a rerun), right after a submit's job
 -- id is recorded, between recording a report's name and the rename, and
 -- between recording the intent and sending the submit; Ctrl-C while a
@@ -29,47 +30,61 @@ local function read_state(dir)
   return entries
 end
 
+-- The workflows, each with its export, where its submit names the subject,
+-- and how many subjects the tenant has for it.
+local WORKFLOWS = {
+  { name = "guest-access", export = "user_permissions_export", subject = "/users/([^/]+)/access/export",
+    count = function(t) return t.counts.guests end },
+  { name = "external-group-access", export = "group_access_export", subject = "/groups/([^/]+)/access/export",
+    count = function(t) return t.counts.groupsWithExternalMembers end },
+}
+
 describe("exactly once", function()
-  local sb = sandbox.for_describe {}
-  local home, env, guests
+  local sb = sandbox.for_describe { token_ttl = 4 }
+  local home, env, tenant
 
   local function control(method, path, body)
     return auditrun.try(http.request_json { method = method, url = sb.url .. "/insights-control" .. path, json = body })
   end
 
-  -- How many jobs the service started for each guest's export (from the
+  -- How many jobs the service started for each subject (from the
   -- sandbox's record of requests: a refused one, 429 or 401, started none).
-  local function submits()
+  local function submits(wf)
     local per = {}
     for _, r in ipairs(control("GET", "/requests?match=/access/export")) do
-      if r.status == 200 then
-        -- The e-mail is escaped twice in the path, as the API wants it.
-        local email = http.unescape(http.unescape(r.url:match("/users/([^/]+)/access/export")))
-        per[email] = (per[email] or 0) + 1
+      local subject = r.url:match(wf.subject)
+      if r.status == 200 and subject then
+        -- An e-mail is escaped twice in the path, as the API wants it.
+        subject = http.unescape(http.unescape(subject))
+        per[subject] = (per[subject] or 0) + 1
       end
     end
     return per
   end
 
-  -- Each guest submitted once; a kill -9 while a guest's submit was out
-  -- may add one more for it per kill, and only with the guest flagged.
-  local function assert_each_submitted_once(dir, kills)
-    local per = submits()
+  -- Each subject submitted once; a kill -9 while its submit was out may add
+  -- one more per kill, and only with the subject flagged.
+  local function assert_each_submitted_once(wf, dir, kills)
+    local per = submits(wf)
     local st = read_state(dir)
-    for _, g in ipairs(guests) do
-      local key = g.loginName
-      if st["user_permissions_export:" .. key].extra_job then
-        assert.is_true(per[key] >= 1 and per[key] <= 1 + (kills or 0), key)
+    local n = 0
+    for subject, times in pairs(per) do
+      n = n + 1
+      local rec = st[wf.export .. ":" .. subject]
+      assert.is_table(rec, subject)
+      if rec.extra_job then
+        assert.is_true(times <= 1 + (kills or 0), subject)
       else
-        assert.equal(1, per[key], key)
+        assert.equal(1, times, subject)
       end
     end
+    assert.equal(wf.count(tenant), n)
   end
 
-  -- One whole zip per guest, no second copy, nothing temporary left.
-  local function assert_one_report_each(dir)
+  -- One whole zip per subject, no second copy, nothing temporary left.
+  local function assert_one_report_each(wf, dir)
     local names = lines(sh("cd " .. dir .. " && ls *.zip 2>/dev/null"))
-    assert.equal(#guests, #names)
+    assert.equal(wf.count(tenant), #names)
     for _, n in ipairs(names) do assert.is_nil(n:find("(", 1, true), "a second copy: " .. n) end
     for _, n in ipairs(util.listing(dir)) do assert.is_nil(n:find(".part-", 1, true), "left behind: " .. n) end
     local out = sh(("cd %s && python3 -c 'import glob, zipfile\n"
@@ -77,13 +92,13 @@ describe("exactly once", function()
     assert.equal("intact\n", out)
   end
 
-  -- Starts guest-access into dir paused at `instant`; once a task says it
+  -- Starts the workflow into dir paused at `instant`; once a task says it
   -- is there, sends `sig` and returns the exit code and stderr.
-  local function run_until(dir, instant, sig)
+  local function run_until(wf, dir, instant, sig)
     local e = {}
     for k, v in pairs(env) do e[k] = v end
     e.AUDITRUN_PAUSE_AT = instant
-    local h = host.start({ "guest-access", "--out", dir }, { env = e })
+    local h = host.start({ wf.name, "--out", dir }, { env = e })
     local deadline = auditrun.now() + 60
     local marker = "paused at " .. instant
     while not (util.read(h.dir .. "/err") or ""):find(marker, 1, true) and auditrun.now() < deadline do
@@ -95,14 +110,14 @@ describe("exactly once", function()
     return code, err
   end
 
-  local function rerun(dir)
-    local code, out, err = host.run({ "guest-access", "--out", dir }, { env = env })
+  local function rerun(wf, dir)
+    local code, out, err = host.run({ wf.name, "--out", dir }, { env = env })
     assert.equal(0, code, err)
     return out
   end
 
   setup(function()
-    guests = control("GET", "/tenant").guests
+    tenant = control("GET", "/tenant")
     home = util.tempdir()
     env = { HOME = home, AUDITRUN_INSIGHTS_URL = sb.url .. "/insights", AUDITRUN_IDENTITY_URL = sb.issuer,
             AUDITRUN_CLIENT_ID = sb.clients.cert, AUDITRUN_CERT = os.getenv("PWD") .. "/tests/fixtures/app.pfx",
@@ -116,106 +131,111 @@ describe("exactly once", function()
     control("POST", "/config", { jobSeconds = 0.3 })
   end)
 
-  it("kill -9 the moment a report takes its name, three times, then a rerun: one report per guest", function()
-    local dir = home .. "/placed"
-    for _ = 1, 3 do
-      local code = run_until(dir, "placed", "KILL")
-      assert.equal(137, code)
-    end
-    rerun(dir)
-    assert_one_report_each(dir)
-    assert_each_submitted_once(dir, 3)
-  end)
+  for _, wf in ipairs(WORKFLOWS) do
+    describe(wf.name, function()
+      it("kill -9 the moment a report takes its name, three times, then a rerun: one report per subject", function()
+        local dir = home .. "/" .. wf.name .. "-placed"
+        for _ = 1, 3 do
+          local code = run_until(wf, dir, "placed", "KILL")
+          assert.equal(137, code)
+        end
+        rerun(wf, dir)
+        assert_one_report_each(wf, dir)
+        assert_each_submitted_once(wf, dir, 3)
+      end)
 
-  it("kill -9 between recording a report's name and the rename: the rerun names it once", function()
-    local dir = home .. "/placing"
-    assert.equal(137, (run_until(dir, "placing", "KILL")))
-    rerun(dir)
-    assert_one_report_each(dir)
-    assert_each_submitted_once(dir, 1)
-  end)
+      it("kill -9 between recording a report's name and the rename: the rerun names it once", function()
+        local dir = home .. "/" .. wf.name .. "-placing"
+        assert.equal(137, (run_until(wf, dir, "placing", "KILL")))
+        rerun(wf, dir)
+        assert_one_report_each(wf, dir)
+        assert_each_submitted_once(wf, dir, 1)
+      end)
 
-  it("kill -9 right after a submit's job id is recorded: the rerun waits for that job", function()
-    local dir = home .. "/submitted"
-    assert.equal(137, (run_until(dir, "submitted", "KILL")))
-    local at_kill = read_state(dir)
-    rerun(dir)
-    assert_one_report_each(dir)
-    assert_each_submitted_once(dir, 1)
-    local after = read_state(dir)
-    for k, v in pairs(at_kill) do
-      if type(v) == "table" and v.job then assert.equal(v.job, after[k].job, k) end
-    end
-  end)
+      it("kill -9 right after a submit's job id is recorded: the rerun waits for that job", function()
+        local dir = home .. "/" .. wf.name .. "-submitted"
+        assert.equal(137, (run_until(wf, dir, "submitted", "KILL")))
+        local at_kill = read_state(dir)
+        rerun(wf, dir)
+        assert_one_report_each(wf, dir)
+        assert_each_submitted_once(wf, dir, 1)
+        local after = read_state(dir)
+        for k, v in pairs(at_kill) do
+          if type(v) == "table" and v.job then assert.equal(v.job, after[k].job, k) end
+        end
+      end)
 
-  it("kill -9 after the intent is recorded and before the submit: submitted once more, flagged", function()
-    local dir = home .. "/posting"
-    assert.equal(137, (run_until(dir, "posting", "KILL")))
-    local flagged = {}
-    for k, v in pairs(read_state(dir)) do
-      if type(v) == "table" and v.state == "posting" then flagged[k] = true end
-    end
-    assert.is_truthy(next(flagged))
-    rerun(dir)
-    assert_one_report_each(dir)
-    -- The service may hold an extra job for each subject whose submit was
-    -- out when the process died: the state says so.
-    local after = read_state(dir)
-    for k in pairs(flagged) do assert.is_true(after[k].extra_job, k) end
-    for k, v in pairs(after) do
-      if not flagged[k] and type(v) == "table" then assert.is_nil(v.extra_job, k) end
-    end
-  end)
+      it("kill -9 after the intent is recorded and before the submit: submitted once more, flagged", function()
+        local dir = home .. "/" .. wf.name .. "-posting"
+        assert.equal(137, (run_until(wf, dir, "posting", "KILL")))
+        local flagged = {}
+        for k, v in pairs(read_state(dir)) do
+          if type(v) == "table" and v.state == "posting" then flagged[k] = true end
+        end
+        assert.is_truthy(next(flagged))
+        rerun(wf, dir)
+        assert_one_report_each(wf, dir)
+        -- The service may hold an extra job for each subject whose submit was
+        -- out when the process died: the state says so.
+        local after = read_state(dir)
+        for k in pairs(flagged) do assert.is_true(after[k].extra_job, k) end
+        for k, v in pairs(after) do
+          if not flagged[k] and type(v) == "table" then assert.is_nil(v.extra_job, k) end
+        end
+      end)
 
-  it("Ctrl-C while a submit's answer is on its way: the job is recorded, nothing is submitted twice", function()
-    local dir = home .. "/interrupted"
-    -- The service starts the job at once and answers 1.5 s later.
-    control("POST", "/faults", { match = "GET /insights/users/", delay_ms = 1500, times = 1 })
-    local h = host.start({ "guest-access", "--out", dir }, { env = env })
-    local deadline = auditrun.now() + 60
-    while next(submits()) == nil and auditrun.now() < deadline do auditrun.sleep(0.02) end
-    assert.is_truthy(next(submits()), "no submit was sent")
-    h:signal("INT")
-    local code, _, err = h:wait(60)
-    assert.equal(130, code, err)
-    local recorded = 0
-    for _, v in pairs(read_state(dir)) do
-      if type(v) == "table" and v.job then recorded = recorded + 1 end
-    end
-    assert.is_true(recorded >= 1)
-    for _ = 1, 2 do
-      -- Interrupted again, each time during a submit's answer.
-      control("POST", "/faults", { match = "GET /insights/users/", delay_ms = 1000, times = 1 })
-      local before = 0
-      for _, n in pairs(submits()) do before = before + n end
-      h = host.start({ "guest-access", "--out", dir }, { env = env })
-      deadline = auditrun.now() + 60
-      repeat
-        auditrun.sleep(0.02)
-        local now = 0
-        for _, n in pairs(submits()) do now = now + n end
-      until now > before or auditrun.now() > deadline
-      h:signal("INT")
-      assert.equal(130, (h:wait(60)))
-    end
-    rerun(dir)
-    assert_one_report_each(dir)
-    assert_each_submitted_once(dir)
-  end)
+      it("Ctrl-C while a submit's answer is on its way: the job is recorded, nothing is submitted twice", function()
+        local dir = home .. "/" .. wf.name .. "-interrupted"
+        -- The service starts the job at once and answers 1.5 s later.
+        control("POST", "/faults", { match = "/access/export", delay_ms = 1500, times = 1 })
+        local h = host.start({ wf.name, "--out", dir }, { env = env })
+        local deadline = auditrun.now() + 60
+        while next(submits(wf)) == nil and auditrun.now() < deadline do auditrun.sleep(0.02) end
+        assert.is_truthy(next(submits(wf)), "no submit was sent")
+        h:signal("INT")
+        local code, _, err = h:wait(60)
+        assert.equal(130, code, err)
+        local recorded = 0
+        for _, v in pairs(read_state(dir)) do
+          if type(v) == "table" and v.job then recorded = recorded + 1 end
+        end
+        assert.is_true(recorded >= 1)
+        for _ = 1, 2 do
+          -- Interrupted again, each time during a submit's answer.
+          control("POST", "/faults", { match = "/access/export", delay_ms = 1000, times = 1 })
+          local before = 0
+          for _, n in pairs(submits(wf)) do before = before + n end
+          h = host.start({ wf.name, "--out", dir }, { env = env })
+          deadline = auditrun.now() + 60
+          repeat
+            auditrun.sleep(0.02)
+            local now = 0
+            for _, n in pairs(submits(wf)) do now = now + n end
+          until now > before or auditrun.now() > deadline
+          h:signal("INT")
+          assert.equal(130, (h:wait(60)))
+        end
+        rerun(wf, dir)
+        assert_one_report_each(wf, dir)
+        assert_each_submitted_once(wf, dir)
+      end)
 
-  it("finish every report once through 429s with Retry-After, 503s, cut downloads and a revoked token", function()
-    local dir = home .. "/faults"
-    control("POST", "/faults", {
-      { match = "GET /insights/users/", status = 429, retry_after = "1", times = 4 },
-      { match = "/exportstatus", status = 503, times = 5 },
-      { match = "/exportfile", reset = true, times = 3 },
-      { match = "/exportstatus", token_revoked = true, times = 1 },
-    })
-    rerun(dir)
-    assert_one_report_each(dir)
-    assert_each_submitted_once(dir)
-    assert.same({}, control("GET", "/faults"))
-  end)
+      it("finish every report once through 429s with Retry-After, 503s, cut downloads and a revoked token", function()
+        local dir = home .. "/" .. wf.name .. "-faults"
+        control("POST", "/faults", {
+          { match = "/access/export", status = 429, retry_after = "1", times = 4 },
+          { match = "/exportstatus", status = 503, times = 5 },
+          { match = "/exportfile", reset = true, times = 3 },
+          { match = "/exportstatus", token_revoked = true, times = 1 },
+          { match = "/access/export", token_revoked = true, times = 1 },
+        })
+        rerun(wf, dir)
+        assert_one_report_each(wf, dir)
+        assert_each_submitted_once(wf, dir)
+        assert.same({}, control("GET", "/faults"))
+      end)
+    end)
+  end
 
   it("a double Ctrl-C during a plain export's download leaves no temporary file", function()
     local dir = home .. "/double"
@@ -224,7 +244,7 @@ describe("exactly once", function()
       local auditrun = require "auditrun"
       local c = auditrun.try(require("auditrun.insights").connect())
       auditrun.try(c:export("user_permissions_export", { email = %q, data_sources = { "teams" } }, { dir = %q }))
-    ]]):format(guests[1].loginName, dir))
+    ]]):format(tenant.guests[1].loginName, dir))
     control("POST", "/faults", { match = "/exportfile", slow_ms = 20000, times = 1 })
     local h = host.start({ script }, { env = env })
     local deadline = auditrun.now() + 60

@@ -122,14 +122,21 @@ local runs = {
     ("python3 tests/bench/peer_activity.py exavault %s/exavault/api/v2 %s %s %s %s/ev-peer.jsonl"):format(sb.url,
       sb.ca_file, t.exavault.api_key, t.exavault.access_token, dir), "ev" },
 }
+local rss_single
 for _, r in ipairs(runs) do
   local cpu_ours, rss_ours = metered(r[2])
+  rss_single = math.max(rss_single or 0, rss_ours)
   local cpu_peer, rss_peer = metered(r[3])
   local rows, peer_rows = count_lines(dir .. "/" .. r[4] .. ".jsonl"), count_lines(dir .. "/" .. r[4] .. "-peer.jsonl")
   report(r[1] .. ": CPU vs python requests", cpu_ours, cpu_peer, "s", "at most 1.0")
   report(r[1] .. ": peak RSS vs python requests", rss_ours / 1024, rss_peer / 1024, "MiB", "under 1.0")
   print(string.format("%-44s auditrun %d rows, peer %d rows   (goal: the same)", r[1] .. ": rows", rows, peer_rows))
 end
+-- The timeline over the same year: both vendors merged, memory as flat as one.
+local _, rss_timeline = metered(("%s%s activity-timeline --from %s --to %s --out %s/timeline.jsonl -q"):format(env,
+  HOST, year_ago, from, dir))
+report(("timeline, %d events: peak RSS vs one log"):format(count_lines(dir .. "/timeline.jsonl")),
+  rss_timeline / 1024, rss_single / 1024, "MiB", "about 1")
 os.execute("rm -rf " .. dir)
 
 -- 5. Export jobs: makespan and polls per job; the cost of a state record.

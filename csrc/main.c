@@ -6,6 +6,7 @@
  * 130 interrupted. */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <dlfcn.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -217,13 +218,32 @@ static void find_dirs(void) {
       return;
     }
   }
-  pathf(luadir, sizeof luadir, "%s/../share/lua/5.4", exe);
-  pathf(libdir, sizeof libdir, "%s/../lib/lua/5.4", exe);
-  pathf(scriptdir, sizeof scriptdir, "%s/../share/auditrun/scripts", exe);
-  if (!is_dir(scriptdir)) {
-    pathf(probe, sizeof probe, "%s/..", exe);
-    find_rock_scripts(probe);
-  }
+  /* the prefix: BIN's parent, written out (no "..") for messages */
+  slash = strrchr(exe, '/');
+  if (slash) *slash = '\0';
+  pathf(luadir, sizeof luadir, "%s/share/lua/5.4", exe);
+  pathf(libdir, sizeof libdir, "%s/lib/lua/5.4", exe);
+  pathf(scriptdir, sizeof scriptdir, "%s/share/auditrun/scripts", exe);
+  if (!is_dir(scriptdir)) find_rock_scripts(exe);
+}
+
+/* The core as package.preload["auditrun.core"], opened with lazy binding:
+ * Lua's own loader opens C modules with RTLD_NOW, which binds every symbol
+ * of libcurl, OpenSSL and their ~30 libraries before the first use, some
+ * 1.5 ms of every start-up that a script pays whether it makes a request or
+ * not. Where core.so is not beside us, package.cpath finds it as before. */
+static void preload_core(lua_State *L) {
+  char path[PATH_MAX + 100];
+  void *lib;
+  lua_CFunction open;
+  pathf(path, sizeof path, "%s/auditrun/core.so", libdir);
+  if (!is_file(path) || (lib = dlopen(path, RTLD_LAZY | RTLD_LOCAL)) == NULL) return;
+  open = (lua_CFunction)dlsym(lib, "luaopen_auditrun_core");
+  if (!open) return;  /* not ours: the loader reports it as it would */
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, open);
+  lua_setfield(L, -2, "auditrun.core");
+  lua_pop(L, 1);
 }
 
 /* arg as in lua.c: arg[0] the script, arg[1..] its arguments, arg[-1] us. */
@@ -301,9 +321,20 @@ static int pmain(lua_State *L) {
    * tasks it spawned, and returns the exit code and, on failure, the
    * message. The scheduler loads first, so the script's coroutines are the
    * patched ones. */
+  preload_core(L);
   lua_getglobal(L, "require");
   lua_pushliteral(L, "auditrun.task");
-  if (docall(L, 1, 1) != LUA_OK) goto failed;
+  if (docall(L, 1, 1) != LUA_OK) {
+    /* A host copied away from its files: one line, not Lua's search list. */
+    const char *msg = lua_tostring(L, -1);
+    if (msg && strstr(msg, "module 'auditrun.task' not found")) {
+      fprintf(stderr, "%s: its Lua modules are not where it looks (%s/auditrun, then LUA_PATH): "
+              "run the auditrun that make install or luarocks installed with them\n", progname, luadir);
+      *exit_code = EXIT_FAILURE;
+      return 0;
+    }
+    goto failed;
+  }
   lua_getfield(L, -1, "main");
   lua_remove(L, -2);
   if (luaL_loadfile(L, path) != LUA_OK) goto failed;

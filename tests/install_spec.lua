@@ -78,6 +78,16 @@ describe("installing", function()
     assert.equal(0, code, out)
     os.execute("rm -rf " .. q(tree))  -- nothing of the first install may be needed
     installed_host_works(prefix .. "/bin/auditrun", prefix)
+    -- copied away from its files, it says so in one line
+    local away = tempdir()
+    assert.equal(0, (sh(("mkdir -p %s/bin && cp %s/bin/auditrun %s/bin/"):format(q(away), q(prefix), q(away)))))
+    local script = host.script "print(1)"
+    code, out = sh(("cd / && env -u LUA_PATH -u LUA_PATH_5_4 %s/bin/auditrun %s"):format(q(away), q(script)))
+    os.remove(script)
+    os.execute("rm -rf " .. q(away))
+    assert.equal(1, code)
+    assert.equal(("auditrun: its Lua modules are not where it looks (%s/share/lua/5.4/auditrun, then LUA_PATH): " ..
+      "run the auditrun that make install or luarocks installed with them\n"):format(away), out)
     code, out = sh(("cd / && LUA_PATH=%q LUA_CPATH=%q lua5.4 -e 'print(require(\"auditrun\").uuid4())'")
       :format(prefix .. "/share/lua/5.4/?.lua;" .. prefix .. "/share/lua/5.4/?/init.lua;;",
               prefix .. "/lib/lua/5.4/?.so;;"))

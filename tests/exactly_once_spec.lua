@@ -12,23 +12,12 @@
 -- hit by chance.
 local sandbox = require "tests.helper.sandbox"
 local host = require "tests.helper.host"
+local reports = require "tests.helper.reports"
 local auditrun = require "auditrun"
-local cjson = require "cjson"
 local http = require "auditrun.http"
 local util = require "tests.helper.util"
 
-local sh, lines = util.sh, util.lines
-
--- The run state's journal replayed: key -> value.
-local function read_state(dir)
-  local entries = {}
-  local text = util.read(dir .. "/.auditrun/state.jsonl") or ""
-  for line in text:gmatch("([^\n]*)\n") do
-    local rec = cjson.decode(line)
-    if rec.k then entries[rec.k] = rec.v end
-  end
-  return entries
-end
+local read_state = reports.state
 
 -- The workflows, each with its export, where its submit names the subject,
 -- and how many subjects the tenant has for it.
@@ -44,7 +33,7 @@ describe("exactly once", function()
   local home, env, tenant
 
   local function control(method, path, body)
-    return auditrun.try(http.request_json { method = method, url = sb.url .. "/insights-control" .. path, json = body })
+    return sb:control(method, path, body)
   end
 
   -- How many jobs the service started for each subject (from the
@@ -83,13 +72,11 @@ describe("exactly once", function()
 
   -- One whole zip per subject, no second copy, nothing temporary left.
   local function assert_one_report_each(wf, dir)
-    local names = lines(sh("cd " .. dir .. " && ls *.zip 2>/dev/null"))
+    local names = reports.zips(dir)
     assert.equal(wf.count(tenant), #names)
     for _, n in ipairs(names) do assert.is_nil(n:find("(", 1, true), "a second copy: " .. n) end
     for _, n in ipairs(util.listing(dir)) do assert.is_nil(n:find(".part-", 1, true), "left behind: " .. n) end
-    local out = sh(("cd %s && python3 -c 'import glob, zipfile\n"
-      .. "for n in glob.glob(\"*.zip\"):\n  assert zipfile.ZipFile(n).testzip() is None, n\nprint(\"intact\")'"):format(dir))
-    assert.equal("intact\n", out)
+    assert.is_true(reports.intact(dir))
   end
 
   -- Starts the workflow into dir paused at `instant`; once a task says it
@@ -119,9 +106,7 @@ describe("exactly once", function()
   setup(function()
     tenant = control("GET", "/tenant")
     home = util.tempdir()
-    env = { HOME = home, AUDITRUN_INSIGHTS_URL = sb.url .. "/insights", AUDITRUN_IDENTITY_URL = sb.issuer,
-            AUDITRUN_CLIENT_ID = sb.clients.cert, AUDITRUN_CERT = os.getenv("PWD") .. "/tests/fixtures/app.pfx",
-            AUDITRUN_CERT_PASSWORD = "sandbox-pass", AUDITRUN_CA_FILE = sb.ca_file }
+    env = sb:host_env(home)
   end)
   teardown(function()
     if home then os.execute("rm -rf " .. home) end

@@ -6,7 +6,6 @@
 local auditrun = require "auditrun"
 local cjson = require "cjson"
 local files = require "auditrun.files"
-local http = require "auditrun.http"
 local insights = require "auditrun.insights"
 local state = require "auditrun.state"
 local util = require "tests.helper.util"
@@ -16,19 +15,15 @@ local M = {}
 local SLOTS = 5
 local NO_ENV = { getenv = function() end }
 
-local function control(sb, method, path, body)
-  return auditrun.try(http.request_json { method = method, url = sb.url .. "/insights-control" .. path, json = body })
-end
-
 -- Runs n exports of jobs lasting `seconds`, `at_once` at a time; returns
 -- the makespan and the status polls sent.
 local function exports(sb, c, n, seconds, at_once)
-  control(sb, "POST", "/reset")
-  control(sb, "POST", "/config", { jobSeconds = seconds, maxJobs = SLOTS })
+  sb:control("POST", "/reset")
+  sb:control("POST", "/config", { jobSeconds = seconds, maxJobs = SLOTS })
   -- Each case starts knowing nothing of how long the jobs take, as with a
   -- new tenant.
   c.limiter.timings = nil
-  local guests = control(sb, "GET", "/tenant").guests
+  local guests = sb:control("GET", "/tenant").guests
   local dir = util.tempdir()
   local gate = auditrun.semaphore(at_once)
   local t0 = auditrun.now()
@@ -43,7 +38,7 @@ local function exports(sb, c, n, seconds, at_once)
   end
   for i = 1, n do assert(tasks[i]:join()) end
   local makespan = auditrun.now() - t0
-  local polls = #control(sb, "GET", "/requests?match=/exportstatus")
+  local polls = #sb:control("GET", "/requests?match=/exportstatus")
   os.execute("rm -rf " .. dir)
   return makespan, polls
 end

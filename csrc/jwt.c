@@ -174,42 +174,44 @@ done:
   return rc;
 }
 
-static int check_key(jwt_key *k, const char *path, time_t now, char *err, size_t errlen) {
+/* cert_path names the certificate in messages about it, key_path the key. */
+static int check_key(jwt_key *k, const char *cert_path, const char *key_path, time_t now, char *err,
+                     size_t errlen) {
   time_t not_after;
   char when[32];
   if (!k->pkey) {
-    snprintf(err, errlen, "no private key found in %s", path);
+    snprintf(err, errlen, "no private key found in %s", key_path);
     return -1;
   }
   if (!k->cert) {
-    snprintf(err, errlen, "no certificate found in %s", path);
+    snprintf(err, errlen, "no certificate found in %s", cert_path);
     return -1;
   }
   if (!EVP_PKEY_is_a(k->pkey, "RSA")) {
-    snprintf(err, errlen, "the key in %s is not an RSA key (RS256 and PS256 need one)", path);
+    snprintf(err, errlen, "the key in %s is not an RSA key (RS256 and PS256 need one)", key_path);
     return -1;
   }
   if (X509_check_private_key(k->cert, k->pkey) != 1) {
     ERR_clear_error();
-    snprintf(err, errlen, "the private key does not match the certificate in %s", path);
+    snprintf(err, errlen, "the private key in %s does not match the certificate in %s", key_path, cert_path);
     return -1;
   }
   if (X509_cmp_time(X509_get0_notBefore(k->cert), &now) > 0) {
-    snprintf(err, errlen, "the certificate in %s is not valid yet", path);
+    snprintf(err, errlen, "the certificate in %s is not valid yet", cert_path);
     return -1;
   }
   if (jwt_not_after(k, &not_after) != 0) {
-    snprintf(err, errlen, "the certificate in %s has an unreadable expiry date", path);
+    snprintf(err, errlen, "the certificate in %s has an unreadable expiry date", cert_path);
     return -1;
   }
   strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", gmtime(&not_after));
   if (not_after < now) {
-    snprintf(err, errlen, "the certificate in %s expired on %s", path, when);
+    snprintf(err, errlen, "the certificate in %s expired on %s", cert_path, when);
     return -1;
   }
   if (not_after - now < (time_t)WARN_DAYS * 86400)
     snprintf(k->warning, sizeof k->warning,
-             "the certificate in %s expires on %s, in %ld days", path, when,
+             "the certificate in %s expires on %s, in %ld days", cert_path, when,
              (long)((not_after - now) / 86400));
   return 0;
 }
@@ -224,7 +226,7 @@ int jwt_key_load(jwt_key *k, const char *cert_path, const char *key_path,
     if (load_pem_cert(k, cert_path, err, errlen) != 0) goto done;
     if (load_pem_key(k, key_path ? key_path : cert_path, password, err, errlen) != 0) goto done;
   }
-  if (check_key(k, key_path ? key_path : cert_path, now, err, errlen) != 0) goto done;
+  if (check_key(k, cert_path, key_path ? key_path : cert_path, now, err, errlen) != 0) goto done;
   rc = 0;
 done:
   if (rc != 0) jwt_key_free(k);

@@ -75,8 +75,9 @@ describe("keys", function()
     { "garbage .pfx", { cert = FX .. "garbage.pem.pfx" }, "garbage.pem.pfx" },
     { "key of another certificate", { cert = FX .. "app-cert.pem", key = FX .. "other-key.pem" },
       "does not match the certificate" },
+    -- Regression: the message named the key file, not the certificate.
     { "expired certificate", { cert = FX .. "expired-cert.pem", key = FX .. "app-key.pem" },
-      "expired on 2021%-01%-01 00:00:00 UTC" },
+      "^the certificate in tests/fixtures/expired%-cert.pem expired on 2021%-01%-01 00:00:00 UTC$" },
     { "EC key", { cert = FX .. "ec-cert.pem", key = FX .. "ec-key.pem" }, "not an RSA key" },
     { "missing file", { cert = FX .. "no-such.pem" }, "no%-such.pem: No such file" },
   }

@@ -83,14 +83,24 @@ function M.flatten(lists)
 end
 
 --- read_list(path) -> the non-empty lines of a file that are not # comments,
---- trimmed | nil, err message. For --users FILE, --sites FILE.
+--- trimmed, each once (names that differ only in case are one) | nil, err
+--- message (a line that is not UTF-8). For --users FILE, --sites FILE.
 function M.read_list(path)
   local f, err = io.open(path, "rb")
   if not f then return nil, err end
-  local out = {}
+  local out, seen, n = {}, {}, 0
   for line in f:lines() do
+    n = n + 1
     line = line:gsub("^\239\187\191", ""):match("^%s*(.-)%s*$")
-    if line ~= "" and line:sub(1, 1) ~= "#" then out[#out + 1] = line end
+    if not utf8.len(line) then
+      f:close()
+      return nil, string.format("line %d is not UTF-8 text", n)
+    end
+    -- A name listed twice is one subject: exported once.
+    if line ~= "" and line:sub(1, 1) ~= "#" and not seen[line:lower()] then
+      seen[line:lower()] = true
+      out[#out + 1] = line
+    end
   end
   f:close()
   if #out == 0 then return nil, path .. " lists nothing" end

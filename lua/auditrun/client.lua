@@ -83,7 +83,7 @@ local function walk(self, def, base)
     return self:call(def.name, p)
   end
   return paging.pages { style = pg.style, fetch = fetch_page, rows = pg.rows, next = pg.next, total = pg.total,
-                        first = base[cursor_p], page_size = pg.size and tonumber(base[pg.size]) }
+                        first = base[cursor_p], page_size = pg.size and tonumber(base[pg.size]), name = def.name }
 end
 
 -- A walk over each value of parameter `each`: one value, a list of them,

@@ -105,7 +105,8 @@ local function key_at(path, line)
   for text in f:lines() do
     n = n + 1
     if n > line then break end
-    text = text:gsub("%-%-.*$", ""):gsub('"[^"]*"', '""'):gsub("'[^']*'", "''"):gsub("[\"'%[].*$", "")
+    -- whole strings become a bare placeholder; from an unclosed one on, nothing is kept
+    text = text:gsub("%-%-.*$", ""):gsub('"[^"]*"', "S"):gsub("'[^']*'", "S"):gsub("[\"'%[].*$", "")
     for k in text:gmatch("([%a_][%w_]*)%s*=") do
       if keys[k] then found = k end
     end

@@ -12,8 +12,12 @@
 --           of the `next` fields present), passed back exactly as given
 --
 -- A server whose pages never end is stopped at max_pages with an error, not
--- followed forever. Iterators raise error values; wrap the loop in pcall
--- (or let the script fail) to handle them.
+-- followed forever; one that sends the same page again, or an answer of the
+-- wrong shape (not an object, a list field that is null, a string, a
+-- number), is an error naming the endpoint, never taken for "no rows".
+-- Iterators raise error values; wrap the loop in pcall (or let the script
+-- fail) to handle them.
+local cjson = require "cjson"
 local errors = require "auditrun.errors"
 local http = require "auditrun.http"
 
@@ -37,8 +41,23 @@ function M.rows_of(body, fields)
   return {}
 end
 
+-- Why a page body cannot hold rows, or nil.
+local function shape_error(body, fields)
+  if type(body) ~= "table" then return "the answer is not a JSON object or list" end
+  if body[1] ~= nil then return nil end
+  local bad
+  for _, f in ipairs(fields or {}) do
+    local v = body[f]
+    if type(v) == "table" then return nil end
+    if v ~= nil and not bad then
+      bad = string.format("'%s' is %s where a list belongs", f, v == http.null and "null" or ("a " .. type(v)))
+    end
+  end
+  return bad
+end
+
 --- pages{style=, fetch=fn(cursor)->body|nil,err, rows={fields}, next={fields},
---- total=field, page_size=, first=, max_pages=} -> iterator over (page
+--- total=field, page_size=, first=, max_pages=, name=} -> iterator over (page
 --- body, page number). The cursor is the page number ("page", first
 --- default 1), the row offset ("offset", default 0) or the link from the
 --- previous page ("cursor", first usually nil).
@@ -49,7 +68,10 @@ function M.pages(o)
   local max_pages = o.max_pages or M.MAX_PAGES
   local page_size = o.page_size
   local n, seen_rows, longest, finished = 0, 0, 0, false
-  local seen = {}
+  local seen, previous = {}, nil
+  local function fail(why)
+    error(errors.new("paging", string.format("%s: %s", o.name or "paged answer", why)), 0)
+  end
   local cursor = o.first
   if cursor == nil and style == "page" then cursor = 1 end
   if cursor == nil and style == "offset" then cursor = 0 end
@@ -61,7 +83,16 @@ function M.pages(o)
     end
     local body, err = fetch(cursor)
     if body == nil then error(err, 0) end
-    local count = #M.rows_of(body, o.rows)
+    local bad = shape_error(body, o.rows)
+    if bad then fail(string.format("page %d: %s", n, bad)) end
+    local rows = M.rows_of(body, o.rows)
+    local count = #rows
+    if style ~= "cursor" and count > 0 then
+      -- A server that ignores the page asked for would be followed for ever.
+      local this = cjson.encode(rows)
+      if this == previous then fail(string.format("page %d is the same as the page before it", n)) end
+      previous = this
+    end
     seen_rows = seen_rows + count
     if style == "page" then
       local total = o.total and math.tointeger(tonumber(type(body) == "table" and body[o.total] or nil))

@@ -1230,7 +1230,7 @@ async function send(res, r, fault) {
 
 // ---- faults -------------------------------------------------------------------
 
-const FAULT_KEYS = ['match', 'status', 'retry_after', 'times', 'delay_ms', 'reset', 'job_fails', 'filename', 'token_revoked', 'slow_ms', 'message', 'truncate'];
+const FAULT_KEYS = ['match', 'status', 'retry_after', 'times', 'delay_ms', 'reset', 'job_fails', 'filename', 'token_revoked', 'slow_ms', 'message', 'truncate', 'body', 'content_type', 'huge_mb'];
 
 function parseFault(raw) {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw bad('Each fault must be a JSON object.');
@@ -1250,12 +1250,17 @@ function parseFault(raw) {
     reset: raw.reset === true,
     job_fails: raw.job_fails === true,
     truncate: raw.truncate === true,
+    // body: the answer's body instead of the real one (with status, or 200);
+    // huge_mb: that many MiB of JSON whitespace before '{}'.
+    body: raw.body === undefined ? undefined : asString(raw.body, 'body'),
+    content_type: raw.content_type === undefined ? undefined : asString(raw.content_type, 'content_type'),
+    huge_mb: asInt(raw.huge_mb, 'huge_mb', { min: 0, max: 1024, dflt: 0 }),
     token_revoked: raw.token_revoked === true,
     message: raw.message === undefined ? undefined : asString(raw.message, 'message'),
     // An empty name is a name too (the client must fall back on its own).
     filename: typeof raw.filename === 'string' ? raw.filename : raw.filename === undefined ? undefined : asString(raw.filename, 'filename'),
   };
-  const effects = ['status', 'delay_ms', 'slow_ms', 'reset', 'job_fails', 'token_revoked', 'filename', 'truncate'];
+  const effects = ['status', 'delay_ms', 'slow_ms', 'reset', 'job_fails', 'token_revoked', 'filename', 'truncate', 'body', 'huge_mb'];
   if (!effects.some((k) => fault[k] !== undefined && fault[k] !== 0 && fault[k] !== false)) throw bad(`A fault needs at least one of: ${effects.join(', ')}.`);
   fault.remaining = fault.times;
   return fault;
@@ -1481,7 +1486,10 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
     const fault = takeFault(req, found && found.route) || chaosFault(found && found.route);
     let response;
     try {
-      if (fault && fault.token_revoked) {
+      if (fault && (fault.body !== undefined || fault.huge_mb)) {
+        const text = fault.huge_mb ? Buffer.concat([Buffer.alloc(fault.huge_mb * 1048576, ' '), Buffer.from('{}')]) : Buffer.from(fault.body);
+        response = { status: fault.status || 200, headers: { 'Content-Type': fault.content_type || 'application/json' }, body: text };
+      } else if (fault && fault.token_revoked) {
         response = errorResponse(api, 401, 'The access token has been revoked.', { 'WWW-Authenticate': 'Bearer error="invalid_token", error_description="The access token has been revoked"' });
       } else if (fault && fault.status) {
         const headers = fault.retry_after !== undefined ? { 'Retry-After': fault.retry_after } : {};

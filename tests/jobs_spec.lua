@@ -92,6 +92,27 @@ describe("jobs", function()
     assert.equal(37.5, tm:next_poll(25, 2, 1))
   end)
 
+  it("note the intent before each submit is sent, and withdraw it when the service started nothing", function()
+    local notes, answers = {}, { { 429, "{}" }, { 503, "{}" }, { 200, '{"jobId": "4790"}' } }
+    local i = 0
+    local job = assert(jobs.submit {
+      limiter = auditrun.semaphore(1), spec = {}, name = "user_permissions_export",
+      job_id = function(b) return b.jobId end, family = family(),
+      request = function()
+        i = i + 1
+        notes[#notes + 1] = "sent"
+        return { status = answers[i][1], body = answers[i][2], headers = { ["retry-after"] = "0" } }
+      end,
+      on_post = function(sending)
+        notes[#notes + 1] = sending and "intent" or "withdrawn"
+        return true
+      end,
+      sleep = function() end,
+    })
+    assert.equal("4790", job.id)
+    assert.same({ "intent", "sent", "withdrawn", "intent", "sent", "withdrawn", "intent", "sent" }, notes)
+  end)
+
   it("call an answer without a job id an unknown outcome, and give the slot back", function()
     local slots = auditrun.semaphore(1)
     for _, body in ipairs { '{"status": 200, "message": ""}', "<html>", '{"jobId": ""}' } do

@@ -188,9 +188,11 @@ end
 --- `family` says how to ask for status and file: {status=fn(id)->spec|nil,err,
 --- file=fn(id)->spec|nil,err, state={field=, running=, done=, failed=},
 --- zip=bool, extension=}.
---- on_post() -> true | nil, err is called once the slot is held, before each
---- request that may start the job (to record the intent first); an error
---- stops the submit before anything is sent.
+--- on_post(true) -> true | nil, err is called once the slot is held, before
+--- each request that may start the job (to record the intent first); an
+--- error stops the submit before anything is sent. on_post(false) follows
+--- an answer that proves no job started (429, 503, no connection), before
+--- the wait to try again: the intent can be withdrawn.
 --- The request itself is shielded (auditrun.task.shield): a cancellation
 --- lets it finish, bounded by its timeout, and the job comes back to the
 --- caller, who records it before its next wait raises "cancelled". The
@@ -210,7 +212,7 @@ function M.submit(o)
     spec.retry = false
     spec.ok_status = { 429, 503 }
     if o.on_post then
-      local noted, nerr = o.on_post()
+      local noted, nerr = o.on_post(true)
       if not noted then
         permit:release()
         return nil, nerr
@@ -239,6 +241,13 @@ function M.submit(o)
     end
     -- Not started: the service is busy (too many jobs) or unreachable.
     -- That is back-pressure, not failure: wait and try again.
+    if o.on_post then
+      local noted, nerr = o.on_post(false)
+      if not noted then
+        permit:release()
+        return nil, nerr
+      end
+    end
     local wait = res and http.default_policy:server_delay(res.headers) or backoff * (0.5 + random())
     backoff = math.min(backoff * 2, 30)
     if clock() - started + wait > deadline then

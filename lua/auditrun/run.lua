@@ -133,18 +133,20 @@ function M.export(st, client, key, name, params, opts)
       attempts = attempts + 1
       local sub = {}
       for k, v in pairs(opts) do sub[k] = v end
-      base.submits = base.submits + 1
-      sub.on_post = function()
-        local noted, nerr = save(with(base, { state = "posting" }))
+      local before = base.extra_job and base or nil
+      sub.on_post = function(sending)
+        -- Refused (nothing started): back to what was recorded before.
+        if not sending then return save(before) end
+        local noted, nerr = save(with(base, { state = "posting", submits = base.submits + 1 }))
         if noted then instant("posting") end
         return noted, nerr
       end
       local err
       job, err = client:submit(name, params, sub)
+      if job or err.outcome == "unknown" then base.submits = base.submits + 1 end
       if not job then
         -- Refused before or without sending: nothing at the service.
-        local noted, nerr = save(err.outcome == "unknown" and with(base, { state = "unknown" })
-          or (base.extra_job and base or nil))
+        local noted, nerr = save(err.outcome == "unknown" and with(base, { state = "unknown" }) or before)
         if not noted then return nil, nerr end
         return nil, err
       end

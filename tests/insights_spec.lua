@@ -338,6 +338,25 @@ describe("insights client", function()
       assert.equal("", sh("ls -A " .. dir))
     end)
 
+    it("export once per key through a run state, submitting again a job that failed, up to max_attempts", function()
+      local c = connect()
+      local st = auditrun.try(require("auditrun.state").open(dir .. "/.auditrun/state.jsonl"))
+      local email = t.guests[2].loginName
+      fault { match = "GET /insights/users/", job_fails = true }
+      local params, opts = { email = email, data_sources = "teams" }, { dir = dir, max_attempts = 2 }
+      local file = auditrun.try(c:export_once(st, "guest", "user_permissions_export", params, opts))
+      assert.is_false(file.reused)
+      assert.equal(2, #requests("/access/export"))   -- the failed job, then one that finished
+      assert.same({ path = file.path, size = file.size, sha256 = file.sha256, job = file.job },
+        { path = st:get("guest").path, size = st:get("guest").size, sha256 = st:get("guest").sha256,
+          job = st:get("guest").job })
+      local again = auditrun.try(c:export_once(st, "guest", "user_permissions_export", params, opts))
+      assert.is_true(again.reused)
+      assert.equal(file.path, again.path)
+      assert.equal(2, #requests("/access/export"))
+      st:close()
+    end)
+
     it("retry a submit the service refused with 429 or 503, and nothing else", function()
       local c = connect()
       fault { match = "GET /insights/sites/permission/export", status = 429, retry_after = "0" }

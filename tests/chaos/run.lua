@@ -24,6 +24,7 @@ local util = require "tests.helper.util"
 
 local parser = argparse("chaos", "The export workflows against the sandbox with faults and kill -9.")
 parser:option("--workflow", "Bundled export workflow to run.", "user-access")
+parser:option("--args", "More arguments for the workflow, e.g. '--api legacy'.", "")
 parser:option("--jobs", "Run folders until at least this many reports are expected.", "2000"):convert(tonumber)
 parser:option("--kills", "SIGKILLs in all, spread over the folders.", "20"):convert(tonumber)
 parser:option("--seed", "Seed of the faults and of the kill plan.", "1"):convert(tonumber)
@@ -62,8 +63,8 @@ local function start(out, extra_env)
   local parts = {}
   for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. quote(v) end
   for k, v in pairs(extra_env or {}) do parts[#parts + 1] = k .. "=" .. quote(v) end
-  local cmd = ("env %s %s tests/chaos/wrap.lua %s --out %s -q"):format(table.concat(parts, " "), quote(host),
-    opts.workflow, quote(out))
+  local cmd = ("env %s %s tests/chaos/wrap.lua %s %s --out %s -q"):format(table.concat(parts, " "), quote(host),
+    opts.workflow, opts.args, quote(out))
   os.execute(("(%s < /dev/null > %s/out 2> %s/err & echo $! > %s/pid; wait $!; echo $? > %s/code) 2>/dev/null &")
     :format(cmd, dir, dir, dir, dir))
   local h = { dir = dir, started = auditrun.now() }
@@ -258,7 +259,7 @@ for _, subject in ipairs(c.repeated_clean) do
   end
 end
 local rows = {
-  { "workflow", opts.workflow, "" },
+  { "workflow", opts.workflow .. (opts.args ~= "" and (" " .. opts.args) or ""), "" },
   { "seed, fault rate", ("%d, %g"):format(opts.seed, opts.rate), "" },
   { "jobs (reports expected)", totals.expected, "" },
   { "jobs submitted", c.jobs_submitted, "" },

@@ -81,21 +81,29 @@ function M.state_records()
     entries[key] = record(i)
     auditrun.try(st:set(key, entries[key]))
   end
-  -- Each record a transition of a run 10,000 jobs long.
+  -- Each record a transition of a run 10,000 jobs long, timed one by one:
+  -- the median is the cost, the 99th percentile what a busy disk adds.
   local n = 2000
-  local cpu0, t0 = os.clock(), auditrun.now()
-  for i = 1, n do auditrun.try(st:set("user_permissions_export:user" .. i .. "@contoso.com", record(i + 1))) end
-  local ours, ours_cpu = (auditrun.now() - t0) / n, (os.clock() - cpu0) / n
+  local times = {}
+  local cpu0 = os.clock()
+  for i = 1, n do
+    local t0 = auditrun.now()
+    auditrun.try(st:set("user_permissions_export:user" .. i .. "@contoso.com", record(i + 1)))
+    times[i] = auditrun.now() - t0
+  end
+  local ours_cpu = (os.clock() - cpu0) / n
+  table.sort(times)
+  local ours, p99 = times[n // 2], times[math.ceil(n * 0.99)]
   st:close()
   -- The whole-file rewrite the journal replaced, at the same size.
   local whole = dir .. "/whole.json"
   local m = 20
-  t0 = auditrun.now()
+  local t0 = auditrun.now()
   for _ = 1, m do auditrun.try(files.write_atomic(whole, cjson.encode { format = "auditrun-state/1", entries = entries })) end
   local peer = (auditrun.now() - t0) / m
   print(string.format("%-44s auditrun %10.4f ms   peer %10.4f ms   ratio %6.3f   (goal: well under 1 ms; "
-    .. "CPU %.4f ms, the rest fsync)", "state record at 10,000 jobs vs whole rewrite", ours * 1000, peer * 1000,
-    ours / peer, ours_cpu * 1000))
+    .. "99th percentile %.4f ms, CPU %.4f ms, the rest fsync)", "state record at 10,000 jobs vs whole rewrite",
+    ours * 1000, peer * 1000, ours / peer, p99 * 1000, ours_cpu * 1000))
   os.execute("rm -rf " .. dir)
 end
 

@@ -220,4 +220,33 @@ describe("activity workflows", function()
     local after = auditrun.try(http.request_json { url = sb.url .. "/insights-control/stats", ca_file = sb.ca_file })
     assert.equal(before.jobs_submitted, after.jobs_submitted)
   end)
+
+  it("finish a timeline killed with -9 into the same events an uninterrupted run writes", function()
+    local from = time.parse(t.exavault.first)
+    local args = function(out)
+      return { "activity-timeline", "--from", time.iso(from):sub(1, 19), "--to", time.iso(from + 200 * DAY):sub(1, 19),
+               "--out", out, "-q" }
+    end
+    local whole = dir .. "/whole.jsonl"
+    local code, _, err = host.run(args(whole), { env = env() })
+    assert.equal(0, code, err)
+    local out = dir .. "/killed.jsonl"
+    control("POST", "/faults", { match = "GET /exavault/api/v2/activity/", delay_ms = 300, times = 1000 })
+    control("POST", "/config", { evLimitCap = 100 })
+    local run = host.start(args(out), { env = env() })
+    for _ = 1, 600 do
+      if #lines(out) >= 600 then break end
+      auditrun.sleep(0.05)
+    end
+    run:signal("KILL")
+    run:wait(20)
+    local before = #lines(out)
+    control("DELETE", "/faults")
+    code, _, err = host.run(args(out), { env = env() })
+    assert.equal(0, code, err)
+    local a, b = lines(whole), lines(out)
+    assert.is_true(before > 0 and before < #a, "killed at " .. before .. " of " .. #a)
+    assert.equal(#a, #b)
+    for i = 1, #a do assert.same(cjson.decode(a[i]), cjson.decode(b[i]), "line " .. i) end
+  end)
 end)

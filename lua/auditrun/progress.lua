@@ -28,6 +28,20 @@ function M.stderr_is_terminal()
   return os.execute("test -t 2") == true
 end
 
+--- The terminal's width in columns (80 when it cannot be told): a live
+--- line longer than that would wrap, and \r would redraw only its tail.
+function M.terminal_width()
+  local cols = tonumber(os.getenv("COLUMNS") or "")
+  if not cols then
+    local p = io.popen("stty size < /dev/tty 2>/dev/null")
+    local out = p and p:read("a") or ""
+    if p then p:close() end
+    cols = tonumber(out:match("^%d+%s+(%d+)"))
+  end
+  if not cols or cols < 20 then return 80 end
+  return cols
+end
+
 --- new{quiet=, verbose=, format="text"|"json", live=bool (default: stderr
 --- is a terminal), sample=fn(counts) (fills in counts before a redraw),
 --- rows=true (a records run: the line counts rows, not reports),
@@ -45,6 +59,7 @@ function M.new(o)
   }, Progress)
   p.started = p.clock()
   if p.live then
+    p.width = o.width or M.terminal_width()
     -- Elapsed time and ETA move even when nothing finishes.
     p.ticker = task.spawn(function()
       while true do
@@ -121,7 +136,9 @@ function Progress:update(force)
   local now = self.clock()
   if not force and now - self.last_draw < REDRAW_EVERY then return end
   self.last_draw = now
-  write(self.err, "\r", self:line(), "\27[K")
+  local line = self:line()
+  if #line >= self.width then line = line:gsub("  ", " "):sub(1, self.width - 1) end
+  write(self.err, "\r", line, "\27[K")
   self.drawn = true
 end
 

@@ -9,7 +9,7 @@
 -- landing and its line adds the missing line and never a second one. A line
 -- cut short by a kill is dropped when the manifest is opened again (the
 -- report it described is listed again by the rerun).
-local cjson = require "cjson"
+local json = require "auditrun.json"
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
 local records = require "auditrun.records"
@@ -38,8 +38,8 @@ function M.open(dir)
   local n = 0
   for line in complete:gmatch("([^\n]*)\n") do
     n = n + 1
-    local ok, entry = pcall(cjson.decode, line)
-    if not ok or type(entry) ~= "table" or type(entry.file) ~= "string" then
+    local entry = json.decode(line)
+    if type(entry) ~= "table" or type(entry.file) ~= "string" then
       return fail(path, string.format("line %d is not a manifest entry", n))
     end
     m.files[entry.file] = true

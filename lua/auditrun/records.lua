@@ -21,6 +21,7 @@
 -- an earlier run is left alone (`w.complete`). One writer per file at a
 -- time (a lock beside it).
 local cjson = require "cjson"
+local json = require "auditrun.json"
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
 
@@ -159,8 +160,8 @@ function M.open(path, o)
   w.lock = lock
   local text = files.exists(w.state_path) and files.read(w.state_path)
   if text then
-    local ok, st = pcall(cjson.decode, text)
-    if not ok or type(st) ~= "table" or st.format ~= FORMAT then
+    local st = json.decode(text)
+    if type(st) ~= "table" or st.format ~= FORMAT then
       lock:close()
       return fail(w.state_path .. " is not a record this auditrun wrote; move it away to start " .. path .. " over")
     end

@@ -366,13 +366,19 @@ end
 -- ---- coroutines the script creates ------------------------------------------
 
 local function resume(co, ...)
+  -- While it runs, the script's coroutine is where a Ctrl-C hook must go.
+  local outer = coroutine.running()
+  core.set_running(co)
   local r = pack(raw_resume(co, ...))
   while r[1] and r[2] == WAIT and raw_status(co) == "suspended" do
     -- The script's coroutine waits: wait in our own context (yielding to
     -- the scheduler, or running the loop), then let it go on.
+    core.set_running(outer)
     local got = pack(park(r[3]))
+    core.set_running(co)
     r = pack(raw_resume(co, unpack(got, 1, got.n)))
   end
+  core.set_running(outer)
   return unpack(r, 1, r.n)
 end
 

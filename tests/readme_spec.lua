@@ -54,7 +54,7 @@ describe("the README", function()
     for i, a in ipairs(args) do args[i] = q(a) end
     local out, err = dir .. "/.out", dir .. "/.err"
     local _, _, code = os.execute(("cd %s && env -i PATH=\"$PATH\" %s %s %s < /dev/null > %s 2> %s")
-      :format(q(dir), table.concat(parts, " "), q(host.binary), table.concat(args, " "), q(out), q(err)))
+      :format(q(dir), table.concat(parts, " "), host.binary, table.concat(args, " "), q(out), q(err)))
     return code, util.read(out) or "", util.read(err) or ""
   end
 

@@ -21,6 +21,7 @@ local spec = {
 
 local opts = cli.parse(spec, ...)
 local sites = iw.list_file(spec, "--sites", opts.sites)
+iw.check_site_limit(spec, opts, sites)
 local sources = iw.data_sources(opts)
 local option = iw.OPTIONS[opts.option]
 
@@ -30,7 +31,8 @@ iw.run_exports(opts, {
     for g in api:groups() do
       -- The summaries list the groups with external users; a count of 0 is skipped.
       if type(g.groupId) == "string" and (tonumber(g.externalMemberCount) or 1) > 0 then
-        add(g.groupId, "group " .. (type(g.displayName) == "string" and g.displayName or g.groupId))
+        local name = type(g.displayName) == "string" and g.displayName or g.groupId
+        add(g.groupId, "group " .. name, name)
       end
     end
   end,

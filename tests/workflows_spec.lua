@@ -82,6 +82,9 @@ describe("bundled workflows", function()
       end
       assert.same({}, sb:control("GET", "/requests"), name)
     end
+    local many = {}
+    for i = 1, 101 do many[i] = "https://sandbox.sharepoint.com/sites/s" .. i end
+    util.write(home .. "/101-sites.txt", table.concat(many, "\n") .. "\n")
     for _, args in ipairs {
       { "external-group-access", "--log-format", "xml" },
       { "external-group-access", "-q", "-v" },
@@ -91,6 +94,7 @@ describe("bundled workflows", function()
       { "external-group-access", "--data-sources", "dropbox" },
       { "external-group-access", "--language", "fr-FR" },     -- legacy only
       { "external-group-access", "--sites", home .. "/missing.txt" },
+      { "external-group-access", "--api", "legacy", "--sites", home .. "/101-sites.txt" },
     } do
       local code, _, err = host.run(args, { env = env })
       assert.equal(2, code, table.concat(args, " ") .. ": " .. err)
@@ -115,6 +119,23 @@ describe("bundled workflows", function()
     assert.equal(0, code, err)
     assert.is_nil(err:find("\r", 1, true))
     assert.matches("\n%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ done user [^\n]+%.zip %(", err)
+  end)
+
+  it("say a wrong password in one line and exit 1, exports and records alike", function()
+    local wrong = {}
+    for k, v in pairs(env) do wrong[k] = v end
+    wrong.AUDITRUN_CERT_PASSWORD = "not-the-password"
+    for _, args in ipairs {
+      { "external-group-access", "--out", home .. "/pw" },
+      { "site-overview", "--out", home .. "/pw.csv" },
+    } do
+      local code, out, err = host.run(args, { env = wrong })
+      assert.equal(1, code, err)
+      assert.equal("", out)
+      assert.equal(1, #util.lines(err), err)
+      assert.matches("^auditrun: key: ", err)
+    end
+    assert.same({}, sb:control("GET", "/requests"))
   end)
 
   it("finish a run whose reader closed stdout early", function()

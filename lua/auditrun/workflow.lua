@@ -164,6 +164,7 @@ end
 --- service as it goes). A listing that fails part way is a failure of its
 --- own: the items it added still run, and the summary says what happened.
 function Run:list(what, fn)
+  self.list_what = what
   local ok, err = pcall(fn)
   if not ok then
     if not errors.is(err) then err = errors.new("error", tostring(err)) end
@@ -171,6 +172,13 @@ function Run:list(what, fn)
       self.interrupted = err
       return self:listed()
     end
+    if self.progress.counts.listed == 0 then
+      -- Nothing under way (a wrong password, a service that is down): the
+      -- error alone says it, in one line.
+      self.progress:close()
+      error(err, 0)
+    end
+    self.list_failed = true
     self:fail({ label = "listing " .. what, kind = "list" }, err, 1)
   end
   self:listed()
@@ -241,8 +249,11 @@ function Run:finish()
   p:say(table.concat(lines, "\n"))
   if self.interrupted then error(self.interrupted, 0) end
   if s.failed > 0 then
-    error(errors.new("incomplete", string.format("%d of %d reports failed; run again with the same --out to retry them",
-      s.failed, s.listed)), 0)
+    local reports_failed = s.failed - (self.list_failed and 1 or 0)
+    error(errors.new("incomplete", string.format("%s; run again with the same --out to finish",
+      self.list_failed and string.format("the list of %s was cut short (%d of %d listed reports failed)", self.list_what,
+        reports_failed, s.listed)
+      or string.format("%d of %d reports failed", reports_failed, s.listed))), 0)
   end
   return s
 end
@@ -293,8 +304,11 @@ function M.records(opts, o)
   p:close()
   if not ok then
     w:abandon()
-    p:say(string.format("%s: stopped after %d rows in %s; run again with the same --out to resume", name, w.rows,
-      opts.out))
+    -- With nothing written the error alone says it (a wrong password: one line).
+    if w.rows > 0 then
+      p:say(string.format("%s: stopped after %d rows in %s; run again with the same --out to resume", name, w.rows,
+        opts.out))
+    end
     error(err, 0)
   end
   local dropped = w:dropped_columns()

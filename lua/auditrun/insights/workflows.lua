@@ -59,7 +59,8 @@ end
 --- the subjects and exports their reports into opts.out (auditrun.workflow:
 --- progress, manifest, summary, resume). o:
 ---   what      "groups": what the listing reads (for messages)
----   list      function(api, add): calls add(id, label) for each subject
+---   list      function(api, add): calls add(id, label[, name]) for each
+---             subject (name: what a batch's label shows, default label)
 ---   graph, legacy, google: how the API the options pick exports, {name=,
 ---             params=function(ids) -> parameters, batch=N (subjects a job;
 ---             nil: one job each)}; an API left out is not offered.
@@ -71,16 +72,16 @@ function M.run_exports(opts, o)
   local pending = {}
   local function add_job(list)
     local ids, labels = {}, {}
-    for i, s in ipairs(list) do ids[i], labels[i] = s.id, s.label end
+    for i, s in ipairs(list) do ids[i], labels[i] = s.id, s.name or s.label end
     local key = #ids == 1 and not how.batch and (how.name .. ":" .. ids[1]) or M.batch_key(how.name, ids)
-    local label = #labels == 1 and labels[1] or string.format("%d %s (%s ... %s)", #labels, o.what, labels[1],
+    local label = #list == 1 and list[1].label or string.format("%d %s (%s ... %s)", #labels, o.what, labels[1],
       labels[#labels])
     run:add(M.item(api, key, how.name, how.params(ids), ids, label))
   end
   run:list(o.what, function()
-    o.list(api, function(id, label)
+    o.list(api, function(id, label, name)
       if not how.batch then return add_job { { id = id, label = label } } end
-      pending[#pending + 1] = { id = id, label = label }
+      pending[#pending + 1] = { id = id, label = label, name = name }
       if #pending == how.batch then
         add_job(pending)
         pending = {}
@@ -165,6 +166,15 @@ function M.in_chunks(list, n)
   end
 end
 
+--- check_site_limit(spec, opts, sites): the legacy exports take at most 100
+--- site collections a job; more is a usage error, before anything is sent.
+function M.check_site_limit(spec, opts, sites)
+  if sites and #sites > 100 and opts.api == "legacy" then
+    cli.usage_error(spec, string.format("--sites lists %d site collections; the legacy API takes at most 100 a job",
+      #sites))
+  end
+end
+
 --- users(api) -> an iterator over the user summaries of either API.
 function M.users(api)
   if api.api == "graph" then return api:user_summaries() end
@@ -222,17 +232,18 @@ function M.user_access(spec, ...)
         "Microsoft 365", table.concat(words, ",")))
     end
   end
+  M.check_site_limit(spec, opts, sites)
   local option = M.OPTIONS[opts.option]
   return M.run_exports(opts, {
     what = "users",
     list = function(api, add)
       if given then
-        for _, u in ipairs(given) do add(u, "user " .. u) end
+        for _, u in ipairs(given) do add(u, "user " .. u, u) end
         return
       end
       for u in M.users(api) do
         local login = u.loginName
-        if type(login) == "string" and login ~= "" and spec.accept(login) then add(login, "user " .. login) end
+        if type(login) == "string" and login ~= "" and spec.accept(login) then add(login, "user " .. login, login) end
       end
     end,
     graph = {

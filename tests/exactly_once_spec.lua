@@ -164,6 +164,10 @@ describe("exactly once", function()
         -- out when the process died: the state says so.
         local after = read_state(dir)
         for k in pairs(flagged) do assert.is_true(after[k].extra_job, k) end
+        -- And the summary says so.
+        local listed = {}
+        for _, k in ipairs(reports.summary(dir).extra_jobs) do listed[k] = true end
+        assert.same(flagged, listed)
         for k, v in pairs(after) do
           if not flagged[k] and type(v) == "table" then assert.is_nil(v.extra_job, k) end
         end
@@ -221,6 +225,34 @@ describe("exactly once", function()
       end)
     end)
   end
+
+  it("Ctrl-C while a refused submit waits to try again: the rerun flags no extra job", function()
+    local wf = WORKFLOWS[1]
+    local dir = home .. "/refused"
+    control("POST", "/faults", { match = "/access/export", status = 429, retry_after = "30", times = 1000 })
+    local h = host.start({ wf.name, "--out", dir }, { env = env })
+    local deadline = auditrun.now() + 60
+    local function refused()
+      for _, r in ipairs(control("GET", "/requests?match=/access/export")) do
+        if r.status == 429 then return true end
+      end
+    end
+    while not refused() and auditrun.now() < deadline do auditrun.sleep(0.02) end
+    assert.is_true(refused(), "no submit was refused")
+    auditrun.sleep(0.2)
+    h:signal("INT")
+    assert.equal(130, (h:wait(60)))
+    for k, v in pairs(read_state(dir)) do
+      assert.is_nil(type(v) == "table" and v.state, k)
+    end
+    control("DELETE", "/faults")
+    rerun(wf, dir)
+    assert_one_report_each(wf, dir)
+    assert.same({}, reports.summary(dir).extra_jobs)
+    for k, v in pairs(read_state(dir)) do
+      if type(v) == "table" then assert.is_nil(v.extra_job, k) end
+    end
+  end)
 
   it("a double Ctrl-C during a plain export's download leaves no temporary file", function()
     local dir = home .. "/double"

@@ -6,12 +6,11 @@ local core = require "auditrun.core"
 
 describe("tasks", function()
   it("interleave sleeps on one loop instead of adding them up", function()
-    local t0 = task.now()
     local order = {}
     local tasks = {}
     for i = 1, 50 do
       tasks[i] = task.spawn(function()
-        task.sleep((50 - i) * 0.01)
+        task.sleep((50 - i) * 0.04)
         order[#order + 1] = i
         return i * 2
       end)
@@ -21,11 +20,10 @@ describe("tasks", function()
       assert.is_true(ok)
       assert.equal(i * 2, v)
     end
-    -- 12.25 s of sleeps in all; run one after another they could not finish
-    -- in a quarter of that, however slow the machine.
-    local elapsed = task.now() - t0
-    assert.is_true(elapsed < 12.25 / 4, "50 sleeps of up to 0.49 s took " .. elapsed)
-    assert.equal(50, order[1])   -- the shortest sleep woke first
+    -- Sleeps that blocked the loop would end in the order they started;
+    -- interleaved, the shortest (started last) wakes first. The 40 ms steps
+    -- keep that order under valgrind on a busy machine: no clock is read.
+    assert.equal(50, order[1])
     assert.equal(1, order[50])
   end)
 

@@ -148,7 +148,8 @@ function M.workbook_rows(path)
   table.sort(sheets, function(a, b)
     return tonumber(a.name:match("(%d+)%.xml$")) < tonumber(b.name:match("(%d+)%.xml$"))
   end)
-  local queue, qi, si, step = {}, 1, 0, nil
+  -- Rows parsed and not yet handed out: queue[qi..qn].
+  local queue, qi, qn, si, step = {}, 1, 0, 0, nil
   local row, col, kind, text
   local callbacks = {
     StartElement = function(_, name, attrs)
@@ -164,7 +165,8 @@ function M.workbook_rows(path)
         text = nil
       elseif name == "c" then col = nil
       elseif name == "row" and row then
-        queue[#queue + 1] = row
+        qn = qn + 1
+        queue[qn] = row
         row = nil
       end
     end,
@@ -204,7 +206,8 @@ function M.rows(zip, tmpdir)
       end
       bi = bi + 1
       if not books[bi] then return nil end
-      temp = M.extract(zip, books[bi], string.format("%s/.book-%d.xlsx", tmpdir, bi))
+      -- Named after the report, so that reports read side by side never share one.
+      temp = M.extract(zip, books[bi], string.format("%s/.%s-%d.xlsx", tmpdir, zip:match("[^/]*$"), bi))
       iter = M.workbook_rows(temp)
     end
   end

@@ -4,7 +4,7 @@
 -- given), exactly once across reruns (auditrun.run, its state and the
 -- reports in a hidden folder beside the timeline's file), jobs within the
 -- tenant's limit; each report's rows are read as a stream
--- (auditrun.sheets) and become timeline events.
+-- (auditrun.sheets) and become timeline events, in time order.
 local activity = require "auditrun.activity"
 local errors = require "auditrun.errors"
 local runs = require "auditrun.run"
@@ -79,6 +79,27 @@ local function report_events(path, dir)
   end
 end
 
+--- events(report, tmpdir) -> iterator over a report's events in time
+--- order: streamed when the report is in order (the service sorts it:
+--- memory stays flat), else read whole and sorted (one user's report for
+--- the range), so the merge stays right either way.
+function M.events(path, dir)
+  local last, in_order = "", true
+  for ev in report_events(path, dir) do
+    if ev.time < last then in_order = false break end
+    last = ev.time
+  end
+  if in_order then return report_events(path, dir) end
+  local all = {}
+  for ev in report_events(path, dir) do all[#all + 1] = ev end
+  table.sort(all, function(a, b) return a.time < b.time end)
+  local i = 0
+  return function()
+    i = i + 1
+    return all[i]
+  end
+end
+
 -- Every user's login name, from the user summaries.
 local function all_users(c)
   local out = {}
@@ -110,7 +131,7 @@ function M.sources(c, from, to, o)
       if not events then
         local ok, file = job:join()
         if not ok then error(file, 0) end
-        events = report_events(file.path, dir)
+        events = M.events(file.path, dir)
       end
       return events()
     end, function(ev) return ev end, from, to)

@@ -20,10 +20,12 @@ local opts = cli.parse(spec, ...)
 local sites = iw.list_file(spec, "--sites", opts.sites)
 
 local _, api = iw.connect(opts)
-workflow.records(opts, {
-  columns = iw.columns(api, "site_detail_records"),
-  rows = function()
-    if api.api == "legacy" then return api:detail_records {} end
-    return api:site_detail_records { siteId = sites and iw.site_ids(api, sites) or nil }
-  end,
-})
+if api.api == "legacy" then
+  workflow.records(opts, { rows = function() return api:detail_records {} end })
+else
+  -- Site by site; a rerun goes on from the site (and page) it stopped at.
+  workflow.records(opts, {
+    columns = iw.columns(api, "site_detail_records"),
+    pages = iw.site_pages(api, "site_detail_records", {}, sites and iw.site_ids(api, sites)),
+  })
+end

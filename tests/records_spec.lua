@@ -179,8 +179,9 @@ describe("records workflows", function()
     end
   end)
 
-  it("detail-records finishes after kill -9 with every row once", function()
+  it("detail-records finishes after kill -9 with every row once, reading on from the site it stopped at", function()
     local path = home .. "/records.jsonl"
+    sb:control("DELETE", "/requests")
     local h = host.start({ "detail-records", "--out", path }, { env = env })
     local deadline = auditrun.now() + 60
     while (tonumber(util.sh("stat -c %s " .. path .. " 2>/dev/null")) or 0) < 1500000 and auditrun.now() < deadline do
@@ -188,6 +189,9 @@ describe("records workflows", function()
     end
     h:signal("KILL")
     assert.equal(137, (h:wait(30)))
+    local before = #sb:control("GET", "/requests?match=/sites/detailrecords")
+    assert.is_true(before > 0)
+    sb:control("DELETE", "/requests")
     local code, _, err = host.run({ "detail-records", "--out", path }, { env = env })
     assert.equal(0, code, err)
     assert.matches("[1-9]%d* from an earlier run", err)
@@ -198,5 +202,15 @@ describe("records workflows", function()
       seen[r.id] = true
     end
     assert.equal(tenant.counts.objects, #rows)
+    -- Each site's pages were read once across the two runs, give or take
+    -- the page the kill interrupted.
+    local after = #sb:control("GET", "/requests?match=/sites/detailrecords")
+    sb:control("DELETE", "/requests")
+    local whole = auditrun.try(require("auditrun.insights").connect {
+      insights_url = env.AUDITRUN_INSIGHTS_URL, identity_url = env.AUDITRUN_IDENTITY_URL,
+      client_id = env.AUDITRUN_CLIENT_ID, cert = env.AUDITRUN_CERT, cert_password = env.AUDITRUN_CERT_PASSWORD })
+    local pages = 0
+    for _ in whole:pages("site_detail_records", {}) do pages = pages + 1 end
+    assert.is_true(before + after <= pages + 2, ("%d + %d requests for %d pages"):format(before, after, pages))
   end)
 end)

@@ -278,8 +278,10 @@ function M.records(opts, o)
       name, opts.out, w.rows, w.state_path))
     return w
   end
+  -- Rows an earlier run wrote: kept, and not written again.
+  local earlier = w.rows
   local c = p.counts
-  c.skipped = w.skip
+  c.skipped = earlier
   local function write(row)
     errors.try(w:write(row))
     if w.seen > w.skip then
@@ -313,7 +315,7 @@ function M.records(opts, o)
   end
   local dropped = w:dropped_columns()
   p:say(string.format("%s: %d rows in %s (%s, %d from an earlier run), %s in %s%s", name, w.rows, opts.out, opts.format,
-    w.skip, progress.bytes(w.bytes), progress.duration(p:elapsed()),
+    earlier, progress.bytes(w.bytes), progress.duration(p:elapsed()),
     #dropped > 0 and ("; not in the CSV columns: " .. table.concat(dropped, ", ")) or ""))
   return w
 end

@@ -4,6 +4,7 @@
 local auditrun = require "auditrun"
 local cli = require "auditrun.cli"
 local insights = require "auditrun.insights"
+local paging = require "auditrun.paging"
 local workflow = require "auditrun.workflow"
 
 local M = {}
@@ -153,6 +154,70 @@ function M.site_ids(api, urls)
     ids[i] = id
   end
   return ids
+end
+
+--- site_pages(api, name, params, sites) -> pages(cursor) for
+--- workflow.records: the per-site read `name` (site_detail_records,
+--- sharing_link_summaries), one site at a time, that a rerun continues where
+--- the last one stopped instead of reading every site again. The cursor
+--- after a page is {site = n, next = the site's next link} (no link: site n
+--- is done). sites: the sites to walk (URLs or ids, as the read takes them),
+--- or nil for every site the overview lists (ids are looked up only for the
+--- sites still to read).
+function M.site_pages(api, name, params, sites)
+  local pg = api.catalogue:definition(name).paging
+  local each = pg.each
+  return function(cursor)
+    -- Start at site n (at its page `link`, when it was part read).
+    local n, link = 1, nil
+    if type(cursor) == "table" then
+      n = math.tointeger(cursor.site) or 0
+      if type(cursor.next) == "string" then link = cursor.next else n = n + 1 end
+    end
+    -- The site values from the n-th on.
+    local i, overview = 0, (not sites) and api:rows("site_overview", {}) or nil
+    local function next_site()
+      while true do
+        i = i + 1
+        local value
+        if sites then
+          value = sites[i]
+          if value == nil then return nil end
+        else
+          local row = overview()
+          if row == nil then return nil end
+          value = row.siteUrl
+        end
+        if i >= n then
+          if each == "siteId" and not sites then value = M.site_ids(api, { value })[1] end
+          return value
+        end
+      end
+    end
+    local pages
+    return function()
+      while true do
+        if pages then
+          local body = pages()
+          if body ~= nil then
+            local nxt
+            for _, f in ipairs(pg.next) do
+              local v = body[f]
+              if type(v) == "string" and v ~= "" then nxt = v break end
+            end
+            return paging.rows_of(body, pg.rows), { site = i, next = nxt }
+          end
+        end
+        local value = next_site()
+        if value == nil then return nil end
+        local p = {}
+        for k, v in pairs(params) do p[k] = v end
+        p[each] = value
+        if link then p[pg.cursor], link = link, nil end
+        pages = api:pages(name, p)
+      end
+    end
+  end
 end
 
 --- in_chunks(list, n) -> an iterator over slices of at most n items.

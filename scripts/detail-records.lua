@@ -26,6 +26,6 @@ else
   -- Site by site; a rerun goes on from the site (and page) it stopped at.
   workflow.records(opts, {
     columns = iw.columns(api, "site_detail_records"),
-    pages = iw.site_pages(api, "site_detail_records", {}, sites and iw.site_ids(api, sites)),
+    pages = iw.site_pages(api, "site_detail_records", { {} }, sites and iw.site_ids(api, sites)),
   })
 end

@@ -22,15 +22,23 @@ local types = cli.flatten(opts.type)
 if #types == 0 then types = iw.LINK_TYPES end
 
 local _, api = iw.connect(opts)
+if api.api == "graph" then
+  -- Each type in turn, site by site; a rerun goes on from where it stopped.
+  local queries = {}
+  for i, t in ipairs(types) do queries[i] = { linkType = t } end
+  workflow.records(opts, {
+    columns = iw.columns(api, "sharing_link_summaries"),
+    pages = iw.site_pages(api, "sharing_link_summaries", queries, sites),
+  })
+  return
+end
+
 workflow.records(opts, {
-  columns = iw.columns(api, "sharing_link_summaries"),
   rows = function()
-    -- Each type in turn (and for the legacy API, each hundred sites).
+    -- Each type in turn, and each hundred sites.
     local queries = {}
     for _, t in ipairs(types) do
-      if api.api == "graph" then
-        queries[#queries + 1] = function() return api:sharing_link_summaries { linkType = t, siteUrl = sites } end
-      elseif sites then
+      if sites then
         for chunk in iw.in_chunks(sites, 100) do
           queries[#queries + 1] = function() return api:links { LinkType = t, SiteUrls = chunk } end
         end

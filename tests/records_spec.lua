@@ -179,6 +179,39 @@ describe("records workflows", function()
     end
   end)
 
+  it("link-summaries goes on from the link type and site it stopped at after kill -9", function()
+    local path = home .. "/links.jsonl"
+    -- Slow answers, so the kill lands inside the second link type.
+    sb:control("POST", "/faults", { { match = "POST /insights/sharingLinks/summary", delay_ms = 15, times = 100000 } })
+    sb:control("DELETE", "/requests")
+    local h = host.start({ "link-summaries", "--out", path }, { env = env })
+    local deadline = auditrun.now() + 120
+    while not (util.read(home .. "/.links.jsonl.auditrun") or ""):find('"query":2', 1, true)
+      and auditrun.now() < deadline do
+      auditrun.sleep(0.02)
+    end
+    h:signal("KILL")
+    assert.equal(137, (h:wait(30)))
+    sb:control("DELETE", "/faults")
+    local before = #sb:control("GET", "/requests?match=/sharingLinks/summary")
+    sb:control("DELETE", "/requests")
+    local code, _, err = host.run({ "link-summaries", "--out", path }, { env = env })
+    assert.equal(0, code, err)
+    local rows = jsonl(path)
+    local seen = {}
+    for _, r in ipairs(rows) do
+      assert.is_nil(seen[r.id], "twice: " .. tostring(r.id))
+      seen[r.id] = true
+    end
+    assert.equal(tenant.counts.sharingLinks, #rows)
+    local after = #sb:control("GET", "/requests?match=/sharingLinks/summary")
+    sb:control("DELETE", "/requests")
+    code = host.run({ "link-summaries", "--out", home .. "/links-whole.jsonl" }, { env = env })
+    assert.equal(0, code)
+    local whole = #sb:control("GET", "/requests?match=/sharingLinks/summary")
+    assert.is_true(before + after <= whole + 2, ("%d + %d requests, %d for a whole run"):format(before, after, whole))
+  end)
+
   it("detail-records finishes after kill -9 with every row once, reading on from the site it stopped at", function()
     local path = home .. "/records.jsonl"
     sb:control("DELETE", "/requests")

@@ -156,26 +156,27 @@ function M.site_ids(api, urls)
   return ids
 end
 
---- site_pages(api, name, params, sites) -> pages(cursor) for
+--- site_pages(api, name, queries, sites) -> pages(cursor) for
 --- workflow.records: the per-site read `name` (site_detail_records,
---- sharing_link_summaries), one site at a time, that a rerun continues where
---- the last one stopped instead of reading every site again. The cursor
---- after a page is {site = n, next = the site's next link} (no link: site n
---- is done). sites: the sites to walk (URLs or ids, as the read takes them),
---- or nil for every site the overview lists (ids are looked up only for the
---- sites still to read).
-function M.site_pages(api, name, params, sites)
+--- sharing_link_summaries) for each parameter table of `queries` in turn,
+--- one site at a time, that a rerun continues where the last one stopped
+--- instead of reading every site again. The cursor after a page is {query
+--- = q, site = n, next = the site's next link} (no link: site n is done).
+--- sites: the sites to walk (URLs or ids, as the read takes them), or nil
+--- for every site the overview lists (ids are looked up only for the sites
+--- still to read).
+function M.site_pages(api, name, queries, sites)
   local pg = api.catalogue:definition(name).paging
   local each = pg.each
   return function(cursor)
-    -- Start at site n (at its page `link`, when it was part read).
-    local n, link = 1, nil
+    -- Start at query q, site n (at its page `link`, when it was part read).
+    local q, n, link = 1, 1, nil
     if type(cursor) == "table" then
-      n = math.tointeger(cursor.site) or 0
+      q, n = math.tointeger(cursor.query) or 1, math.tointeger(cursor.site) or 0
       if type(cursor.next) == "string" then link = cursor.next else n = n + 1 end
     end
-    -- The site values from the n-th on.
-    local i, overview = 0, (not sites) and api:rows("site_overview", {}) or nil
+    local i, overview
+    -- The next site value of query q, from the n-th on.
     local function next_site()
       while true do
         i = i + 1
@@ -194,6 +195,11 @@ function M.site_pages(api, name, params, sites)
         end
       end
     end
+    local function start_query()
+      i = 0
+      overview = (not sites) and api:rows("site_overview", {}) or nil
+    end
+    start_query()
     local pages
     return function()
       while true do
@@ -205,16 +211,22 @@ function M.site_pages(api, name, params, sites)
               local v = body[f]
               if type(v) == "string" and v ~= "" then nxt = v break end
             end
-            return paging.rows_of(body, pg.rows), { site = i, next = nxt }
+            return paging.rows_of(body, pg.rows), { query = q, site = i, next = nxt }
           end
+          pages = nil
         end
+        if q > #queries then return nil end
         local value = next_site()
-        if value == nil then return nil end
-        local p = {}
-        for k, v in pairs(params) do p[k] = v end
-        p[each] = value
-        if link then p[pg.cursor], link = link, nil end
-        pages = api:pages(name, p)
+        if value == nil then
+          q, n = q + 1, 1
+          start_query()
+        else
+          local p = {}
+          for k, v in pairs(queries[q]) do p[k] = v end
+          p[each] = value
+          if link then p[pg.cursor], link = link, nil end
+          pages = api:pages(name, p)
+        end
       end
     end
   end

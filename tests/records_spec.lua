@@ -209,7 +209,8 @@ describe("records workflows", function()
     code = host.run({ "link-summaries", "--out", home .. "/links-whole.jsonl" }, { env = env })
     assert.equal(0, code)
     local whole = #sb:control("GET", "/requests?match=/sharingLinks/summary")
-    assert.is_true(before + after <= whole + 2, ("%d + %d requests, %d for a whole run"):format(before, after, whole))
+    assert.is_true(after < whole, ("the rerun sent %d requests, a whole run %d"):format(after, whole))
+    assert.is_true(before + after <= whole + 10, ("%d + %d requests, %d for a whole run"):format(before, after, whole))
   end)
 
   it("detail-records finishes after kill -9 with every row once, reading on from the site it stopped at", function()
@@ -236,7 +237,7 @@ describe("records workflows", function()
     end
     assert.equal(tenant.counts.objects, #rows)
     -- Each site's pages were read once across the two runs, give or take
-    -- the page the kill interrupted.
+    -- the site the kill interrupted (read again from its first page).
     local after = #sb:control("GET", "/requests?match=/sites/detailrecords")
     sb:control("DELETE", "/requests")
     local whole = auditrun.try(require("auditrun.insights").connect {
@@ -244,6 +245,7 @@ describe("records workflows", function()
       client_id = env.AUDITRUN_CLIENT_ID, cert = env.AUDITRUN_CERT, cert_password = env.AUDITRUN_CERT_PASSWORD })
     local pages = 0
     for _ in whole:pages("site_detail_records", {}) do pages = pages + 1 end
-    assert.is_true(before + after <= pages + 2, ("%d + %d requests for %d pages"):format(before, after, pages))
+    assert.is_true(after < pages, ("the rerun sent %d requests for %d pages"):format(after, pages))
+    assert.is_true(before + after <= pages + 20, ("%d + %d requests for %d pages"):format(before, after, pages))
   end)
 end)

@@ -262,10 +262,11 @@ end
 
 --- records(opts, {columns=, rows=function() -> iterator over rows}) or
 --- records(opts, {columns=, pages=function(cursor) -> iterator over (rows,
---- cursor after them)}): a records workflow's whole run. With pages, a rerun
---- continues from the cursor saved after the last page written. The rows go to opts.out (auditrun.records:
---- JSON Lines or CSV, resumable), a live line counts them, and a summary
---- says how many and where. A failure part way keeps what was written (the
+--- cursor after them, or nil when a rerun cannot start there)}): a records
+--- workflow's whole run. With pages, a rerun continues from the last cursor
+--- saved. The rows go to opts.out (auditrun.records: JSON Lines or CSV,
+--- resumable), a live line counts them, and a summary says how many and
+--- where. A failure part way keeps what was written (the
 --- rerun resumes) and raises.
 function M.records(opts, o)
   local p = progress.new { quiet = opts.quiet, verbose = opts.verbose, format = opts.log_format, rows = true }
@@ -295,7 +296,8 @@ function M.records(opts, o)
       -- Page by page from where the last run marked, the cursor saved after each.
       for rows, cursor in o.pages(w.cursor) do
         for _, row in ipairs(rows) do write(row) end
-        errors.try(w:mark(cursor))
+        -- nil: no new place to resume from (the last one still holds).
+        if cursor ~= nil then errors.try(w:mark(cursor)) end
       end
     else
       for row in o.rows() do write(row) end

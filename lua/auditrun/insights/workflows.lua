@@ -160,20 +160,21 @@ end
 --- workflow.records: the per-site read `name` (site_detail_records,
 --- sharing_link_summaries) for each parameter table of `queries` in turn,
 --- one site at a time, that a rerun continues where the last one stopped
---- instead of reading every site again. The cursor after a page is {query
---- = q, site = n, next = the site's next link} (no link: site n is done).
---- sites: the sites to walk (URLs or ids, as the read takes them), or nil
---- for every site the overview lists (ids are looked up only for the sites
---- still to read).
+--- instead of reading every site again. The cursor is {query = q, site = n}
+--- once site n of query q has been read to its end; pages within a site
+--- give none, so a rerun starts the site it stopped in from its first page
+--- (passing by the rows it has) and never relies on a next link still
+--- being valid later. sites: the sites to walk (URLs or ids, as the read
+--- takes them), or nil for every site the overview lists (ids are looked
+--- up only for the sites still to read).
 function M.site_pages(api, name, queries, sites)
   local pg = api.catalogue:definition(name).paging
   local each = pg.each
   return function(cursor)
-    -- Start at query q, site n (at its page `link`, when it was part read).
-    local q, n, link = 1, 1, nil
+    -- Start at query q, the site after the last one read to its end.
+    local q, n = 1, 1
     if type(cursor) == "table" then
-      q, n = math.tointeger(cursor.query) or 1, math.tointeger(cursor.site) or 0
-      if type(cursor.next) == "string" then link = cursor.next else n = n + 1 end
+      q, n = math.tointeger(cursor.query) or 1, (math.tointeger(cursor.site) or 0) + 1
     end
     local i, overview
     -- The next site value of query q, from the n-th on.
@@ -206,12 +207,12 @@ function M.site_pages(api, name, queries, sites)
         if pages then
           local body = pages()
           if body ~= nil then
-            local nxt
+            local last = true
             for _, f in ipairs(pg.next) do
               local v = body[f]
-              if type(v) == "string" and v ~= "" then nxt = v break end
+              if type(v) == "string" and v ~= "" then last = false break end
             end
-            return paging.rows_of(body, pg.rows), { query = q, site = i, next = nxt }
+            return paging.rows_of(body, pg.rows), last and { query = q, site = i } or nil
           end
           pages = nil
         end
@@ -224,7 +225,6 @@ function M.site_pages(api, name, queries, sites)
           local p = {}
           for k, v in pairs(queries[q]) do p[k] = v end
           p[each] = value
-          if link then p[pg.cursor], link = link, nil end
           pages = api:pages(name, p)
         end
       end

@@ -24,34 +24,18 @@ local sites = iw.list_file(spec, "--sites", opts.sites)
 
 local _, api = iw.connect(opts)
 local graph = api.api == "graph"
+-- One query per user (so that each row can say whose it is), or per hundred
+-- sites; a rerun starts at the query it stopped in.
+local queries, decorate = {}, nil
+if sites then
+  for chunk in iw.in_chunks(sites, 100) do queries[#queries + 1] = graph and { siteUrls = chunk } or { SiteUrls = chunk } end
+else
+  for i, u in ipairs(users) do queries[i] = graph and { emails = { u } } or { Emails = { u } } end
+  decorate = function(row, q)
+    if row.user == nil then row.user = users[q] end
+  end
+end
 workflow.records(opts, {
   columns = iw.columns(api, users and "user_permissions" or "site_permissions"),
-  rows = function()
-    if sites then
-      local chunks, rows = iw.in_chunks(sites, 100), nil
-      return function()
-        while true do
-          local row = rows and rows()
-          if row then return row end
-          local chunk = chunks()
-          if not chunk then return nil end
-          rows = api:site_permissions(graph and { siteUrls = chunk } or { SiteUrls = chunk })
-        end
-      end
-    end
-    -- One user at a time, so that each row can say whose it is.
-    local i, rows = 0, nil
-    return function()
-      while true do
-        local row = rows and rows()
-        if row then
-          if row.user == nil then row.user = users[i] end
-          return row
-        end
-        i = i + 1
-        if i > #users then return nil end
-        rows = api:user_permissions(graph and { emails = { users[i] } } or { Emails = { users[i] } })
-      end
-    end
-  end,
+  pages = iw.query_pages(api, users and "user_permissions" or "site_permissions", queries, decorate),
 })

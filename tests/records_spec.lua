@@ -179,6 +179,32 @@ describe("records workflows", function()
     end
   end)
 
+  it("a walk of several queries resumes at the query after the last one read to its end", function()
+    local iw = require "auditrun.insights.workflows"
+    local c = auditrun.try(require("auditrun.insights").connect {
+      insights_url = env.AUDITRUN_INSIGHTS_URL, identity_url = env.AUDITRUN_IDENTITY_URL,
+      client_id = env.AUDITRUN_CLIENT_ID, cert = env.AUDITRUN_CERT, cert_password = env.AUDITRUN_CERT_PASSWORD })
+    local users = { tenant.users[1].loginName, tenant.guests[1].loginName }
+    local queries = { { emails = { users[1] } }, { emails = { users[2] } } }
+    local function walk(cursor)
+      local rows, cursors = {}, {}
+      for page, after in iw.query_pages(c, "user_permissions", queries, function(row, q) row.q = q end)(cursor) do
+        for _, r in ipairs(page) do rows[#rows + 1] = r end
+        if after then cursors[#cursors + 1] = after.query end
+      end
+      return rows, cursors
+    end
+    local all, cursors = walk(nil)
+    assert.same({ 1, 2 }, cursors)
+    local first = 0
+    for _, r in ipairs(all) do if r.q == 1 then first = first + 1 end end
+    assert.is_true(first > 0 and first < #all, "both users need rows")
+    local rest = walk({ query = 1 })
+    assert.equal(#all - first, #rest)
+    for _, r in ipairs(rest) do assert.equal(2, r.q) end
+    assert.same({}, (walk({ query = 2 })))
+  end)
+
   it("link-summaries goes on from the link type and site it stopped at after kill -9", function()
     local path = home .. "/links.jsonl"
     -- Slow answers, so the kill lands inside the second link type.

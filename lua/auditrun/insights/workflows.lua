@@ -232,6 +232,39 @@ function M.site_pages(api, name, queries, sites)
   end
 end
 
+--- query_pages(api, name, queries, decorate) -> pages(cursor) for
+--- workflow.records: the paged read `name` for each parameter table of
+--- `queries` in turn; the cursor {query = q} is saved when query q has been
+--- read to its end, so a rerun starts at the query it stopped in.
+--- decorate(row, q), when given, adds to each row what its query was.
+function M.query_pages(api, name, queries, decorate)
+  local pg = api.catalogue:definition(name).paging
+  return function(cursor)
+    local q = type(cursor) == "table" and (math.tointeger(cursor.query) or 0) + 1 or 1
+    local pages
+    return function()
+      while true do
+        if pages then
+          local body = pages()
+          if body ~= nil then
+            local rows = paging.rows_of(body, pg.rows)
+            if decorate then
+              for _, row in ipairs(rows) do decorate(row, q) end
+            end
+            return rows, nil
+          end
+          pages = nil
+          -- Query q is read to its end: a rerun starts after it.
+          q = q + 1
+          return {}, { query = q - 1 }
+        end
+        if q > #queries then return nil end
+        pages = api:pages(name, queries[q])
+      end
+    end
+  end
+end
+
 --- in_chunks(list, n) -> an iterator over slices of at most n items.
 function M.in_chunks(list, n)
   local i = 0

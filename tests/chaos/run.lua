@@ -24,7 +24,7 @@ local util = require "tests.helper.util"
 
 local parser = argparse("chaos", "The export workflows against the sandbox with faults and kill -9.")
 parser:option("--workflow", "Bundled export workflow to run.", "user-access")
-parser:option("--args", "More arguments for the workflow, e.g. '--api legacy'.", "")
+parser:option("--args", "More arguments for the workflow, given as --args='--api legacy'.", "")
 parser:option("--jobs", "Run folders until at least this many reports are expected.", "2000"):convert(tonumber)
 parser:option("--kills", "SIGKILLs in all, spread over the folders.", "20"):convert(tonumber)
 parser:option("--seed", "Seed of the faults and of the kill plan.", "1"):convert(tonumber)

@@ -5,7 +5,9 @@
  * (core.request's output), read, hashed and named through that fd, never
  * reopened by its name. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -152,6 +154,36 @@ static int temp_link(lua_State *L) {
   return result(L, rc, err);
 }
 
+/* An io library file, as io.open makes them, over an fd we opened. */
+static int stream_close(lua_State *L) {
+  luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+  return luaL_fileresult(L, fclose(p->f) == 0, NULL);
+}
+
+/* open_private(path, "a"|"w") -> a Lua file | nil, message, errno: opened
+ * for appending (or emptied for writing), created with the private mode,
+ * never through a symlink. */
+static int open_private(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  const char *mode = luaL_optstring(L, 2, "a");
+  int append = mode[0] == 'a', fd;
+  luaL_Stream *p;
+  luaL_argcheck(L, append || mode[0] == 'w', 2, "'a' or 'w'");
+  p = (luaL_Stream *)lua_newuserdatauv(L, sizeof(luaL_Stream), 0);
+  p->f = NULL;
+  p->closef = NULL;  /* a closed file until it is open */
+  luaL_setmetatable(L, LUA_FILEHANDLE);
+  fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), fsio_file_mode());
+  if (fd < 0) return luaL_fileresult(L, 0, path);
+  p->f = fdopen(fd, append ? "ab" : "wb");
+  if (!p->f) {
+    close(fd);
+    return luaL_fileresult(L, 0, path);
+  }
+  p->closef = stream_close;
+  return 1;
+}
+
 /* set_file_modes(file_mode, dir_mode): for every file and folder made from
  * now on (auditrun.files reads them from the environment). */
 static int set_file_modes(lua_State *L) {
@@ -223,7 +255,8 @@ int lfsio_open(lua_State *L) {
   static const luaL_Reg fns[] = {{"fsync_dir_of", fsync_dir_of}, {"fsync_file", fsync_file},
                                  {"lock", lock_file},            {"mkdirs", mkdirs},
                                  {"remove_parts", remove_parts}, {"rename_noreplace", rename_noreplace},
-                                 {"set_file_modes", set_file_modes}, {"temp_file", temp_new},
+                                 {"open_private", open_private}, {"set_file_modes", set_file_modes},
+                                 {"temp_file", temp_new},
                                  {"write_atomic", write_atomic},
                                  {NULL, NULL}};
   core_newmeta(L, LOCK_META, methods, lock_close);

@@ -19,6 +19,12 @@ M.sha256 = core.sha256_file                 -- (path) -> hex | nil, err
 M.lock = core.lock                          -- (path) -> lock (close()) | nil, err ("locked")
 M.remove_parts = core.remove_parts          -- (dir) -> temporary files removed | nil, err
 
+--- open_append(path) -> a Lua file open for appending, created private
+--- (0600) and never through a symlink | nil, message (as io.open).
+function M.open_append(path) return core.open_private(path, "a") end
+--- open_write(path): the same, emptied for writing.
+function M.open_write(path) return core.open_private(path, "w") end
+
 -- A temporary file (files.temp) holds its descriptor until it is named:
 --   tmp:path()          its hidden name beside the target
 --   tmp:size(), tmp:read_at(offset, n), tmp:sha256(), tmp:fsync()

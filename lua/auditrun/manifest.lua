@@ -74,7 +74,7 @@ function Manifest:add(entry)
     local made, merr = files.write_atomic(self.path, "")
     if not made then return nil, merr end
   end
-  local f, err = io.open(self.path, "ab")
+  local f, err = files.open_append(self.path)
   if not f then return nil, errors.new("file", err) end
   local ok, werr = f:write(line)
   local closed, cerr = f:close()

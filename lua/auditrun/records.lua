@@ -200,7 +200,7 @@ function M.open(path, o)
     if not ok then lock:close() return nil, err end
   end
   if not w.complete then
-    local f, ferr = io.open(path, "ab")
+    local f, ferr = files.open_append(path)
     if not f then lock:close() return fail(tostring(ferr)) end
     w.file = f
   end

@@ -86,7 +86,7 @@ end
 function M.extract(path, entry, dest)
   local ok, err = files.write_atomic(dest, "")
   if not ok then error(err, 0) end
-  local out <close> = io.open(dest, "wb") or fail("cannot write %s", dest)
+  local out <close> = files.open_write(dest) or fail("cannot write %s", dest)
   for chunk in M.chunks(path, entry) do out:write(chunk) end
   return dest
 end

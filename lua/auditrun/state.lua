@@ -118,7 +118,7 @@ function M.open(path, opts)
   for k, v in pairs(entries) do out[#out + 1] = line_for(k, v) end
   ok, err = files.write_atomic(path, table.concat(out))
   if not ok then return fail(nil, err) end
-  local f, ferr = io.open(path, "ab")
+  local f, ferr = files.open_append(path)
   if not f then return fail(nil, errors.new("file", ferr)) end
   return setmetatable({ path = path, entries = entries, lock = lock, file = f }, State)
 end

@@ -25,7 +25,7 @@ M.EXIT_USAGE = 2
 --- A whole number of at least 1.
 function M.count(s)
   local n = math.tointeger(tonumber(s))
-  if not n or n < 1 or not s:match("^%s*%d+%s*$") then return nil, "must be a whole number of at least 1" end
+  if not n or n < 1 or not s:match("^%s*%d+%s*$") then return nil, "'" .. s .. "' is not a whole number of at least 1" end
   return n
 end
 

@@ -7,7 +7,7 @@ local sandbox = require "tests.helper.sandbox"
 local auditrun = require "auditrun"
 local cjson = require "cjson"
 local host = require "tests.helper.host"
-local http = require "auditrun.http"
+local http = sandbox.http()
 local time = require "auditrun.time"
 local util = require "tests.helper.util"
 

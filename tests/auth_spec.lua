@@ -4,7 +4,7 @@
 local sandbox = require "tests.helper.sandbox"
 local auditrun = require "auditrun"
 local auth = require "auditrun.auth"
-local http = require "auditrun.http"
+local http = sandbox.http()
 local jwt = require "auditrun.jwt"
 
 local FX = "tests/fixtures/"
@@ -17,6 +17,7 @@ describe("sign-in", function()
     local o = { identity_url = sb.issuer, client_id = sb.clients.cert, scope = sb.scope,
                 key = assert(jwt.load_key { cert = FX .. "app.pfx", password = "sandbox-pass" }) }
     for k, v in pairs(extra or {}) do o[k] = v end
+    o.ca_file = o.ca_file or sb.ca_file
     return auth.session(o)
   end
 
@@ -25,10 +26,10 @@ describe("sign-in", function()
   end
 
   it("discovers the provider and checks its issuer", function()
-    local meta = assert(auth.discover(sb.issuer))
+    local meta = assert(auth.discover(sb.issuer, { ca_file = sb.ca_file }))
     assert.equal(sb.token_endpoint, meta.token_endpoint)
     local wrong = sb.issuer:gsub("127%.0%.0%.1", "localhost")
-    local m, err = auth.discover(wrong)
+    local m, err = auth.discover(wrong, { ca_file = sb.ca_file })
     assert.is_nil(m)
     assert.equal("auth", err.kind)
     assert.matches("names another issuer", err.message)
@@ -48,14 +49,14 @@ describe("sign-in", function()
                                       password = "sandbox-pass" })
     for _, alg in ipairs { "RS256", "PS256" } do
       auth.reset()
-      local s = auth.session { identity_url = sb.issuer, client_id = sb.clients.cert, scope = sb.scope,
+      local s = auth.session { ca_file = sb.ca_file, identity_url = sb.issuer, client_id = sb.clients.cert, scope = sb.scope,
                                key = key, alg = alg }
       assert(call_protected(assert(s:token())))
     end
   end)
 
   it("gets a token with a client secret", function()
-    local s = auth.session { identity_url = sb.issuer, client_id = sb.clients.secret, scope = sb.scope,
+    local s = auth.session { ca_file = sb.ca_file, identity_url = sb.issuer, client_id = sb.clients.secret, scope = sb.scope,
                              secret = sb.clients.secret_value }
     assert(call_protected(assert(s:token())))
   end)
@@ -126,10 +127,11 @@ describe("sign-in", function()
 
   it("surfaces a wrong secret, an unknown client and an unknown scope", function()
     local err = refused(auth.session { identity_url = sb.issuer, client_id = sb.clients.secret, scope = sb.scope,
-                                       secret = "not-the-secret" })
+                                       secret = "not-the-secret", ca_file = sb.ca_file })
     assert.matches("invalid_client", err.message)
     assert.is_nil(err.message:find("not%-the%-secret"))
-    err = refused(auth.session { identity_url = sb.issuer, client_id = "nobody", scope = sb.scope, secret = "x" })
+    err = refused(auth.session { identity_url = sb.issuer, client_id = "nobody", scope = sb.scope, secret = "x",
+                                 ca_file = sb.ca_file })
     assert.matches("invalid_client", err.message)
     err = refused(cert_session { scope = "no.such.scope" })
     assert.matches("invalid_scope", err.message)

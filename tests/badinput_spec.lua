@@ -5,7 +5,7 @@
 local sandbox = require "tests.helper.sandbox"
 local host = require "tests.helper.host"
 local auditrun = require "auditrun"
-local http = require "auditrun.http"
+local http = sandbox.http()
 local util = require "tests.helper.util"
 
 local FX = os.getenv("PWD") .. "/tests/fixtures/"

@@ -9,7 +9,7 @@ local auditrun = require "auditrun"
 local auth = require "auditrun.auth"
 local cjson = require "cjson"
 local dealcloud = require "auditrun.dealcloud"
-local http = require "auditrun.http"
+local http = sandbox.http()
 local time = require "auditrun.time"
 
 local NO_ENV = { getenv = function() end }

@@ -2,7 +2,7 @@
 -- find their file already there, never a half-written file under a name.
 local sandbox = require "tests.helper.sandbox"
 local download = require "auditrun.download"
-local http = require "auditrun.http"
+local http = sandbox.http()
 local files = require "auditrun.files"
 
 local util = require "tests.helper.util"
@@ -20,6 +20,7 @@ describe("download", function()
   local function fetch(query, extra)
     local o = { url = sb.url .. "/test/download?" .. query, dir = dir, fallback_name = "report_42.zip" }
     for k, v in pairs(extra or {}) do o[k] = v end
+    o.ca_file = sb.ca_file
     return download.save(o)
   end
 
@@ -62,6 +63,7 @@ describe("download", function()
 
   it("leaves nothing behind when the connection drops", function()
     local got, err = download.save { url = sb.url .. "/test/drop/200000", dir = dir, fallback_name = "x.bin",
+                                      ca_file = sb.ca_file,
                                       request = function(o) o.retry = false return http.request(o) end }
     assert.is_nil(got)
     assert.equal("connection", err.kind)
@@ -121,7 +123,7 @@ describe("download", function()
     { "a Content-Length over it", "/test/bytes/3000000" },
   } do
     it("stops a download larger than max_size: " .. case[1], function()
-      local got, err = download.save { url = sb.url .. case[2], dir = dir, fallback_name = "x.bin",
+      local got, err = download.save { ca_file = sb.ca_file, url = sb.url .. case[2], dir = dir, fallback_name = "x.bin",
                                         max_size = 1000000 }
       assert.is_nil(got)
       assert.equal("too_large", err.kind)

@@ -14,7 +14,7 @@ local sandbox = require "tests.helper.sandbox"
 local host = require "tests.helper.host"
 local reports = require "tests.helper.reports"
 local auditrun = require "auditrun"
-local http = require "auditrun.http"
+local http = sandbox.http()
 local util = require "tests.helper.util"
 
 local read_state = reports.state

@@ -6,7 +6,7 @@
 local sandbox = require "tests.helper.sandbox"
 local auditrun = require "auditrun"
 local exavault = require "auditrun.exavault"
-local http = require "auditrun.http"
+local http = sandbox.http()
 local time = require "auditrun.time"
 
 local NO_ENV = { getenv = function() end }

@@ -26,7 +26,8 @@ describe("external-group-access", function()
     -- Every group the summaries list (what the workflow must cover).
     local c = auditrun.try(require("auditrun.insights").connect {
       insights_url = env.AUDITRUN_INSIGHTS_URL, identity_url = env.AUDITRUN_IDENTITY_URL,
-      client_id = env.AUDITRUN_CLIENT_ID, cert = env.AUDITRUN_CERT, cert_password = env.AUDITRUN_CERT_PASSWORD })
+      client_id = env.AUDITRUN_CLIENT_ID, cert = env.AUDITRUN_CERT, cert_password = env.AUDITRUN_CERT_PASSWORD,
+      ca_file = env.AUDITRUN_CA_FILE })
     group_ids = {}
     for g in c:groups() do group_ids[#group_ids + 1] = g.groupId end
   end)

@@ -5,7 +5,7 @@
 local sandbox = require "tests.helper.sandbox"
 local core = require "auditrun.core"
 local download = require "auditrun.download"
-local http = require "auditrun.http"
+local http = sandbox.http()
 local files = require "auditrun.files"
 local util = require "tests.helper.util"
 
@@ -86,7 +86,7 @@ describe("hostile file names", function()
   }
   for _, case in ipairs(cases) do
     it("lands " .. case[1]:sub(1, 70) .. " under a safe name", function()
-      local got = assert(download.save { url = sb.url .. "/test/download?rows=3&disposition_b64="
+      local got = assert(download.save { ca_file = sb.ca_file, url = sb.url .. "/test/download?rows=3&disposition_b64="
         .. core.b64url_encode(case[1]), dir = dir, fallback_name = "report_42.csv" })
       local want = case[2] or "report_42.csv"
       assert.equal(want, got.name)
@@ -99,7 +99,7 @@ describe("hostile file names", function()
   it("never replaces a file already there under the offered name", function()
     files.mkdirs(dir)
     util.write(dir .. "/foo.html", "mine")
-    local got = assert(download.save { url = sb.url .. "/test/download?kind=text&rows=3&disposition="
+    local got = assert(download.save { ca_file = sb.ca_file, url = sb.url .. "/test/download?kind=text&rows=3&disposition="
       .. http.escape('attachment; filename="../reports/foo.html"'), dir = dir, fallback_name = "x.zip" })
     assert.equal("foo (1).html", got.name)
     assert.equal("mine", util.read(dir .. "/foo.html"))

@@ -3,7 +3,7 @@
 -- connection reuse, concurrency, and the retry policy.
 local sandbox = require "tests.helper.sandbox"
 local auditrun = require "auditrun"
-local http = require "auditrun.http"
+local http = sandbox.http()
 local cjson = require "cjson"
 
 describe("http", function()

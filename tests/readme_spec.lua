@@ -6,7 +6,7 @@
 -- whoami.lua also fails as the README says it does.
 local sandbox = require "tests.helper.sandbox"
 local auditrun = require "auditrun"
-local http = require "auditrun.http"
+local http = sandbox.http()
 local host = require "tests.helper.host"
 local util = require "tests.helper.util"
 local q = host.quote

@@ -183,7 +183,8 @@ describe("records workflows", function()
     local iw = require "auditrun.insights.workflows"
     local c = auditrun.try(require("auditrun.insights").connect {
       insights_url = env.AUDITRUN_INSIGHTS_URL, identity_url = env.AUDITRUN_IDENTITY_URL,
-      client_id = env.AUDITRUN_CLIENT_ID, cert = env.AUDITRUN_CERT, cert_password = env.AUDITRUN_CERT_PASSWORD })
+      client_id = env.AUDITRUN_CLIENT_ID, cert = env.AUDITRUN_CERT, cert_password = env.AUDITRUN_CERT_PASSWORD,
+      ca_file = env.AUDITRUN_CA_FILE })
     local users = { tenant.users[1].loginName, tenant.guests[1].loginName }
     local queries = { { emails = { users[1] } }, { emails = { users[2] } } }
     local function walk(cursor)
@@ -268,7 +269,8 @@ describe("records workflows", function()
     sb:control("DELETE", "/requests")
     local whole = auditrun.try(require("auditrun.insights").connect {
       insights_url = env.AUDITRUN_INSIGHTS_URL, identity_url = env.AUDITRUN_IDENTITY_URL,
-      client_id = env.AUDITRUN_CLIENT_ID, cert = env.AUDITRUN_CERT, cert_password = env.AUDITRUN_CERT_PASSWORD })
+      client_id = env.AUDITRUN_CLIENT_ID, cert = env.AUDITRUN_CERT, cert_password = env.AUDITRUN_CERT_PASSWORD,
+      ca_file = env.AUDITRUN_CA_FILE })
     local pages = 0
     for _ in whole:pages("site_detail_records", {}) do pages = pages + 1 end
     assert.is_true(after < pages, ("the rerun sent %d requests for %d pages"):format(after, pages))

@@ -34,7 +34,7 @@ describe("secrets", function()
   local function oidc(name) return sb.url .. "/test/oidc/" .. name end
 
   local function secret_session(identity, secret)
-    return auth.session { identity_url = identity, client_id = "app", scope = "s", secret = secret }
+    return auth.session { identity_url = identity, client_id = "app", scope = "s", secret = secret, ca_file = sb.ca_file }
   end
 
   -- Regression: the token request followed a 307 and re-posted the client
@@ -49,8 +49,8 @@ describe("secrets", function()
   end)
 
   it("follows discovery's redirects within its origin only", function()
-    assert(auth.discover(oidc("same-origin")))
-    local meta, err = auth.discover(oidc("redirect-discovery"))
+    assert(auth.discover(oidc("same-origin"), { ca_file = sb.ca_file }))
+    local meta, err = auth.discover(oidc("redirect-discovery"), { ca_file = sb.ca_file })
     assert.is_nil(meta)
     assert.matches("redirected to https://localhost:%d+/test/echo, another origin: refusing to follow", err.message)
   end)
@@ -68,7 +68,7 @@ describe("secrets", function()
 
   it("redacts the client assertion a token endpoint echoes", function()
     local key = assert(jwt.load_key { cert = FX .. "app.pfx", password = "sandbox-pass" })
-    local s = auth.session { identity_url = oidc("echo"), client_id = "app", scope = "s", key = key }
+    local s = auth.session { identity_url = oidc("echo"), client_id = "app", scope = "s", key = key, ca_file = sb.ca_file }
     local sent
     local real = s.assertion
     s.assertion = function(self, meta) sent = real(self, meta) return sent end
@@ -94,8 +94,7 @@ describe("secrets", function()
 
     local script = host.script(([[
       local auth = require "auditrun.auth"
-      require("auditrun.http").ca_file = %q
-      local s = auth.session { identity_url = %q, client_id = %q, scope = %q, secret = %q }
+      local s = auth.session { ca_file = %q, identity_url = %q, client_id = %q, scope = %q, secret = %q }
       io.stdout:write(assert(s:token()))
       local _, err = s:request { url = %q, retry = false }
       error(err, 0)
@@ -194,8 +193,8 @@ describe("secrets", function()
     local dir = util.tempdir()
     local script = host.script(([[
       local http = require "auditrun.http"
-      http.ca_file = %q
-      local _, err = http.get(%q, { retry = false })
+      local ca_file, url = %q, %q
+      local _, err = http.get(url, { retry = false, ca_file = ca_file })
       if err then error(err, 0) end
       print("fetched")
     ]]):format(sb.ca_file, sb.url .. "/test/small"))

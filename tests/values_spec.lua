@@ -3,7 +3,7 @@
 -- message naming the function.
 local sandbox = require "tests.helper.sandbox"
 local auditrun = require "auditrun"
-local http = require "auditrun.http"
+local http = sandbox.http()
 local json = require "auditrun.json"
 local jwt = require "auditrun.jwt"
 

@@ -167,7 +167,7 @@ local function fail(kind, message, fields)
 end
 
 --- save{request=fn(opts)->res|nil,err, url=, dir=, fallback_name=,
---- zip=bool, max_size=, before_rename=fn(file)->true|nil,err} -> {path=, name=, size=,
+--- zip=bool, max_size=, ca_file=, before_rename=fn(file)->true|nil,err} -> {path=, name=, size=,
 --- sha256=, reused=bool} | nil, err
 --- `request` defaults to http.request (a session's request adds a token).
 --- before_rename(file) is called with the final path, name, size and
@@ -185,7 +185,7 @@ function M.save(o)
 
   local request = o.request or http.request
   local res, rerr = request { url = o.url, output = temp, timeout = o.timeout, low_speed_time = o.low_speed_time,
-                              max_download = o.max_size }
+                              max_download = o.max_size, ca_file = o.ca_file }
   if not res then return nil, rerr end
 
   local size = temp:size()

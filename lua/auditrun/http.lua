@@ -27,9 +27,9 @@ local function env(name)
   return v
 end
 
---- The CA bundle used when a request names none: AUDITRUN_CA_FILE, else
---- the system's. Scripts may set it.
-M.ca_file = env("AUDITRUN_CA_FILE")
+-- A request that names no CA bundle trusts AUDITRUN_CA_FILE, read from the
+-- environment each time, else the system's: there is no module-wide
+-- setting to change; sessions and clients pass their own (ca_file).
 
 local SAFE_METHODS = { GET = true, HEAD = true, OPTIONS = true }
 local RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
@@ -239,7 +239,7 @@ local function build(opts)
   if not has_header(lines, "accept") then lines[#lines + 1] = "Accept: application/json, */*;q=0.5" end
   local spec = { method = method, url = url, headers = lines, body = body }
   for _, k in ipairs(CORE_OPTIONS) do spec[k] = opts[k] end
-  spec.ca_file = spec.ca_file or M.ca_file
+  spec.ca_file = spec.ca_file or env("AUDITRUN_CA_FILE")
   for k, v in pairs(spec.output and M.DOWNLOAD_DEFAULTS or M.DEFAULTS) do
     if spec[k] == nil then spec[k] = v end
   end

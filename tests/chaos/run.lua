@@ -41,10 +41,9 @@ local root = util.tempdir()
 math.randomseed(opts.seed)
 
 local sb = sandbox.start { job_seconds = opts.job_seconds, token_ttl = 20 }
-http.ca_file = sb.ca_file
 
 local function control(method, path, body)
-  return auditrun.try(http.request_json { method = method, url = sb.url .. path, json = body })
+  return auditrun.try(http.request_json { method = method, url = sb.url .. path, json = body, ca_file = sb.ca_file })
 end
 
 local env = {

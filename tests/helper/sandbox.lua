@@ -32,6 +32,9 @@ end
 local Sandbox = {}
 Sandbox.__index = Sandbox
 
+-- The CA of the sandbox started last (for M.http).
+local current_ca
+
 --- start{http=, token_ttl=, job_seconds=, client_cert=, opaque_tokens=} -> sandbox with url,
 --- port, ca_file, issuer, token_endpoint, clients, scope, pid, dir.
 function M.start(opts)
@@ -64,6 +67,7 @@ function M.start(opts)
       sb.port, sb.pid = math.tointeger(sb.port), math.tointeger(sb.pid)
       if sb.ca_file == cjson.null then sb.ca_file = nil end
       sb.dir = dir
+      current_ca = sb.ca_file
       return sb
     end
     nap()
@@ -74,24 +78,41 @@ function M.start(opts)
 end
 
 --- for_describe(opts) -> the sandbox of a busted describe block: started in
---- its setup with every request trusting its CA (http.ca_file), stopped
---- in its teardown. The table is filled in when setup runs; register the
---- block's own setup after this call to use it there.
+--- its setup, stopped in its teardown. The table is filled in when setup
+--- runs; register the block's own setup after this call to use it there.
 function M.for_describe(opts)
   -- busted gives each spec file its own setup/teardown; its module has them too.
   local busted = require "busted"
   local sb = setmetatable({}, Sandbox)
   busted.setup(function()
     for k, v in pairs(M.start(opts)) do sb[k] = v end
-    -- Required here, not at the top: this file must load without the core.
-    require("auditrun.http").ca_file = sb.ca_file
   end)
-  busted.teardown(function()
-    require("auditrun.http").ca_file = nil
-    sb:stop()
-  end)
+  busted.teardown(function() sb:stop() end)
   return sb
 end
+
+--- http() -> auditrun.http as a spec uses it against the sandbox: requests
+--- that name no CA file trust the CA of the sandbox started last
+--- (auditrun.http itself keeps no CA setting; sessions and clients pass
+--- their own). Needs the core.
+function M.http()
+  local http = require "auditrun.http"
+  local function trusting(o)
+    if o == nil then o = {} end
+    -- Anything but a table goes through as it is, to be refused there.
+    if type(o) == "table" and o.ca_file == nil then o.ca_file = current_ca end
+    return o
+  end
+  return setmetatable({
+    request = function(o) return http.request(trusting(o)) end,
+    request_json = function(o) return http.request_json(trusting(o)) end,
+    get = function(url, o) return http.get(url, trusting(o)) end,
+    post = function(url, o) return http.post(url, trusting(o)) end,
+  }, { __index = http })
+end
+
+--- ca_file() -> the CA file of the sandbox started last.
+function M.ca_file() return current_ca end
 
 --- Stops the server (TERM, then KILL if it lingers) and removes its directory.
 function Sandbox:stop()

@@ -14,8 +14,7 @@ local spec = {
     .. "after an interruption finishes the file, each event once.",
   kind = "records",
   flags = function(p)
-    p:option("--from", "Start: a date (its first second) or a time."):argname("TIME"):convert(cli.from_time)
-    p:option("--to", "End, included: a date (its last second) or a time."):argname("TIME"):convert(cli.to_time)
+    cli.time_flags(p)
     p:option("--insights-users", "Insights: only the activity of these users (a file of login names, one a "
       .. "line); default: every user of the tenant, an export job each."):argname("FILE")
   end,

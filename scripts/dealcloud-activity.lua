@@ -22,10 +22,7 @@ local opts = cli.parse({
     .. "after an interruption continues from the last page written.",
   kind = "records",
   flags = function(p)
-    p:option("--from", "Start: a date (its first second) or a time; default: 90 days before --to.")
-      :argname("TIME"):convert(cli.from_time)
-    p:option("--to", "End, included: a date (its last second) or a time; default: now."):argname("TIME")
-      :convert(cli.to_time)
+    cli.time_flags(p, { from = " (default: 90 days before --to)", to = " (default: now)" })
     p:option("--user", "Only these user ids (comma-separated; repeatable)."):argname("IDS"):count("*")
       :convert(cli.words)
     p:option("--activity", "Only this activity type, by id or name (login, 'login failed', logout, export ...).")

@@ -13,8 +13,7 @@ local opts = cli.parse({
     .. "after an interruption continues from the last page written.",
   kind = "records",
   flags = function(p)
-    p:option("--from", "Start: a date (its first second) or a time."):argname("TIME"):convert(cli.from_time)
-    p:option("--to", "End, included: a date (its last second) or a time."):argname("TIME"):convert(cli.to_time)
+    cli.time_flags(p)
     p:option("--user", "Only this username."):argname("NAME")
     p:option("--ip", "Only this IP address."):argname("ADDRESS")
     p:option("--path", "Only paths matching this pattern ('*' matches anything: /folder*)."):argname("PATTERN")

@@ -13,8 +13,7 @@ local opts = cli.parse({
     .. "written.",
   kind = "records",
   flags = function(p)
-    p:option("--from", "Start: a date (its first second) or a time."):argname("TIME"):convert(cli.from_time)
-    p:option("--to", "End, included: a date (its last second) or a time."):argname("TIME"):convert(cli.to_time)
+    cli.time_flags(p)
     p:option("--user", "Only webhooks this username triggered."):argname("NAME")
     p:option("--endpoint-url", "Only attempts to this listener URL."):argname("URL")
     p:option("--event", "Only this event (resources.upload, resources.download, shares.formSubmit ...).")

@@ -11,14 +11,14 @@ local spec = {
   kind = "export", apis = { "graph", "legacy" },
   flags = function(p)
     p:option("--path", "The object's URL (with --google: its id); repeatable."):argname("URL"):count("+")
-    iw.time_flags(p)
+    cli.time_flags(p)
     iw.event_types_flag(p)
     p:flag("--google", "Google Workspace objects (Graph API; --path takes their ids).")
     iw.language_flag(p)
   end,
   check = function(o)
     if o.google and o.api ~= "graph" then return "--google uses the Graph API; leave out --api legacy" end
-    return iw.check_times(o) or iw.check_language(o)
+    return cli.check_times(o) or iw.check_language(o)
   end,
 }
 local opts = cli.parse(spec, ...)

@@ -19,7 +19,7 @@ local spec = {
     p:option("--type", "Link types, comma-separated or repeated: " .. table.concat(iw.LINK_TYPES, ", ")
       .. " (--google: target_audience, anyone); default all.")
       :argname("LIST"):count("*"):convert(cli.one_of(all))
-    iw.time_flags(p, " (default: the last 30 days)")
+    cli.time_flags(p, { from = " (default: 30 days ago)", to = " (default: now)" })
     p:flag("--google", "Google Workspace links (Graph API).")
     iw.language_flag(p)
   end,
@@ -30,7 +30,7 @@ local spec = {
     for _, t in ipairs(cli.flatten(o.type)) do
       if not known[t] then return "--type " .. t .. " is not a " .. (o.google and "Google" or "Microsoft 365") .. " link type" end
     end
-    return iw.check_times(o) or iw.check_language(o)
+    return cli.check_times(o) or iw.check_language(o)
   end,
 }
 local opts = cli.parse(spec, ...)

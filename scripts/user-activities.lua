@@ -13,7 +13,7 @@ local spec = {
   flags = function(p)
     p:option("--user", "A user's login name or e-mail; repeatable."):argname("EMAIL"):count("*")
     p:option("--users", "A file of login names or e-mails, one a line."):argname("FILE")
-    iw.time_flags(p)
+    cli.time_flags(p)
     iw.event_types_flag(p)
     p:flag("--google", "Google Workspace users (Graph API).")
     iw.language_flag(p)
@@ -21,7 +21,7 @@ local spec = {
   check = function(o)
     if #o.user == 0 and not o.users then return "give --user EMAIL (repeatable) or --users FILE" end
     if o.google and o.api ~= "graph" then return "--google uses the Graph API; leave out --api legacy" end
-    return iw.check_times(o) or iw.check_language(o)
+    return cli.check_times(o) or iw.check_language(o)
   end,
 }
 local opts = cli.parse(spec, ...)

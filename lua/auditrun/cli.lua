@@ -41,6 +41,21 @@ end
 M.from_time = time_converter(false)
 M.to_time = time_converter(true)
 
+--- time_flags(p, {from=, to=}): --from and --to, each a date (its first or
+--- last second, UTC) or a time; the notes end their help lines.
+function M.time_flags(p, notes)
+  notes = notes or {}
+  p:option("--from", "Start: a date (its first second) or a time" .. (notes.from or "") .. ".")
+    :argname("TIME"):convert(M.from_time)
+  p:option("--to", "End, included: a date (its last second) or a time" .. (notes.to or "") .. ".")
+    :argname("TIME"):convert(M.to_time)
+end
+
+--- check_times(opts) -> a usage error message when --from is after --to, or nil
+function M.check_times(o)
+  if o.from and o.to and o.from > o.to then return "--from " .. o.from .. " is after --to " .. o.to end
+end
+
 --- Words separated by commas (and the flag repeatable): --x a,b --x c.
 function M.words(s)
   local out = {}

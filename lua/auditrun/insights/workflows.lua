@@ -122,19 +122,6 @@ end
 M.LINK_TYPES = { "specific", "organization", "anyone" }
 M.GOOGLE_LINK_TYPES = { "target_audience", "anyone" }
 
---- time_flags(p, default_note): --from and --to (a date or a time, UTC).
-function M.time_flags(p, note)
-  p:option("--from", "Start: 2025-06-01 or 2025-06-01T08:00:00 (UTC)" .. (note or "") .. ".")
-    :argname("TIME"):convert(cli.from_time)
-  p:option("--to", "End: a date (through its last second) or a time" .. (note or "") .. ".")
-    :argname("TIME"):convert(cli.to_time)
-end
-
---- check_times(o) -> a usage error message, or nil
-function M.check_times(o)
-  if o.from and o.to and o.from > o.to then return "--from " .. o.from .. " is after --to " .. o.to end
-end
-
 function M.event_types_flag(p)
   p:option("--event-type", "Only these events (as the service names them, e.g. FileAccessed); repeatable or "
     .. "comma-separated.")

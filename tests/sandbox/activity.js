@@ -18,6 +18,7 @@
 const crypto = require('crypto');
 
 const { parseFault, faultMatches, send } = require('./insights');
+const { mulberry32: rng } = require('./insights-data');
 
 const DAY = 86400000;
 const MAX_RECORDED = 20000;
@@ -38,18 +39,6 @@ const EV_OPS = ['PASS', 'EXIT', 'STOR', 'RETR', 'DELE', 'MKD', 'RNTO', 'MOVE', '
 const EV_EVENTS = ['resources.upload', 'resources.download', 'resources.delete', 'resources.createFolder',
   'resources.rename', 'resources.move', 'resources.copy', 'resources.compress', 'resources.extract',
   'shares.formSubmit'];
-
-// A small deterministic generator (mulberry32).
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // "2022-01-06T06:27:55.6": UTC without a zone, trailing zeros of the
 // fraction dropped, as in the sample.

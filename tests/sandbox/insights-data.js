@@ -565,6 +565,6 @@ function createTenant(seed = 42) {
 }
 
 module.exports = {
-  createTenant, urlKey, makeRng, hashString,
+  createTenant, urlKey, makeRng, mulberry32, hashString,
   MODULES, OBJECT_TYPES, SENSITIVITY, EXPOSURE, RISK, LINK_TYPES, GOOGLE_LINK_TYPES, TAGS, ANCHOR, DAY,
 };

@@ -35,6 +35,7 @@
 //  - group summaries list groups with external members, most first (both samples).
 
 const data = require('./insights-data');
+const { mulberry32 } = data;
 const { buildXlsx } = require('./xlsx');
 const { createZip } = require('./zip');
 
@@ -1269,17 +1270,6 @@ function parseFault(raw) {
 // Chaos: faults drawn at a rate from a seeded generator (mulberry32), one
 // kind per faulted request: what `make chaos` runs the workflows through.
 const CHAOS_KINDS = ['429', '500', '503', 'reset', 'stall', 'truncated', 'job_fails', 'token_revoked'];
-
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function parseChaos(b) {
   const kinds = b.kinds === undefined ? CHAOS_KINDS : b.kinds;

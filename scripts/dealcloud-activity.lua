@@ -46,7 +46,7 @@ for i, u in ipairs(cli.flatten(opts.user)) do users[i] = math.tointeger(tonumber
 local c = activity.connect(dealcloud, opts)
 workflow.records(opts, {
   columns = dealcloud.COLUMNS,
-  pages = activity.dealcloud_pages(c, {
+  pages = dealcloud.pages(c, {
     from = from, to = to, userIds = #users > 0 and users or nil, activity = opts.activity, source = opts.source,
     exportDataType = opts.export_type,
   }, { from = opts.from and from, to = opts.to and to }),

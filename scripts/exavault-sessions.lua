@@ -30,7 +30,7 @@ if not opts.to then to = nil end
 local c = activity.connect(exavault, opts)
 workflow.records(opts, {
   columns = exavault.COLUMNS.session_logs,
-  pages = activity.exavault_pages(c, "session_logs", {
+  pages = exavault.pages(c, "session_logs", {
     from = from, to = to, username = opts.user, ipAddress = opts.ip, path = opts.path, type = opts.type,
   }, { from = opts.from and from, to = opts.to and to }),
 })

@@ -31,7 +31,7 @@ if not opts.to then to = nil end
 local c = activity.connect(exavault, opts)
 workflow.records(opts, {
   columns = exavault.COLUMNS.webhook_logs,
-  pages = activity.exavault_pages(c, "webhook_logs", {
+  pages = exavault.pages(c, "webhook_logs", {
     from = from, to = to, username = opts.user, endpointUrl = opts.endpoint_url, event = opts.event,
     statusCode = opts.status, resourcePath = opts.resource_path,
   }, { from = opts.from and from, to = opts.to and to }),

@@ -1,7 +1,8 @@
--- auditrun.activity: activity logs for workflows, whatever the vendor: a
--- vendor's log as pages that a rerun can continue (from the cursor saved
--- after the last page written), and every configured vendor's activity
--- merged into one time-ordered stream in one schema (the activity timeline).
+-- auditrun.activity: activity logs for workflows, whatever the vendor: the
+-- range a resumed log continues (each vendor module's pages(...) reads its
+-- log on from the cursor saved after the last page written), and every
+-- configured vendor's activity merged into one time-ordered stream in one
+-- schema (the activity timeline).
 --
 -- A timeline event: time (UTC, ISO 8601 with milliseconds), vendor, user,
 -- action (the vendor's own name), verb (a common word: login, logout,
@@ -12,7 +13,6 @@
 local config = require "auditrun.config"
 local errors = require "auditrun.errors"
 local time = require "auditrun.time"
-local util = require "auditrun.util"
 
 local M = {}
 
@@ -53,65 +53,17 @@ function M.range(from, to, o)
   return t_from, t_to
 end
 
--- A saved cursor belongs to one range: a rerun continues it, or says why not.
-local function same_range(cursor, from, to, given)
+--- resume_range(cursor, from, to, given) -> from, to: the range a records
+--- workflow reads, continuing a saved cursor ({from=, to=, ...}) only for
+--- the range it was started with; given says which ends the user gave.
+function M.resume_range(cursor, from, to, given)
   if not cursor then return from, to end
+  given = given or {}
   if (given.from and given.from ~= cursor.from) or (given.to and given.to ~= cursor.to) then
     error(errors.new("usage", string.format("the output was started for %s to %s: give that range again, "
       .. "or another --out", cursor.from and time.iso(cursor.from) or "the beginning", time.iso(cursor.to))), 0)
   end
   return cursor.from, cursor.to
-end
-
---- dealcloud_pages(client, params, given) -> pages(cursor): an iterator over
---- (rows, cursor after them) of the user activity for params (from and to
---- in seconds; given says which of them the user gave), window by window,
---- continuing from cursor = {from=, to=, window=, page=}.
-function M.dealcloud_pages(c, params, given)
-  return function(cursor)
-    local from, to = same_range(cursor, params.from, params.to, given or {})
-    local p = util.copy(params)
-    p.from, p.to = from, to
-    local windows, rest = c:activity_windows(p)
-    local wi, page = cursor and cursor.window or 1, cursor and cursor.page or 1
-    local pages
-    return function()
-      while windows[wi] do
-        pages = pages or c:window_pages(rest, windows[wi], page)
-        local rows, n = pages()
-        if rows then return rows, { from = from, to = to, window = wi, page = n + 1 } end
-        wi, page, pages = wi + 1, 1, nil
-      end
-      return nil
-    end
-  end
-end
-
--- An ExaVault item as one flat record: id, type and its attributes.
-local function flat(item)
-  local row = util.copy(item.attributes)
-  row.id, row.type = item.id, item.type
-  return row
-end
-
---- exavault_pages(client, log, params, given) -> pages(cursor): an iterator
---- over (rows, cursor after them) of session_logs or webhook_logs (rows flat:
---- id, type, then the attributes), continuing from cursor = {from=, to=,
---- offset=}. from and to are seconds (to excluded).
-function M.exavault_pages(c, log, params, given)
-  return function(cursor)
-    local from, to = same_range(cursor, params.from, params.to, given or {})
-    local p = util.copy(params)
-    p.from, p.to = from, to and (to - 1)
-    local pages = c:log_pages(log, p, cursor and cursor.offset or 0)
-    return function()
-      local items, offset = pages()
-      if items == nil then return nil end
-      local rows = {}
-      for i, item in ipairs(items) do rows[i] = flat(item) end
-      return rows, { from = from, to = to, offset = offset }
-    end
-  end
 end
 
 -- ---- the timeline ------------------------------------------------------------------

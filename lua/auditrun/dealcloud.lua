@@ -156,6 +156,30 @@ function Client:user_activity(params)
 end
 
 --- event(row) -> the row in the activity timeline's schema.
+--- pages(client, params, given) -> pages(cursor): an iterator over (rows,
+--- cursor after them) of the user activity for params (from and to in
+--- seconds; given says which of them the user gave), window by window,
+--- continuing from cursor = {from=, to=, window=, page=}.
+function M.pages(c, params, given)
+  return function(cursor)
+    local from, to = activity.resume_range(cursor, params.from, params.to, given)
+    local p = util.copy(params)
+    p.from, p.to = from, to
+    local windows, rest = c:activity_windows(p)
+    local wi, page = cursor and cursor.window or 1, cursor and cursor.page or 1
+    local pages
+    return function()
+      while windows[wi] do
+        pages = pages or c:window_pages(rest, windows[wi], page)
+        local rows, n = pages()
+        if rows then return rows, { from = from, to = to, window = wi, page = n + 1 } end
+        wi, page, pages = wi + 1, 1, nil
+      end
+      return nil
+    end
+  end
+end
+
 function M.event(row)
   local t = time.parse(row.eventDate)
   local kind = math.tointeger(row.activityTypeId)

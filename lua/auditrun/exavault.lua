@@ -111,6 +111,33 @@ function M.timeline(c, from, to)
   }
 end
 
+-- An item as one flat record: id, type and its attributes.
+local function flat(item)
+  local row = util.copy(item.attributes)
+  row.id, row.type = item.id, item.type
+  return row
+end
+
+--- pages(client, log, params, given) -> pages(cursor): an iterator over
+--- (rows, cursor after them) of session_logs or webhook_logs (rows flat:
+--- id, type, then the attributes), continuing from cursor = {from=, to=,
+--- offset=}. from and to are seconds (to excluded).
+function M.pages(c, log, params, given)
+  return function(cursor)
+    local from, to = activity.resume_range(cursor, params.from, params.to, given)
+    local p = util.copy(params)
+    p.from, p.to = from, to and (to - 1)
+    local pages = c:log_pages(log, p, cursor and cursor.offset or 0)
+    return function()
+      local items, offset = pages()
+      if items == nil then return nil end
+      local rows = {}
+      for i, item in ipairs(items) do rows[i] = flat(item) end
+      return rows, { from = from, to = to, offset = offset }
+    end
+  end
+end
+
 -- The columns of a records file: the item's id and type, then its attributes.
 M.COLUMNS = {
   session_logs = { "id", "date", "userName", "operation", "ipAddress", "protocol", "fileSource", "fileDest",

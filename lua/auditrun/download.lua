@@ -141,14 +141,12 @@ function M.safe_name(name)
   return name
 end
 
---- Checks that a zip ends with an End Of Central Directory record whose
---- central directory lies inside the file and starts where it says.
---- `f` is a temporary file (files.temp) or anything with size() and
---- read_at(offset, n). -> entries | nil, reason
-function M.check_zip(f)
-  local size = f:size()
+--- zip_directory(size, read_at) -> entries, cd_offset, cd_size | nil, reason:
+--- where a zip of `size` bytes keeps its central directory, from its End Of
+--- Central Directory record; read_at(offset, length) reads the file.
+function M.zip_directory(size, read_at)
   local tail_len = math.min(size, 65535 + 22)
-  local tail = f:read_at(size - tail_len, tail_len) or ""
+  local tail = read_at(size - tail_len, tail_len) or ""
   local pos
   for i = #tail - 21, 1, -1 do
     if tail:sub(i, i + 3) == ZIP_EOCD then pos = i break end
@@ -157,6 +155,16 @@ function M.check_zip(f)
   local entries, cd_size, cd_offset = string.unpack("<I2I4I4", tail, pos + 10)
   local eocd_at = size - tail_len + pos - 1
   if cd_offset + cd_size > eocd_at then return nil, "the central directory lies outside the file" end
+  return entries, cd_offset, cd_size
+end
+
+--- Checks that a zip ends with an End Of Central Directory record whose
+--- central directory lies inside the file and starts where it says.
+--- `f` is a temporary file (files.temp) or anything with size() and
+--- read_at(offset, n). -> entries | nil, reason
+function M.check_zip(f)
+  local entries, cd_offset = M.zip_directory(f:size(), function(at, n) return f:read_at(at, n) end)
+  if not entries then return nil, cd_offset end
   local sig = f:read_at(cd_offset, 4)
   if entries > 0 and sig ~= ZIP_CDH then return nil, "the central directory is not where the zip says" end
   return entries

@@ -12,13 +12,14 @@
 -- deflated entries, sizes from the central directory (no ZIP64).
 local lxp = require "lxp"
 local zlib = require "zlib"
+local download = require "auditrun.download"
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
 
 local M = {}
 
 local CHUNK = 65536
-local EOCD, CDH, LFH = "PK\5\6", "PK\1\2", "PK\3\4"
+local CDH, LFH = "PK\1\2", "PK\3\4"
 
 local function fail(fmt, ...)
   error(errors.new("report", string.format(fmt, ...)), 0)
@@ -28,16 +29,11 @@ end
 --- (offset: its local header). Raises an error value on a damaged zip.
 function M.entries(path)
   local f <close> = io.open(path, "rb") or fail("cannot read %s", path)
-  local size = f:seek("end")
-  local tail_len = math.min(size, 65557)
-  f:seek("set", size - tail_len)
-  local tail = f:read(tail_len) or ""
-  local at
-  for i = #tail - 21, 1, -1 do
-    if tail:sub(i, i + 3) == EOCD then at = i break end
-  end
-  if not at then fail("%s is not a zip (no end of central directory)", path) end
-  local count, cd_size, cd_offset = string.unpack("<I2I4I4", tail, at + 10)
+  local count, cd_offset, cd_size = download.zip_directory(f:seek("end"), function(at, n)
+    f:seek("set", at)
+    return f:read(n)
+  end)
+  if not count then fail("%s is not a zip (%s)", path, cd_offset) end
   if cd_offset == 0xffffffff then fail("%s is a ZIP64 archive, which is not read here", path) end
   f:seek("set", cd_offset)
   local cd = f:read(cd_size) or ""

@@ -8,13 +8,17 @@ VERSION   := $(shell sed -n 's/^\#define AUDITRUN_VERSION "\(.*\)"/\1/p' csrc/ve
 # when this file is read: on a fresh machine `make demo` and `make test`
 # install pkg-config and the headers (`make deps`) before anything compiles.
 # LuaRocks passes LUA_INCDIR and the external dependencies' *_INCDIR and
-# *_LIBDIR; those win over pkg-config.
+# *_LIBDIR; those win over pkg-config. CURL_INCDIR wins only when it holds
+# curl/curl.h: LuaRocks passes its prefix's include folder (/usr/include)
+# while Debian keeps curl.h in a multiarch folder, which pkg-config (else
+# curl-config) names.
 PKG_CONFIG ?= pkg-config
 once = $(eval $1 := $2)$($1)
 pkg = $(shell $(PKG_CONFIG) $1 $2 2>/dev/null)
 LUA_CFLAGS  = $(call once,LUA_CFLAGS,$(if $(LUA_INCDIR),-I$(LUA_INCDIR),$(call pkg,--cflags,lua5.4)))
 LUA_LIBS    = $(call once,LUA_LIBS,$(or $(call pkg,--libs,lua5.4),-llua5.4))
-CURL_CFLAGS = $(call once,CURL_CFLAGS,$(if $(CURL_INCDIR),-I$(CURL_INCDIR),$(call pkg,--cflags,libcurl)))
+CURL_CFLAGS = $(call once,CURL_CFLAGS,$(if $(wildcard $(CURL_INCDIR)/curl/curl.h),-I$(CURL_INCDIR),$(or \
+              $(call pkg,--cflags,libcurl),$(shell curl-config --cflags 2>/dev/null))))
 CURL_LIBS   = $(call once,CURL_LIBS,$(if $(CURL_LIBDIR),-L$(CURL_LIBDIR) -lcurl,$(or $(call pkg,--libs,libcurl),-lcurl)))
 SSL_CFLAGS  = $(call once,SSL_CFLAGS,$(if $(OPENSSL_INCDIR),-I$(OPENSSL_INCDIR),$(call pkg,--cflags,openssl)))
 SSL_LIBS    = $(call once,SSL_LIBS,$(if $(OPENSSL_LIBDIR),-L$(OPENSSL_LIBDIR) -lssl -lcrypto,$(or $(call pkg,--libs,openssl),-lssl -lcrypto)))

@@ -29,11 +29,12 @@ dependencies = {
   "lua-zlib",
   "luaexpat",
 }
--- libcurl (OpenSSL flavour) and OpenSSL 3. Debian keeps curl.h in a
--- multiarch folder LuaRocks does not search: there, pass
--- CURL_INCDIR=/usr/include/x86_64-linux-gnu (the README says so).
+-- libcurl (OpenSSL flavour) and OpenSSL 3. LuaRocks looks for libcurl's
+-- library only: Debian keeps curl.h in a multiarch folder LuaRocks does not
+-- search, and the Makefile asks pkg-config or curl-config for it when the
+-- CURL_INCDIR given has no curl/curl.h.
 external_dependencies = {
-  CURL = { header = "curl/curl.h", library = "curl" },
+  CURL = { library = "curl" },
   OPENSSL = { header = "openssl/evp.h", library = "crypto" },
 }
 build = {

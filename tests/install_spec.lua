@@ -64,8 +64,9 @@ describe("installing", function()
   it("with luarocks make, then make install PREFIX in the same checkout, gives hosts that find their own files",
     function()
     local tree, prefix = tempdir(), tempdir()
-    local code, out = sh(("cd %s && luarocks --lua-version 5.4 --tree %s make --deps-mode=none auditrun-scm-1.rockspec " ..
-      "CURL_INCDIR=/usr/include/x86_64-linux-gnu"):format(q(src), q(tree)))
+    -- No CURL_INCDIR: Debian's multiarch curl.h is found without it.
+    local code, out = sh(("cd %s && luarocks --lua-version 5.4 --tree %s make --deps-mode=none auditrun-scm-1.rockspec")
+      :format(q(src), q(tree)))
     assert.equal(0, code, out)
     -- no `eval "$(luarocks path)"`: the host finds the tree from where it is
     installed_host_works(tree .. "/bin/auditrun", tree)
@@ -106,7 +107,7 @@ describe("installing", function()
     -- the tarball is gone: the rock carries its own sources
     os.remove(dist .. "/auditrun-0.1.0.tar.gz")
     code, out = sh(("cd / && luarocks --lua-version 5.4 --tree %s --only-server=/nonexistent install --deps-mode=none " ..
-      "%s/auditrun-0.1.0-1.src.rock CURL_INCDIR=/usr/include/x86_64-linux-gnu"):format(q(tree), q(dist)))
+      "%s/auditrun-0.1.0-1.src.rock"):format(q(tree), q(dist)))
     assert.equal(0, code, out)
     installed_host_works(tree .. "/bin/auditrun", tree)
     local spec = util.read(dist .. "/auditrun-0.1.0-1.rockspec")
@@ -123,6 +124,7 @@ describe("installing", function()
       "OPENSSL_INCDIR=/usr/include OPENSSL_LIBDIR=/usr/lib/x86_64-linux-gnu"):format(q(tree)))
     assert.equal(0, code, out)
     assert.matches("%-I/usr/include/lua5%.4", out)
+    assert.matches("%-I/usr/include/x86_64%-linux%-gnu", out)
     os.execute("rm -rf " .. q(tree))
   end)
 end)

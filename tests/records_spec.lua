@@ -154,6 +154,39 @@ describe("records workflows", function()
     assert.same({}, sb:control("GET", "/requests?match=/sites/overview"))
   end)
 
+  it("takes the format from the extension of --out, and refuses an --out and a --format that disagree", function()
+    local csv = home .. "/by-name.csv"
+    local code, _, err = host.run({ "site-overview", "--out", csv, "-q" }, { env = env })
+    assert.equal(0, code, err)
+    assert.same({ "siteName", "siteUrl", "riskItemCount", "sensitiveItemCount", "exposureItemCount" }, python_csv(csv)[1])
+    local upper = home .. "/LOUD.CSV"
+    code, _, err = host.run({ "site-overview", "--out", upper, "--format", "csv", "-q" }, { env = env })
+    assert.equal(0, code, err)
+    assert.equal("siteName", python_csv(upper)[1][1])
+    for _, case in ipairs { { "/mixed.jsonl", "csv", "jsonl" }, { "/mixed.csv", "jsonl", "csv" } } do
+      local out = home .. case[1]
+      local out_text
+      code, out_text, err = host.run({ "site-overview", "--out", out, "--format", case[2] }, { env = env })
+      assert.equal(2, code, err)
+      assert.equal("", out_text)
+      assert.matches(("auditrun: site%%-overview: %%-%%-out [^\n]* is a %s file but %%-%%-format is %s: "):format(case[3],
+        case[2]), err)
+      assert.is_nil(util.read(out))
+    end
+    -- No --out: the workflow's name with the format's extension, in the current folder.
+    local parts = {}
+    for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. host.quote(v) end
+    local dir = home .. "/here"
+    os.execute("mkdir -p " .. dir)
+    code = os.execute(("cd %s && env %s %s site-overview --format csv -q 2>/dev/null"):format(dir,
+      table.concat(parts, " "), host.binary))
+    assert.is_true(code)
+    local names = table.concat(util.listing(dir), " ")
+    assert.matches("^%.site%-overview%.csv%.auditrun .*site%-overview%.csv$", names)
+    assert.is_nil(names:find("jsonl", 1, true))
+    assert.equal("siteName", python_csv(dir .. "/site-overview.csv")[1][1])
+  end)
+
   it("each records workflow writes rows on both APIs", function()
     util.write(home .. "/sites.txt", tenant.sites[1].url .. "\n" .. tenant.sites[2].url .. "\n")
     util.write(home .. "/users.txt", tenant.users[1].loginName .. "\n" .. tenant.guests[1].loginName .. "\n")

@@ -13,8 +13,11 @@
 -- bad value prints the usage line and one error line and exits 2. Every
 -- workflow takes --profile NAME (or --profile=NAME); export workflows also
 -- --out DIR, --max-attempts N and --dry-run, records workflows --out FILE
--- and --format jsonl|csv, and both -q, -v and --log-format.
+-- and --format jsonl|csv (inferred from the extension of --out; the two
+-- contradicting each other is a usage error), and both -q, -v and
+-- --log-format.
 local argparse = require "argparse"
+local records = require "auditrun.records"
 
 local M = {}
 
@@ -122,6 +125,19 @@ function M.read_list(path)
   return out
 end
 
+-- A records workflow's --out and --format, settled: the format the
+-- extension of --out names, the format given, or jsonl; the file the
+-- workflow's name and that format make. nil, or why they contradict.
+local function records_output(o, name)
+  local implied = o.out and records.format_of(o.out)
+  if implied and o.format and implied ~= o.format then
+    return string.format("--out %s is a %s file but --format is %s: give one of the two, or make them agree", o.out,
+      implied, o.format)
+  end
+  o.format = o.format or implied or "jsonl"
+  o.out = o.out or (name .. "." .. o.format)
+end
+
 local function common_flags(p, spec)
   p:option("--profile", "The config file profile to sign in with (as auditrun --profile NAME).")
     :argname("NAME")
@@ -134,9 +150,11 @@ local function common_flags(p, spec)
     p:option("--max-attempts", "Tries per report when a job ends failed.", "3"):convert(M.count):argname("N")
     p:flag("--dry-run", "List what would be submitted; submit nothing.")
   elseif spec.kind == "records" then
-    p:option("--out", "The file the rows go to; a rerun after an interruption resumes it.",
-      spec.name .. ".jsonl"):argname("FILE")
-    p:option("--format", "jsonl: one JSON object a line; csv: RFC 4180, UTF-8, with a header row.", "jsonl")
+    p:option("--out", "The file the rows go to (default: " .. spec.name .. ".jsonl, or .csv with --format csv); "
+      .. "a rerun after an interruption resumes it.")
+      :argname("FILE")
+    p:option("--format", "jsonl: one JSON object a line; csv: RFC 4180, UTF-8, with a header row. Default: "
+      .. "what the extension of --out says (.jsonl, .ndjson, .csv), else jsonl.")
       :choices { "jsonl", "csv" }
   end
   if not spec.kind then return end
@@ -196,6 +214,10 @@ function M.parse(spec, ...)
   opts.kind = spec.kind
   if opts.profile == nil then opts.profile = os.getenv("AUDITRUN_PROFILE") end
   if opts.profile == "" then opts.profile = nil end
+  if spec.kind == "records" then
+    local why = records_output(opts, spec.name)
+    if why then M.usage_error(spec, why) end
+  end
   if spec.check then
     local why = spec.check(opts)
     if why then M.usage_error(spec, why) end

@@ -137,12 +137,22 @@ local function cut(path, bytes)
   return files.fsync_dir_of(path)
 end
 
+--- format_of(path) -> "csv" or "jsonl" when the extension of path names
+--- one (.csv; .jsonl, .ndjson; in any case), else nil.
+function M.format_of(path)
+  local ext = tostring(path):match("%.([%w]+)$")
+  ext = ext and ext:lower()
+  if ext == "csv" then return "csv" end
+  if ext == "jsonl" or ext == "ndjson" then return "jsonl" end
+end
+
 --- open(path, {format = "jsonl"|"csv", columns = {...}}) -> writer | nil, err.
+--- format: by default what the extension of path names, else jsonl.
 --- columns: the CSV columns in order; the first row's other keys follow,
 --- sorted. writer.complete: the file was finished by an earlier run.
 function M.open(path, o)
   o = o or {}
-  local format = o.format or "jsonl"
+  local format = o.format or M.format_of(path) or "jsonl"
   assert(format == "jsonl" or format == "csv", "records format is jsonl or csv")
   local w = setmetatable({ path = path, state_path = state_path(path), format = format, rows = 0, bytes = 0,
                            written = 0, seen = 0, skip = 0, saved_bytes = 0, buffer = {}, want_columns = o.columns,

@@ -4,8 +4,10 @@
 -- activity timeline's order and schema, and what an unconfigured vendor
 -- does (left out of the timeline; its own workflow names what is missing).
 local sandbox = require "tests.helper.sandbox"
+local activity = require "auditrun.activity"
 local auditrun = require "auditrun"
 local cjson = require "cjson"
+local dealcloud = require "auditrun.dealcloud"
 local host = require "tests.helper.host"
 local http = sandbox.http()
 local time = require "auditrun.time"
@@ -20,6 +22,19 @@ local function lines(path)
   for l in f:lines() do out[#out + 1] = l end
   f:close()
   return out
+end
+
+-- Asserts that a JSON line's keys come in the given order (those it has;
+-- none of its text values holds a quoted key and a colon).
+local function assert_key_order(line, keys)
+  local at = 0
+  for _, k in ipairs(keys) do
+    local i = line:find('"' .. k .. '":', 1, true)
+    if i then
+      assert.is_true(i > at, ("%s out of order in %s"):format(k, line))
+      at = i
+    end
+  end
 end
 
 describe("activity workflows", function()
@@ -59,7 +74,12 @@ describe("activity workflows", function()
     assert.equal(0, code, err)
     local rows = lines(out)
     assert.equal(want.count, #rows)
-    for i, l in ipairs(rows) do assert.equal(want.sessions[i], cjson.decode(l).sessionId) end
+    for i, l in ipairs(rows) do
+      assert.equal(want.sessions[i], cjson.decode(l).sessionId)
+      -- Keys in the documented column order, so two runs diff cleanly.
+      assert.matches('^{"eventDate":', l)
+      assert_key_order(l, dealcloud.COLUMNS)
+    end
     local csv = dir .. "/dc.csv"
     code, _, err = host.run({ "dealcloud-activity", "--from", os.date("!%Y-%m-%d", from), "--to",
                               os.date("!%Y-%m-%d", from + 29 * DAY), "--activity", "login failed", "--out", csv,
@@ -153,6 +173,8 @@ describe("activity workflows", function()
       local ev = cjson.decode(l)
       n = n + 1
       assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$", ev.time)
+      assert.matches('^{"time":"[^"]+","vendor":', l)
+      assert_key_order(l:match('^(.-),"raw":{'), activity.FIELDS)
       assert.is_true(ev.time >= last, "out of order at line " .. n)
       last = ev.time
       local at = time.parse(ev.time)

@@ -68,6 +68,24 @@ describe("records writer", function()
     assert.same({ "late" }, w:dropped_columns())
   end)
 
+  it("writes each JSON line's keys in a fixed order: the declared columns, then the rest sorted, nested ones sorted",
+    function()
+    local path = dir .. "/ordered.jsonl"
+    local w = auditrun.try(records.open(path, { columns = { "time", "vendor", "user", "raw" } }))
+    local row = { zeta = 1, raw = { b = 2, a = { y = true, x = cjson.null }, c = { 3, "/p" } }, user = "u", alpha = "a",
+                  time = "t", mid = {}, vendor = "v" }
+    auditrun.try(w:write(row))
+    -- The same keys added in the other order.
+    local other = {}
+    local keys = { "vendor", "time", "mid", "alpha", "user", "raw", "zeta" }
+    for _, k in ipairs(keys) do other[k] = row[k] end
+    auditrun.try(w:write(other))
+    auditrun.try(w:close())
+    local want = '{"time":"t","vendor":"v","user":"u","raw":{"a":{"x":null,"y":true},"b":2,"c":[3,"/p"]},'
+      .. '"alpha":"a","mid":{},"zeta":1}\n'
+    assert.equal(want .. want, util.read(path))
+  end)
+
   it("resumes after a kill: the torn tail goes, the rows already written are skipped", function()
     records.CHECKPOINT = 10
     local path = dir .. "/rows.jsonl"

@@ -50,11 +50,41 @@ end
 
 -- ---- JSON ---------------------------------------------------------------------
 
---- encode(value) -> JSON text, with '/' left bare (lua-cjson writes "\/":
---- valid, but not what people expect in URLs and paths). Safe: in its
---- output a '/' is always right after the one backslash that escapes it.
+local MAX_DEPTH = 1000           -- lua-cjson's own limit on nesting
+
+-- JSON text of a value with every object's keys sorted: lua-cjson writes
+-- scalars, and a table is an array when its keys are 1..n (as lua-cjson
+-- decides; an empty table is {}), else an object.
+local function encode_sorted(v, depth)
+  if type(v) ~= "table" or next(v) == nil then return cjson.encode(v) end
+  if depth > MAX_DEPTH then error("records.encode: tables nested deeper than " .. MAX_DEPTH .. " (a cycle?)", 0) end
+  local keys, n = {}, 0
+  for k in pairs(v) do
+    n = n + 1
+    keys[n] = k
+  end
+  local parts = {}
+  if n == #v then
+    for i = 1, n do parts[i] = encode_sorted(v[i], depth + 1) end
+    return "[" .. table.concat(parts, ",") .. "]"
+  end
+  for i = 1, n do keys[i] = tostring(keys[i]) end
+  table.sort(keys)
+  for i, k in ipairs(keys) do
+    local value = v[k]
+    if value == nil then value = v[math.tointeger(tonumber(k))] end
+    parts[i] = cjson.encode(k) .. ":" .. encode_sorted(value, depth + 1)
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+--- encode(value) -> JSON text, with every object's keys sorted (equal
+--- values give equal text: two runs diff cleanly) and '/' left bare
+--- (lua-cjson writes "\/": valid, but not what people expect in URLs and
+--- paths). Safe: in its output a '/' is always right after the one
+--- backslash that escapes it.
 function M.encode(value)
-  return (cjson.encode(value):gsub("\\/", "/"))
+  return (encode_sorted(value, 1):gsub("\\/", "/"))
 end
 
 --- encode_object(order, values, lists) -> a JSON object with its fields in
@@ -148,8 +178,10 @@ end
 
 --- open(path, {format = "jsonl"|"csv", columns = {...}}) -> writer | nil, err.
 --- format: by default what the extension of path names, else jsonl.
---- columns: the CSV columns in order; the first row's other keys follow,
---- sorted. writer.complete: the file was finished by an earlier run.
+--- columns: the order of a row's keys: the CSV columns (the first row's
+--- other keys follow, sorted), and each JSON line's keys (its other keys
+--- follow, sorted; nested objects' keys sorted). writer.complete: the file
+--- was finished by an earlier run.
 function M.open(path, o)
   o = o or {}
   local format = o.format or M.format_of(path) or "jsonl"
@@ -262,7 +294,8 @@ function Writer:write(row)
   if self.seen <= self.skip then return true end
   local line
   if self.format == "jsonl" then
-    line = M.encode(row) .. "\n"
+    -- Keys in a fixed order: the declared columns, then the others sorted.
+    line = M.encode_object(columns_of(self, row), row) .. "\n"
   else
     if not self.columns then
       self.columns = columns_of(self, row)

@@ -32,6 +32,56 @@ static void clear_headers(http_request *req) {
   req->nresp = 0;
 }
 
+/* scheme://host:port (the port always given, the host lower-cased) of url,
+ * resolved against base when it is relative, into out; -1 when it cannot
+ * be parsed. */
+static int origin_of(const char *base, const char *url, char *out, size_t outlen) {
+  CURLU *u = curl_url();
+  char *scheme = NULL, *host = NULL, *port = NULL;
+  int rc = -1;
+  if (!u) return -1;
+  if (curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK &&
+      (!url || curl_url_set(u, CURLUPART_URL, url, CURLU_URLENCODE) == CURLUE_OK) &&
+      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+    for (char *p = host; *p; p++) *p = (char)tolower((unsigned char)*p);
+    snprintf(out, outlen, "%s://%s:%s", scheme, host, port);
+    rc = 0;
+  }
+  curl_free(scheme);
+  curl_free(host);
+  curl_free(port);
+  curl_url_cleanup(u);
+  return rc;
+}
+
+/* A redirect (a 3xx with this Location) that a request carrying
+ * credentials may not follow: 1, with req->refused saying why, when the
+ * target's origin is not the current URL's. libcurl would send every header
+ * we set (all but Authorization) to wherever it points. */
+static int refuse_redirect(http_request *req, const char *location) {
+  long code = 0;
+  const char *current = NULL;
+  char from[200], to[200];
+  if (!req->same_origin || !req->follow) return 0;
+  curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &code);
+  if (code < 300 || code > 399 || code == 304) return 0;
+  curl_easy_getinfo(req->easy, CURLINFO_EFFECTIVE_URL, &current);
+  if (!current || origin_of(current, NULL, from, sizeof from) != 0) snprintf(from, sizeof from, "?");
+  if (current && origin_of(current, location, to, sizeof to) == 0) {
+    if (strcmp(from, to) == 0) return 0;
+    snprintf(req->refused, sizeof req->refused,
+             "HTTP %ld redirect from %s to %s, another origin: refusing to send the request's credentials there",
+             code, from, to);
+  } else {
+    snprintf(req->refused, sizeof req->refused,
+             "HTTP %ld redirect from %s to a Location that is not a URL: refusing to follow it with the "
+             "request's credentials", code, from);
+  }
+  return 1;
+}
+
 static size_t on_header(char *data, size_t size, size_t n, void *ud) {
   http_request *req = ud;
   size_t len = size * n, nlen;
@@ -66,6 +116,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud) {
   req->resp[req->nresp].name = name;
   req->resp[req->nresp].value = value;
   req->nresp++;
+  if (strcmp(name, "location") == 0 && refuse_redirect(req, value)) return 0;  /* ends the transfer */
   return len;
 }
 
@@ -146,7 +197,8 @@ int http_init(http_request *req, loop *lp, char *err, size_t errlen) {
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
   /* Authorization set by us is dropped by libcurl when a redirect changes
-   * host; keep it that way. */
+   * host; keep it that way. Other credential headers are not: a request
+   * that carries any refuses such a redirect (http_set_same_origin). */
   curl_easy_setopt(e, CURLOPT_UNRESTRICTED_AUTH, 0L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -300,9 +352,12 @@ void http_set_timeouts(http_request *req, double connect, double total,
 }
 
 void http_set_max_redirects(http_request *req, long n) {
+  req->follow = n > 0;
   curl_easy_setopt(req->easy, CURLOPT_FOLLOWLOCATION, n > 0 ? 1L : 0L);
   curl_easy_setopt(req->easy, CURLOPT_MAXREDIRS, n);
 }
+
+void http_set_same_origin(http_request *req, int on) { req->same_origin = on; }
 
 void http_set_max_body(http_request *req, size_t n) { req->max_body = n; }
 
@@ -336,6 +391,10 @@ const char *http_error(const http_request *req, char *msg, size_t msglen) {
   if (req->aborted) {
     snprintf(msg, msglen, "transfer cancelled");
     return "aborted";
+  }
+  if (req->refused[0]) {
+    snprintf(msg, msglen, "%s", req->refused);
+    return "redirect";
   }
   if (req->file_error) {
     snprintf(msg, msglen, "cannot write response body: %s", strerror(req->file_error));

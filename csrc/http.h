@@ -34,6 +34,9 @@ typedef struct http_request {
   FILE *in;              /* request body read from here */
   http_header *resp;
   size_t nresp, capresp;
+  int follow;            /* redirects are followed (max_redirects > 0) */
+  int same_origin;       /* the request carries credentials: no redirect leaves its origin */
+  char refused[512];     /* why a redirect was refused, or "" */
 } http_request;
 
 int http_init(http_request *req, loop *lp, char *err, size_t errlen);
@@ -53,6 +56,10 @@ int http_set_ca_file(http_request *req, const char *path, char *err, size_t errl
 void http_set_timeouts(http_request *req, double connect, double total,
                        long low_speed_bytes, double low_speed_seconds);
 void http_set_max_redirects(http_request *req, long n);
+/* The request carries credentials (a token, an API key): a redirect to
+ * another origin (scheme, host or port) ends the transfer with kind
+ * "redirect" instead of being followed; one within the origin is followed. */
+void http_set_same_origin(http_request *req, int on);
 void http_set_max_body(http_request *req, size_t n);
 /* Largest body written to a file, after decoding (a small gzip answer can
  * expand to any size); 0 means no limit. */

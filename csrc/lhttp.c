@@ -106,6 +106,9 @@ static int request_new(lua_State *L) {
   http_set_timeouts(req, opt_number(L, "connect_timeout", 0), opt_number(L, "timeout", 0),
                     (long)opt_number(L, "low_speed_limit", 0), opt_number(L, "low_speed_time", 0));
   http_set_max_redirects(req, (long)max_redirects);
+  lua_getfield(L, 1, "same_origin");
+  http_set_same_origin(req, lua_toboolean(L, -1));
+  lua_pop(L, 1);
   http_set_max_body(req, (size_t)max_body);
   http_set_max_download(req, (unsigned long long)opt_number(L, "max_download", 0));
 

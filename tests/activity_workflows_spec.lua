@@ -160,6 +160,33 @@ describe("activity workflows", function()
     for i = 2, #got do assert.matches(",resources.upload,", got[i]) end
   end)
 
+  -- Regression: a 301 from the ExaVault API to another port was followed
+  -- with the ev-api-key and ev-access-token headers, and the other server's
+  -- rows were taken, exit 0.
+  it("refuse an ExaVault redirect to another origin, sending the key and token nowhere else", function()
+    local other = sandbox.start()
+    local ok, perr = pcall(function()
+      -- The host trusts both sandboxes, so TLS is no reason to stop.
+      local bundle = dir .. "/both-ca.pem"
+      util.write(bundle, util.read(sb.ca_file) .. util.read(other.ca_file))
+      control("POST", "/faults", { match = "GET /exavault/api/v2/activity/", redirect = other.url, times = 1000 })
+      local e = env()
+      e.AUDITRUN_CA_FILE = bundle
+      local out = dir .. "/sessions.jsonl"
+      local code, stdout, err = host.run({ "exavault-sessions", "--out", out, "-q" }, { env = e })
+      assert.equal(1, code, err)
+      assert.equal(("auditrun: redirect: HTTP 301 redirect from %s to %s, another origin: refusing to send "
+        .. "the request's credentials there (GET %s/exavault/api/v2/activity/session)\n")
+        :format(sb.url, other.url, sb.url), err)
+      assert.equal("", stdout)
+      assert.same({}, lines(out))
+      assert.same({}, other:activity_control("GET", "/requests"))
+      assert.equal(1, #requests("/exavault/"))
+    end)
+    other:stop()
+    assert(ok, perr)
+  end)
+
   it("merge every configured vendor into one time-ordered timeline in one schema", function()
     local from = time.parse(t.exavault.first) - DAY
     local to = from + 120 * DAY

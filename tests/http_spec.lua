@@ -107,19 +107,37 @@ describe("http", function()
     assert.equal(100000, #res.body)
   end)
 
-  it("follows redirects to a limit, drops Authorization on another host, never goes https to http", function()
+  it("follows redirects to a limit, within the origin only with credentials, never https to http", function()
     local res = assert(http.get(url("/test/redirect-chain/3")))
     assert.equal(3, res.redirects)
     local _, err = http.get(url("/test/redirect-chain/9"), { max_redirects = 5 })
     assert.equal("redirect", err.kind)
     -- same sandbox, other host name: localhost instead of 127.0.0.1
     local other = sb.url:gsub("127%.0%.0%.1", "localhost") .. "/test/echo"
-    local echo = assert(http.request_json { url = url("/test/redirect?to=" .. http.escape(other)),
-                                            headers = { Authorization = "Bearer secret-token" } })
-    assert.is_nil(echo.headers.authorization)
-    local same = assert(http.request_json { url = url("/test/redirect?to=" .. http.escape(url("/test/echo"))),
-                                            headers = { Authorization = "Bearer secret-token" } })
+    local here = "https://127.0.0.1:" .. sb.port
+    local function redirect(to, headers, names)
+      return http.request_json { url = url("/test/redirect?to=" .. http.escape(to)), headers = headers,
+                                 credential_headers = names, retry = false }
+    end
+    -- Regression: a header other than Authorization went wherever a redirect pointed.
+    local echo = assert(redirect(other, { ["X-Api-Key"] = "k-1" }))
+    assert.equal("k-1", echo.headers["x-api-key"])
+    for _, case in ipairs {
+      { other, { Authorization = "Bearer secret-token" }, nil, "https://localhost:" .. sb.port },
+      { other, { ["X-Api-Key"] = "k-1" }, { "x-api-key" }, "https://localhost:" .. sb.port },
+      { "https://127.0.0.1:1/test/echo", { ["X-Api-Key"] = "k-1" }, { "X-API-Key" }, "https://127.0.0.1:1" },
+      { "http://127.0.0.1:" .. sb.port .. "/x", { Authorization = "Bearer t" }, nil, "http://127.0.0.1:" .. sb.port },
+    } do
+      local none, rerr = redirect(case[1], case[2], case[3])
+      assert.is_nil(none)
+      assert.equal("redirect", rerr.kind)
+      assert.equal(("HTTP 302 redirect from %s to %s, another origin: refusing to send the request's credentials "
+        .. "there (GET %s/test/redirect)"):format(here, case[4], here), rerr.message)
+    end
+    local same = assert(redirect(url("/test/echo"), { Authorization = "Bearer secret-token", ["X-Api-Key"] = "k-1" },
+                                 { "X-Api-Key" }))
     assert.equal("Bearer secret-token", same.headers.authorization)
+    assert.equal("k-1", same.headers["x-api-key"])
     local plain = "http://127.0.0.1:" .. sb.port .. "/test/echo"
     res, err = http.get(url("/test/redirect?to=" .. http.escape(plain)))
     assert.is_nil(res)

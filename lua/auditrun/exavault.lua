@@ -36,9 +36,12 @@ local TABLES = catalog.tables(data.enums, "ExaVault")
 --- value ("download" -> "RETR").
 M.name, M.id = TABLES.name, TABLES.id
 
--- A session carrying the account's key and token on every request.
+-- A session carrying the account's key and token on every request; they
+-- are credential headers, so no redirect takes them to another origin.
 local Session = {}
 Session.__index = Session
+
+local CREDENTIAL_HEADERS = { "ev-api-key", "ev-access-token" }
 
 function Session:request(opts)
   local ok, herr = auth.check_https(opts.url or "", "the API URL")
@@ -46,6 +49,7 @@ function Session:request(opts)
   local o = util.copy(opts)
   o.headers = util.copy(opts.headers)
   o.headers["ev-api-key"], o.headers["ev-access-token"] = self.api_key, self.access_token
+  o.credential_headers = CREDENTIAL_HEADERS
   o.ca_file = o.ca_file or self.ca_file
   return http.request(o)
 end

@@ -60,7 +60,7 @@ local CORE_OPTIONS = {
 }
 local KNOWN = {
   method = true, url = true, query = true, headers = true, body = true, json = true, form = true,
-  retry = true, idempotent = true, ok_status = true,
+  retry = true, idempotent = true, ok_status = true, credential_headers = true,
 }
 for _, k in ipairs(CORE_OPTIONS) do KNOWN[k] = true end
 
@@ -211,6 +211,23 @@ local function has_header(lines, name)
   return false
 end
 
+-- True when one of the header lines carries a credential: Authorization,
+-- or a header the caller names in credential_headers (a vendor's API key).
+-- Such a request follows no redirect to another origin (the C core ends
+-- it with kind "redirect", naming both origins): libcurl would send every
+-- header but Authorization to wherever a redirect points.
+local function carries_credentials(lines, names)
+  local marked = { authorization = true }
+  if names ~= nil and type(names) ~= "table" then
+    error("http.request{...}: credential_headers must be a list of header names", 5)
+  end
+  for _, name in ipairs(names or {}) do marked[tostring(name):lower()] = true end
+  for _, line in ipairs(lines) do
+    if marked[line:match("^([^:]*)"):lower()] then return true end
+  end
+  return false
+end
+
 local function build(opts)
   for k in pairs(opts) do
     if not KNOWN[k] then error("unknown request option '" .. tostring(k) .. "'", 4) end
@@ -237,7 +254,8 @@ local function build(opts)
     end
   end
   if not has_header(lines, "accept") then lines[#lines + 1] = "Accept: application/json, */*;q=0.5" end
-  local spec = { method = method, url = url, headers = lines, body = body }
+  local spec = { method = method, url = url, headers = lines, body = body,
+                 same_origin = carries_credentials(lines, opts.credential_headers) }
   for _, k in ipairs(CORE_OPTIONS) do spec[k] = opts[k] end
   spec.ca_file = spec.ca_file or env("AUDITRUN_CA_FILE")
   for k, v in pairs(spec.output and M.DOWNLOAD_DEFAULTS or M.DEFAULTS) do
@@ -282,7 +300,10 @@ end
 --- request{method=, url=, query=, headers=, body=|json=|form=|body_file=,
 --- output=, timeout=, connect_timeout=, low_speed_limit=, low_speed_time=,
 --- max_redirects=, max_body=, max_download=, ca_file=, retry=policy|false, idempotent=,
---- ok_status={...}} -> response | nil, err
+--- ok_status={...}, credential_headers={...}} -> response | nil, err.
+--- credential_headers names the headers besides Authorization that carry
+--- a secret: a request carrying one never follows a redirect to another
+--- origin.
 function M.request(opts)
   if type(opts) ~= "table" then
     error(string.format("http.request{...}: takes one table of options (url = ..., method = ...), not a %s",

@@ -17,7 +17,7 @@
 
 const crypto = require('crypto');
 
-const { parseFault, faultMatches, send } = require('./insights');
+const { parseFault, faultMatches, redirectResponse, send } = require('./insights');
 const { mulberry32: rng } = require('./insights-data');
 
 const DAY = 86400000;
@@ -315,7 +315,9 @@ function createActivity({ tokenTtl = 900, now = Date.now() } = {}) {
     const entry = record(req, body);
     const fault = takeFault(req);
     let response;
-    if (fault && fault.token_revoked) {
+    if (fault && fault.redirect) {
+      response = redirectResponse(fault, req);
+    } else if (fault && fault.token_revoked) {
       for (const t of state.tokens.values()) t.expires = 0;
       response = json(401, { message: 'Authorization has been denied for this request.' });
     } else if (fault && fault.status) {

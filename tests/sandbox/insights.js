@@ -1231,7 +1231,15 @@ async function send(res, r, fault) {
 
 // ---- faults -------------------------------------------------------------------
 
-const FAULT_KEYS = ['match', 'status', 'retry_after', 'times', 'delay_ms', 'reset', 'job_fails', 'filename', 'token_revoked', 'slow_ms', 'message', 'truncate', 'body', 'content_type', 'huge_mb'];
+const FAULT_KEYS = ['match', 'status', 'retry_after', 'times', 'delay_ms', 'reset', 'job_fails', 'filename', 'token_revoked', 'slow_ms', 'message', 'truncate', 'body', 'content_type', 'huge_mb', 'redirect'];
+
+// redirect: the answer is a 301 (or the fault's 3xx status) to this origin,
+// with the request's own path and query: another server then sees what the
+// client sends after it.
+function redirectResponse(fault, req) {
+  const status = fault.status >= 300 && fault.status < 400 ? fault.status : 301;
+  return { status, headers: { Location: fault.redirect + req.url }, body: Buffer.alloc(0) };
+}
 
 function parseFault(raw) {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw bad('Each fault must be a JSON object.');
@@ -1256,12 +1264,13 @@ function parseFault(raw) {
     body: raw.body === undefined ? undefined : asString(raw.body, 'body'),
     content_type: raw.content_type === undefined ? undefined : asString(raw.content_type, 'content_type'),
     huge_mb: asInt(raw.huge_mb, 'huge_mb', { min: 0, max: 1024, dflt: 0 }),
+    redirect: raw.redirect === undefined ? undefined : asString(raw.redirect, 'redirect'),
     token_revoked: raw.token_revoked === true,
     message: raw.message === undefined ? undefined : asString(raw.message, 'message'),
     // An empty name is a name too (the client must fall back on its own).
     filename: typeof raw.filename === 'string' ? raw.filename : raw.filename === undefined ? undefined : asString(raw.filename, 'filename'),
   };
-  const effects = ['status', 'delay_ms', 'slow_ms', 'reset', 'job_fails', 'token_revoked', 'filename', 'truncate', 'body', 'huge_mb'];
+  const effects = ['status', 'delay_ms', 'slow_ms', 'reset', 'job_fails', 'token_revoked', 'filename', 'truncate', 'body', 'huge_mb', 'redirect'];
   if (!effects.some((k) => fault[k] !== undefined && fault[k] !== 0 && fault[k] !== false)) throw bad(`A fault needs at least one of: ${effects.join(', ')}.`);
   fault.remaining = fault.times;
   return fault;
@@ -1476,7 +1485,9 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
     const fault = takeFault(req, found && found.route) || chaosFault(found && found.route);
     let response;
     try {
-      if (fault && (fault.body !== undefined || fault.huge_mb)) {
+      if (fault && fault.redirect) {
+        response = redirectResponse(fault, req);
+      } else if (fault && (fault.body !== undefined || fault.huge_mb)) {
         const text = fault.huge_mb ? Buffer.concat([Buffer.alloc(fault.huge_mb * 1048576, ' '), Buffer.from('{}')]) : Buffer.from(fault.body);
         response = { status: fault.status || 200, headers: { 'Content-Type': fault.content_type || 'application/json' }, body: text };
       } else if (fault && fault.token_revoked) {
@@ -1613,4 +1624,4 @@ function tenantSummary(t) {
 }
 
 // parseFault, faultMatches and send serve the other vendors' routes too.
-module.exports = { createInsights, ROUTES, parseFault, faultMatches, send };
+module.exports = { createInsights, ROUTES, parseFault, faultMatches, redirectResponse, send };

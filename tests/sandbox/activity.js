@@ -56,6 +56,28 @@ const uuid = (r) => {
 // DealCloud activity from `start` for `days` days: `perDay` rows a day at
 // random times plus one at exactly midnight (rows on every window edge),
 // in time order.
+// "01/05/2022 10:00:00" (month first, as .NET's invariant culture writes
+// it), or with ampm "1/5/2022 10:00:00 AM" (en-US).
+function usDate(ms, ampm) {
+  const d = new Date(ms);
+  const p = (n) => String(n).padStart(2, '0');
+  const time = (h) => `${p(h)}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}`;
+  if (!ampm) return `${p(d.getUTCMonth() + 1)}/${p(d.getUTCDate())}/${d.getUTCFullYear()} ${time(d.getUTCHours())}`;
+  const h = d.getUTCHours() % 12 || 12;
+  return `${d.getUTCMonth() + 1}/${d.getUTCDate()}/${d.getUTCFullYear()} ${time(h)} ${d.getUTCHours() < 12 ? 'AM' : 'PM'}`;
+}
+
+// The odd rows the options ask for, in place (seeded rows stay the same
+// otherwise).
+function oddDealCloud(rows, c) {
+  rows.forEach((row, i) => {
+    if (c.dcUsDates && i % c.dcUsDates === 1) row.eventDate = usDate(row._t, false);
+    if (c.dcUsDates && i % c.dcUsDates === 2) row.eventDate = usDate(row._t, true);
+    if (c.dcBadDates && i % c.dcBadDates === 3) row.eventDate = 'sometime';
+    if (i === c.dcSurrogateRow) row.fullName = `${row.fullName} \ud800 (lone surrogate)`;
+  });
+}
+
 function seedDealCloud({ start, days, perDay, seed }) {
   const r = rng(seed);
   const users = Array.from({ length: 12 }, (_, i) => ({
@@ -149,6 +171,16 @@ function createActivity({ tokenTtl = 900, now = Date.now() } = {}) {
     dcStart: today - 540 * DAY, dcDays: 540, dcPerDay: 6,
     evStart: today - 400 * DAY, evDays: 400, evSessions: 3000, evWebhooks: 700,
     evLimitCap: 500, dcPageCap: 1000, tokenTtl,
+    // Services that go round (0: off). RepeatPages N: page N+1 is page 1
+    // again (A, B, A, B ... for 2); ShiftRows k: each page starts k rows
+    // before where the one before ended.
+    dcRepeatPages: 0, dcShiftRows: 0, evRepeatPages: 0, evShiftRows: 0,
+    // Odd rows (0: off). UsDates N: every Nth DealCloud row's eventDate as
+    // "MM/dd/yyyy HH:mm:ss" (and the one after it with AM/PM); BadDates N:
+    // every Nth as text that is no time; SurrogateRow i: row i (from 0)
+    // has a lone UTF-16 surrogate (\ud800) in its fullName; EvPadBytes n:
+    // every ExaVault session row carries n bytes of padding (a huge page).
+    dcUsDates: 0, dcBadDates: 0, dcSurrogateRow: -1, evPadBytes: 0,
   };
   const state = { config: { ...defaults }, requests: [], faults: [], tokens: new Map(), stats: { dc_tokens: 0 } };
   let dc;
@@ -156,7 +188,20 @@ function createActivity({ tokenTtl = 900, now = Date.now() } = {}) {
   function reseed() {
     const c = state.config;
     dc = seedDealCloud({ start: c.dcStart, days: c.dcDays, perDay: c.dcPerDay, seed: 7 });
+    oddDealCloud(dc.rows, c);
     ev = seedExaVault({ start: c.evStart, days: c.evDays, sessions: c.evSessions, webhooks: c.evWebhooks, seed: 11 });
+    if (c.evPadBytes) {
+      const pad = 'x'.repeat(c.evPadBytes);
+      for (const row of ev.sessions) row.attributes.padding = pad;
+    }
+  }
+
+  // Where a page starts on a service that goes round: `at` is where it
+  // should start, `size` the page size.
+  function wrongStart(at, size, repeatPages, shiftRows) {
+    if (repeatPages) return at % (repeatPages * size);
+    if (shiftRows) return Math.max(0, at - Math.floor(at / size) * shiftRows);
+    return at;
   }
   reseed();
 
@@ -236,7 +281,8 @@ function createActivity({ tokenTtl = 900, now = Date.now() } = {}) {
       && (activity === undefined || activity === null || r.activityTypeId === activity)
       && (source === undefined || source === null || r.sourceTypeId === source)
       && (exportType === undefined || exportType === null || r.exportDataType === exportType));
-    const page = rows.slice((pageNumber - 1) * pageSize, pageNumber * pageSize).map(strip);
+    const at = wrongStart((pageNumber - 1) * pageSize, pageSize, state.config.dcRepeatPages, state.config.dcShiftRows);
+    const page = rows.slice(at, at + pageSize).map(strip);
     return json(200, { totalRecords: rows.length, rows: page });
   }
 
@@ -293,7 +339,8 @@ function createActivity({ tokenTtl = 900, now = Date.now() } = {}) {
       });
     }
     const size = Math.min(limit, state.config.evLimitCap);
-    const data = out.slice(offset, offset + size).map(strip);
+    const at = wrongStart(offset, size, state.config.evRepeatPages, state.config.evShiftRows);
+    const data = out.slice(at, at + size).map(strip);
     return json(200, { responseStatus: 200, totalResults: 0, returnedResults: data.length, data });
   }
 
@@ -345,12 +392,12 @@ function createActivity({ tokenTtl = 900, now = Date.now() } = {}) {
 
   function setConfig(b) {
     for (const [k, v] of Object.entries(b)) {
-      if (!(k in defaults) || typeof v !== 'number' || v < 0) {
+      if (!(k in defaults) || typeof v !== 'number' || (v < 0 && k !== 'dcSurrogateRow')) {
         throw new Error(`Bad config field '${k}'. Known (numbers): ${Object.keys(defaults).join(', ')}.`);
       }
     }
     Object.assign(state.config, b);
-    if (Object.keys(b).some((k) => /^(dc|ev)(Start|Days|PerDay|Sessions|Webhooks)$/.test(k))) reseed();
+    if (Object.keys(b).some((k) => /^(dc|ev)(Start|Days|PerDay|Sessions|Webhooks|UsDates|BadDates|SurrogateRow|PadBytes)$/.test(k))) reseed();
     return summary();
   }
 

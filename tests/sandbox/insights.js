@@ -1231,7 +1231,7 @@ async function send(res, r, fault) {
 
 // ---- faults -------------------------------------------------------------------
 
-const FAULT_KEYS = ['match', 'status', 'retry_after', 'times', 'delay_ms', 'reset', 'job_fails', 'filename', 'token_revoked', 'slow_ms', 'message', 'truncate', 'body', 'content_type', 'huge_mb', 'redirect'];
+const FAULT_KEYS = ['match', 'status', 'retry_after', 'times', 'delay_ms', 'reset', 'job_fails', 'filename', 'token_revoked', 'slow_ms', 'message', 'truncate', 'body', 'bodies', 'content_type', 'huge_mb', 'redirect'];
 
 // redirect: the answer is a 301 (or the fault's 3xx status) to this origin,
 // with the request's own path and query: another server then sees what the
@@ -1239,6 +1239,11 @@ const FAULT_KEYS = ['match', 'status', 'retry_after', 'times', 'delay_ms', 'rese
 function redirectResponse(fault, req) {
   const status = fault.status >= 300 && fault.status < 400 ? fault.status : 301;
   return { status, headers: { Location: fault.redirect + req.url }, body: Buffer.alloc(0) };
+}
+
+function asBodies(v) {
+  if (!Array.isArray(v) || v.length === 0) throw bad('bodies must be a list of strings.');
+  return v.map((b) => asString(b, 'bodies'));
 }
 
 function parseFault(raw) {
@@ -1262,6 +1267,9 @@ function parseFault(raw) {
     // body: the answer's body instead of the real one (with status, or 200);
     // huge_mb: that many MiB of JSON whitespace before '{}'.
     body: raw.body === undefined ? undefined : asString(raw.body, 'body'),
+    // bodies: a list of such bodies, one a request in turn, round and round
+    // (pages that alternate, or shift).
+    bodies: raw.bodies === undefined ? undefined : asBodies(raw.bodies),
     content_type: raw.content_type === undefined ? undefined : asString(raw.content_type, 'content_type'),
     huge_mb: asInt(raw.huge_mb, 'huge_mb', { min: 0, max: 1024, dflt: 0 }),
     redirect: raw.redirect === undefined ? undefined : asString(raw.redirect, 'redirect'),
@@ -1270,9 +1278,10 @@ function parseFault(raw) {
     // An empty name is a name too (the client must fall back on its own).
     filename: typeof raw.filename === 'string' ? raw.filename : raw.filename === undefined ? undefined : asString(raw.filename, 'filename'),
   };
-  const effects = ['status', 'delay_ms', 'slow_ms', 'reset', 'job_fails', 'token_revoked', 'filename', 'truncate', 'body', 'huge_mb', 'redirect'];
+  const effects = ['status', 'delay_ms', 'slow_ms', 'reset', 'job_fails', 'token_revoked', 'filename', 'truncate', 'body', 'bodies', 'huge_mb', 'redirect'];
   if (!effects.some((k) => fault[k] !== undefined && fault[k] !== 0 && fault[k] !== false)) throw bad(`A fault needs at least one of: ${effects.join(', ')}.`);
   fault.remaining = fault.times;
+  fault.served = 0;
   return fault;
 }
 
@@ -1487,8 +1496,11 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
     try {
       if (fault && fault.redirect) {
         response = redirectResponse(fault, req);
-      } else if (fault && (fault.body !== undefined || fault.huge_mb)) {
-        const text = fault.huge_mb ? Buffer.concat([Buffer.alloc(fault.huge_mb * 1048576, ' '), Buffer.from('{}')]) : Buffer.from(fault.body);
+      } else if (fault && (fault.body !== undefined || fault.bodies || fault.huge_mb)) {
+        let text;
+        if (fault.huge_mb) text = Buffer.concat([Buffer.alloc(fault.huge_mb * 1048576, ' '), Buffer.from('{}')]);
+        else if (fault.bodies) text = Buffer.from(fault.bodies[fault.served++ % fault.bodies.length]);
+        else text = Buffer.from(fault.body);
         response = { status: fault.status || 200, headers: { 'Content-Type': fault.content_type || 'application/json' }, body: text };
       } else if (fault && fault.token_revoked) {
         response = errorResponse(api, 401, 'The access token has been revoked.', { 'WWW-Authenticate': 'Bearer error="invalid_token", error_description="The access token has been revoked"' });

@@ -187,6 +187,49 @@ describe("activity workflows", function()
     assert(ok, perr)
   end)
 
+  -- Regression: pages that come back A, B, A, B ... were written for ever
+  -- (ExaVault: 1,211,700 rows, 200 distinct, in 60 s), and DealCloud's were
+  -- written until totalRecords, each row again and again, with exit 0.
+  it("stop a log whose pages go round at the first page of rows already read, and resume it exactly", function()
+    control("POST", "/config", { dcPerDay = 30, dcPageCap = 200, dcRepeatPages = 2 })
+    t = control("GET", "/tenant")
+    local from = time.parse(t.dealcloud.start)
+    local to = from + 60 * DAY
+    local want = control("GET", ("/dealcloud/rows?from=%s&to=%s"):format(time.iso(from), time.iso(to)))
+    local out = dir .. "/dc.jsonl"
+    local args = { "dealcloud-activity", "--from", time.iso(from):sub(1, 19), "--to", time.iso(to - 1):sub(1, 19),
+                   "--out", out, "-q" }
+    local code, _, err = host.run(args, { env = env() })
+    assert.equal(1, code, err)
+    assert.matches("auditrun: paging: DealCloud user_activity, window " .. time.iso(from):sub(1, 10):gsub("%-", "%%-")
+      .. "T00:00:00Z to [%dT:Z-]+: page 3 repeats rows of page 1 %(the service sent rows already read%)", err)
+    -- Exactly the two pages before it, once each, and a rerun against a
+    -- mended service writes the rest.
+    local rows = lines(out)
+    assert.equal(400, #rows)
+    control("POST", "/config", { dcRepeatPages = 0 })
+    code, _, err = host.run(args, { env = env() })
+    assert.equal(0, code, err)
+    rows = lines(out)
+    assert.equal(want.count, #rows)
+    for i, l in ipairs(rows) do assert.equal(want.sessions[i], cjson.decode(l).sessionId, "row " .. i) end
+
+    -- ExaVault, alternating (offset paging, full pages for ever), then
+    -- shifting (each page starts 100 rows before the last one ended).
+    for _, case in ipairs { { { evRepeatPages = 2 }, "page 3 %(offset 1000%) repeats rows of page 1 %(offset 0%)", 1000 },
+                            { { evShiftRows = 100 }, "page 2 %(offset 500%) repeats rows of page 1 %(offset 0%)", 500 } } do
+      control("POST", "/config", { evRepeatPages = 0, evShiftRows = 0 })
+      control("POST", "/config", case[1])
+      local ev = dir .. "/sessions-" .. case[3] .. ".jsonl"
+      code, _, err = host.run({ "exavault-sessions", "--out", ev, "-q" }, { env = env() })
+      assert.equal(1, code, err)
+      assert.matches("auditrun: paging: ExaVault session_logs: " .. case[2], err)
+      rows = lines(ev)
+      assert.equal(case[3], #rows)
+      for i, l in ipairs(rows) do assert.equal(tostring(100000 + i - 1), cjson.decode(l).id) end
+    end
+  end)
+
   it("merge every configured vendor into one time-ordered timeline in one schema", function()
     local from = time.parse(t.exavault.first) - DAY
     local to = from + 120 * DAY

@@ -40,6 +40,12 @@ describe("malformed answers", function()
   for i = 1, 100 do rows[i] = string.format('{"loginName": "guest%d#EXT#@x"}', i) end
   local FULL_PAGE = -- a whole page (the client asks for 100 rows), again and again
     '{"results": [' .. table.concat(rows, ",") .. ']}'
+  -- Whole pages of the guests from `first` on.
+  local function page_from(first)
+    local list = {}
+    for i = first, first + 99 do list[#list + 1] = string.format('{"loginName": "guest%d#EXT#@x"}', i) end
+    return '{"results": [' .. table.concat(list, ",") .. ']}'
+  end
   local STATUS = "GET /insights/job/"
   local cases = {
     { "an HTML error page", { match = SUMMARY, status = 200, content_type = "text/html",
@@ -54,7 +60,12 @@ describe("malformed answers", function()
       "user_summaries: page 1: 'results' is a string where a list belongs" },
     -- Regression: a server ignoring the page asked for was followed to MAX_PAGES.
     { "pages that never end", { match = SUMMARY, times = 1000000, body = FULL_PAGE },
-      "user_summaries: page 2 is the same as the page before it", listed_first = true },
+      "Insights %(Graph API%) user_summaries: page 2 repeats rows of page 1", listed_first = true },
+    -- Regression: only a page the same as the one just before was caught.
+    { "pages that alternate", { match = SUMMARY, times = 1000000, bodies = { page_from(1), page_from(101) } },
+      "user_summaries: page 3 repeats rows of page 1", listed_first = true },
+    { "pages that shift", { match = SUMMARY, times = 1000000, bodies = { page_from(1), page_from(51), page_from(101) } },
+      "user_summaries: page 2 repeats rows of page 1", listed_first = true },
     { "an unknown job status", { match = STATUS, times = 1000, body = '{"jobStatus": 9}' },
       "job %d+ of user_permissions_export has an unknown status 9" },
     { "a job status that is not JSON", { match = STATUS, times = 1000, body = "Export in progress." },

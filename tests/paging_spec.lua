@@ -88,7 +88,7 @@ describe("paging", function()
 
   it("stop a server whose pages never end, or that sends the same link twice", function()
     local endless = paging.pages { style = "cursor", next = { "nextToken" }, rows = { "results" }, max_pages = 20,
-      fetch = function(cursor) return { results = { 1 }, nextToken = (cursor or 0) + 1 } end }
+      fetch = function(cursor) return { results = { cursor or 0 }, nextToken = (cursor or 0) + 1 } end }
     local ok, err = pcall(function() for _ in endless do end end)
     assert.is_false(ok)
     assert.equal("paging", err.kind)
@@ -97,7 +97,61 @@ describe("paging", function()
       fetch = function() return { values = { 1 }, nextLink = "same" } end }
     ok, err = pcall(function() for _ in looping do end end)
     assert.is_false(ok)
-    assert.matches("same next page twice", err.message)
+    assert.matches("page 2: the server sent the same next page link as page 1", err.message)
+  end)
+
+  -- Regression: only a page the same as the one just before was caught, so
+  -- pages A, B, A, B ... (or pages that each start a little before the last
+  -- one ended) were followed, and their rows given out, for ever.
+  it("stop a walk that goes round, in every style, before a repeated row is given out", function()
+    local A, B = rows(1, 10), rows(11, 10)
+    local function stops(o, pattern)
+      local got = {}
+      local ok, err = pcall(function()
+        for row in paging.each_row(paging.pages(o), o.rows) do got[#got + 1] = row end
+      end)
+      assert.is_false(ok)
+      assert.equal("paging", err.kind)
+      assert.matches(pattern, err.message)
+      assert.same(rows(1, 20), got)
+    end
+    -- Alternating pages, by page number (the total is never reached) ...
+    stops({ style = "page", rows = { "rows" }, total = "totalRecords", page_size = 10, name = "DealCloud user_activity",
+            fetch = function(page) return { totalRecords = 1000, rows = page % 2 == 1 and A or B } end },
+          "^DealCloud user_activity: page 3 repeats rows of page 1")
+    -- ... by offset (a full page every time) ...
+    stops({ style = "offset", rows = { "data" }, name = "ExaVault session_logs",
+            fetch = function(offset) return { data = (offset // 10) % 2 == 0 and A or B } end },
+          "^ExaVault session_logs: page 3 %(offset 20%) repeats rows of page 1 %(offset 0%)")
+    -- ... and by cursor, with a new link each time.
+    stops({ style = "cursor", rows = { "values" }, next = { "nextLink" },
+            fetch = function(c) c = c or 0 return { values = c % 2 == 0 and A or B, nextLink = c + 1 } end },
+          "page 3 repeats rows of page 1")
+    -- Shifting pages: each starts 5 rows before the last one ended; the
+    -- second page's first new row is never given out with the old ones.
+    local shifted = {}
+    local ok, err = pcall(function()
+      for row in paging.each_row(paging.pages { style = "page", rows = { "rows" }, page_size = 10,
+        fetch = function(page) return { rows = rows((page - 1) * 5 + 1, 10) } end }, { "rows" }) do
+        shifted[#shifted + 1] = row
+      end
+    end)
+    assert.is_false(ok)
+    assert.matches("page 2 repeats rows of page 1", err.message)
+    assert.same(rows(1, 10), shifted)
+  end)
+
+  it("compare a page's rows with the page before, and never with themselves", function()
+    local check = paging.repeats()
+    assert.is_nil(check({ 1, 1, 2 }, "page 1"))
+    assert.equal("page 1", check({ 2, 3 }, "page 2"))
+    -- The same row on pages far apart (two users' identical permissions) is data.
+    check = paging.repeats()
+    assert.is_nil(check({ 1, 2 }, "page 1"))
+    assert.is_nil(check({ 3, 4 }, "page 2"))
+    assert.is_nil(check({ 5, 1 }, "page 3"))
+    -- A whole page seen before is a repeat however far back (up to PAGES_REMEMBERED).
+    assert.equal("page 2", check({ 3, 4 }, "page 4"))
   end)
 
   it("read rows under the first field present, or a body that is a list", function()

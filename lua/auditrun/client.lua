@@ -73,7 +73,9 @@ end
 
 -- The pages of one paged walk: `base` holds documented names; the page
 -- number, offset or cursor goes in on top of it for each request.
-local function walk(self, def, base)
+-- `what`, when given, says which part of a longer walk this is (a window,
+-- a site) in its errors.
+local function walk(self, def, base, what)
   local pg = def.paging
   if pg.size and base[pg.size] == nil then base[pg.size] = pg.default_size end
   local cursor_p = assert(pg.page or pg.offset or pg.cursor, "no page or cursor parameter for " .. def.name)
@@ -83,7 +85,8 @@ local function walk(self, def, base)
     return self:call(def.name, p)
   end
   return paging.pages { style = pg.style, fetch = fetch_page, rows = pg.rows, next = pg.next, total = pg.total,
-                        first = base[cursor_p], page_size = pg.size and tonumber(base[pg.size]), name = def.name }
+                        first = base[cursor_p], page_size = pg.size and tonumber(base[pg.size]),
+                        name = self.catalogue.title .. " " .. def.name .. (what and (", " .. what) or "") }
 end
 
 -- A walk over each value of parameter `each`: one value, a list of them,
@@ -115,7 +118,7 @@ local function each_walk(self, def, base)
       if value == nil then return nil end
       local p = util.copy(base)
       p[each] = value
-      pages = walk(self, def, p)
+      pages = walk(self, def, p, each .. " " .. tostring(value))
     end
   end
 end
@@ -126,17 +129,18 @@ function Client.all_values(_, name)
   error("parameter " .. name .. " needs a value", 3)
 end
 
---- pages(name, params) -> iterator over (page body, page number[, value of
---- the walked parameter]); rows(...) over the rows. Parameters are checked
---- before the first request; a bad one raises its error value, as a failed
---- page does.
-function Client:pages(name, params)
+--- pages(name, params[, what]) -> iterator over (page body, page number[,
+--- value of the walked parameter]); rows(...) over the rows. Parameters are
+--- checked before the first request; a bad one raises its error value, as
+--- a failed page does. `what` names this walk's part of a longer one (a
+--- window) in its errors.
+function Client:pages(name, params, what)
   local def = self.catalogue:definition(name, 2)
   if not def.paging then error("endpoint " .. name .. " is not paged", 2) end
   local base, err = self.catalogue:named(name, params)
   if not base then error(err, 0) end
   if def.paging.each then return each_walk(self, def, base) end
-  return walk(self, def, base)
+  return walk(self, def, base, what)
 end
 
 function Client:rows(name, params)

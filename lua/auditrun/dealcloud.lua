@@ -123,7 +123,7 @@ end
 function Client:window_pages(rest, w, first_page)
   local p = util.copy(rest)
   p.dateFrom, p.dateTo, p.pageNumber = time.iso(w.send_from), time.iso(w.send_to), first_page
-  local pages = self:pages("user_activity", p)
+  local pages = self:pages("user_activity", p, string.format("window %s to %s", p.dateFrom, p.dateTo))
   return function()
     local body, n = pages()
     if body == nil then return nil end

@@ -12,18 +12,65 @@
 --           of the `next` fields present), passed back exactly as given
 --
 -- A server whose pages never end is stopped at max_pages with an error, not
--- followed forever; one that sends the same page again, or an answer of the
--- wrong shape (not an object, a list field that is null, a string, a
--- number), is an error naming the endpoint, never taken for "no rows".
+-- followed forever. One that goes round (a page it sent before, pages that
+-- alternate A, B, A, B, pages that shift and send rows again, a next link
+-- it sent before) is stopped at the first such page by the one detector
+-- every walk uses (repeats below), before any of that page's rows are
+-- given out. An answer of the wrong shape (not an object, a list field
+-- that is null, a string, a number) is an error too, never taken for "no
+-- rows". Errors name the walk (vendor, endpoint, window) and the page.
 -- Iterators raise error values; wrap the loop in pcall (or let the script
 -- fail) to handle them.
 local cjson = require "cjson"
+local core = require "auditrun.core"
 local errors = require "auditrun.errors"
 local http = require "auditrun.http"
 
 local M = {}
 
 M.MAX_PAGES = 100000
+-- The detector of repeats remembers the digest of each of a walk's last
+-- PAGES_REMEMBERED pages, and of each row of the page before.
+M.PAGES_REMEMBERED = 10000
+
+-- A short digest (64 bits of SHA-256) of a JSON text: a key of the sets below.
+local function digest(text)
+  return core.sha256(text):sub(1, 16)
+end
+
+--- repeats() -> check(rows, where) -> nil | the earlier page's `where`:
+--- the one detector of a walk that goes round. A page whose rows (as a
+--- whole) match a page seen before (pages that alternate), or that holds
+--- a row of the page before it (pages that shift), is a repeat: the answer
+--- names the page that had it first. Rows are compared whole, so a row
+--- twice on one page, or the same row on pages far apart (two users'
+--- identical permissions), is not a repeat. Memory is bounded: one digest
+--- a page (PAGES_REMEMBERED pages) and one a row of the page before.
+function M.repeats()
+  local pages, order, oldest = {}, {}, 1
+  local before, before_where = {}, nil
+  return function(list, where)
+    if #list == 0 then return nil end
+    local keys, rows = {}, {}
+    for i, row in ipairs(list) do
+      keys[i] = digest(cjson.encode(row))
+      rows[keys[i]] = true
+    end
+    local whole = digest(table.concat(keys))
+    if pages[whole] then return pages[whole] end
+    for _, k in ipairs(keys) do
+      if before[k] then return before_where end
+    end
+    pages[whole] = where
+    order[#order + 1] = whole
+    if #order - oldest + 1 > M.PAGES_REMEMBERED then
+      pages[order[oldest]], order[oldest] = nil, nil
+      oldest = oldest + 1
+    end
+    before, before_where = rows, where
+    return nil
+  end
+end
 
 local function present(v)
   return v ~= nil and v ~= http.null and v ~= ""
@@ -68,9 +115,15 @@ function M.pages(o)
   local max_pages = o.max_pages or M.MAX_PAGES
   local page_size = o.page_size
   local n, seen_rows, longest, finished = 0, 0, 0, false
-  local seen, previous = {}, nil
+  local links, repeated = {}, M.repeats()
   local function fail(why)
     error(errors.new("paging", string.format("%s: %s", o.name or "paged answer", why)), 0)
+  end
+  -- A page as the API knows it: its number, its offset, or its place in the walk.
+  local function where(cursor_sent)
+    if style == "page" then return string.format("page %s", tostring(cursor_sent)) end
+    if style == "offset" then return string.format("page %d (offset %s)", n, tostring(cursor_sent)) end
+    return string.format("page %d", n)
   end
   local cursor = o.first
   if cursor == nil and style == "page" then cursor = 1 end
@@ -79,19 +132,22 @@ function M.pages(o)
     if finished then return nil end
     n = n + 1
     if n > max_pages then
-      error(errors.new("paging", string.format("the server kept sending pages: stopped after %d", max_pages)), 0)
+      fail(string.format("the server kept sending pages: stopped after %d", max_pages))
     end
+    local sent = cursor
     local body, err = fetch(cursor)
     if body == nil then error(err, 0) end
     local bad = shape_error(body, o.rows)
-    if bad then fail(string.format("page %d: %s", n, bad)) end
+    if bad then fail(string.format("%s: %s", where(sent), bad)) end
     local rows = M.rows_of(body, o.rows)
     local count = #rows
-    if style ~= "cursor" and count > 0 then
-      -- A server that ignores the page asked for would be followed for ever.
-      local this = cjson.encode(rows)
-      if this == previous then fail(string.format("page %d is the same as the page before it", n)) end
-      previous = this
+    -- A server that ignores the page asked for, or goes round, would be
+    -- followed for ever (and its rows written again and again).
+    local this = where(sent)
+    local first = repeated(rows, this)
+    if first then
+      fail(string.format("%s repeats rows of %s (the service sent rows already read); stopped before writing it",
+        this, first))
     end
     seen_rows = seen_rows + count
     if style == "page" then
@@ -115,10 +171,11 @@ function M.pages(o)
       end
       if nxt ~= nil then
         -- A link seen before would loop for ever.
-        if seen[nxt] then
-          error(errors.new("paging", "the server sent the same next page twice"), 0)
+        local key = type(nxt) == "string" and digest(nxt) or nxt
+        if links[key] then
+          fail(string.format("%s: the server sent the same next page link as %s", this, links[key]))
         end
-        seen[nxt] = true
+        links[key] = this
         cursor = nxt
       else
         finished = true

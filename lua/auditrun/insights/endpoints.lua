@@ -490,8 +490,9 @@ local function family(status, file, field, id)
 end
 
 return {
-  graph = { endpoints = G, jobs = { graph = family("export_status", "export_file", "jobStatus", "jobId") } },
-  legacy = { endpoints = L, jobs = {
+  graph = { title = "Insights (Graph API)", endpoints = G,
+            jobs = { graph = family("export_status", "export_file", "jobStatus", "jobId") } },
+  legacy = { title = "Insights (legacy Web API)", endpoints = L, jobs = {
     ["legacy-permission"] = family("permission_export_status", "permission_export_file", "status", "id"),
     ["legacy-activity"] = family("activity_export_status", "activity_export_file", "status", "id"),
   } },

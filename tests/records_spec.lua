@@ -4,6 +4,7 @@
 -- rerun finishes with every row once, memory that stays flat.
 local sandbox = require "tests.helper.sandbox"
 local host = require "tests.helper.host"
+local reports = require "tests.helper.reports"
 local util = require "tests.helper.util"
 local auditrun = require "auditrun"
 local cjson = require "cjson"
@@ -11,19 +12,7 @@ local records = require "auditrun.records"
 
 local lines = util.lines
 
--- Python's csv module reads the file back as JSON: a list of rows.
-local function python_csv(path)
-  local out = util.sh(("python3 -c 'import csv, json, sys\n"
-    .. "with open(sys.argv[1], newline=\"\", encoding=\"utf-8\") as f: print(json.dumps(list(csv.reader(f))))' %s")
-    :format(path))
-  return cjson.decode(out)
-end
-
-local function jsonl(path)
-  local rows = {}
-  for _, l in ipairs(lines(util.read(path) or "")) do rows[#rows + 1] = cjson.decode(l) end
-  return rows
-end
+local python_csv, jsonl = reports.csv, reports.jsonl
 
 describe("records writer", function()
   local dir
@@ -53,9 +42,76 @@ describe("records writer", function()
     assert.same({ "two\nlines", "cr\r\nlf" }, rows[4])
     assert.same({ "Résumé – Zoë.docx", "50% budget" }, rows[5])
     assert.same({ "", "" }, rows[6])
-    assert.same({ "=1+1", '{"list":[1,2]}' }, rows[7])
+    assert.same({ "'=1+1", '{"list":[1,2]}' }, rows[7])
     assert.same({ "17", "true" }, rows[8])
     assert.equal(8, #rows)
+  end)
+
+  it("neutralises cells a spreadsheet would run as formulas, header included, and writes them raw when asked", function()
+    local hostile = { "=cmd|' /C calc'!A0", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx" }
+    local row, columns = {}, {}
+    for i, v in ipairs(hostile) do
+      columns[i] = "c" .. i
+      row["c" .. i] = v
+    end
+    -- Plain negative numbers (texts and numbers) and other texts stay as they are.
+    local plain = { "-5", "-2.5", -5, -2.5, 0, "a=b", " =1", "x-1", "", "'quoted", "\nx" }
+    for i, v in ipairs(plain) do
+      columns[#hostile + i] = "p" .. i
+      row["p" .. i] = v
+    end
+    columns[#columns + 1] = "@header"
+    row["@header"] = "=1+2"
+    local function write(path, o)
+      local w = auditrun.try(records.open(path, { columns = columns, csv_raw = o and o.csv_raw }))
+      auditrun.try(w:write(row))
+      auditrun.try(w:close())
+      return python_csv(path), w
+    end
+    local rows, w = write(dir .. "/safe.csv")
+    assert.equal(#columns, #rows[1])
+    assert.equal("'@header", rows[1][#columns])
+    for i, v in ipairs(hostile) do assert.equal("'" .. v, rows[2][i]) end
+    assert.same({ "-5", "-2.5", "-5", "-2.5", "0", "a=b", " =1", "x-1", "", "'quoted", "\nx" },
+      { table.unpack(rows[2], #hostile + 1, #hostile + #plain) })
+    assert.equal("'=1+2", rows[2][#columns])
+    assert.equal(#hostile + 2, w.neutralised)
+    local raw = write(dir .. "/raw.csv", { csv_raw = true })
+    assert.equal("@header", raw[1][#columns])
+    for i, v in ipairs(hostile) do assert.equal(v, raw[2][i]) end
+    assert.equal("=1+2", raw[2][#columns])
+    -- JSON Lines keep the value as it is.
+    write(dir .. "/rows.jsonl")
+    assert.same(row, jsonl(dir .. "/rows.jsonl")[1])
+  end)
+
+  it("resumes a CSV only in the mode it was started in, neutralised or raw", function()
+    for _, started_raw in ipairs { false, true } do
+      local path = dir .. "/mode-" .. tostring(started_raw) .. ".csv"
+      local w = auditrun.try(records.open(path, { csv_raw = started_raw }))
+      auditrun.try(w:write { a = "=1" })
+      w:abandon()
+      local again, err = records.open(path, { csv_raw = not started_raw })
+      assert.is_nil(again)
+      assert.matches(started_raw and "give %-%-csv%-raw to finish it" or "finish it without %-%-csv%-raw",
+        tostring(err))
+      again = auditrun.try(records.open(path, { csv_raw = started_raw }))
+      auditrun.try(again:write { a = "=1" })
+      auditrun.try(again:write { a = "=2" })
+      auditrun.try(again:close())
+      local q = started_raw and "" or "'"
+      assert.same({ { "a" }, { q .. "=1" }, { q .. "=2" } }, python_csv(path))
+    end
+    -- A CSV started before cells were neutralised (no mode in its record) was written raw.
+    local path = dir .. "/old.csv"
+    local w = auditrun.try(records.open(path))
+    auditrun.try(w:write { a = "=1" })
+    w:abandon()
+    local state = cjson.decode(util.read(w.state_path))
+    state.cells = nil
+    util.write(w.state_path, cjson.encode(state))
+    assert.is_nil(records.open(path))
+    auditrun.try(records.open(path, { csv_raw = true })):abandon()
   end)
 
   it("puts a first row's other fields after the declared columns, sorted, and names fields it had to drop", function()

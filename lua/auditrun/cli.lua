@@ -14,8 +14,8 @@
 -- workflow takes --profile NAME (or --profile=NAME); export workflows also
 -- --out DIR, --max-attempts N and --dry-run, records workflows --out FILE
 -- and --format jsonl|csv (inferred from the extension of --out; the two
--- contradicting each other is a usage error), and both -q, -v and
--- --log-format.
+-- contradicting each other is a usage error) and --csv-raw, and both -q,
+-- -v and --log-format.
 local argparse = require "argparse"
 local records = require "auditrun.records"
 
@@ -136,6 +136,9 @@ local function records_output(o, name)
   end
   o.format = o.format or implied or "jsonl"
   o.out = o.out or (name .. "." .. o.format)
+  if o.csv_raw and o.format ~= "csv" then
+    return "--csv-raw is for CSV (--format csv, or an --out ending in .csv); JSON Lines keep every value as it is"
+  end
 end
 
 local function common_flags(p, spec)
@@ -156,6 +159,9 @@ local function common_flags(p, spec)
     p:option("--format", "jsonl: one JSON object a line; csv: RFC 4180, UTF-8, with a header row. Default: "
       .. "what the extension of --out says (.jsonl, .ndjson, .csv), else jsonl.")
       :choices { "jsonl", "csv" }
+    p:flag("--csv-raw", "CSV: write every cell as the vendor gave it, for programs that read the file. By default a "
+      .. "text a spreadsheet would run as a formula (one starting with = + - @, a tab or a carriage return; not a "
+      .. "plain negative number) gets a leading ' so it shows as text.")
   end
   if not spec.kind then return end
   p:mutex(p:flag("-q --quiet", "Print only failures and the final summary."),

@@ -104,25 +104,44 @@ end
 
 -- ---- CSV ----------------------------------------------------------------------
 
-local function cell(v)
+-- A text a spreadsheet would read as a formula (OWASP's CSV injection
+-- list): it starts with = + - @ TAB or CR, and is not a plain negative
+-- number such as -5 or -2.5 (which a spreadsheet reads as the number it is).
+local function formula_like(s)
+  return s:find("^[=+%-@\t\r]") ~= nil and s:find("^%-%d+%.?%d*$") == nil
+end
+
+-- One cell's text, quoted as needed; raw: a formula-like text as it is,
+-- else after a ' (a spreadsheet shows it as text). Returns the text and
+-- whether it was neutralised. Lua numbers, booleans and tables (JSON) are
+-- never formula-like.
+local function cell(v, raw)
   if v == nil or v == cjson.null then return "" end
-  local t = type(v)
+  local t, neutralised = type(v), false
   if t == "table" then
     v = M.encode(v)
   elseif math.type(v) == "float" and v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then
     v = string.format("%d", v)  -- JSON numbers decode as floats: 17, not 17.0
+  elseif t == "string" then
+    if not raw and formula_like(v) then v, neutralised = "'" .. v, true end
   else
     v = tostring(v)
   end
   if v:find('[,"\r\n]') then v = '"' .. v:gsub('"', '""') .. '"' end
-  return v
+  return v, neutralised
 end
 
---- csv_line(values) -> one RFC 4180 record, CRLF included.
-function M.csv_line(values, n)
-  local out = {}
-  for i = 1, n or #values do out[i] = cell(values[i]) end
-  return table.concat(out, ",") .. "\r\n"
+--- csv_line(values, n, raw) -> one RFC 4180 record, CRLF included, and how
+--- many of its cells were neutralised: a text that starts with = + - @
+--- TAB or CR (not a plain negative number) gets a leading ', unless raw.
+function M.csv_line(values, n, raw)
+  local out, neutralised = {}, 0
+  for i = 1, n or #values do
+    local text, changed = cell(values[i], raw)
+    out[i] = text
+    if changed then neutralised = neutralised + 1 end
+  end
+  return table.concat(out, ",") .. "\r\n", neutralised
 end
 
 -- ---- state beside the file ---------------------------------------------------------
@@ -133,10 +152,18 @@ local function state_path(path)
   return dir .. "." .. name .. ".auditrun"
 end
 
+-- How a CSV's cells are written, in its record: "neutralised" or "raw". A
+-- CSV record without it was started before cells were neutralised.
+local function cells_of(format, raw)
+  if format ~= "csv" then return nil end
+  return raw and "raw" or "neutralised"
+end
+
 local function save(self)
   return files.write_atomic(self.state_path, cjson.encode {
-    format = FORMAT, file_format = self.format, rows = self.rows, bytes = self.bytes,
-    columns = self.columns, complete = self.complete or nil, cursor = self.cursor, cursor_rows = self.cursor_rows,
+    format = FORMAT, file_format = self.format, cells = cells_of(self.format, self.csv_raw), rows = self.rows,
+    bytes = self.bytes, columns = self.columns, complete = self.complete or nil, cursor = self.cursor,
+    cursor_rows = self.cursor_rows,
   })
 end
 
@@ -176,8 +203,11 @@ function M.format_of(path)
   if ext == "jsonl" or ext == "ndjson" then return "jsonl" end
 end
 
---- open(path, {format = "jsonl"|"csv", columns = {...}}) -> writer | nil, err.
+--- open(path, {format = "jsonl"|"csv", columns = {...}, csv_raw = bool}) -> writer | nil, err.
 --- format: by default what the extension of path names, else jsonl.
+--- csv_raw: CSV cells exactly as given; by default a text a spreadsheet
+--- would run as a formula gets a leading ' (csv_line). The record beside
+--- the file keeps which, and a rerun must ask for the same.
 --- columns: the order of a row's keys: the CSV columns (the first row's
 --- other keys follow, sorted), and each JSON line's keys (its other keys
 --- follow, sorted; nested objects' keys sorted). writer.complete: the file
@@ -188,7 +218,7 @@ function M.open(path, o)
   assert(format == "jsonl" or format == "csv", "records format is jsonl or csv")
   local w = setmetatable({ path = path, state_path = state_path(path), format = format, rows = 0, bytes = 0,
                            written = 0, seen = 0, skip = 0, saved_bytes = 0, buffer = {}, want_columns = o.columns,
-                           dropped = {} }, Writer)
+                           dropped = {}, csv_raw = o.csv_raw == true, neutralised = 0 }, Writer)
   local dir = path:match("^(.*)/[^/]*$")
   if dir and dir ~= "" then
     local ok, err = files.mkdirs(dir)
@@ -211,6 +241,17 @@ function M.open(path, o)
       lock:close()
       return fail(string.format("%s was started as %s; give --format %s, or another file", path, st.file_format,
         st.file_format))
+    end
+    -- A resumed CSV goes on as it was started: never half neutralised.
+    local cells = st.cells ~= cjson.null and st.cells or cells_of(format, true)
+    if cells ~= cells_of(format, w.csv_raw) then
+      lock:close()
+      if cells == "raw" then
+        return fail(path .. " was started with its cells as the vendor gave them; give --csv-raw to finish it, "
+          .. "or another file")
+      end
+      return fail(path .. " was started with formula-like cells neutralised (a leading '); finish it without "
+        .. "--csv-raw, or give another file")
     end
     w.rows, w.bytes = math.tointeger(st.rows) or 0, math.tointeger(st.bytes) or 0
     -- Rows past the last cursor (mark) are read again and passed by.
@@ -286,6 +327,13 @@ function Writer:checkpoint()
   return save(self)
 end
 
+-- The CSV's header row, its column names neutralised as any cell.
+local function header(self)
+  local line, neutralised = M.csv_line(self.columns, #self.columns, self.csv_raw)
+  self.buffer[#self.buffer + 1] = line
+  self.neutralised = self.neutralised + neutralised
+end
+
 --- write(row) -> true | nil, err. A row an earlier run wrote is passed by.
 function Writer:write(row)
   assert(type(row) == "table", "a record is a table")
@@ -299,7 +347,7 @@ function Writer:write(row)
   else
     if not self.columns then
       self.columns = columns_of(self, row)
-      self.buffer[#self.buffer + 1] = M.csv_line(self.columns)
+      header(self)
     end
     local values, known = {}, {}
     for i, c in ipairs(self.columns) do
@@ -309,7 +357,9 @@ function Writer:write(row)
     for k in pairs(row) do
       if not known[k] then self.dropped[k] = true end
     end
-    line = M.csv_line(values, #self.columns)
+    local neutralised
+    line, neutralised = M.csv_line(values, #self.columns, self.csv_raw)
+    self.neutralised = self.neutralised + neutralised
   end
   self.buffer[#self.buffer + 1] = line
   self.rows = self.rows + 1
@@ -339,7 +389,7 @@ function Writer:close()
   if not self.file then return true end
   if self.format == "csv" and not self.columns and self.want_columns then
     self.columns = self.want_columns
-    self.buffer[#self.buffer + 1] = M.csv_line(self.columns)
+    header(self)
   end
   local ok, err = self:checkpoint()
   if not ok then return nil, err end
@@ -360,6 +410,8 @@ function Writer:abandon()
   self.file = nil
   self.lock:close()
 end
+
+--- writer.neutralised: how many CSV cells this run wrote with a leading '.
 
 --- dropped_columns() -> sorted keys some row had that the CSV has no column for.
 function Writer:dropped_columns()

@@ -271,7 +271,7 @@ end
 function M.records(opts, o)
   local p = progress.new { quiet = opts.quiet, verbose = opts.verbose, format = opts.log_format, rows = true }
   log.listen(function(event, message) p:event("debug", event, message) end)
-  local w = errors.try(records.open(opts.out, { format = opts.format, columns = o.columns }))
+  local w = errors.try(records.open(opts.out, { format = opts.format, columns = o.columns, csv_raw = opts.csv_raw }))
   local name = opts.name or "records"
   if w.complete then
     p:close()
@@ -316,8 +316,10 @@ function M.records(opts, o)
     error(err, 0)
   end
   local dropped = w:dropped_columns()
-  p:say(string.format("%s: %d rows in %s (%s, %d from an earlier run), %s in %s%s", name, w.rows, opts.out, opts.format,
-    earlier, progress.bytes(w.bytes), progress.duration(p:elapsed()),
+  p:say(string.format("%s: %d rows in %s (%s, %d from an earlier run), %s in %s%s%s", name, w.rows, opts.out,
+    opts.format, earlier, progress.bytes(w.bytes), progress.duration(p:elapsed()),
+    w.neutralised > 0 and string.format("; %d cells that a spreadsheet would run as formulas start with ' "
+      .. "(--csv-raw writes them as they are)", w.neutralised) or "",
     #dropped > 0 and ("; not in the CSV columns: " .. table.concat(dropped, ", ")) or ""))
   return w
 end

@@ -5,6 +5,22 @@ local util = require "tests.helper.util"
 
 local M = {}
 
+--- csv(path) -> the rows of a CSV file as Python's csv module reads them
+--- (lists of texts), the header row first.
+function M.csv(path)
+  local out = util.sh(("python3 -c 'import csv, json, sys\n"
+    .. "with open(sys.argv[1], newline=\"\", encoding=\"utf-8\") as f: print(json.dumps(list(csv.reader(f))))' %s")
+    :format(path))
+  return cjson.decode(out)
+end
+
+--- jsonl(path) -> the decoded lines of a JSON Lines file.
+function M.jsonl(path)
+  local rows = {}
+  for _, l in ipairs(util.lines(util.read(path) or "")) do rows[#rows + 1] = cjson.decode(l) end
+  return rows
+end
+
 --- zips(dir) -> the names of the .zip files in dir, sorted.
 function M.zips(dir)
   return util.lines(util.sh("cd " .. dir .. " && ls *.zip 2>/dev/null"))

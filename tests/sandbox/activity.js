@@ -18,7 +18,7 @@
 const crypto = require('crypto');
 
 const { parseFault, faultMatches, redirectResponse, send } = require('./insights');
-const { mulberry32: rng } = require('./insights-data');
+const { mulberry32: rng, hostile: formula } = require('./insights-data');
 
 const DAY = 86400000;
 const MAX_RECORDED = 20000;
@@ -143,6 +143,19 @@ function seedExaVault({ start, days, sessions, webhooks, seed }) {
   return { sessions: sessionRows, webhooks: webhookRows, users };
 }
 
+// With --hostile: every text field of a row (an ExaVault item's
+// attributes) starts with a formula-like text, times and ExaVault's id and
+// type aside (the API's own values, which paging and sorting rest on).
+const KEEP = new Set(['eventDate', 'date', 'created']);
+function hostileRows(rows) {
+  rows.forEach((row, i) => {
+    const fields = row.attributes || row;
+    Object.keys(fields).forEach((k, j) => {
+      if (typeof fields[k] === 'string' && !KEEP.has(k)) fields[k] = formula(i + j, fields[k]);
+    });
+  });
+}
+
 const strip = (row) => {
   const { _t, ...rest } = row;   // eslint-disable-line no-unused-vars
   return rest;
@@ -164,7 +177,7 @@ const nearestDate = (ms) => Math.floor((ms + DAY / 2) / DAY) * DAY;
 // A glob with '*' as the documents' path filters use.
 const glob = (pattern) => new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
 
-function createActivity({ tokenTtl = 900, now = Date.now() } = {}) {
+function createActivity({ tokenTtl = 900, now = Date.now(), hostile = false } = {}) {
   const today = Math.floor(now / DAY) * DAY;
   const defaults = {
     // A year and a half of DealCloud activity ending yesterday.
@@ -190,6 +203,7 @@ function createActivity({ tokenTtl = 900, now = Date.now() } = {}) {
     dc = seedDealCloud({ start: c.dcStart, days: c.dcDays, perDay: c.dcPerDay, seed: 7 });
     oddDealCloud(dc.rows, c);
     ev = seedExaVault({ start: c.evStart, days: c.evDays, sessions: c.evSessions, webhooks: c.evWebhooks, seed: 11 });
+    if (hostile) [dc.rows, ev.sessions, ev.webhooks].forEach(hostileRows);
     if (c.evPadBytes) {
       const pad = 'x'.repeat(c.evPadBytes);
       for (const row of ev.sessions) row.attributes.padding = pad;

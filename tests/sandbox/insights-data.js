@@ -122,6 +122,12 @@ const M365_OPERATIONS = ['FileAccessed', 'FileModified', 'FileDownloaded', 'File
 const GOOGLE_OPERATIONS = ['create', 'edit', 'view', 'download', 'upload', 'delete', 'trash', 'untrash', 'rename',
   'move', 'label_added', 'label_removed', 'change_user_access', 'change_document_visibility'];
 
+// Texts a spreadsheet would run as formulas (OWASP's CSV injection
+// cases): with --hostile the tenant's group names and object titles, and
+// the DealCloud and ExaVault rows' text fields, start with one of them.
+const HOSTILE = ["=cmd|' /C calc'!A0", '+1', '-2+3', '@SUM(A1)', '\tx', '\rx'];
+const hostile = (i, text) => `${HOSTILE[i % HOSTILE.length]}${text}`;
+
 const slug = (s) => s.toLowerCase().normalize('NFKD').replace(/[^a-z0-9]+/g, '');
 
 // ---- generators -----------------------------------------------------------
@@ -545,7 +551,9 @@ function activities(t, { subject, actor, start, finish, eventTypes, google, obje
   return rows.sort((a, b) => a.time - b.time);
 }
 
-function createTenant(seed = 42) {
+// hostile: group names and object titles start with formula-like texts
+// (HOSTILE); everything else, the objects' URLs included, is as without.
+function createTenant(seed = 42, { hostile: formulas = false } = {}) {
   const rng = makeRng(seed);
   const users = makeUsers(rng);
   const groups = makeGroups(rng, users);
@@ -553,6 +561,10 @@ function createTenant(seed = 42) {
   addSpGroups(rng, sites, users);
   const objects = [];
   for (const site of sites) makeSiteObjects(rng, site, users, objects);
+  if (formulas) {
+    groups.forEach((g, i) => { g.name = hostile(i, g.name); });
+    objects.forEach((o, i) => { o.name = hostile(i, o.name); });
+  }
   const links = makeLinks(rng, sites, objects, users);
   const permissions = makePermissions(rng, sites, objects, users, groups, links);
   const t = { seed, users, groups, sites, objects, links, permissions, google: makeGoogle(rng), specialGroups: SPECIAL_GROUPS };
@@ -565,6 +577,6 @@ function createTenant(seed = 42) {
 }
 
 module.exports = {
-  createTenant, urlKey, makeRng, mulberry32, hashString,
+  createTenant, urlKey, makeRng, mulberry32, hashString, HOSTILE, hostile,
   MODULES, OBJECT_TYPES, SENSITIVITY, EXPOSURE, RISK, LINK_TYPES, GOOGLE_LINK_TYPES, TAGS, ANCHOR, DAY,
 };

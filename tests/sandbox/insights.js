@@ -1303,9 +1303,9 @@ function faultMatches(f, req) {
 
 // ---- the module -------------------------------------------------------------------
 
-function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJobs = 5 } = {}) {
+function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJobs = 5, hostile = false } = {}) {
   if (typeof verifyAccessToken !== 'function') throw new TypeError('createInsights needs verifyAccessToken(req)');
-  const tenant = data.createTenant(seed);
+  const tenant = data.createTenant(seed, { hostile });
   const state = {
     config: { jobSeconds, maxJobs, strictPaths: true, requiredScope: REQUIRED_SCOPE },
     requests: [],

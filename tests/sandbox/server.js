@@ -8,7 +8,11 @@
 //
 // node server.js --dir DIR [--http] [--port N] [--token-ttl S]
 //                [--parent-pid PID] [--max-seconds S] [--client-cert PEM]
-//                [--job-seconds S] [--opaque-tokens]
+//                [--job-seconds S] [--opaque-tokens] [--hostile]
+//
+// --hostile: text fields start with formula-like texts (=cmd|..., +1, -2+3,
+// @SUM(A1), TAB, CR): DealCloud and ExaVault rows, Insights group names
+// and object titles.
 
 const { execFileSync } = require('child_process');
 const fs = require('fs');
@@ -23,7 +27,7 @@ const { createTestRoutes, sendJson } = require('./testroutes');
 
 function parseArgs(argv) {
   const opts = {
-    dir: null, http: false, opaqueTokens: false, port: 0, tokenTtl: 600, parentPid: null, maxSeconds: 1800, jobSeconds: 1.0,
+    dir: null, http: false, opaqueTokens: false, hostile: false, port: 0, tokenTtl: 600, parentPid: null, maxSeconds: 1800, jobSeconds: 1.0,
     clientCert: path.join(__dirname, '..', 'fixtures', 'app-cert.pem'),
   };
   for (let i = 0; i < argv.length; i++) {
@@ -41,6 +45,7 @@ function parseArgs(argv) {
     else if (a === '--client-cert') opts.clientCert = next();
     else if (a === '--job-seconds') opts.jobSeconds = Number(next());
     else if (a === '--opaque-tokens') opts.opaqueTokens = true;
+    else if (a === '--hostile') opts.hostile = true;
     else throw new Error(`unknown option ${a}`);
   }
   if (!opts.dir) throw new Error('--dir is required');
@@ -80,7 +85,7 @@ async function main() {
 
   let identity = null;
   let insights = null;
-  const activity = createActivity();
+  const activity = createActivity({ hostile: opts.hostile });
   const testRoutes = createTestRoutes(stats);
 
   function findRoute(method, pathname) {
@@ -138,7 +143,7 @@ async function main() {
   const port = server.address().port;
   const url = `${opts.http ? 'http' : 'https'}://127.0.0.1:${port}`;
   identity = await createIdentity({ url, tokenTtl: opts.tokenTtl, clientCert: opts.clientCert, opaqueTokens: opts.opaqueTokens });
-  insights = createInsights({ verifyAccessToken: identity.verifyAccessToken, jobSeconds: opts.jobSeconds });
+  insights = createInsights({ verifyAccessToken: identity.verifyAccessToken, jobSeconds: opts.jobSeconds, hostile: opts.hostile });
 
   const stop = () => {
     server.closeAllConnections?.();

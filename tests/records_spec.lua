@@ -80,6 +80,12 @@ describe("records writer", function()
     assert.equal("@header", raw[1][#columns])
     for i, v in ipairs(hostile) do assert.equal(v, raw[2][i]) end
     assert.equal("=1+2", raw[2][#columns])
+    -- A semicolon or tab inside a cell is quoted: a spreadsheet that splits on it starts no cell there.
+    local split = dir .. "/split.csv"
+    local sw = auditrun.try(records.open(split, { columns = { "a", "b" } }))
+    auditrun.try(sw:write { a = "x;=1+1", b = "y\t@SUM(A1)" })
+    auditrun.try(sw:close())
+    assert.equal('a,b\r\n"x;=1+1","y\t@SUM(A1)"\r\n', util.read(split))
     -- JSON Lines keep the value as it is.
     write(dir .. "/rows.jsonl")
     assert.same(row, jsonl(dir .. "/rows.jsonl")[1])

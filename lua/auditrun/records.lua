@@ -1,7 +1,8 @@
 -- auditrun.records: rows to a file, streamed and resumable, whatever the
 -- vendor. JSON Lines (one object a line) or CSV (RFC 4180: UTF-8, a header
--- row, CRLF line ends, fields with a comma, quote or line break quoted and
--- their quotes doubled).
+-- row, CRLF line ends, fields with a comma, quote, line break, semicolon or
+-- tab quoted and their quotes doubled; a text a spreadsheet would run as a
+-- formula after a ', unless csv_raw).
 --
 --   local w = auditrun.try(records.open("sites.csv", { format = "csv", columns = { "siteUrl", "siteName" } }))
 --   if not w.complete then
@@ -127,7 +128,10 @@ local function cell(v, raw)
   else
     v = tostring(v)
   end
-  if v:find('[,"\r\n]') then v = '"' .. v:gsub('"', '""') .. '"' end
+  -- Quoted with a comma, quote or line break (RFC 4180), and with a
+  -- semicolon or tab too: a spreadsheet that splits on those (a locale's
+  -- list separator, a TSV import) must not start a cell inside this one.
+  if v:find('[,"\r\n;\t]') then v = '"' .. v:gsub('"', '""') .. '"' end
   return v, neutralised
 end
 

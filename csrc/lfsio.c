@@ -199,6 +199,19 @@ static int fsync_file(lua_State *L) {
   return result(L, fsio_fsync_file(luaL_checkstring(L, 1), err, sizeof err), err);
 }
 
+/* file_mode(path) -> its permission bits (0644 is 420) | nil, err */
+static int file_mode(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  char err[CORE_ERRLEN];
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    snprintf(err, sizeof err, "cannot stat %s: %s", path, strerror(errno));
+    return core_fail(L, "file", err);
+  }
+  lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
+  return 1;
+}
+
 static int fsync_dir_of(lua_State *L) {
   char err[CORE_ERRLEN];
   return result(L, fsio_fsync_dir_of(luaL_checkstring(L, 1), err, sizeof err), err);
@@ -252,7 +265,7 @@ int lfsio_open(lua_State *L) {
   static const luaL_Reg temp_methods[] = {
       {"close", temp_close}, {"fsync", temp_fsync},     {"link", temp_link}, {"path", temp_path},
       {"read_at", temp_read_at}, {"sha256", temp_sha256}, {"size", temp_size}, {NULL, NULL}};
-  static const luaL_Reg fns[] = {{"fsync_dir_of", fsync_dir_of}, {"fsync_file", fsync_file},
+  static const luaL_Reg fns[] = {{"file_mode", file_mode},       {"fsync_dir_of", fsync_dir_of}, {"fsync_file", fsync_file},
                                  {"lock", lock_file},            {"mkdirs", mkdirs},
                                  {"remove_parts", remove_parts}, {"rename_noreplace", rename_noreplace},
                                  {"open_private", open_private}, {"set_file_modes", set_file_modes},

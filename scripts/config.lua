@@ -11,6 +11,10 @@ local args = cli.parse({
     "Secrets are masked.",
 }, ...)
 
+-- A config file's warnings (one that others can read) go in the report.
+local warnings = {}
+config.warn = function(message) warnings[#warnings + 1] = message end
+
 local profile = args.profile
 local opts = { profile = profile }
 local path, named = config.default_path()
@@ -37,7 +41,7 @@ for _, vendor in ipairs(vendors) do
   for k in pairs(schema.keys) do keys[#keys + 1] = k end
   table.sort(keys)
   print(string.format("%s: %s", schema.name,
-    loaded and "ready" or (set and ("not usable: " .. tostring(lerr)) or "not configured")))
+    loaded and "ready" or (set and ("not ready: " .. lerr.message) or "not configured")))
   if set or loaded then
     for _, k in ipairs(keys) do
       local v, where = (loaded or values)[k], sources[k]
@@ -57,6 +61,7 @@ for _, vendor in ipairs(vendors) do
   end
   if set and not loaded then unusable[#unusable + 1] = schema.name end
 end
+for _, w in ipairs(warnings) do print("\nwarning: " .. w) end
 if #unusable > 0 then
-  error(errors.new("config", table.concat(unusable, ", ") .. " configured but not usable (see above)"), 0)
+  error(errors.new("config", table.concat(unusable, ", ") .. " configured but not ready (see above)"), 0)
 end

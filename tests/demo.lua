@@ -24,6 +24,7 @@ return {
 }
 ]]):format(sb.url .. "/insights", sb.issuer, sb.clients.cert))
 f:close()
+os.execute("chmod 600 " .. config_path)  -- it holds a password: private, or auditrun warns
 local env = { AUDITRUN_CONFIG = config_path, AUDITRUN_CA_FILE = sb.ca_file }
 local parts = {}
 for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. host.quote(v) end

@@ -120,9 +120,75 @@ describe("auditrun config", function()
   it("fails, naming the vendor, when a configured vendor cannot be used", function()
     local code, out, err = run({ "config" }, { AUDITRUN_CONFIG = "", AUDITRUN_DEALCLOUD_URL = "https://dc.example" })
     assert.equal(1, code)
-    assert.matches("DealCloud: not usable: config: DealCloud is not configured: set AUDITRUN_DEALCLOUD_CLIENT_ID", out)
+    assert.matches("DealCloud: not ready: DealCloud is not configured: set AUDITRUN_DEALCLOUD_CLIENT_ID", out)
     assert.matches("dealcloud_url +https://dc%.example +environment AUDITRUN_DEALCLOUD_URL", out)
-    assert.equal("auditrun: config: DealCloud configured but not usable (see above)\n", err)
+    assert.equal("auditrun: config: DealCloud configured but not ready (see above)\n", err)
+  end)
+
+  -- Regression: a profile with a plain http:// URL to another host was
+  -- called ready, though no credential may be sent there.
+  it("says why a profile with a plain http:// URL is not ready, unless it is loopback or a lab", function()
+    util.write(file, 'return { default = { identity_url = "http://id.example", client_id = "c", ' ..
+      'dealcloud_url = "http://127.0.0.1:9/dc", dealcloud_client_id = "d", dealcloud_client_secret = "s" } }')
+    os.execute("chmod 600 " .. file)
+    local http_url = { AUDITRUN_INSIGHTS_URL = "http://10.0.0.5/insights", AUDITRUN_CLIENT_SECRET = "s3cret" }
+    local code, out, err = run({ "config" }, http_url)
+    assert.equal(1, code)
+    assert.matches("\nInsights: not ready: insights_url http://10%.0%.0%.5/insights "
+      .. "%(AUDITRUN_INSIGHTS_URL%) is not https: credentials and tokens are never sent in the clear but to "
+      .. "loopback %(AUDITRUN_LAB=1 allows it for a lab%)\n", out)
+    assert.matches("\nDealCloud: ready\n", out)
+    assert.equal("auditrun: config: Insights configured but not ready (see above)\n", err)
+    code, out = run({ "config" }, { AUDITRUN_INSIGHTS_URL = "http://127.0.0.1:9/insights", AUDITRUN_CLIENT_SECRET = "s" })
+    assert.equal(1, code)
+    assert.matches("\nInsights: not ready: identity_url http://id%.example %(config file " .. file:gsub("%p", "%%%0")
+      .. "%) is not https", out)
+    http_url.AUDITRUN_LAB = "1"
+    code, out, err = run({ "config" }, http_url)
+    assert.equal(0, code, err)
+    assert.matches("\nInsights: ready\n", out)
+  end)
+
+  -- Regression: a config file holding a secret was read whatever its mode.
+  it("warns, naming the file and the chmod that fixes it, when others can read a config file's secret", function()
+    util.write(file, 'return { default = { exavault_url = "https://a.exavault.com/api/v2", exavault_api_key = "k", ' ..
+      'exavault_access_token = "t" } }')
+    local script = host.script([[
+      assert(require("auditrun.exavault").connect())
+      assert(require("auditrun.dealcloud").connect() == nil)
+      print("connected")
+    ]])
+    local function warning(mode)
+      return ("warning: config file %s holds a secret and group or others can read it (mode %s): run chmod 600 %s")
+        :format(file, mode, file)
+    end
+    for _, mode in ipairs { "0644", "0666", "0640" } do
+      os.execute("chmod " .. mode .. " " .. file)
+      local code, out, err = run { "config" }
+      assert.equal(0, code, err)
+      assert.matches("\n\n" .. warning(mode):gsub("%p", "%%%0") .. "\n$", out)
+      assert.equal("", err)
+      code, out, err = run { script }
+      assert.equal(0, code, err)
+      assert.equal("connected\n", out)
+      assert.equal("auditrun: " .. warning(mode) .. "\n", err)  -- once, though read for two vendors
+    end
+    os.execute("chmod 600 " .. file)
+    local code, _, err = run { script }
+    assert.equal(0, code, err)
+    assert.equal("", err)
+    -- A secret the file reads from the environment is not in the file.
+    util.write(file, 'return { default = { exavault_url = "https://a.exavault.com/api/v2", ' ..
+      'exavault_api_key = os.getenv("EV_KEY"), exavault_access_token = os.getenv("EV_TOKEN") } }')
+    os.execute("chmod 644 " .. file)
+    code, _, err = run({ script }, { EV_KEY = "k", EV_TOKEN = "t" })
+    os.remove(script)
+    assert.equal(0, code, err)
+    assert.equal("", err)
+    local out
+    code, out = run({ "config" }, { EV_KEY = "k", EV_TOKEN = "t" })
+    assert.equal(0, code)
+    assert.is_nil(out:find("warning", 1, true))
   end)
 
   it("lets a config file read the environment and refuse with error()", function()

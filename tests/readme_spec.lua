@@ -109,7 +109,7 @@ describe("the README", function()
           -- in it but absent here (a certificate) is all that may be missing
           assert.matches("profile: +" .. name:gsub("%p", "%%%0"), out)
           assert.is_nil(err:find("config file", 1, true), err)
-          assert.is_true(code == 0 or err:match("configured but not usable") ~= nil, err)
+          assert.is_true(code == 0 or err:match("configured but not ready") ~= nil, err)
         end
       end)
     else

@@ -1,8 +1,8 @@
 -- Credentials stay where they belong: no token request or discovery follows
 -- a redirect to another origin, every error value and the host's own line
 -- are redacted whatever a server echoes, config errors never quote a value,
--- no OpenSSL read ever prompts, and TLS keys or plain http:// are refused
--- outside a lab. One regression spec per finding of the security review.
+-- no OpenSSL read ever prompts, and TLS keys or plain http:// to anything
+-- but loopback are refused outside a lab. One regression spec per finding of the security review.
 local sandbox = require "tests.helper.sandbox"
 local auth = require "auditrun.auth"
 local config = require "auditrun.config"
@@ -108,6 +108,34 @@ describe("secrets", function()
     assert.is_nil(stderr:find(sb.clients.secret_value, 1, true))
   end)
 
+  -- Regression: a secret shorter than four bytes was never registered, and
+  -- a server echoing it had it printed verbatim.
+  it("redacts a secret shorter than four bytes where it stands as a value, on the host's line too", function()
+    errors.secret("k3y")
+    assert.equal('{"key":"[redacted]","note":"k3yboard sk3y"}', errors.redact('{"key":"k3y","note":"k3yboard sk3y"}'))
+    assert.equal("ev-api-key: [redacted]\r\nx: k3y-1", errors.redact("ev-api-key: k3y\r\nx: k3y-1"))
+    assert.equal("a=[redacted]&b=[redacted] (k3y.)", errors.redact("a=k3y&b=k3y (k3y.)"))
+    assert.equal("[redacted]", errors.redact("k3y"))
+    errors.forget("k3y")
+    assert.equal("a=k3y", errors.redact("a=k3y"))
+    errors.secret("a b")
+    assert.equal("q=[redacted]&r=[redacted] s=[redacted]", errors.redact("q=a%20b&r=a+b s=a b"))
+    errors.forget("a b")
+
+    local script = host.script(([[
+      local auth = require "auditrun.auth"
+      local s = auth.session { ca_file = %q, identity_url = %q, client_id = "app", scope = "s", secret = "x9z" }
+      local _, err = s:token()
+      error(err, 0)
+    ]]):format(sb.ca_file, oidc("echo")))
+    local code, _, stderr = host.run { script }
+    os.remove(script)
+    assert.equal(1, code)
+    assert.matches("^auditrun: auth: token request refused %(HTTP 400%): invalid_client: cannot accept .*"
+      .. "client_secret=%[redacted%]", stderr)
+    assert.is_nil(stderr:find("x9z", 1, true), stderr)
+  end)
+
   it("redacts a registered secret in any error value, and in a string error the host prints", function()
     errors.secret("dealcloud-key-0123456789")
     local err = errors.new("http", "echo: dealcloud-key-0123456789", { body = "x dealcloud-key-0123456789" })
@@ -172,20 +200,42 @@ describe("secrets", function()
     assert.matches("exit=0", out)
   end)
 
-  it("refuses http:// for sign-in and API calls outside a lab", function()
-    local meta, err = auth.discover("http://127.0.0.1:9/identity")
+  -- Regression: `auditrun config` called a profile with a plain http://
+  -- URL ready, while sign-in refused even the loopback sandbox over http.
+  it("refuses plain http:// for sign-in and API calls but to loopback, outside a lab", function()
+    local meta, err = auth.discover("http://10.0.0.1:9/identity")
     assert.is_nil(meta)
-    assert.matches("the identity URL http://127.0.0.1:9/identity is not https: credentials and tokens are never sent "
-      .. "in the clear %(AUDITRUN_LAB=1 allows it for a lab%)", err.message)
+    assert.equal("the identity URL http://10.0.0.1:9/identity is not https: credentials and tokens are never "
+      .. "sent in the clear but to loopback (AUDITRUN_LAB=1 allows it for a lab)", err.message)
     local s = secret_session(sb.issuer, "lab-secret-value")
-    local res, rerr = s:request { url = "http://127.0.0.1:9/api" }
+    local res, rerr = s:request { url = "http://10.0.0.1:9/api" }
     assert.is_nil(res)
-    assert.matches("the API URL http://127.0.0.1:9/api is not https", rerr.message)
+    assert.matches("the API URL http://10.0.0.1:9/api is not https", rerr.message)
+    for url, allowed in pairs {
+      ["http://127.0.0.1:9/x"] = true, ["HTTP://LOCALHOST/x"] = true, ["http://[::1]:8080/x"] = true,
+      ["http://127.1.2.3/x"] = true, ["http://u:p@localhost:1/x"] = true,
+      ["http://127.0.0.1.example.com/x"] = false, ["http://localhost.example.com/x"] = false,
+      ["http://localhost@10.0.0.1/x"] = false, ["http://10.0.0.1/x"] = false, ["ftp://localhost/x"] = false,
+    } do
+      assert.equal(allowed, auth.check_https(url, "u") == true, url)
+    end
     local script = host.script([[print(require("auditrun.auth").check_https("http://10.0.0.1/x", "lab"))]])
     local code, out = host.run({ script }, { env = { AUDITRUN_LAB = "1" } })
     os.remove(script)
     assert.equal(0, code)
     assert.equal("true\n", out)
+  end)
+
+  it("signs in and calls an API over plain http on loopback, with no lab setting", function()
+    local plain = sandbox.start { http = true }
+    local ok, perr = pcall(function()
+      local s = auth.session { identity_url = plain.issuer, client_id = plain.clients.secret, scope = plain.scope,
+                               secret = plain.clients.secret_value }
+      local res = assert(s:request { url = plain.url .. "/test/protected", retry = false })
+      assert.equal(plain.clients.secret, require("cjson").decode(res.body).client_id)
+    end)
+    plain:stop()
+    assert(ok, perr)
   end)
 
   -- Regression: libcurl wrote TLS session keys to $SSLKEYLOGFILE, 0644.

@@ -6,6 +6,7 @@
 -- form fields AvePoint documents. Tokens are cached per identity, client and
 -- scope, and renewed ahead of expiry by one task while the others wait. A
 -- 401 from an API drops the token, gets a new one and retries once.
+local config = require "auditrun.config"
 local errors = require "auditrun.errors"
 local log = require "auditrun.log"
 local http = require "auditrun.http"
@@ -31,18 +32,12 @@ local function origin(url)
 end
 M.origin = origin
 
---- lab() -> true when AUDITRUN_LAB=1 allows plain http:// for sign-in and
---- APIs (a test tenant on a private network), never otherwise.
-function M.lab()
-  return os.getenv("AUDITRUN_LAB") == "1"
-end
-
---- Refuses an http:// URL that credentials or a token would travel to.
+--- Refuses a URL that credentials or a token would travel to in the clear
+--- (config.cleartext_refusal: plain http:// but to loopback, outside a lab).
 local function check_https(url, what)
-  if url:match("^[Hh][Tt][Tt][Pp][Ss]://") or (M.lab() and url:match("^[Hh][Tt][Tt][Pp]://")) then return true end
-  return nil, errors.new("auth", string.format(
-    "%s %s is not https: credentials and tokens are never sent in the clear (AUDITRUN_LAB=1 allows it for a lab)",
-    what, url))
+  local why = config.cleartext_refusal(url)
+  if not why then return true end
+  return nil, errors.new("auth", string.format("%s %s %s", what, url, why))
 end
 M.check_https = check_https
 

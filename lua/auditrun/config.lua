@@ -16,12 +16,15 @@
 --   groups     key -> group: a layer that sets one key of a group
 --              replaces the whole group from the layers below
 --   url        the key holding the API's base URL (http(s), no trailing /)
+--   credential_urls  keys holding URLs that credentials are sent to: each
+--              must be https, or plain http to loopback (M.cleartext_refusal)
 --   required   keys that must end up set: missing ones are named together
 --   exclusive  lists of keys of which at most one may be set
 --   resolve    optional fn(settings, from) -> nil | message: what the
 --              vendor derives or checks beyond that (from(key) names the
 --              source of a key)
 local errors = require "auditrun.errors"
+local files = require "auditrun.files"
 local util = require "auditrun.util"
 
 local M = {}
@@ -39,18 +42,49 @@ end
 -- Every vendor's keys (auditrun.vendors), so that a profile may hold the
 -- settings of every vendor while a misspelt key is still refused. Read on
 -- first use: the settings modules require this one.
-local declared
+local declared, declared_secrets
 local function declared_keys()
   if not declared then
-    declared = util.copy(M.COMMON)
+    declared, declared_secrets = util.copy(M.COMMON), {}
     for _, vendor in ipairs(require "auditrun.vendors") do
-      util.merge(declared, require("auditrun." .. vendor .. ".settings").schema.keys)
+      local schema = require("auditrun." .. vendor .. ".settings").schema
+      util.merge(declared, schema.keys)
+      for _, k in ipairs(schema.secrets or {}) do declared_secrets[k] = true end
     end
   end
   return declared
 end
 
 local function fail(message) return nil, errors.new("config", message) end
+
+--- lab() -> true when AUDITRUN_LAB=1 allows plain http:// to any host (a
+--- test tenant on a private network), and TLS key logging.
+function M.lab()
+  return os.getenv("AUDITRUN_LAB") == "1"
+end
+
+-- The host of a URL, lower-cased, without user, port or IPv6 brackets.
+local function host_of(url)
+  local authority = url:match("^%a[%w+.-]*://([^/?#]*)")
+  if not authority then return nil end
+  authority = authority:gsub("^.*@", ""):lower()
+  return authority:match("^%[(.*)%]") or authority:gsub(":%d*$", "")
+end
+
+local function loopback(host)
+  return host == "localhost" or host == "::1" or (host and host:match("^127%.%d+%.%d+%.%d+$")) ~= nil
+end
+
+--- cleartext_refusal(url) -> nil when credentials may be sent to url, else
+--- why not. https always; plain http:// only to loopback (localhost,
+--- 127.0.0.0/8, [::1]: nothing crosses a network), or to any host with
+--- AUDITRUN_LAB=1.
+function M.cleartext_refusal(url)
+  if url:match("^[Hh][Tt][Tt][Pp][Ss]://") then return nil end
+  if url:match("^[Hh][Tt][Tt][Pp]://") and (loopback(host_of(url)) or M.lab()) then return nil end
+  return "is not https: credentials and tokens are never sent in the clear but to loopback " ..
+    "(AUDITRUN_LAB=1 allows it for a lab)"
+end
 
 function M.env_name(key) return "AUDITRUN_" .. key:upper() end
 
@@ -137,6 +171,35 @@ local function load_error(path, msg)
     key and (" (key '" .. key .. "')") or "", what))
 end
 
+--- warn(message): where a config file's warning goes; stderr unless
+--- replaced (`auditrun config` shows them in its report).
+function M.warn(message)
+  io.stderr:write("auditrun: warning: ", message, "\n")
+end
+
+local warned = {}  -- path -> true once its warning was given
+local GROUP_OR_OTHER_READ = tonumber("044", 8)
+
+-- A config file that holds a secret (one not read from the environment)
+-- and that group or others can read gets one warning, as ssh gives for a
+-- private key.
+local function check_mode(path, profiles, from_env)
+  if warned[path] then return end
+  declared_keys()
+  local holds = false
+  for _, p in pairs(profiles) do
+    for k, v in pairs(p) do
+      if declared_secrets[k] and type(v) == "string" and not from_env[v] then holds = true end
+    end
+  end
+  local mode = holds and files.mode(path)
+  if mode and mode & GROUP_OR_OTHER_READ ~= 0 then
+    warned[path] = true
+    M.warn(string.format("config file %s holds a secret and group or others can read it (mode %04o): " ..
+      "run chmod 600 %s", path, mode, path))
+  end
+end
+
 --- Reads the named profile of a config file: the profile's table | nil,
 --- err. A missing file is no error unless it was asked for by name.
 function M.read_file(path, profile, required)
@@ -147,8 +210,15 @@ function M.read_file(path, profile, required)
   end
   f:close()
   -- A config file is data: it runs with no globals but os.getenv (to
-  -- read a secret from the environment) and error (to refuse).
-  local chunk, err = loadfile(path, "t", { os = { getenv = os.getenv }, error = error })
+  -- read a secret from the environment) and error (to refuse). Values it
+  -- read from the environment are not secrets the file holds.
+  local from_env = {}
+  local function getenv(name)
+    local v = os.getenv(name)
+    if v then from_env[v] = true end
+    return v
+  end
+  local chunk, err = loadfile(path, "t", { os = { getenv = getenv }, error = error })
   if not chunk then return load_error(path, err) end
   local ok, profiles = pcall(chunk)
   if not ok then return load_error(path, profiles) end
@@ -160,6 +230,7 @@ function M.read_file(path, profile, required)
       return fail("config file " .. path .. ": each profile is name = { key = value, ... }")
     end
   end
+  check_mode(path, profiles, from_env)
   local chosen = profiles[profile or "default"]
   if not chosen then
     local names = {}
@@ -258,6 +329,16 @@ function M.resolve_endpoint(schema, s, from)
   return true
 end
 
+--- check_transport(schema, s, from) -> true | nil, err: every credential
+--- URL set may carry credentials (cleartext_refusal).
+function M.check_transport(schema, s, from)
+  for _, key in ipairs(schema.credential_urls or {}) do
+    local why = s[key] and M.cleartext_refusal(s[key])
+    if why then return fail(string.format("%s %s (%s) %s", key, s[key], from(key), why)) end
+  end
+  return true
+end
+
 --- resolve_credentials(schema, s) -> true | nil, err: exclusive keys,
 --- secrets read from their files.
 function M.resolve_credentials(schema, s)
@@ -317,6 +398,8 @@ function M.load(schema, explicit, opts)
     local why = schema.resolve(s, from)
     if why then return fail(why) end
   end
+  ok, rerr = M.check_transport(schema, s, from)
+  if not ok then return nil, rerr end
   local missing = M.missing(schema, s)
   if #missing > 0 then
     return fail(string.format("%s is not configured: set %s", schema.name, table.concat(missing, ", ")))

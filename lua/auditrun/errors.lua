@@ -10,6 +10,13 @@
 -- "[redacted]" in every error value made here, in tostring(err), in body
 -- excerpts and in whatever goes through errors.redact (log lines), also
 -- where a server echoes it percent- or JSON-encoded.
+--
+-- A secret of four bytes or more is replaced wherever it appears. A
+-- shorter one would blank out parts of ordinary words, so it is replaced
+-- where it stands as a whole value: with the start or end of the text or a
+-- delimiter on each side (white space, a quote, = & , ; : ( ) [ ] { } < >),
+-- as in a JSON string value ("abc"), a header value (key: abc) or a form
+-- value (key=abc&...).
 local core = require "auditrun.core"
 local cjson_encode  -- lua-cjson, loaded when a secret is first registered
 
@@ -20,8 +27,11 @@ local ERROR_META = getmetatable(core.error({}))
 local REDACTED = "[redacted]"
 
 -- Patterns for every registered secret's spellings, longest first so a
--- secret that contains another is replaced whole.
-local secrets, patterns = {}, {}
+-- secret that contains another is replaced whole; `whole` holds the
+-- spellings of the short secrets, replaced only as whole values.
+local SHORT = 4
+local secrets, patterns, whole = {}, {}, {}
+local DELIMITER = "[%s\"'=&,;:()%[%]{}<>]"
 
 local function spellings(value)
   local out = { value }
@@ -36,20 +46,43 @@ local function spellings(value)
 end
 
 local function rebuild()
-  local list = {}
+  local list, short = {}, {}
   for value in pairs(secrets) do
-    for _, v in ipairs(spellings(value)) do list[#list + 1] = v end
+    local into = #value < SHORT and short or list
+    for _, v in ipairs(spellings(value)) do into[#into + 1] = v end
   end
-  table.sort(list, function(a, b) return #a > #b end)
-  patterns = {}
+  local longest = function(a, b) return #a > #b end
+  table.sort(list, longest)
+  table.sort(short, longest)
+  patterns, whole = {}, short
   for i, v in ipairs(list) do patterns[i] = v:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0") end
 end
 
+-- s with each occurrence of v that stands as a whole value replaced.
+local function redact_whole(s, v)
+  local out, kept, from = {}, 1, 1
+  while true do
+    local i, j = s:find(v, from, true)
+    if not i then break end
+    if (i == 1 or s:sub(i - 1, i - 1):find(DELIMITER)) and (j == #s or s:sub(j + 1, j + 1):find(DELIMITER)) then
+      out[#out + 1] = s:sub(kept, i - 1)
+      out[#out + 1] = REDACTED
+      kept = j + 1
+      from = j + 1
+    else
+      from = i + 1
+    end
+  end
+  if kept == 1 then return s end
+  out[#out + 1] = s:sub(kept)
+  return table.concat(out)
+end
+
 --- secret(value) -> value: from now on value is redacted wherever an error
---- or a log line would show it. Values shorter than 4 bytes are not
---- registered (they would blank out ordinary words).
+--- or a log line would show it (one shorter than four bytes where it stands
+--- as a whole value).
 function M.secret(value)
-  if type(value) == "string" and #value >= 4 and not secrets[value] then
+  if type(value) == "string" and value ~= "" and not secrets[value] then
     secrets[value] = true
     rebuild()
   end
@@ -69,6 +102,7 @@ end
 function M.redact(s)
   if type(s) ~= "string" or s == "" then return s end
   for _, p in ipairs(patterns) do s = s:gsub(p, REDACTED) end
+  for _, v in ipairs(whole) do s = redact_whole(s, v) end
   return s
 end
 

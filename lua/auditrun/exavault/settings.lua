@@ -15,6 +15,7 @@ M.schema = config.schema {
   files = { exavault_access_token_file = "exavault_access_token" },
   groups = { exavault_access_token = "cred", exavault_access_token_file = "cred" },
   url = "exavault_url",
+  credential_urls = { "exavault_url" },
   required = { "exavault_url", "exavault_api_key", "exavault_access_token" },
   exclusive = { { "exavault_access_token", "exavault_access_token_file" } },
 }

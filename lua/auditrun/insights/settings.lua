@@ -78,6 +78,7 @@ M.schema = config.schema {
     client_secret = "cred", client_secret_file = "cred",
   },
   url = "insights_url",
+  credential_urls = { "insights_url", "identity_url" },
   exclusive = { { "client_secret", "client_secret_file" }, { "cert_password", "cert_password_file" } },
   resolve = resolve,
 }

@@ -567,9 +567,20 @@ const COLS = {
 function makeReports(t, views, q) {
   const single = (sheets) => [{ name: null, sheets }];
 
+  // opts.format (config activityFormat, see activityFormatOf): how the
+  // report's workbook is served; 'xlsx' unless told.
   function activity(opts) {
     const rows = t.activities(opts).map((a) => [a.time.toISOString().slice(0, 19), a.user, a.operation, a.objectName, a.objectUrl, a.ip, a.client]);
-    return single([{ name: 'Activities', columns: COLS.activity, rows }]);
+    const events = { name: 'Activities', columns: COLS.activity, rows };
+    const format = opts.format || 'xlsx';
+    if (format === 'xlsx') return single([events]);
+    if (format === 'csv') return [{ name: null, format: 'csv', sheets: [events] }];
+    // A summary sheet first, as a reader must pass by: it has an operations column but no time.
+    const summary = { name: 'Summary', columns: ['User', 'Operations', 'Objects'],
+      rows: [[opts.actor || opts.subject, rows.length, new Set(rows.map((r) => r[4])).size]] };
+    if (format === 'summary-only') return [{ name: null, format: 'xlsx', sheets: [summary] }];
+    if (format === 'damaged') return [{ name: null, format: 'damaged', sheets: [events] }];
+    return [{ name: null, format: format === 'csv+summary' ? 'csv' : 'xlsx', sheets: [summary, events] }];
   }
 
   // option: 1 site collection level, 2 all objects, 3 summary only (legacy and groups)
@@ -626,17 +637,51 @@ function makeReports(t, views, q) {
   };
 }
 
-// The .zip the file endpoints stream: one .xlsx per workbook of the report.
+// A sheet as RFC 4180 CSV, as Excel saves "CSV UTF-8": a byte order mark,
+// CRLF line ends, a field with a comma, quote or line break quoted and its
+// quotes doubled.
+function csvText(sheet) {
+  const field = (v) => {
+    if (v === null || v === undefined) return '';
+    const s = Array.isArray(v) ? v.join(', ') : String(v);
+    return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  };
+  return `\ufeff${[sheet.columns, ...sheet.rows].map((r) => `${r.map(field).join(',')}\r\n`).join('')}`;
+}
+
+// The .zip the file endpoints stream: one .xlsx per workbook of the report;
+// a workbook whose format is 'csv' is one .csv member per sheet, one whose
+// format is 'damaged' an .xlsx member that is not a workbook.
 function renderZip(job) {
   const date = new Date(job.submittedAt);
-  const files = job.build();
-  const entries = files.map((f) => ({
-    name: `${f.name ? `${job.reportName}_${f.name}` : `${job.reportName}_${job.id}`}.xlsx`,
-    data: buildXlsx(f.sheets, date),
-    date,
-    compress: false,                  // an .xlsx is already deflated
-  }));
+  const entries = [];
+  for (const f of job.build()) {
+    const base = f.name ? `${job.reportName}_${f.name}` : `${job.reportName}_${job.id}`;
+    if (f.format === 'csv') {
+      for (const s of f.sheets) {
+        entries.push({ name: f.sheets.length > 1 ? `${base}_${s.name}.csv` : `${base}.csv`, data: csvText(s), date });
+      }
+    } else {
+      const data = f.format === 'damaged' ? Buffer.from('<html><body>Report generation failed.</body></html>') : buildXlsx(f.sheets, date);
+      entries.push({ name: `${base}.xlsx`, data, date, compress: false });   // an .xlsx is already deflated
+    }
+  }
   return createZip(entries);
+}
+
+// How a user's activity report is served under config activityFormat:
+// 'xlsx' (as the service does), 'csv' (a .csv member), or 'mix' by the
+// user's place in the tenant's list (0-based): 0 CSV members (a summary and
+// the activities), 1 an .xlsx with a summary sheet before the activities,
+// 2 an .xlsx with only the summary sheet, 3 an .xlsx member that is not a
+// workbook; after those even places CSV, odd ones XLSX, as 0 and 1.
+function activityFormatOf(config, user) {
+  const how = config.activityFormat;
+  if (how !== 'mix') return how;
+  const i = user.idx;
+  if (i === 2) return 'summary-only';
+  if (i === 3) return 'damaged';
+  return i % 2 === 0 ? 'csv+summary' : 'xlsx+summary';
 }
 
 // ---- AvePoint Graph handlers ---------------------------------------------------
@@ -701,7 +746,8 @@ function makeGraphHandlers(t, views, q, reports, state) {
       const u = lookupUser(ctx.params.email);
       const { from, to } = activityTimes(ctx, 'strict');
       const eventTypes = eventTypesOf(ctx);
-      return graphJob(ctx.submit('UserActivityReport', () => reports.activity({ subject: u.loginName, actor: u.loginName, start: from, finish: to, eventTypes })));
+      const format = activityFormatOf(state.config, u);
+      return graphJob(ctx.submit('UserActivityReport', () => reports.activity({ subject: u.loginName, actor: u.loginName, start: from, finish: to, eventTypes, format })));
     },
 
     userAccessExport(ctx) {
@@ -1307,7 +1353,7 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
   if (typeof verifyAccessToken !== 'function') throw new TypeError('createInsights needs verifyAccessToken(req)');
   const tenant = data.createTenant(seed, { hostile });
   const state = {
-    config: { jobSeconds, maxJobs, strictPaths: true, requiredScope: REQUIRED_SCOPE },
+    config: { jobSeconds, maxJobs, strictPaths: true, requiredScope: REQUIRED_SCOPE, activityFormat: 'xlsx' },
     requests: [],
     faults: [],
     jobs: new Map(),
@@ -1528,7 +1574,8 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
       else if (k === 'maxJobs' && Number.isInteger(v) && v >= 0) cfg.maxJobs = v;
       else if (k === 'strictPaths' && typeof v === 'boolean') cfg.strictPaths = v;
       else if (k === 'requiredScope' && (v === null || typeof v === 'string')) cfg.requiredScope = v;
-      else throw bad(`Bad config field '${k}'. Known: jobSeconds (number >= 0), maxJobs (integer >= 0), strictPaths (boolean), requiredScope (string or null).`);
+      else if (k === 'activityFormat' && ['xlsx', 'csv', 'mix'].includes(v)) cfg.activityFormat = v;
+      else throw bad(`Bad config field '${k}'. Known: jobSeconds (number >= 0), maxJobs (integer >= 0), strictPaths (boolean), requiredScope (string or null), activityFormat (xlsx, csv or mix: how user activity reports are served).`);
     }
     Object.assign(state.config, cfg);
     return state.config;

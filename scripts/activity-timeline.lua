@@ -33,20 +33,27 @@ if opts.insights_users then
   if not list then cli.usage_error(spec, "--insights-users: " .. err) end
   opts.insights_users = list
 end
-local sources, names = {}, {}
+local clients = {}
 for _, name in ipairs(vendors) do
   if activity.configured(name, opts) then
     local vendor = require("auditrun." .. name)
-    local c = activity.connect(vendor, opts)
-    for _, s in ipairs(vendor.timeline(c, from, to, opts)) do sources[#sources + 1] = s end
-    names[#names + 1] = name
+    clients[#clients + 1] = { vendor = vendor, client = activity.connect(vendor, opts) }
   end
 end
-if #names == 0 then
+if #clients == 0 then
   error(require("auditrun.errors").new("config", "no vendor is configured: set the settings of at least one "
     .. "(AUDITRUN_DEALCLOUD_URL ..., AUDITRUN_EXAVAULT_URL ..., AUDITRUN_INSIGHTS_URL ...)"), 0)
 end
 workflow.records(opts, {
   columns = activity.FIELDS,
-  rows = function() return activity.merge(sources) end,
+  warnings = { unreadable = "Insights report(s) could not be read: the timeline lacks their events" },
+  rows = function(warn)
+    -- A report that cannot be read is a warning that fails the run, not a stop (the other reports are read).
+    opts.warn = warn
+    local sources = {}
+    for _, v in ipairs(clients) do
+      for _, s in ipairs(v.vendor.timeline(v.client, from, to, opts)) do sources[#sources + 1] = s end
+    end
+    return activity.merge(sources)
+  end,
 })

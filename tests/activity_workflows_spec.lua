@@ -313,6 +313,88 @@ describe("activity workflows", function()
     assert.equal(before.jobs_submitted, after.jobs_submitted)
   end)
 
+  -- Insights alone: the timeline of the first `n` users of the tenant for 30
+  -- days, written to `name` in dir -> code, stdout, stderr, its events.
+  local function insights_timeline(name, n, extra)
+    local tenant = sb:control("GET", "/tenant")
+    sb:control("POST", "/config", { jobSeconds = 0.05 })
+    local users = dir .. "/users.txt"
+    local f = assert(io.open(users, "w"))
+    for i = 1, n do f:write(tenant.users[i].loginName, "\n") end
+    f:close()
+    local e = env { "AUDITRUN_DEALCLOUD_URL", "AUDITRUN_DEALCLOUD_CLIENT_ID", "AUDITRUN_DEALCLOUD_CLIENT_SECRET",
+                    "AUDITRUN_EXAVAULT_URL", "AUDITRUN_EXAVAULT_API_KEY", "AUDITRUN_EXAVAULT_ACCESS_TOKEN" }
+    e.AUDITRUN_INSIGHTS_URL, e.AUDITRUN_IDENTITY_URL = sb.url .. "/insights", sb.issuer
+    e.AUDITRUN_CLIENT_ID, e.AUDITRUN_CLIENT_SECRET = sb.clients.secret, sb.clients.secret_value
+    local from = time.parse(t.dealcloud.last) - 60 * DAY
+    local args = { "activity-timeline", "--from", time.iso(from):sub(1, 19), "--to",
+                   time.iso(from + 30 * DAY - 1):sub(1, 19), "--insights-users", users, "--out", dir .. "/" .. name }
+    for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+    local code, out, err = host.run(args, { env = e })
+    local evs = {}
+    for _, l in ipairs(lines(dir .. "/" .. name)) do evs[#evs + 1] = cjson.decode(l) end
+    return code, out, err, evs, tenant
+  end
+
+  describe("with Insights reports served as CSV", function()
+    after_each(function() sb:control("POST", "/config", { activityFormat = "xlsx" }) end)
+
+    it("read the same events from CSV members as from XLSX ones", function()
+      local code, _, err, xlsx = insights_timeline("xlsx.jsonl", 2, { "-q" })
+      assert.equal(0, code, err)
+      assert.is_true(#xlsx > 50, "events: " .. #xlsx)
+      sb:control("POST", "/config", { activityFormat = "csv" })
+      local csv
+      code, _, err, csv = insights_timeline("csv.jsonl", 2, { "-q" })
+      assert.equal(0, code, err)
+      assert.matches("unreadable 0", err)
+      assert.equal(#xlsx, #csv)
+      for i = 1, #xlsx do assert.same(xlsx[i], csv[i], "event " .. i) end
+    end)
+
+    it("name each report with no readable events sheet, count it and exit 1, on every rerun", function()
+      -- mix: user 1 CSV members, 2 XLSX (each with a summary sheet first),
+      -- 3 only a summary sheet, 4 a member that is not a workbook, 5 CSV.
+      local code, _, err, want, tenant = insights_timeline("xlsx.jsonl", 5, { "-q" })
+      assert.equal(0, code, err)
+      sb:control("POST", "/config", { activityFormat = "mix" })
+      local got
+      code, _, err, got = insights_timeline("mix.jsonl", 5, { "--log-format", "json" })
+      assert.equal(1, code, err)
+      local summary, warned = nil, {}
+      for l in err:gmatch("[^\n]+") do
+        local ok, rec = pcall(cjson.decode, l)
+        if ok and type(rec) == "table" and rec.event == "summary" then summary = rec end
+        if ok and type(rec) == "table" and rec.event == "unreadable" then warned[#warned + 1] = rec.message end
+      end
+      assert.is_table(summary, err)
+      assert.equal(2, summary.unreadable)
+      assert.equal(2, #warned, err)
+      table.sort(warned)
+      local bad = { tenant.users[3].loginName, tenant.users[4].loginName }
+      local joined = table.concat(warned, "\n")
+      for _, u in ipairs(bad) do assert.truthy(joined:find(u, 1, true), joined) end
+      assert.matches("%.zip", warned[1])
+      assert.matches("auditrun: incomplete: 2 Insights report", err)
+      -- Every event of the readable reports, none of the others.
+      local expect = {}
+      for _, ev in ipairs(want) do
+        if ev.user ~= bad[1] and ev.user ~= bad[2] then expect[#expect + 1] = ev end
+      end
+      assert.is_true(#expect > 100, "events: " .. #expect)
+      assert.equal(#expect, #got)
+      for i = 1, #expect do assert.same(expect[i], got[i], "event " .. i) end
+      -- A rerun reads the same reports (no job again) and fails the same way.
+      local before = sb:control("GET", "/stats")
+      code, _, err = insights_timeline("mix.jsonl", 5, { "-q" })
+      assert.equal(1, code, err)
+      assert.matches("unreadable 2", err)
+      assert.matches("auditrun: incomplete: ", err)
+      assert.equal(before.jobs_submitted, sb:control("GET", "/stats").jobs_submitted)
+      assert.equal(#expect, #lines(dir .. "/mix.jsonl"))
+    end)
+  end)
+
   it("finish a timeline killed with -9 into the same events an uninterrupted run writes", function()
     local from = time.parse(t.exavault.first)
     local args = function(out)

@@ -146,6 +146,13 @@ local function stamp(self)
   return os.date("!%Y-%m-%dT%H:%M:%SZ", self.wall())
 end
 
+-- One JSON log line on stderr: time, level, event, message, then fields.
+local function json_line(self, level, name, message, fields)
+  local rec = { time = stamp(self), level = level, event = name, message = message }
+  for k, v in pairs(fields or {}) do if rec[k] == nil then rec[k] = v end end
+  write(self.err, records.encode(rec), "\n")
+end
+
 --- event(level, name, message, fields): a failure ("error"), a step
 --- ("info": shown as log lines when not live) or a detail ("debug": -v).
 function Progress:event(level, name, message, fields)
@@ -156,9 +163,7 @@ function Progress:event(level, name, message, fields)
   end
   self:clear_line()
   if self.format == "json" and not self.live then
-    local rec = { time = stamp(self), level = level, event = name, message = message }
-    for k, v in pairs(fields or {}) do if rec[k] == nil then rec[k] = v end end
-    write(self.err, records.encode(rec), "\n")
+    json_line(self, level, name, message, fields)
   elseif self.live then
     write(self.err, level == "error" and "failed: " or "", message, "\n")
   else
@@ -179,6 +184,18 @@ end
 function Progress:say(text)
   self:clear_line()
   write(self.err, text, "\n")
+end
+
+--- summary(text, fields): the run's summary, on stderr: text, or under
+--- --log-format json (when not live) a JSON line, event "summary", with
+--- text as its message and fields beside it.
+function Progress:summary(text, fields)
+  if self.format == "json" and not self.live then
+    self:clear_line()
+    json_line(self, "info", "summary", text, fields)
+  else
+    self:say(text)
+  end
 end
 
 function Progress:close()

@@ -1,15 +1,18 @@
 -- auditrun.sheets: the rows of the spreadsheets inside a report zip, read
--- as a stream. A report (Insights exports are zips of .xlsx workbooks) is
--- read entry by entry: lua-zlib inflates, lua-expat parses the worksheet
--- XML as it comes, and each row is handed out as soon as its </row> is
--- seen, so memory holds a chunk and a row, not the sheet (shared strings
--- aside: a workbook's string table is read first when it has one).
+-- as a stream. A report (Insights exports are zips of .xlsx workbooks, or
+-- of .csv files) is read member by member: lua-zlib inflates, lua-expat
+-- parses a workbook's worksheet XML as it comes and the CSV reader splits
+-- CSV text as it comes, and each row is handed out as soon as it ends, so
+-- memory holds a chunk and a row, not the sheet (shared strings aside: a
+-- workbook's string table is read first when it has one).
 --
---   for row, sheet in sheets.rows("report.zip") do print(sheet, row[1], row[2]) end
+--   for row, member, sheet in sheets.rows("report.zip", tmpdir) do print(member, sheet, row[1], row[2]) end
 --
 -- Rows are lists of cell texts by column (A = 1); an empty cell is nil.
--- Only what an export needs of the zip format is read: stored and
--- deflated entries, sizes from the central directory (no ZIP64).
+-- Each sheet's rows come in order, its header row first: a CSV member is
+-- one sheet, a workbook one per worksheet part. Only what an export needs
+-- of the zip format is read: stored and deflated entries, sizes from the
+-- central directory (no ZIP64).
 local lxp = require "lxp"
 local zlib = require "zlib"
 local download = require "auditrun.download"
@@ -131,11 +134,45 @@ local function shared_strings(path, entry)
   return list
 end
 
---- workbook_rows(path) -> iterator over (row, sheet part name) of every
---- worksheet of an .xlsx file, in order.
+-- An element's or attribute's name without its namespace prefix.
+local function bare(name)
+  return name:match("[^:]*$")
+end
+
+-- The names of a workbook's worksheets by part ("xl/worksheets/sheet1.xml"
+-- -> "Summary"), from xl/workbook.xml and its relationships; empty when
+-- the workbook does not say.
+local function sheet_names(path, by_name)
+  local book, rels = by_name["xl/workbook.xml"], by_name["xl/_rels/workbook.xml.rels"]
+  if not (book and rels) then return {} end
+  local targets, out = {}, {}
+  local step = parse(path, rels, {
+    StartElement = function(_, name, attrs)
+      if bare(name) == "Relationship" and attrs.Id and attrs.Target then targets[attrs.Id] = attrs.Target end
+    end,
+  })
+  while step() do end
+  step = parse(path, book, {
+    StartElement = function(_, name, attrs)
+      if bare(name) ~= "sheet" or not attrs.name then return end
+      for k, v in pairs(attrs) do
+        local target = type(k) == "string" and bare(k) == "id" and targets[v]
+        -- A target is relative to xl/ unless it starts with /.
+        if target then out[target:match("^/(.*)") or ("xl/" .. target)] = attrs.name end
+      end
+    end,
+  })
+  while step() do end
+  return out
+end
+
+--- workbook_rows(path) -> iterator over (row, sheet name) of every
+--- worksheet of an .xlsx file, in order (a sheet the workbook gives no
+--- name is named by its part, xl/worksheets/sheet1.xml).
 function M.workbook_rows(path)
   local entries, by_name = M.entries(path), {}
   for _, e in ipairs(entries) do by_name[e.name] = e end
+  local names = sheet_names(path, by_name)
   local strings = by_name["xl/sharedStrings.xml"] and shared_strings(path, by_name["xl/sharedStrings.xml"]) or {}
   local sheets = {}
   for _, e in ipairs(entries) do
@@ -173,7 +210,7 @@ function M.workbook_rows(path)
       if queue[qi] then
         local r = queue[qi]
         queue[qi], qi = nil, qi + 1
-        return r, sheets[si].name
+        return r, names[sheets[si].name] or sheets[si].name
       end
       if not (step and step()) then
         si = si + 1
@@ -184,27 +221,194 @@ function M.workbook_rows(path)
   end
 end
 
---- rows(zip, tmpdir) -> iterator over (row, workbook name) of every
---- workbook in a report zip (each extracted to tmpdir while it is read).
-function M.rows(zip, tmpdir)
-  local books = {}
-  for _, e in ipairs(M.entries(zip)) do
-    if e.name:lower():match("%.xlsx$") then books[#books + 1] = e end
+-- ---- CSV ---------------------------------------------------------------------------
+
+local QUOTE, COMMA, CR, LF = 34, 44, 13, 10
+local UTF8_BOM = "\239\187\191"
+
+--- csv_rows(source, where) -> iterator over the rows of CSV text (RFC
+--- 4180) read from source, an iterator over byte chunks (as chunks()
+--- gives). Fields are separated by commas and records by CRLF (or LF, or
+--- CR); a field in double quotes may hold commas, line breaks and doubled
+--- quotes (""). A UTF-8 byte order mark at the start is dropped and blank
+--- lines are passed by. Rows are lists of field texts, an empty field nil,
+--- as a workbook's are; memory holds a chunk and a row however long the
+--- text. where names the text in errors: an unclosed quote, text after a
+--- closing quote, or UTF-16 text raise an error value of kind "report".
+function M.csv_rows(source, where)
+  local buf, pos, at_end, started = "", 1, false, false
+  local row, col, pieces, record = {}, 1, {}, 1
+  -- start: before a field; plain, quoted: in one; quote: after a quote in
+  -- a quoted field (a closing or a doubled one); cr: after a CR ending a record.
+  local mode = "start"
+
+  -- Refills a spent buffer (passing empty chunks by); false at the end of the text.
+  local function fill()
+    while pos > #buf do
+      if at_end then return false end
+      local chunk = source()
+      if chunk == nil then at_end = true return false end
+      buf, pos = chunk, 1
+      if not started then
+        -- The first three bytes decide the encoding, however the chunks fall.
+        while #buf < 3 do
+          local more = source()
+          if more == nil then at_end = true break end
+          buf = buf .. more
+        end
+        started = true
+        if buf:sub(1, 3) == UTF8_BOM then pos = 4 end
+        local two = buf:sub(1, 2)
+        if two == "\255\254" or two == "\254\255" then
+          fail("%s is UTF-16 text; only UTF-8 CSV is read (save it as CSV UTF-8)", where)
+        end
+      end
+    end
+    return true
   end
-  local bi, iter, temp = 0, nil, nil
+
+  local function end_field()
+    local text = #pieces == 1 and pieces[1] or table.concat(pieces)
+    pieces = {}
+    if text ~= "" then row[col] = text end
+    col = col + 1
+  end
+
+  local function end_row()
+    local r = row
+    row, col, record = {}, 1, record + 1
+    return r
+  end
+
+  return function()
+    while true do
+      if pos > #buf and not fill() then
+        if mode == "quoted" then fail("%s: record %d: a quoted field is not closed at the end", where, record) end
+        if mode == "cr" or (mode == "start" and col == 1) then
+          mode = "start"
+          return nil
+        end
+        end_field()
+        mode = "start"
+        return end_row()
+      end
+      if mode == "start" then
+        local c = buf:byte(pos)
+        if c == QUOTE then
+          pos, mode = pos + 1, "quoted"
+        elseif col == 1 and (c == CR or c == LF) then
+          -- A blank line.
+          pos, mode = pos + 1, c == CR and "cr" or "start"
+        else
+          mode = "plain"
+        end
+      elseif mode == "plain" then
+        local stop = buf:find("[,\r\n]", pos)
+        if not stop then
+          pieces[#pieces + 1] = buf:sub(pos)
+          pos = #buf + 1
+        else
+          pieces[#pieces + 1] = buf:sub(pos, stop - 1)
+          local c = buf:byte(stop)
+          pos = stop + 1
+          end_field()
+          if c == COMMA then
+            mode = "start"
+          else
+            mode = c == CR and "cr" or "start"
+            return end_row()
+          end
+        end
+      elseif mode == "quoted" then
+        local close = buf:find('"', pos, true)
+        if not close then
+          pieces[#pieces + 1] = buf:sub(pos)
+          pos = #buf + 1
+        else
+          pieces[#pieces + 1] = buf:sub(pos, close - 1)
+          pos, mode = close + 1, "quote"
+        end
+      elseif mode == "quote" then
+        local c = buf:byte(pos)
+        pos = pos + 1
+        if c == QUOTE then
+          pieces[#pieces + 1] = '"'
+          mode = "quoted"
+        elseif c == COMMA then
+          end_field()
+          mode = "start"
+        elseif c == CR or c == LF then
+          end_field()
+          mode = c == CR and "cr" or "start"
+          return end_row()
+        else
+          fail("%s: record %d: text after the closing quote of field %d", where, record, col)
+        end
+      else -- cr: a LF right after it is the same line end
+        if buf:byte(pos) == LF then pos = pos + 1 end
+        mode = "start"
+      end
+    end
+  end
+end
+
+-- ---- a report's members --------------------------------------------------------------
+
+-- The members rows() reads, by kind: workbooks and CSV files, in the
+-- order of the zip (a macOS resource fork folder is not part of a report).
+local function sheet_members(zip)
+  local out = {}
+  for _, e in ipairs(M.entries(zip)) do
+    local name = e.name:lower()
+    if not name:match("^__macosx/") then
+      if name:match("%.xlsx$") then out[#out + 1] = { entry = e, kind = "xlsx" }
+      elseif name:match("%.csv$") then out[#out + 1] = { entry = e, kind = "csv" } end
+    end
+  end
+  return out
+end
+
+--- rows(zip, tmpdir) -> iterator over (row, member, sheet) of every sheet
+--- of a report zip: member is the name of the .xlsx or .csv file in the
+--- zip, sheet the name of a workbook's worksheet (nil for a CSV file,
+--- which is one sheet). A workbook is extracted to tmpdir while it is
+--- read; a CSV file is read straight from the zip.
+function M.rows(zip, tmpdir)
+  local members = sheet_members(zip)
+  local mi, iter, temp = 0, nil, nil
+  -- Runs fn(...); on an error the workbook's copy goes, and an error about
+  -- the copy names the member of the report instead.
+  local function guarded(fn, ...)
+    local ok, a, b = pcall(fn, ...)
+    if ok then return a, b end
+    if temp then
+      os.remove(temp)
+      if errors.is(a, "report") and a.message:sub(1, #temp) == temp then
+        a = errors.new("report", zip .. ": " .. members[mi].entry.name .. a.message:sub(#temp + 1))
+      end
+      temp = nil
+    end
+    error(a, 0)
+  end
+  local function open(m)
+    if m.kind == "csv" then return M.csv_rows(M.chunks(zip, m.entry), zip .. ": " .. m.entry.name) end
+    -- Named after the report, so that reports read side by side never share one.
+    temp = string.format("%s/.%s-%d.xlsx", tmpdir, zip:match("[^/]*$"), mi)
+    M.extract(zip, m.entry, temp)
+    return M.workbook_rows(temp)
+  end
   return function()
     while true do
       if iter then
-        local r = iter()
-        if r then return r, books[bi].name end
-        os.remove(temp)
-        iter = nil
+        local r, sheet = guarded(iter)
+        if r then return r, members[mi].entry.name, sheet end
+        if temp then os.remove(temp) end
+        iter, temp = nil, nil
       end
-      bi = bi + 1
-      if not books[bi] then return nil end
-      -- Named after the report, so that reports read side by side never share one.
-      temp = M.extract(zip, books[bi], string.format("%s/.%s-%d.xlsx", tmpdir, zip:match("[^/]*$"), bi))
-      iter = M.workbook_rows(temp)
+      mi = mi + 1
+      local m = members[mi]
+      if not m then return nil end
+      iter = guarded(open, m)
     end
   end
 end

@@ -260,14 +260,21 @@ end
 
 -- ---- records workflows ---------------------------------------------------------
 
---- records(opts, {columns=, rows=function() -> iterator over rows}) or
---- records(opts, {columns=, pages=function(cursor) -> iterator over (rows,
---- cursor after them, or nil when a rerun cannot start there)}): a records
---- workflow's whole run. With pages, a rerun continues from the last cursor
---- saved. The rows go to opts.out (auditrun.records: JSON Lines or CSV,
---- resumable), a live line counts them, and a summary says how many and
---- where. A failure part way keeps what was written (the
---- rerun resumes) and raises.
+--- records(opts, {columns=, rows=function(warn) -> iterator over rows}) or
+--- records(opts, {columns=, pages=function(cursor, warn) -> iterator over
+--- (rows, cursor after them, or nil when a rerun cannot start there)}): a
+--- records workflow's whole run. With pages, a rerun continues from the
+--- last cursor saved. The rows go to opts.out (auditrun.records: JSON Lines
+--- or CSV, resumable), a live line counts them, and a summary says how many
+--- and where (also as a JSON line under --log-format json). A failure part
+--- way keeps what was written (the rerun resumes) and raises.
+---
+--- warnings = {name = what those are, ...}: things the rows cannot hold (a
+--- report that cannot be read). warn(name, message) prints message as a
+--- warning line and counts name; the summary gives every count (`name N`),
+--- and any above 0 end the run incomplete (exit 1): the file keeps every
+--- row but is not marked complete, so a rerun reads the sources again and
+--- says so again.
 function M.records(opts, o)
   local p = progress.new { quiet = opts.quiet, verbose = opts.verbose, format = opts.log_format, rows = true }
   log.listen(function(event, message) p:event("debug", event, message) end)
@@ -278,6 +285,16 @@ function M.records(opts, o)
     p:say(string.format("%s: %s is complete from an earlier run (%d rows); remove it (and %s) to fetch it again",
       name, opts.out, w.rows, w.state_path))
     return w
+  end
+  local warnings, counted = o.warnings or {}, {}
+  for what in pairs(warnings) do counted[#counted + 1] = what end
+  table.sort(counted)
+  local counts = {}
+  for _, what in ipairs(counted) do counts[what] = 0 end
+  local function warn(what, message)
+    assert(counts[what], "a warning the workflow did not declare")
+    counts[what] = counts[what] + 1
+    p:event("error", what, message)
   end
   -- Rows an earlier run wrote: kept, and not written again.
   local earlier = w.rows
@@ -291,18 +308,28 @@ function M.records(opts, o)
       p:update()
     end
   end
+  local incomplete = false
   local ok, err = pcall(function()
     if o.pages then
       -- Page by page from where the last run marked, the cursor saved after each.
-      for rows, cursor in o.pages(w.cursor) do
+      for rows, cursor in o.pages(w.cursor, warn) do
         for _, row in ipairs(rows) do write(row) end
         -- nil: no new place to resume from (the last one still holds).
         if cursor ~= nil then errors.try(w:mark(cursor)) end
       end
     else
-      for row in o.rows() do write(row) end
+      for row in o.rows(warn) do write(row) end
     end
-    errors.try(w:close())
+    for _, what in ipairs(counted) do
+      if counts[what] > 0 then incomplete = true end
+    end
+    if incomplete then
+      -- Not complete: a rerun reads again rather than calling the file whole.
+      errors.try(w:checkpoint())
+      w:abandon()
+    else
+      errors.try(w:close())
+    end
   end)
   c.bytes = w.bytes
   p:close()
@@ -316,11 +343,27 @@ function M.records(opts, o)
     error(err, 0)
   end
   local dropped = w:dropped_columns()
-  p:say(string.format("%s: %d rows in %s (%s, %d from an earlier run), %s in %s%s%s", name, w.rows, opts.out,
-    opts.format, earlier, progress.bytes(w.bytes), progress.duration(p:elapsed()),
+  local noted = {}
+  for _, what in ipairs(counted) do noted[#noted + 1] = string.format("%s %d", what, counts[what]) end
+  local seconds = p:elapsed()
+  local text = string.format("%s: %d rows in %s (%s, %d from an earlier run), %s in %s%s%s%s", name, w.rows, opts.out,
+    opts.format, earlier, progress.bytes(w.bytes), progress.duration(seconds),
+    #noted > 0 and ("; " .. table.concat(noted, ", ")) or "",
     w.neutralised > 0 and string.format("; %d cells that a spreadsheet would run as formulas start with ' "
       .. "(--csv-raw writes them as they are)", w.neutralised) or "",
-    #dropped > 0 and ("; not in the CSV columns: " .. table.concat(dropped, ", ")) or ""))
+    #dropped > 0 and ("; not in the CSV columns: " .. table.concat(dropped, ", ")) or "")
+  local fields = { workflow = name, out = opts.out, format = opts.format, rows = w.rows, earlier = earlier,
+                   bytes = w.bytes, seconds = math.floor(seconds * 1000 + 0.5) / 1000, complete = not incomplete,
+                   neutralised = w.neutralised }
+  for _, what in ipairs(counted) do fields[what] = counts[what] end
+  p:summary(text, fields)
+  if incomplete then
+    local parts = {}
+    for _, what in ipairs(counted) do
+      if counts[what] > 0 then parts[#parts + 1] = string.format("%d %s", counts[what], warnings[what]) end
+    end
+    error(errors.new("incomplete", table.concat(parts, "; ")), 0)
+  end
   return w
 end
 

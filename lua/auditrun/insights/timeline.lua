@@ -51,20 +51,40 @@ local function layout(header)
   return at
 end
 
--- The events of one report, in its order (the service sorts by time).
-local function report_events(path, dir)
+-- A sheet as warnings name it: its member, its name in a workbook, and
+-- the first cells of its header row.
+local function sheet_label(member, sheet, header)
+  local cells = {}
+  for i = 1, 6 do cells[#cells + 1] = header[i] and tostring(header[i]) or nil end
+  return string.format("%s%s [%s]", member, sheet and (" sheet " .. sheet) or "", table.concat(cells, ", "))
+end
+
+-- The events of one report, in its order (the service sorts by time): the
+-- rows of every sheet whose header row (its first with a cell) has time
+-- and operation columns. Other sheets, and summaries (a sheet, or a CSV
+-- member, named so) whatever their columns, are passed by; seen counts
+-- the events sheets (seen.events) and lists the others (seen.other).
+local function report_events(path, dir, seen)
   local rows = sheets.rows(path, dir)
-  local header, at
+  local key, header, at
   return function()
     while true do
-      local row = rows()
+      local row, member, sheet = rows()
       if row == nil then return nil end
+      local this = member .. "\0" .. (sheet or "")
+      if this ~= key then key, header, at = this, nil, nil end
       if not header then
-        header, at = row, layout(row)
-        if not (at.time and at.action) then
-          error(errors.new("report", path .. ": no time and operation columns in the activity report"), 0)
+        if next(row) ~= nil then
+          header = row
+          local l = layout(row)
+          if l.time and l.action and not (sheet or member):lower():find("summary", 1, true) then
+            at = l
+            seen.events = seen.events + 1
+          else
+            seen.other[#seen.other + 1] = sheet_label(member, sheet, row)
+          end
         end
-      else
+      elseif at then
         local raw = {}
         for i, name in pairs(header) do raw[name] = row[i] end
         local t = time.parse(row[at.time])
@@ -80,18 +100,34 @@ local function report_events(path, dir)
 end
 
 --- events(report, tmpdir) -> iterator over a report's events in time
---- order: streamed when the report is in order (the service sorts it:
---- memory stays flat), else read whole and sorted (one user's report for
---- the range), so the merge stays right either way.
+--- order | nil, err. The report is read through once first: one that
+--- cannot be read (a damaged zip or member) or has no sheet with time and
+--- operation columns is an error value of kind "report" naming it, before
+--- any event is given. Then the events are streamed when the report is in
+--- order (the service sorts it: memory stays flat), else read whole and
+--- sorted (one user's report for the range), so the merge stays right
+--- either way.
 function M.events(path, dir)
+  local seen = { events = 0, other = {} }
   local last, in_order = "", true
-  for ev in report_events(path, dir) do
-    if ev.time < last then in_order = false break end
-    last = ev.time
+  local ok, err = pcall(function()
+    for ev in report_events(path, dir, seen) do
+      if ev.time < last then in_order = false end
+      last = ev.time
+    end
+  end)
+  if not ok then
+    if errors.is(err, "report") then return nil, err end
+    error(err, 0)
   end
-  if in_order then return report_events(path, dir) end
+  if seen.events == 0 then
+    return nil, errors.new("report", #seen.other == 0 and (path .. ": no CSV or XLSX sheet in it")
+      or string.format("%s: no sheet of events with time and operation columns (only %s)", path, table.concat(seen.other, "; ")))
+  end
+  local fresh = { events = 0, other = {} }
+  if in_order then return report_events(path, dir, fresh) end
   local all = {}
-  for ev in report_events(path, dir) do all[#all + 1] = ev end
+  for ev in report_events(path, dir, fresh) do all[#all + 1] = ev end
   table.sort(all, function(a, b) return a.time < b.time end)
   local i = 0
   return function()
@@ -109,10 +145,12 @@ local function all_users(c)
   return out
 end
 
---- sources(client, from, to, {insights_users=, insights_dir=}) -> the
---- timeline's sources: one per user, each the events of that user's
+--- sources(client, from, to, {insights_users=, insights_dir=, warn=}) ->
+--- the timeline's sources: one per user, each the events of that user's
 --- activity export for [from, to). Exports start at once, within the job
---- limit; a source waits for its own.
+--- limit; a source waits for its own. A report that cannot be read gives
+--- no events and warn("unreadable", message naming the user and the
+--- file) (auditrun.workflow's records); without warn it raises.
 function M.sources(c, from, to, o)
   local dir = assert(o.insights_dir, "the timeline needs a folder for the Insights reports")
   local run = errors.try(runs.open(dir))
@@ -131,7 +169,14 @@ function M.sources(c, from, to, o)
       if not events then
         local ok, file = job:join()
         if not ok then error(file, 0) end
-        events = M.events(file.path, dir)
+        local err
+        events, err = M.events(file.path, dir)
+        if not events then
+          if not o.warn then error(err, 0) end
+          o.warn("unreadable", string.format("the Insights activity of %s is not in the timeline: %s", email,
+            err.message))
+          events = function() return nil end
+        end
       end
       return events()
     end, function(ev) return ev end, from, to)

@@ -230,6 +230,44 @@ describe("activity workflows", function()
     end
   end)
 
+  -- Regression: a row with a lone surrogate escape (\ud800) failed its page
+  -- as malformed JSON on every rerun, and rows dated "01/05/2022 10:00:00"
+  -- were dropped without a word (1,172 of 1,200 written, exit 0).
+  it("write every row of a log with odd rows: a lone surrogate replaced, other date formats read, "
+    .. "unreadable times written once and counted", function()
+    local today = os.time() // DAY * DAY
+    control("POST", "/config", { dcStart = (today - 120 * DAY) * 1000, dcDays = 120, dcUsDates = 10,
+                                 dcBadDates = 25, dcSurrogateRow = 5 })
+    t = control("GET", "/tenant")
+    local from = today - 120 * DAY
+    local want = control("GET", ("/dealcloud/rows?from=%s&to=%s"):format(time.iso(from), time.iso(today)))
+    local out = dir .. "/dc.jsonl"
+    local code, _, err = host.run({ "dealcloud-activity", "--from", os.date("!%Y-%m-%d", from), "--to",
+                                    os.date("!%Y-%m-%d", today - DAY), "--out", out, "-q" }, { env = env() })
+    assert.equal(0, code, err)
+    local unreadable = 0
+    for i = 0, want.count - 1 do
+      if i % 25 == 3 then unreadable = unreadable + 1 end
+    end
+    assert.matches(("; replaced_surrogates 1, unparsed_times %d\n$"):format(unreadable), err)
+    -- Every row once (two windows, whose answers overlap on the day between them).
+    local got, sessions, odd = {}, {}, { us = 0, bad = 0, fffd = 0 }
+    for _, l in ipairs(lines(out)) do
+      local row = cjson.decode(l)
+      got[#got + 1] = row.sessionId
+      if row.eventDate:find("/", 1, true) then odd.us = odd.us + 1 end
+      if row.eventDate == "sometime" then odd.bad = odd.bad + 1 end
+      if row.fullName:find("\u{FFFD}", 1, true) then odd.fffd = odd.fffd + 1 end
+    end
+    for i, id in ipairs(want.sessions) do sessions[i] = id end
+    table.sort(got)
+    table.sort(sessions)
+    assert.same(sessions, got)
+    assert.equal(unreadable, odd.bad)
+    assert.equal(1, odd.fffd)
+    assert.is_true(odd.us > 100, "rows in US date format: " .. odd.us)
+  end)
+
   it("merge every configured vendor into one time-ordered timeline in one schema", function()
     local from = time.parse(t.exavault.first) - DAY
     local to = from + 120 * DAY

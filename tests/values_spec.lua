@@ -68,6 +68,60 @@ describe("JSON numbers", function()
   end)
 end)
 
+-- Regression: one row with a lone surrogate escape failed its whole page
+-- as malformed JSON, at the same page on every rerun.
+describe("JSON text with lone UTF-16 surrogates", function()
+  local FFFD = "\u{FFFD}"
+  local cases = {
+    { [["a\ud800b"]], "a" .. FFFD .. "b", 1 },                  -- a high half alone
+    { [["a\uDC00b"]], "a" .. FFFD .. "b", 1 },                  -- a low half alone
+    { [["\ud800\u0041"]], FFFD .. "A", 1 },                     -- a high half before something else
+    { [["\ud83d\ude00"]], "\u{1F600}", 0 },                      -- a valid pair stays
+    { [["\ud800\ud83d\ude00"]], FFFD .. "\u{1F600}", 1 },          -- a lone half before a valid pair
+    { [["a\\ud800"]], "a\\ud800", 0 },                         -- an escaped backslash: no escape
+    { [["a\\\ud800"]], "a\\" .. FFFD, 1 },                     -- an escaped backslash, then an escape
+  }
+  for _, c in ipairs(cases) do
+    it("decode " .. c[1] .. " with " .. c[3] .. " replaced", function()
+      local counts = {}
+      assert.equal(c[2], json.decode(c[1], counts))
+      assert.equal(c[3], counts.surrogates)
+    end)
+  end
+
+  it("still refuse JSON that is malformed otherwise", function()
+    local v, err = json.decode([[{"a": "\ud800", ]])
+    assert.is_nil(v)
+    assert.is_string(err)
+  end)
+end)
+
+-- Regression: rows whose time was not ISO 8601 ("01/05/2022 10:00:00") were
+-- dropped from DealCloud's activity without a word.
+describe("times as the services write them", function()
+  local time = require "auditrun.time"
+  local cases = {
+    { "2022-01-06T06:27:55.6", "2022-01-06T06:27:55.600Z" }, { "2013-10-20T19:20:30+01:00", "2013-10-20T18:20:30.000Z" },
+    { "01/05/2022 10:00:00", "2022-01-05T10:00:00.000Z" }, { "1/5/2022 10:00:00 AM", "2022-01-05T10:00:00.000Z" },
+    { "1/5/2022 12:00:00 AM", "2022-01-05T00:00:00.000Z" }, { "12/31/2022 1:02:03 PM", "2022-12-31T13:02:03.000Z" },
+    { "1/5/2022 10:00", "2022-01-05T10:00:00.000Z" }, { "2022/01/06 06:27:55", "2022-01-06T06:27:55.000Z" },
+    { "/Date(1641450475600)/", "2022-01-06T06:27:55.600Z" }, { "/Date(1641450475600+0100)/", "2022-01-06T06:27:55.600Z" },
+  }
+  for _, c in ipairs(cases) do
+    it("read " .. c[1], function()
+      assert.equal(c[2], time.iso(time.read(c[1]), 3))
+    end)
+  end
+
+  it("refuse what is no time, and leave what people type to ISO 8601", function()
+    for _, s in ipairs { "sometime", "13/01/2022 10:00:00", "1/5/2022 13:00:00 PM", "2022-13-01", "" } do
+      assert.is_nil(time.read(s), s)
+    end
+    assert.is_nil(time.parse("01/05/2022 10:00:00"))
+    assert.is_nil(time.parse("2022-01-06T6:27"))
+  end)
+end)
+
 describe("misuse", function()
   local cases = {
     { "http.get{url=...}", function() return http.get { url = "https://example.test/" } end,

@@ -69,13 +69,16 @@ end
 -- ---- the timeline ------------------------------------------------------------------
 
 --- source(iter, map, from, to) -> an iterator over the events of a
---- vendor's records (iter gives records in time order), those in [from, to).
+--- vendor's records (iter gives records in time order), those in [from,
+--- to). An event without a time (the vendor could not read it, and warned)
+--- is no range's to drop: it comes as it is.
 function M.source(iter, map, from, to)
   return function()
     while true do
       local rec = iter()
       if rec == nil then return nil end
       local ev = map(rec)
+      if ev.time == nil then return ev end
       local t = time.parse(ev.time)
       if t and t >= from and t < to then return ev end
     end
@@ -83,14 +86,17 @@ function M.source(iter, map, from, to)
 end
 
 --- merge(sources) -> an iterator over the events of every source (each in
---- time order) in time order; ties keep the order of the sources.
+--- time order) in time order; ties keep the order of the sources. An event
+--- without a time goes out as soon as it is its source's next.
 function M.merge(sources)
   local heads = {}
   for i, s in ipairs(sources) do heads[i] = s() end
   return function()
     local best
     for i = 1, #sources do
-      if heads[i] ~= nil and (best == nil or heads[i].time < heads[best].time) then best = i end
+      local h = heads[i]
+      if h ~= nil and h.time == nil then best = i break end
+      if h ~= nil and (best == nil or h.time < heads[best].time) then best = i end
     end
     if best == nil then return nil end
     local ev = heads[best]

@@ -21,8 +21,11 @@ local auth = require "auditrun.auth"
 local catalog = require "auditrun.catalog"
 local client = require "auditrun.client"
 local config = require "auditrun.config"
+local core = require "auditrun.core"
 local data = require "auditrun.dealcloud.endpoints"
 local errors = require "auditrun.errors"
+local json = require "auditrun.json"
+local log = require "auditrun.log"
 local settings = require "auditrun.dealcloud.settings"
 local time = require "auditrun.time"
 local util = require "auditrun.util"
@@ -104,12 +107,31 @@ function Client.activity_windows(_, params)
   return M.windows(from, to), rest
 end
 
--- The rows of one page that belong to the window, each with its ip.
-local function window_rows(body, w)
+-- Rows whose eventDate could not be read, remembered (by digest) for the
+-- windows after the one that wrote them: at most this many.
+local UNREAD_REMEMBERED = 100000
+
+-- The rows of one page that belong to the window, each with its ip. A row
+-- whose eventDate cannot be read is no window's by its time: the first
+-- window whose answer holds it keeps it, with a warning, and `unread`
+-- (shared by the windows of one walk, whose answers overlap on their edge
+-- days) keeps the others from writing it again.
+local function window_rows(body, w, unread)
   local out = {}
   for _, row in ipairs(type(body) == "table" and type(body.rows) == "table" and body.rows or {}) do
-    local t = time.parse(row.eventDate)
-    if t and t >= w.from and t < w.to then
+    local t = time.read(row.eventDate)
+    local keep = t and t >= w.from and t < w.to
+    if not t then
+      local key = core.sha256(json.encode(row))
+      if not unread[key] then
+        if unread.n < UNREAD_REMEMBERED then unread[key], unread.n = true, unread.n + 1 end
+        log.warn("unparsed_times", 1, "DealCloud user_activity: eventDate %s (%s, session %s) is not a time; "
+          .. "the row is written as it came", json.encode(row.eventDate), tostring(row.userName),
+          tostring(row.sessionId))
+        keep = true
+      end
+    end
+    if keep then
       if row.ipAddress ~= nil then row.ip = M.dotted(row.ipAddress) end
       out[#out + 1] = row
     end
@@ -117,17 +139,19 @@ local function window_rows(body, w)
   return out
 end
 
---- window_pages(rest, window, first_page) -> iterator over (rows of the
---- window on that page, page number), from first_page (1 by default).
---- `rest` holds the other parameters by their documented names.
-function Client:window_pages(rest, w, first_page)
+--- window_pages(rest, window, first_page[, unread]) -> iterator over (rows
+--- of the window on that page, page number), from first_page (1 by
+--- default). `rest` holds the other parameters by their documented names;
+--- `unread` is the table the windows of one walk share (window_rows).
+function Client:window_pages(rest, w, first_page, unread)
   local p = util.copy(rest)
   p.dateFrom, p.dateTo, p.pageNumber = time.iso(w.send_from), time.iso(w.send_to), first_page
   local pages = self:pages("user_activity", p, string.format("window %s to %s", p.dateFrom, p.dateTo))
+  unread = unread or { n = 0 }
   return function()
     local body, n = pages()
     if body == nil then return nil end
-    return window_rows(body, w), (first_page or 1) + n - 1
+    return window_rows(body, w, unread), (first_page or 1) + n - 1
   end
 end
 
@@ -137,7 +161,7 @@ end
 --- days), activity, source, exportDataType by id or name.
 function Client:user_activity(params)
   local windows, rest = self:activity_windows(params)
-  local wi, rows, i, pages = 0, {}, 0, nil
+  local wi, rows, i, pages, unread = 0, {}, 0, nil, { n = 0 }
   return function()
     while true do
       i = i + 1
@@ -149,7 +173,7 @@ function Client:user_activity(params)
       else
         wi = wi + 1
         if not windows[wi] then return nil end
-        pages = self:window_pages(rest, windows[wi])
+        pages = self:window_pages(rest, windows[wi], nil, unread)
       end
     end
   end
@@ -167,10 +191,10 @@ function M.pages(c, params, given)
     p.from, p.to = from, to
     local windows, rest = c:activity_windows(p)
     local wi, page = cursor and cursor.window or 1, cursor and cursor.page or 1
-    local pages
+    local pages, unread = nil, { n = 0 }
     return function()
       while windows[wi] do
-        pages = pages or c:window_pages(rest, windows[wi], page)
+        pages = pages or c:window_pages(rest, windows[wi], page, unread)
         local rows, n = pages()
         if rows then return rows, { from = from, to = to, window = wi, page = n + 1 } end
         wi, page, pages = wi + 1, 1, nil
@@ -181,7 +205,7 @@ function M.pages(c, params, given)
 end
 
 function M.event(row)
-  local t = time.parse(row.eventDate)
+  local t = time.read(row.eventDate)
   local kind = math.tointeger(row.activityTypeId)
   local verb = data.verbs[kind] or "other"
   if kind == 8 and data.export_verbs[math.tointeger(row.exportDataType)] then

@@ -20,6 +20,7 @@ local config = require "auditrun.config"
 local data = require "auditrun.exavault.endpoints"
 local errors = require "auditrun.errors"
 local http = require "auditrun.http"
+local log = require "auditrun.log"
 local settings = require "auditrun.exavault.settings"
 local time = require "auditrun.time"
 local util = require "auditrun.util"
@@ -90,12 +91,17 @@ function Client:log_pages(name, params, offset)
   end
 end
 
---- event(item, log) -> a log item in the activity timeline's schema; log
---- is "session_logs" or "webhook_logs".
-function M.event(item, log)
-  local f = data.fields[log]
+--- event(item, which) -> a log item in the activity timeline's schema;
+--- which is "session_logs" or "webhook_logs". An item whose time cannot be
+--- read gets no time, and a warning.
+function M.event(item, which)
+  local f = data.fields[which]
   local a = type(item) == "table" and type(item.attributes) == "table" and item.attributes or {}
-  local t = time.parse(a[f.time])
+  local t = time.read(a[f.time])
+  if not t then
+    log.warn("unparsed_times", 1, "ExaVault %s: time %s of entry %s is not a time; the event is written without one",
+      which, tostring(a[f.time]), tostring(item.id))
+  end
   local action = a[f.action]
   return {
     time = t and time.iso(t, 3), vendor = "exavault", user = a[f.user],
@@ -122,16 +128,16 @@ local function flat(item)
   return row
 end
 
---- pages(client, log, params, given) -> pages(cursor): an iterator over
+--- pages(client, which, params, given) -> pages(cursor): an iterator over
 --- (rows, cursor after them) of session_logs or webhook_logs (rows flat:
 --- id, type, then the attributes), continuing from cursor = {from=, to=,
 --- offset=}. from and to are seconds (to excluded).
-function M.pages(c, log, params, given)
+function M.pages(c, which, params, given)
   return function(cursor)
     local from, to = activity.resume_range(cursor, params.from, params.to, given)
     local p = util.copy(params)
     p.from, p.to = from, to and (to - 1)
-    local pages = c:log_pages(log, p, cursor and cursor.offset or 0)
+    local pages = c:log_pages(which, p, cursor and cursor.offset or 0)
     return function()
       local items, offset = pages()
       if items == nil then return nil end

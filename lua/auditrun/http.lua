@@ -391,13 +391,20 @@ function M.post(url, opts)
   return M.request(opts)
 end
 
---- Decodes a response body as JSON: value, or nil and an error of kind "json".
+--- Decodes a response body as JSON: value, or nil and an error of kind
+--- "json". Lone UTF-16 surrogates are replaced (auditrun.json) with a
+--- warning ("replaced_surrogates").
 function M.decode(res, what)
-  local value, derr = json.decode(res.body or "")
+  local counts = {}
+  local value, derr = json.decode(res.body or "", counts)
+  local name = what or ("the answer from " .. display_url(res.url or "?"))
   if value == nil then
-    return nil, errors.new("json", string.format("malformed JSON in %s: %s",
-      what or ("the answer from " .. display_url(res.url or "?")), tostring(derr)),
+    return nil, errors.new("json", string.format("malformed JSON in %s: %s", name, tostring(derr)),
       { body = errors.excerpt(res.body) })
+  end
+  if counts.surrogates > 0 then
+    log.warn("replaced_surrogates", counts.surrogates, "%s: %d lone UTF-16 surrogate escape(s) (such as \\ud800) "
+      .. "replaced by U+FFFD", name, counts.surrogates)
   end
   return value
 end

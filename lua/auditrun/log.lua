@@ -7,8 +7,9 @@ local M = {}
 
 local listener
 
---- listen(fn) -> the previous listener. fn(event, message) is called for
---- each report; nil stops listening.
+--- listen(fn) -> the previous listener. fn(event, message, level, n) is
+--- called for each report (level "debug" or "warning"; n: how many of the
+--- thing a warning counts); nil stops listening.
 function M.listen(fn)
   local previous = listener
   listener = fn
@@ -17,7 +18,15 @@ end
 
 --- debug(event, fmt, ...): reports one thing the library did.
 function M.debug(event, fmt, ...)
-  if listener then listener(event, string.format(fmt, ...)) end
+  if listener then listener(event, string.format(fmt, ...), "debug", 1) end
+end
+
+--- warn(event, n, fmt, ...): reports n of something the library mended or
+--- let through as it was (a lone surrogate replaced, a time it could not
+--- read) that the person should know of; a workflow counts them by event
+--- in its summary.
+function M.warn(event, n, fmt, ...)
+  if listener then listener(event, string.format(fmt, ...), "warning", n) end
 end
 
 return M

@@ -19,7 +19,9 @@ local M = {}
 local Progress = {}
 Progress.__index = Progress
 
-local LEVELS = { error = 3, info = 2, debug = 1 }
+local LEVELS = { error = 3, warning = 2.5, info = 2, debug = 1 }
+-- Warnings of one kind printed in full; the rest are counted.
+local WARNINGS_SHOWN = 10
 local REDRAW_EVERY = 0.1
 
 --- True when stderr is a terminal (the live line makes sense there).
@@ -55,6 +57,7 @@ function M.new(o)
     out = o.out or io.stdout, err = o.err or io.stderr, clock = o.clock or task.now,
     wall = o.now or os.time, sample = o.sample, rows = o.rows,
     counts = { listed = 0, queued = 0, running = 0, done = 0, failed = 0, bytes = 0, skipped = 0 },
+    warnings = {},
     listing = true, drawn = false, last_draw = -math.huge,
   }, Progress)
   p.started = p.clock()
@@ -153,8 +156,9 @@ local function json_line(self, level, name, message, fields)
   write(self.err, records.encode(rec), "\n")
 end
 
---- event(level, name, message, fields): a failure ("error"), a step
---- ("info": shown as log lines when not live) or a detail ("debug": -v).
+--- event(level, name, message, fields): a failure ("error"), something
+--- mended or let through ("warning": shown unless -q), a step ("info":
+--- shown as log lines when not live) or a detail ("debug": -v).
 function Progress:event(level, name, message, fields)
   local lv = LEVELS[level] or LEVELS.info
   if lv < LEVELS.error then
@@ -165,11 +169,40 @@ function Progress:event(level, name, message, fields)
   if self.format == "json" and not self.live then
     json_line(self, level, name, message, fields)
   elseif self.live then
-    write(self.err, level == "error" and "failed: " or "", message, "\n")
+    write(self.err, level == "error" and "failed: " or level == "warning" and "warning: " or "", message, "\n")
   else
     write(self.err, stamp(self), " ", name, " ", message, "\n")
   end
   self:update(true)
+end
+
+--- warn(name, message, n): a warning counted n times under its name
+--- (summary() says how many of each); the first few of a name are shown.
+function Progress:warn(name, message, n)
+  local before = self.warnings[name] or 0
+  self.warnings[name] = before + (n or 1)
+  if before < WARNINGS_SHOWN then
+    self:event("warning", name, message .. (before + 1 == WARNINGS_SHOWN and " (more of these are only counted)" or ""))
+  end
+end
+
+--- warning_summary() -> "" or "; replaced_surrogates 1, unparsed_times 3".
+function Progress:warning_summary()
+  local names = {}
+  for name in pairs(self.warnings) do names[#names + 1] = name end
+  if #names == 0 then return "" end
+  table.sort(names)
+  for i, name in ipairs(names) do names[i] = string.format("%s %d", name, self.warnings[name]) end
+  return "; " .. table.concat(names, ", ")
+end
+
+--- listener() -> a listener for auditrun.log: warnings counted (warn),
+--- the rest as -v details.
+function Progress:listener()
+  return function(event, message, level, n)
+    if level == "warning" then return self:warn(event, message, n) end
+    self:event("debug", event, message)
+  end
 end
 
 --- result(line): one finished result on stdout.

@@ -19,34 +19,73 @@ function M.utc(t)
   return days_from_civil(t.year, t.month, t.day) * 86400 + (t.hour or 0) * 3600 + (t.min or 0) * 60 + (t.sec or 0)
 end
 
---- parse(s) -> seconds since the epoch (with any fraction) | nil. Takes
---- yyyy-MM-dd, yyyy-MM-ddTHH:mm[:ss[.fff]] with Z, an offset (+01:00,
---- +0100) or nothing (taken as UTC); a space may stand for the T.
-function M.parse(s)
-  if type(s) ~= "string" then return nil end
-  local y, mo, d, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$")
-  if not y then return nil end
-  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
-  if mo < 1 or mo > 12 or d < 1 or d > 31 then return nil end
-  local h, mi, sec, frac, zone = 0, 0, 0, 0, ""
-  if rest ~= "" then
-    local hh, mm, tail = rest:match("^[T ](%d%d):(%d%d)(.*)$")
-    if not hh then return nil end
-    h, mi = tonumber(hh), tonumber(mm)
-    local ss, tail2 = tail:match("^:(%d%d)(.*)$")
-    if ss then sec, tail = tonumber(ss), tail2 end
-    local f, tail3 = tail:match("^%.(%d+)(.*)$")
-    if f then frac, tail = tonumber("0." .. f), tail3 end
-    zone = tail
-    if h > 23 or mi > 59 or sec > 60 then return nil end
+-- The time of day and zone after a date: "" (midnight UTC), or
+-- [T ]HH:mm[:ss[.fff]][Z|+01:00|+0100] -> seconds into the day and the
+-- offset from UTC, or nil. us: the .NET form after a MM/dd/yyyy date (an
+-- hour of one digit, AM or PM).
+local function time_of_day(rest, us)
+  if rest == "" then return 0, 0 end
+  local hh, mm, tail = rest:match(us and "^[T ](%d%d?):(%d%d)(.*)$" or "^[T ](%d%d):(%d%d)(.*)$")
+  if not hh then return nil end
+  local h, mi, sec, frac = tonumber(hh), tonumber(mm), 0, 0
+  local ss, tail2 = tail:match("^:(%d%d)(.*)$")
+  if ss then sec, tail = tonumber(ss), tail2 end
+  local f, tail3 = tail:match("^%.(%d+)(.*)$")
+  if f then frac, tail = tonumber("0." .. f), tail3 end
+  local half, tail4 = tail:match("^ ?([AaPp])[Mm](.*)$")
+  if half then
+    if not us or h < 1 or h > 12 then return nil end
+    h, tail = h % 12 + (half:lower() == "p" and 12 or 0), tail4
   end
+  if h > 23 or mi > 59 or sec > 60 then return nil end
   local offset = 0
-  if zone ~= "" and zone ~= "Z" and zone ~= "z" then
-    local sign, oh, om = zone:match("^([+-])(%d%d):?(%d%d)$")
+  if tail ~= "" and tail ~= "Z" and tail ~= "z" then
+    local sign, oh, om = tail:match("^ ?([+-])(%d%d):?(%d%d)$")
     if not sign then return nil end
     offset = (tonumber(oh) * 3600 + tonumber(om) * 60) * (sign == "-" and -1 or 1)
   end
-  return M.utc { year = y, month = mo, day = d, hour = h, min = mi, sec = sec } - offset + frac
+  return h * 3600 + mi * 60 + sec + frac, offset
+end
+
+-- The instant of a date's digits and what follows them (time_of_day), or nil.
+local function utc_date(y, mo, d, rest, ampm)
+  if not y then return nil end
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  if mo < 1 or mo > 12 or d < 1 or d > 31 then return nil end
+  local into_day, offset = time_of_day(rest, ampm)
+  if not into_day then return nil end
+  return M.utc { year = y, month = mo, day = d } + into_day - offset
+end
+
+--- parse(s) -> seconds since the epoch (with any fraction) | nil. Takes
+--- ISO 8601 as people and the APIs' parameters write it: yyyy-MM-dd,
+--- yyyy-MM-ddTHH:mm[:ss[.fff]] with Z, an offset (+01:00, +0100) or
+--- nothing (taken as UTC); a space may stand for the T.
+function M.parse(s)
+  if type(s) ~= "string" then return nil end
+  local y, mo, d, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$")
+  return utc_date(y, mo, d, rest, false)
+end
+
+--- read(s) -> seconds since the epoch | nil: a time as the services write
+--- it in their rows. Everything parse takes, and
+---   yyyy/MM/dd for the date;
+---   MM/dd/yyyy [h]h:mm[:ss[.fff]][ AM|PM] (month first, as .NET writes
+---   dates: "01/05/2022 10:00:00", "1/5/2022 10:00:00 AM"), UTC unless an
+---   offset follows;
+---   /Date(ms)/ and /Date(ms+0100)/ (milliseconds since the epoch, as
+---   older .NET JSON writes them; the offset is only the writer's zone).
+--- Never for what a person types: 01/05 is 5 January here.
+function M.read(s)
+  if type(s) ~= "string" then return nil end
+  local t = M.parse(s)
+  if t then return t end
+  local ms = s:match("^/Date%((%-?%d+)[+-]?%d*%)/$")
+  if ms then return tonumber(ms) / 1000 end
+  local y, mo, d, rest = s:match("^(%d%d%d%d)/(%d%d)/(%d%d)(.*)$")
+  if y then return utc_date(y, mo, d, rest, false) end
+  mo, d, y, rest = s:match("^(%d%d?)/(%d%d?)/(%d%d%d%d)(.*)$")
+  return utc_date(y, mo, d, rest, true)
 end
 
 --- iso(t[, digits]) -> "yyyy-MM-ddTHH:mm:ss[.fff]Z" for seconds since the

@@ -31,7 +31,7 @@ local M = {}
 M.SUMMARY = "summary.json"
 
 local SUMMARY_FIELDS = { "workflow", "api", "out", "dry_run", "started", "finished", "seconds", "listed", "done",
-                         "reused", "failed", "bytes", "interrupted", "manifest", "failures", "extra_jobs" }
+                         "reused", "failed", "bytes", "interrupted", "manifest", "failures", "extra_jobs", "warnings" }
 
 local Run = {}
 Run.__index = Run
@@ -54,7 +54,7 @@ function M.open(opts, o)
   r.progress = progress.new { quiet = opts.quiet, verbose = opts.verbose, format = opts.log_format,
                               sample = function(c) r:sample(c) end }
   -- Retries, waits for a busy service and token renewals, for -v.
-  log.listen(function(event, message) r.progress:event("debug", event, message) end)
+  log.listen(r.progress:listener())
   if opts.dry_run then return r end
   -- The run state (locked: one run per folder) in DIR/.auditrun/.
   r.run = errors.try(runs.open(r.dir))
@@ -203,6 +203,8 @@ function Run:summary()
     -- Submits sent again after one got no answer: the service may hold a
     -- job for each that nobody fetched (it still counts against its limit).
     extra_jobs = self.run and self.run:extra_jobs() or {},
+    -- What was mended or let through, by kind (replaced_surrogates ...).
+    warnings = next(self.progress.warnings) and self.progress.warnings or nil,
   }
 end
 
@@ -231,8 +233,9 @@ function Run:finish()
     { failures = true, extra_jobs = true })
     .. "\n"))
   local lines = {
-    string.format("%s: %d of %d reports in %s (%d from an earlier run), %d failed, %s in %s", self.name, s.done,
-      s.listed, self.dir, s.reused, s.failed, progress.bytes(s.bytes), progress.duration(s.seconds)),
+    string.format("%s: %d of %d reports in %s (%d from an earlier run), %d failed, %s in %s%s", self.name, s.done,
+      s.listed, self.dir, s.reused, s.failed, progress.bytes(s.bytes), progress.duration(s.seconds),
+      p:warning_summary()),
   }
   for _, f in ipairs(self.failures) do
     lines[#lines + 1] = string.format("  failed: %s: %s%s", f.label, f.error, f.note and (" (" .. f.note .. ")") or "")
@@ -277,7 +280,7 @@ end
 --- says so again.
 function M.records(opts, o)
   local p = progress.new { quiet = opts.quiet, verbose = opts.verbose, format = opts.log_format, rows = true }
-  log.listen(function(event, message) p:event("debug", event, message) end)
+  log.listen(p:listener())
   local w = errors.try(records.open(opts.out, { format = opts.format, columns = o.columns, csv_raw = opts.csv_raw }))
   local name = opts.name or "records"
   if w.complete then
@@ -337,8 +340,8 @@ function M.records(opts, o)
     w:abandon()
     -- With nothing written the error alone says it (a wrong password: one line).
     if w.rows > 0 then
-      p:say(string.format("%s: stopped after %d rows in %s; run again with the same --out to resume", name, w.rows,
-        opts.out))
+      p:say(string.format("%s: stopped after %d rows in %s%s; run again with the same --out to resume", name, w.rows,
+        opts.out, p:warning_summary()))
     end
     error(err, 0)
   end
@@ -346,9 +349,9 @@ function M.records(opts, o)
   local noted = {}
   for _, what in ipairs(counted) do noted[#noted + 1] = string.format("%s %d", what, counts[what]) end
   local seconds = p:elapsed()
-  local text = string.format("%s: %d rows in %s (%s, %d from an earlier run), %s in %s%s%s%s", name, w.rows, opts.out,
-    opts.format, earlier, progress.bytes(w.bytes), progress.duration(seconds),
-    #noted > 0 and ("; " .. table.concat(noted, ", ")) or "",
+  local text = string.format("%s: %d rows in %s (%s, %d from an earlier run), %s in %s%s%s%s%s", name, w.rows,
+    opts.out, opts.format, earlier, progress.bytes(w.bytes), progress.duration(seconds),
+    #noted > 0 and ("; " .. table.concat(noted, ", ")) or "", p:warning_summary(),
     w.neutralised > 0 and string.format("; %d cells that a spreadsheet would run as formulas start with ' "
       .. "(--csv-raw writes them as they are)", w.neutralised) or "",
     #dropped > 0 and ("; not in the CSV columns: " .. table.concat(dropped, ", ")) or "")
@@ -356,6 +359,7 @@ function M.records(opts, o)
                    bytes = w.bytes, seconds = math.floor(seconds * 1000 + 0.5) / 1000, complete = not incomplete,
                    neutralised = w.neutralised }
   for _, what in ipairs(counted) do fields[what] = counts[what] end
+  for what, n in pairs(p.warnings) do fields[what] = n end
   p:summary(text, fields)
   if incomplete then
     local parts = {}

@@ -7,6 +7,7 @@
 -- (auditrun.sheets) and become timeline events, in time order.
 local activity = require "auditrun.activity"
 local errors = require "auditrun.errors"
+local log = require "auditrun.log"
 local runs = require "auditrun.run"
 local sheets = require "auditrun.sheets"
 local task = require "auditrun.task"
@@ -63,8 +64,10 @@ end
 -- rows of every sheet whose header row (its first with a cell) has time
 -- and operation columns. Other sheets, and summaries (a sheet, or a CSV
 -- member, named so) whatever their columns, are passed by; seen counts
--- the events sheets (seen.events) and lists the others (seen.other).
-local function report_events(path, dir, seen)
+-- the events sheets (seen.events) and lists the others (seen.other). An
+-- event whose time cannot be read comes too, without a time, and with a
+-- warning when `warn` (the pass whose events are given out).
+local function report_events(path, dir, seen, warn)
   local rows = sheets.rows(path, dir)
   local key, header, at
   return function()
@@ -87,13 +90,16 @@ local function report_events(path, dir, seen)
       elseif at then
         local raw = {}
         for i, name in pairs(header) do raw[name] = row[i] end
-        local t = time.parse(row[at.time])
-        local ev = {
+        local t = time.read(row[at.time])
+        if not t and warn then
+          log.warn("unparsed_times", 1, "%s: time %s of a row (user %s) is not a time; the event is written "
+            .. "without one", path, tostring(row[at.time]), tostring(at.user and row[at.user]))
+        end
+        return {
           time = t and time.iso(t, 3), vendor = "insights", user = at.user and row[at.user],
           action = row[at.action], verb = M.verb(row[at.action]), source = at.source and row[at.source],
           ip = at.ip and row[at.ip], object = at.object and row[at.object], raw = raw,
         }
-        if ev.time then return ev end
       end
     end
   end
@@ -106,14 +112,15 @@ end
 --- any event is given. Then the events are streamed when the report is in
 --- order (the service sorts it: memory stays flat), else read whole and
 --- sorted (one user's report for the range), so the merge stays right
---- either way.
+--- either way. Events without a time keep their place when streamed and
+--- come first when sorted.
 function M.events(path, dir)
   local seen = { events = 0, other = {} }
   local last, in_order = "", true
   local ok, err = pcall(function()
-    for ev in report_events(path, dir, seen) do
-      if ev.time < last then in_order = false end
-      last = ev.time
+    for ev in report_events(path, dir, seen, false) do
+      if ev.time and ev.time < last then in_order = false end
+      last = ev.time or last
     end
   end)
   if not ok then
@@ -125,10 +132,10 @@ function M.events(path, dir)
       or string.format("%s: no sheet of events with time and operation columns (only %s)", path, table.concat(seen.other, "; ")))
   end
   local fresh = { events = 0, other = {} }
-  if in_order then return report_events(path, dir, fresh) end
+  if in_order then return report_events(path, dir, fresh, true) end
   local all = {}
-  for ev in report_events(path, dir, fresh) do all[#all + 1] = ev end
-  table.sort(all, function(a, b) return a.time < b.time end)
+  for ev in report_events(path, dir, fresh, true) do all[#all + 1] = ev end
+  table.sort(all, function(a, b) return (a.time or "") < (b.time or "") end)
   local i = 0
   return function()
     i = i + 1

@@ -79,10 +79,14 @@ local function walk(self, def, base, what)
   local pg = def.paging
   if pg.size and base[pg.size] == nil then base[pg.size] = pg.default_size end
   local cursor_p = assert(pg.page or pg.offset or pg.cursor, "no page or cursor parameter for " .. def.name)
+  -- The decoded page only: the response (and its body text, as long as
+  -- the page) is not kept while the page's rows are handled.
   local function fetch_page(cursor)
     local p = util.copy(base)
     p[cursor_p] = cursor
-    return self:call(def.name, p)
+    local body, err = self:call(def.name, p)
+    if body == nil then return nil, err end
+    return body
   end
   return paging.pages { style = pg.style, fetch = fetch_page, rows = pg.rows, next = pg.next, total = pg.total,
                         first = base[cursor_p], page_size = pg.size and tonumber(base[pg.size]),

@@ -91,6 +91,36 @@ int fsio_fsync_file(const char *path, char *err, size_t errlen) {
   return 0;
 }
 
+int fsio_truncate(const char *path, off_t length, char *err, size_t errlen) {
+  struct stat st;
+  int fd = open(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot cut %s back: %s", path, strerror(errno));
+    return -1;
+  }
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    snprintf(err, errlen, "%s is not a regular file", path);
+    close(fd);
+    return -1;
+  }
+  if (st.st_size < length) {
+    snprintf(err, errlen, "%s has %lld bytes, fewer than the %lld to keep", path, (long long)st.st_size,
+             (long long)length);
+    close(fd);
+    return -1;
+  }
+  if (ftruncate(fd, length) != 0 || fsync(fd) != 0) {
+    snprintf(err, errlen, "cannot cut %s back to %lld bytes: %s", path, (long long)length, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  if (close(fd) != 0) {
+    snprintf(err, errlen, "cannot cut %s back to %lld bytes: %s", path, (long long)length, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
 int fsio_fsync_dir_of(const char *path, char *err, size_t errlen) {
   char dir[PATH_MAX];
   int fd;

@@ -28,6 +28,11 @@ int fsio_link_noreplace(int fd, const char *temp, const char *to, char *err, siz
  * never a device or FIFO: the fd, or -1. */
 int fsio_open_regular(const char *path, char *err, size_t errlen);
 int fsio_fsync_file(const char *path, char *err, size_t errlen);
+/* Cuts the regular file `path` back to its first `length` bytes in place
+ * (never through a symlink) and fsyncs it. Shrinking a file needs no free
+ * space and no file size allowance, so it works on a full disk. A file
+ * shorter than `length` is an error, left as it is. */
+int fsio_truncate(const char *path, off_t length, char *err, size_t errlen);
 int fsio_fsync_dir_of(const char *path, char *err, size_t errlen);
 /* Rename that fails with kind "exists" rather than replace; fsyncs the
  * directory after. Returns 0, -1 (error) or 1 (target exists). */

@@ -212,6 +212,15 @@ static int file_mode(lua_State *L) {
   return 1;
 }
 
+/* truncate(path, length) -> true | nil, err: the file cut back in place. */
+static int truncate_file(lua_State *L) {
+  char err[CORE_ERRLEN];
+  const char *path = luaL_checkstring(L, 1);
+  lua_Integer length = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, length >= 0, 2, "a length of at least 0");
+  return result(L, fsio_truncate(path, (off_t)length, err, sizeof err), err);
+}
+
 static int fsync_dir_of(lua_State *L) {
   char err[CORE_ERRLEN];
   return result(L, fsio_fsync_dir_of(luaL_checkstring(L, 1), err, sizeof err), err);
@@ -269,7 +278,7 @@ int lfsio_open(lua_State *L) {
                                  {"lock", lock_file},            {"mkdirs", mkdirs},
                                  {"remove_parts", remove_parts}, {"rename_noreplace", rename_noreplace},
                                  {"open_private", open_private}, {"set_file_modes", set_file_modes},
-                                 {"temp_file", temp_new},
+                                 {"temp_file", temp_new},        {"truncate", truncate_file},
                                  {"write_atomic", write_atomic},
                                  {NULL, NULL}};
   core_newmeta(L, LOCK_META, methods, lock_close);

@@ -358,6 +358,9 @@ int main(int argc, char **argv) {
   /* A reader that goes away (| head) must not kill a run: writes to it
    * fail and are ignored instead. */
   signal(SIGPIPE, SIG_IGN);
+  /* A write past the file size limit (ulimit -f) must fail with EFBIG and
+   * be reported, naming the file, rather than kill the run mid-write. */
+  signal(SIGXFSZ, SIG_IGN);
   L = luaL_newstate();
   if (!L) {
     report("cannot create state: not enough memory");

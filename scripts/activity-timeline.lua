@@ -46,6 +46,7 @@ if #clients == 0 then
 end
 workflow.records(opts, {
   columns = activity.FIELDS,
+  run_dirs = { opts.insights_dir },
   warnings = { unreadable = "Insights report(s) could not be read: the timeline lacks their events" },
   rows = function(warn)
     -- A report that cannot be read is a warning that fails the run, not a stop (the other reports are read).

@@ -14,9 +14,14 @@
 -- workflow takes --profile NAME (or --profile=NAME); export workflows also
 -- --out DIR, --max-attempts N and --dry-run, records workflows --out FILE
 -- and --format jsonl|csv (inferred from the extension of --out; the two
--- contradicting each other is a usage error) and --csv-raw, and both -q,
--- -v and --log-format.
+-- contradicting each other is a usage error) and --csv-raw, and both
+-- --fresh, -q, -v and --log-format.
+--
+-- The options define the answer a run writes (answer): they are recorded
+-- with its output, and a rerun into that output with other options is
+-- refused (answer_change) unless it starts over with --fresh.
 local argparse = require "argparse"
+local json = require "auditrun.json"
 local records = require "auditrun.records"
 
 local M = {}
@@ -147,6 +152,10 @@ local function common_flags(p, spec)
   if spec.apis and #spec.apis > 1 then
     p:option("--api", "Which API to use.", spec.apis[1]):choices(spec.apis)
   end
+  if spec.kind then
+    p:flag("--fresh", "Start over: an earlier run's output at --out is set aside (renamed NAME.old-TIME), not "
+      .. "resumed; needed when the other options differ from that run's.")
+  end
   if spec.kind == "export" then
     p:option("--out", "Folder for the reports, manifest.jsonl and summary.json; the run state goes in its "
       .. "hidden .auditrun/ folder. A rerun into the same folder resumes.", spec.name):argname("DIR")
@@ -167,6 +176,55 @@ local function common_flags(p, spec)
   p:mutex(p:flag("-q --quiet", "Print only failures and the final summary."),
     p:flag("-v --verbose", "Also log retries, waits for the service (429) and token renewals."))
   p:option("--log-format", "How log lines look when stderr is not a terminal.", "text"):choices { "text", "json" }
+end
+
+--- The options that do not change what a run writes: how it talks (-q,
+--- -v, --log-format), how hard it tries (--max-attempts), whether it
+--- writes at all (--dry-run), where it writes (--out) and --fresh. Every
+--- other option (the range, filters, API, batch size, profile ...) defines
+--- the answer.
+M.NOT_THE_ANSWER = { quiet = true, verbose = true, log_format = true, max_attempts = true, dry_run = true,
+                     out = true, fresh = true, name = true, kind = true, answer = true }
+
+--- answer(opts) -> {["--flag"] = value}: what defines the output of a run
+--- with these parsed options (an option not given is left out; --profile
+--- is "default" when none is picked).
+function M.answer(opts)
+  local out = {}
+  for k, v in pairs(opts) do
+    if type(k) == "string" and not M.NOT_THE_ANSWER[k] and v ~= false
+      and not (type(v) == "table" and next(v) == nil) then
+      out["--" .. k:gsub("_", "-")] = v
+    end
+  end
+  out["--profile"] = opts.profile or "default"
+  return out
+end
+
+local function shown(flag, v)
+  if v == nil then return "without " .. flag end
+  if type(v) == "table" then v = table.concat(M.flatten(v), ",") end
+  if v == true then return "with " .. flag end
+  return string.format("with %s %s", flag, tostring(v))
+end
+
+--- answer_change(output, recorded, wanted) -> nil when the answers agree,
+--- else a message naming the first option that differs, its value in the
+--- run that started `output` and in this one, and how to start over.
+function M.answer_change(output, recorded, wanted)
+  local flags = {}
+  for k in pairs(recorded) do flags[#flags + 1] = k end
+  for k in pairs(wanted) do
+    if recorded[k] == nil then flags[#flags + 1] = k end
+  end
+  table.sort(flags)
+  for _, flag in ipairs(flags) do
+    local was, now = recorded[flag], wanted[flag]
+    if json.encode(was) ~= json.encode(now) then
+      return string.format("%s was started %s; this run is %s: rerun with --fresh to start over (the earlier "
+        .. "output is set aside), or give another --out", output, shown(flag, was), shown(flag, now))
+    end
+  end
 end
 
 --- parser(spec) -> the argparse parser of a workflow (its help and usage
@@ -228,6 +286,8 @@ function M.parse(spec, ...)
     local why = spec.check(opts)
     if why then M.usage_error(spec, why) end
   end
+  -- Taken now, before a script adds to opts what it derives from them.
+  if spec.kind then opts.answer = M.answer(opts) end
   return opts
 end
 

@@ -194,7 +194,14 @@ function M.save(o)
   local request = o.request or http.request
   local res, rerr = request { url = o.url, output = temp, timeout = o.timeout, low_speed_time = o.low_speed_time,
                               max_download = o.max_size, ca_file = o.ca_file }
-  if not res then return nil, rerr end
+  if not res then
+    -- A full disk or a file size limit: say which report could not be written.
+    if errors.is(rerr, "file") then
+      rerr.message = string.format("cannot write %s/%s: %s", o.dir, fallback,
+        (rerr.message:gsub("^cannot write response body: ", "")))
+    end
+    return nil, rerr
+  end
 
   local size = temp:size()
   local expected = tonumber(res.headers["content-length"])

@@ -14,6 +14,7 @@ M.write_atomic = core.write_atomic          -- (path, data) -> true | nil, err
 M.temp = core.temp_file                     -- (beside) -> temporary file | nil, err
 M.fsync = core.fsync_file                   -- (path) -> true | nil, err
 M.fsync_dir_of = core.fsync_dir_of          -- (path) -> true | nil, err
+M.truncate = core.truncate                  -- (path, length) -> true | nil, err: cut back in place, fsynced
 M.rename_noreplace = core.rename_noreplace  -- (from, to) -> true | nil, err ("exists")
 M.sha256 = core.sha256_file                 -- (path) -> hex | nil, err
 M.lock = core.lock                          -- (path) -> lock (close()) | nil, err ("locked")
@@ -53,6 +54,13 @@ do
     end
     core.set_file_modes(file, dir)
   end
+end
+
+--- old_name(path, n) -> the name --fresh sets path aside as:
+--- PATH.old-<UTC time>, and PATH.old-<time>-N for n > 1 (when that is taken).
+function M.old_name(path, n)
+  local base = path:gsub("/+$", "")
+  return base .. ".old-" .. os.date("!%Y%m%dT%H%M%SZ") .. ((n or 1) > 1 and ("-" .. n) or "")
 end
 
 function M.exists(path)

@@ -63,6 +63,9 @@ end
 function Manifest:add(entry)
   assert(type(entry.file) == "string", "a manifest entry needs its file")
   if self.files[entry.file] then return false end
+  -- After a failed append the manifest may end in part of a line: nothing
+  -- more goes after it (the next open drops that torn tail).
+  if self.broken then return nil, self.broken end
   local line = records.encode_object(FIELDS, {
     kind = entry.kind, api = entry.api, subjects = entry.subjects or {},
     job_id = entry.job_id, file = entry.file, bytes = entry.bytes, sha256 = entry.sha256,
@@ -78,9 +81,15 @@ function Manifest:add(entry)
   if not f then return nil, errors.new("file", err) end
   local ok, werr = f:write(line)
   local closed, cerr = f:close()
-  if not ok or not closed then return nil, errors.new("file", werr or cerr) end
+  if not ok or not closed then
+    self.broken = errors.new("file", string.format("cannot write %s: %s", self.path, tostring(werr or cerr)))
+    return nil, self.broken
+  end
   ok, err = files.fsync(self.path)
-  if not ok then return nil, err end
+  if not ok then
+    self.broken = err
+    return nil, err
+  end
   self.files[entry.file] = true
   self.count = self.count + 1
   return true

@@ -31,7 +31,6 @@ local M = {}
 M.CHECKPOINT = 500               -- rows, or
 M.CHECKPOINT_BYTES = 1 << 20     -- bytes written, between two checkpoints
 local FORMAT = "auditrun-records/1"
-local COPY_CHUNK = 65536
 
 local Writer = {}
 Writer.__index = Writer
@@ -167,35 +166,8 @@ local function save(self)
   return files.write_atomic(self.state_path, cjson.encode {
     format = FORMAT, file_format = self.format, cells = cells_of(self.format, self.csv_raw), rows = self.rows,
     bytes = self.bytes, columns = self.columns, complete = self.complete or nil, cursor = self.cursor,
-    cursor_rows = self.cursor_rows,
+    cursor_rows = self.cursor_rows, answer = self.answer,
   })
-end
-
--- Cuts the file back to `bytes` by copying that much into a private file
--- beside it and renaming it over (Lua has no truncate): only after a kill.
-local function cut(path, bytes)
-  local tmp = state_path(path) .. ".cut"
-  local ok, err = files.write_atomic(tmp, "")
-  if not ok then return nil, err end
-  local src, serr = io.open(path, "rb")
-  if not src then return fail(tostring(serr)) end
-  local dst, derr = io.open(tmp, "r+b")
-  if not dst then src:close() return fail(tostring(derr)) end
-  local left = bytes
-  while left > 0 do
-    local chunk = src:read(math.min(left, COPY_CHUNK))
-    if not chunk then break end
-    dst:write(chunk)
-    left = left - #chunk
-  end
-  src:close()
-  dst:close()
-  if left > 0 then os.remove(tmp) return fail(path .. " is shorter than its record says") end
-  ok, err = files.fsync(tmp)
-  if not ok then return nil, err end
-  local renamed, rerr = os.rename(tmp, path)
-  if not renamed then os.remove(tmp) return fail(tostring(rerr)) end
-  return files.fsync_dir_of(path)
 end
 
 --- format_of(path) -> "csv" or "jsonl" when the extension of path names
@@ -207,22 +179,26 @@ function M.format_of(path)
   if ext == "jsonl" or ext == "ndjson" then return "jsonl" end
 end
 
---- open(path, {format = "jsonl"|"csv", columns = {...}, csv_raw = bool}) -> writer | nil, err.
+--- open(path, {format = "jsonl"|"csv", columns = {...}, csv_raw = bool, answer = {...}}) -> writer | nil, err.
 --- format: by default what the extension of path names, else jsonl.
 --- csv_raw: CSV cells exactly as given; by default a text a spreadsheet
 --- would run as a formula gets a leading ' (csv_line). The record beside
 --- the file keeps which, and a rerun must ask for the same.
 --- columns: the order of a row's keys: the CSV columns (the first row's
 --- other keys follow, sorted), and each JSON line's keys (its other keys
---- follow, sorted; nested objects' keys sorted). writer.complete: the file
---- was finished by an earlier run.
+--- follow, sorted; nested objects' keys sorted). answer: what defines
+--- the rows (a workflow's options, auditrun.cli.answer), recorded with a
+--- new file; writer.answer is the one recorded (a file an earlier version
+--- started takes this one). writer.complete: the file was finished by an
+--- earlier run.
 function M.open(path, o)
   o = o or {}
   local format = o.format or M.format_of(path) or "jsonl"
   assert(format == "jsonl" or format == "csv", "records format is jsonl or csv")
   local w = setmetatable({ path = path, state_path = state_path(path), format = format, rows = 0, bytes = 0,
-                           written = 0, seen = 0, skip = 0, saved_bytes = 0, buffer = {}, want_columns = o.columns,
-                           dropped = {}, csv_raw = o.csv_raw == true, neutralised = 0 }, Writer)
+                           written = 0, seen = 0, skip = 0, saved_bytes = 0, saved_rows = 0, buffer = {},
+                           want_columns = o.columns, dropped = {}, csv_raw = o.csv_raw == true, neutralised = 0,
+                           answer = o.answer }, Writer)
   local dir = path:match("^(.*)/[^/]*$")
   if dir and dir ~= "" then
     local ok, err = files.mkdirs(dir)
@@ -261,9 +237,10 @@ function M.open(path, o)
     -- Rows past the last cursor (mark) are read again and passed by.
     if st.cursor ~= nil and st.cursor ~= cjson.null then w.cursor, w.cursor_rows = st.cursor, st.cursor_rows end
     w.skip = w.rows - (math.tointeger(w.cursor_rows) or 0)
-    w.saved_bytes = w.bytes
+    w.saved_bytes, w.saved_rows = w.bytes, w.rows
     w.columns = st.columns ~= cjson.null and st.columns or nil
     w.complete = st.complete == true
+    if type(st.answer) == "table" then w.answer = st.answer end
     local size = file_size(path)
     if not size then
       lock:close()
@@ -271,7 +248,8 @@ function M.open(path, o)
         path, w.state_path, w.rows))
     end
     if size > w.bytes then
-      local ok2, err = cut(path, w.bytes)
+      -- Cut in place: a full disk or a file size limit cannot stop it.
+      local ok2, err = files.truncate(path, w.bytes)
       if not ok2 then lock:close() return nil, err end
     elseif size < w.bytes then
       lock:close()
@@ -309,12 +287,22 @@ local function columns_of(self, row)
   return cols
 end
 
+-- A write, flush or fsync that failed (a full disk, a file size limit)
+-- leaves an unknown part of the data on disk: the writer stops there, and
+-- the record keeps the length of the last checkpoint, which a rerun cuts
+-- the file back to.
+local function broken(self, what, err)
+  self.broken = errors.new("records", string.format("cannot %s %s: %s", what, self.path, tostring(err)))
+  return nil, self.broken
+end
+
 local function flush(self)
+  if self.broken then return nil, self.broken end
   if #self.buffer == 0 then return true end
   local data = table.concat(self.buffer)
   self.buffer = {}
   local ok, err = self.file:write(data)
-  if not ok then return fail(tostring(err)) end
+  if not ok then return broken(self, "write", err) end
   self.bytes = self.bytes + #data
   return true
 end
@@ -324,11 +312,17 @@ function Writer:checkpoint()
   local ok, err = flush(self)
   if not ok then return nil, err end
   ok, err = self.file:flush()
-  if not ok then return fail(tostring(err)) end
+  if not ok then return broken(self, "write", err) end
   ok, err = files.fsync(self.path)
-  if not ok then return nil, err end
+  if not ok then
+    self.broken = err
+    return nil, err
+  end
   self.saved_bytes = self.bytes
-  return save(self)
+  ok, err = save(self)
+  if not ok then return nil, err end
+  self.saved_rows = self.rows
+  return true
 end
 
 -- The CSV's header row, its column names neutralised as any cell.
@@ -397,22 +391,58 @@ function Writer:close()
   end
   local ok, err = self:checkpoint()
   if not ok then return nil, err end
-  self.file:close()
+  ok, err = self.file:close()
   self.file = nil
+  if not ok then
+    self.lock:close()
+    return broken(self, "close", err)
+  end
   self.complete = true
   ok, err = save(self)
+  if not ok then self.complete = false end
   self.lock:close()
   return ok, err
 end
 
 --- abandon(): stops without marking the file complete (a rerun resumes);
---- what was written is checkpointed first.
+--- what was written is checkpointed first, unless a write already failed.
 function Writer:abandon()
-  if not self.file then return end
-  pcall(self.checkpoint, self)
-  self.file:close()
-  self.file = nil
+  if self.file then
+    if not self.broken then pcall(self.checkpoint, self) end
+    self.file:close()
+    self.file = nil
+  end
   self.lock:close()
+end
+
+--- set_aside(path) -> the name the file now has | nil (there was none) |
+--- nil, err: an earlier run's file and its state renamed PATH.old-<UTC
+--- time> (and .PATH.old-<time>.auditrun: still a records file that can be
+--- resumed or read), so that a new run starts over at path.
+function M.set_aside(path)
+  local lock, lerr = files.lock(state_path(path) .. ".lock")
+  if not lock then
+    if lerr.kind == "locked" then return fail("another run is writing " .. path) end
+    return nil, lerr
+  end
+  local moved, err
+  local has_file, has_state = files.exists(path), files.exists(state_path(path))
+  if has_file or has_state then
+    for n = 1, 99 do
+      local to = files.old_name(path, n)
+      if not (files.exists(to) or files.exists(state_path(to))) then
+        local ok = true
+        if has_state then ok, err = files.rename_noreplace(state_path(path), state_path(to)) end
+        if ok and has_file then ok, err = files.rename_noreplace(path, to) end
+        if ok then moved = to end
+        break
+      end
+    end
+    if not moved and not err then err = errors.new("records", "no free name to set " .. path .. " aside") end
+  end
+  lock:close()
+  if err then return nil, err end
+  return moved
 end
 
 --- writer.neutralised: how many CSV cells this run wrote with a leading '.

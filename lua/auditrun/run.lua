@@ -63,6 +63,38 @@ function M.open(dir)
   return setmetatable({ dir = dir, state = st }, Run)
 end
 
+--- set_aside(dir) -> the name the folder now has | nil (it holds no run
+--- state) | nil, err: an output folder an earlier run wrote, renamed
+--- DIR.old-<UTC time> whole (its reports, manifest, summary and state),
+--- so that a new run starts over in dir. A folder without run state is
+--- not auditrun's to move, and is left alone.
+function M.set_aside(dir)
+  assert(type(dir) == "string" and dir ~= "", "run.set_aside needs a folder")
+  local state_dir = dir .. "/" .. M.STATE_DIR
+  if not files.exists(state_dir .. "/" .. M.STATE_FILE) then return nil end
+  local base = dir:gsub("/+$", ""):match("[^/]*$")
+  if base == "" or base == "." or base == ".." then
+    return nil, errors.new("file", string.format("cannot set %s aside: give --out as the folder's own name", dir))
+  end
+  local lock, lerr = files.lock(state_dir .. "/" .. M.STATE_FILE .. ".lock")
+  if not lock then
+    if lerr.kind == "locked" then return nil, errors.new("state", "another run is using " .. dir) end
+    return nil, lerr
+  end
+  local moved, err
+  local from = dir:gsub("/+$", "")
+  for n = 1, 99 do
+    local to = files.old_name(dir, n)
+    local ok, rerr = files.rename_noreplace(from, to)
+    if ok then moved = to break end
+    if rerr.kind ~= "exists" then err = rerr break end
+  end
+  lock:close()
+  if err then return nil, err end
+  if not moved then return nil, errors.new("file", "no free name to set " .. dir .. " aside") end
+  return moved
+end
+
 --- record(key) -> what is recorded for key (a table), or nil
 function Run:record(key)
   return self.state:get(key)

@@ -86,7 +86,12 @@ function M.extract(path, entry, dest)
   local ok, err = files.write_atomic(dest, "")
   if not ok then error(err, 0) end
   local out <close> = files.open_write(dest) or fail("cannot write %s", dest)
-  for chunk in M.chunks(path, entry) do out:write(chunk) end
+  for chunk in M.chunks(path, entry) do
+    local wrote, werr = out:write(chunk)
+    if not wrote then fail("cannot write %s: %s", dest, werr) end
+  end
+  local closed, cerr = out:close()
+  if not closed then fail("cannot write %s: %s", dest, cerr) end
   return dest
 end
 

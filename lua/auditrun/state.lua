@@ -138,12 +138,21 @@ end
 function State:set(key, value)
   assert(type(key) == "string", "state keys are strings")
   assert(self.file, "attempt to use a closed run state")
+  -- After a failed write or fsync the journal may end in part of a line:
+  -- nothing more is appended after it (a rerun drops that torn tail).
+  if self.broken then return nil, self.broken end
   local line = line_for(key, value)
   local ok, err = self.file:write(line)
   if ok then ok, err = self.file:flush() end
-  if not ok then return nil, errors.new("file", string.format("cannot write %s: %s", self.path, tostring(err))) end
+  if not ok then
+    self.broken = errors.new("file", string.format("cannot write %s: %s", self.path, tostring(err)))
+    return nil, self.broken
+  end
   local synced, serr = files.fsync(self.path)
-  if not synced then return nil, serr end
+  if not synced then
+    self.broken = serr
+    return nil, serr
+  end
   self.entries[key] = value
   return true
 end

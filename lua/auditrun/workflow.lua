@@ -17,8 +17,10 @@
 -- run state in a hidden .auditrun/ folder, so that a rerun with the same
 -- --out resumes. An item whose job ends failed is tried again, up to
 -- --max-attempts times; one that still fails does not stop the others.
+local cli = require "auditrun.cli"
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
+local json = require "auditrun.json"
 local log = require "auditrun.log"
 local manifest = require "auditrun.manifest"
 local progress = require "auditrun.progress"
@@ -29,6 +31,8 @@ local task = require "auditrun.task"
 local M = {}
 
 M.SUMMARY = "summary.json"
+-- The options the folder's reports were made with (auditrun.cli.answer), in its run state folder.
+M.ANSWER = "answer.json"
 
 local SUMMARY_FIELDS = { "workflow", "api", "out", "dry_run", "started", "finished", "seconds", "listed", "done",
                          "reused", "failed", "bytes", "interrupted", "manifest", "failures", "extra_jobs", "warnings" }
@@ -55,12 +59,43 @@ function M.open(opts, o)
                               sample = function(c) r:sample(c) end }
   -- Retries, waits for a busy service and token renewals, for -v.
   log.listen(r.progress:listener())
-  if opts.dry_run then return r end
+  local answer_path = r.dir .. "/" .. runs.STATE_DIR .. "/" .. M.ANSWER
+  if opts.dry_run then
+    M.check_answer(opts, r.dir, answer_path)
+    return r
+  end
+  if opts.fresh then
+    local moved = errors.try(runs.set_aside(r.dir))
+    if moved then r.progress:say(string.format("%s: the earlier run's %s is now %s", r.name, r.dir, moved)) end
+  end
   -- The run state (locked: one run per folder) in DIR/.auditrun/.
   r.run = errors.try(runs.open(r.dir))
+  local ok, err = pcall(M.check_answer, opts, r.dir, answer_path)
+  if not ok then
+    r.run:close()
+    error(err, 0)
+  end
   r.manifest = errors.try(manifest.open(r.dir))
   r.ctx = { run = r.run, dir = r.dir }
   return r
+end
+
+--- check_answer(opts, output, path): raises a usage error (exit 2) when the
+--- answer recorded at path (a JSON file) differs from opts.answer; else
+--- records opts.answer there if nothing is (and the run is not a dry run).
+function M.check_answer(opts, output, path)
+  if not opts.answer then return end
+  local text = files.exists(path) and errors.try(files.read(path))
+  local recorded = text and json.decode(text)
+  if text and type(recorded) ~= "table" then
+    error(errors.new("state", path .. " is not a record this auditrun wrote; rerun with --fresh to start over"), 0)
+  end
+  if recorded then
+    local why = cli.answer_change(output, recorded, opts.answer)
+    if why then error(errors.new("usage", why), 0) end
+  elseif not opts.dry_run then
+    errors.try(files.write_atomic(path, records.encode(opts.answer) .. "\n"))
+  end
 end
 
 -- running: jobs holding a slot on the service; queued: the rest of the
@@ -278,15 +313,34 @@ end
 --- and any above 0 end the run incomplete (exit 1): the file keeps every
 --- row but is not marked complete, so a rerun reads the sources again and
 --- says so again.
+---
+--- A file started with other options (opts.answer) is refused; with
+--- opts.fresh it is set aside first, with the run folders (auditrun.run)
+--- listed in o.run_dirs.
 function M.records(opts, o)
   local p = progress.new { quiet = opts.quiet, verbose = opts.verbose, format = opts.log_format, rows = true }
   log.listen(p:listener())
-  local w = errors.try(records.open(opts.out, { format = opts.format, columns = o.columns, csv_raw = opts.csv_raw }))
   local name = opts.name or "records"
+  if opts.fresh then
+    local moved = errors.try(records.set_aside(opts.out))
+    if moved then p:say(string.format("%s: the earlier run's %s is now %s", name, opts.out, moved)) end
+    for _, dir in ipairs(o.run_dirs or {}) do
+      moved = errors.try(runs.set_aside(dir))
+      if moved then p:say(string.format("%s: the earlier run's %s is now %s", name, dir, moved)) end
+    end
+  end
+  local w = errors.try(records.open(opts.out, { format = opts.format, columns = o.columns, csv_raw = opts.csv_raw,
+                                                answer = opts.answer }))
+  local why = opts.answer and cli.answer_change(opts.out, w.answer, opts.answer)
+  if why then
+    w:abandon()
+    p:close()
+    error(errors.new("usage", why), 0)
+  end
   if w.complete then
     p:close()
-    p:say(string.format("%s: %s is complete from an earlier run (%d rows); remove it (and %s) to fetch it again",
-      name, opts.out, w.rows, w.state_path))
+    p:say(string.format("%s: %s is complete from an earlier run (%d rows); rerun with --fresh to fetch it again",
+      name, opts.out, w.rows))
     return w
   end
   local warnings, counted = o.warnings or {}, {}
@@ -339,9 +393,10 @@ function M.records(opts, o)
   if not ok then
     w:abandon()
     -- With nothing written the error alone says it (a wrong password: one line).
-    if w.rows > 0 then
-      p:say(string.format("%s: stopped after %d rows in %s%s; run again with the same --out to resume", name, w.rows,
-        opts.out, p:warning_summary()))
+    -- The rows kept are those of the last checkpoint (after a failed write, fewer than were sent).
+    if w.saved_rows > 0 then
+      p:say(string.format("%s: stopped after %d rows in %s%s; run again with the same --out to resume", name,
+        w.saved_rows, opts.out, p:warning_summary()))
     end
     error(err, 0)
   end

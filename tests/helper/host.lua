@@ -19,12 +19,19 @@ local function slurp(path)
   return s
 end
 
---- run({args...}, {env = {NAME = value}, stdin = path}) -> code, stdout, stderr
+-- The command that starts the host: under a file size limit (RLIMIT_FSIZE,
+-- as ulimit -f) when opts.file_limit gives one in bytes.
+local function binary(opts)
+  if opts.file_limit then return ("prlimit --fsize=%d %s"):format(opts.file_limit, M.binary) end
+  return M.binary
+end
+
+--- run({args...}, {env = {NAME = value}, stdin = path, file_limit = bytes}) -> code, stdout, stderr
 function M.run(args, opts)
   opts = opts or {}
   local parts = {}
   for name, value in pairs(opts.env or {}) do parts[#parts + 1] = name .. "=" .. quote(value) end
-  parts[#parts + 1] = M.binary
+  parts[#parts + 1] = binary(opts)
   for _, a in ipairs(args) do parts[#parts + 1] = quote(a) end
   local out, err = os.tmpname(), os.tmpname()
   local cmd = table.concat(parts, " ") .. " < " .. (opts.stdin or "/dev/null") ..
@@ -41,7 +48,7 @@ end
 function M.start(args, opts)
   opts = opts or {}
   local dir = require("tests.helper.util").tempdir()
-  local parts = { M.binary }
+  local parts = { binary(opts) }
   for _, a in ipairs(args) do parts[#parts + 1] = quote(a) end
   local env = ""
   for name, value in pairs(opts.env or {}) do env = env .. name .. "=" .. quote(value) .. " " end

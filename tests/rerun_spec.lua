@@ -1,0 +1,117 @@
+-- A rerun with other options never returns the old answer: the host runs
+-- records and export workflows against the sandbox into an output an
+-- earlier run made with other options (a filter, the range, the API) and is
+-- refused in one line naming the option, both values and --fresh; options
+-- that do not change the answer (-q, --max-attempts) still resume; --fresh
+-- sets the earlier output aside under a name it says, and starts over.
+local sandbox = require "tests.helper.sandbox"
+local host = require "tests.helper.host"
+local util = require "tests.helper.util"
+local time = require "auditrun.time"
+
+local DAY = 86400
+
+local function last_line(s)
+  local l = util.lines(s)
+  return l[#l] or ""
+end
+
+-- The names in dir that start with `prefix`.
+local function named(dir, prefix)
+  local out = {}
+  for _, name in ipairs(util.listing(dir)) do
+    if name:sub(1, #prefix) == prefix then out[#out + 1] = name end
+  end
+  table.sort(out)
+  return out
+end
+
+describe("a rerun with other options", function()
+  local sb = sandbox.for_describe {}
+  local t, dir, env
+
+  before_each(function()
+    sb:activity_control("POST", "/reset")
+    t = sb:activity_control("GET", "/tenant")
+    dir = util.tempdir()
+    env = sb:host_env(dir)
+    env.AUDITRUN_DEALCLOUD_URL = sb.url .. "/dealcloud"
+    env.AUDITRUN_DEALCLOUD_CLIENT_ID = t.dealcloud.client_id
+    env.AUDITRUN_DEALCLOUD_CLIENT_SECRET = t.dealcloud.client_secret
+  end)
+  after_each(function() os.execute("rm -rf " .. dir) end)
+
+  local function dealcloud(args)
+    local from = time.parse(t.dealcloud.start)
+    local all = { "dealcloud-activity", "--from", os.date("!%Y-%m-%d", from), "--to",
+                  os.date("!%Y-%m-%d", from + 364 * DAY), "--out", dir .. "/activity.jsonl" }
+    for _, a in ipairs(args) do all[#all + 1] = a end
+    return host.run(all, { env = env })
+  end
+
+  it("is refused for a records file, naming the filter; -q still finds it complete; --fresh starts over", function()
+    local code, _, err = dealcloud { "--activity", "login failed" }
+    assert.equal(0, code, err)
+    local failed = util.read(dir .. "/activity.jsonl")
+    assert.is_true(#util.lines(failed) > 0)
+    -- All activity: refused, the file as it was.
+    code, _, err = dealcloud {}
+    assert.equal(2, code, err)
+    assert.equal(1, #util.lines(err), err)
+    assert.matches("^auditrun: usage: .*activity%.jsonl was started with %-%-activity %d+; this run is without "
+      .. "%-%-activity: rerun with %-%-fresh to start over", err)
+    assert.equal(failed, util.read(dir .. "/activity.jsonl"))
+    -- Another range: refused too.
+    local from = time.parse(t.dealcloud.start)
+    code, _, err = host.run({ "dealcloud-activity", "--from", os.date("!%Y-%m-%d", from + DAY), "--to",
+      os.date("!%Y-%m-%d", from + 364 * DAY), "--activity", "login failed", "--out", dir .. "/activity.jsonl" },
+      { env = env })
+    assert.equal(2, code, err)
+    assert.matches("started with %-%-from [%d-]+T00:00:00; this run is with %-%-from [%d-]+T00:00:00", err)
+    -- What only changes how it talks is the same answer.
+    code, _, err = dealcloud { "--activity", "login failed", "-q" }
+    assert.equal(0, code, err)
+    assert.matches("complete from an earlier run", err)
+    -- --fresh: the earlier file and its state are set aside, said where.
+    code, _, err = dealcloud { "--fresh" }
+    assert.equal(0, code, err)
+    local aside = named(dir, "activity.jsonl.old-")
+    assert.equal(1, #aside, table.concat(util.listing(dir), " "))
+    assert.is_truthy(err:find("is now " .. dir .. "/" .. aside[1], 1, true), err)
+    assert.equal(failed, util.read(dir .. "/" .. aside[1]))
+    assert.equal(1, #named(dir, "." .. aside[1] .. ".auditrun"))
+    assert.is_true(#util.lines(util.read(dir .. "/activity.jsonl")) > #util.lines(failed))
+    -- And the new file is the answer to the new options: a rerun of those finds it complete.
+    code, _, err = dealcloud {}
+    assert.equal(0, code, err)
+    assert.matches("complete from an earlier run", err)
+  end)
+
+  it("is refused for an export folder (a dry run too); --max-attempts still resumes; --fresh sets it aside", function()
+    local out = dir .. "/guests"
+    local code, _, err = host.run({ "guest-access", "-q", "--out", out }, { env = env })
+    assert.equal(0, code, err)
+    local manifest = util.read(out .. "/manifest.jsonl")
+    for _, extra in ipairs { {}, { "--dry-run" } } do
+      local args = { "guest-access", "--api", "legacy", "--out", out }
+      for _, a in ipairs(extra) do args[#args + 1] = a end
+      code, _, err = host.run(args, { env = env })
+      assert.equal(2, code, err)
+      assert.matches("^auditrun: usage: .*guests was started with %-%-api graph; this run is with %-%-api legacy: "
+        .. "rerun with %-%-fresh to start over", last_line(err))
+    end
+    assert.equal(manifest, util.read(out .. "/manifest.jsonl"))
+    code, _, err = host.run({ "guest-access", "--max-attempts", "5", "--out", out }, { env = env })
+    assert.equal(0, code, err)
+    assert.matches("from an earlier run", err)
+    code, _, err = host.run({ "guest-access", "--api", "legacy", "--fresh", "--out", out .. "/" }, { env = env })
+    assert.equal(0, code, err)
+    local aside = named(dir, "guests.old-")
+    assert.equal(1, #aside, table.concat(util.listing(dir), " "))
+    assert.is_truthy(err:find("is now " .. out .. ".old-", 1, true), err)
+    -- Every report the earlier run made went with it.
+    assert.equal(manifest, util.read(dir .. "/" .. aside[1] .. "/manifest.jsonl"))
+    assert.matches('"api":"legacy"', util.read(out .. "/manifest.jsonl"))
+    assert.is_nil(util.read(out .. "/manifest.jsonl"):find('"api":"graph"', 1, true))
+  end)
+end)

@@ -1,6 +1,7 @@
 -- Merges every configured vendor's activity into one time-ordered JSON Lines (or CSV) file in one schema
 local activity = require "auditrun.activity"
 local cli = require "auditrun.cli"
+local schemas = require "auditrun.schemas"
 local vendors = require "auditrun.vendors"
 local workflow = require "auditrun.workflow"
 
@@ -11,12 +12,16 @@ local spec = {
     .. "logout, login_failed, download, upload, delete, share, export ...), source, ip, object and raw (the original "
     .. "record). A vendor with none of its settings given is left out; one with some but not all is an error "
     .. "naming what is missing. Memory stays flat however long the range. A rerun with the same --out and range "
-    .. "after an interruption finishes the file, each event once.",
+    .. "after an interruption finishes the file, each event once. --schema ocsf or ecs writes each event as "
+    .. "OCSF 1.1 or ECS 8.11 instead (CSV: nested fields as dotted columns).",
   kind = "records",
   flags = function(p)
     cli.time_flags(p)
     p:option("--insights-users", "Insights: only the activity of these users (a file of login names, one a "
       .. "line); default: every user of the tenant, an export job each."):argname("FILE")
+    p:option("--schema", "The events' fields: auditrun (time, vendor, user, action, verb, source, ip, object, raw), "
+      .. "ocsf (OCSF 1.1: Authentication, File Hosting Activity, API Activity) or ecs (Elastic Common Schema 8.11).",
+      "auditrun"):choices(schemas.NAMES)
   end,
   check = function(o)
     if not (o.from and o.to) then return "--from and --to are both needed" end
@@ -37,15 +42,17 @@ local clients = {}
 for _, name in ipairs(vendors) do
   if activity.configured(name, opts) then
     local vendor = require("auditrun." .. name)
-    clients[#clients + 1] = { vendor = vendor, client = activity.connect(vendor, opts) }
+    local c = activity.connect(vendor, opts)
+    clients[#clients + 1] = { name = name, vendor = vendor, client = c, tenant = schemas.tenant(c) }
   end
 end
 if #clients == 0 then
   error(require("auditrun.errors").new("config", "no vendor is configured: set the settings of at least one "
     .. "(AUDITRUN_DEALCLOUD_URL ..., AUDITRUN_EXAVAULT_URL ..., AUDITRUN_INSIGHTS_URL ...)"), 0)
 end
+local convert = schemas.converter(opts.schema, opts.format)
 workflow.records(opts, {
-  columns = activity.FIELDS,
+  columns = schemas.columns(opts.schema, opts.format),
   run_dirs = { opts.insights_dir },
   warnings = { unreadable = "Insights report(s) could not be read: the timeline lacks their events" },
   rows = function(warn)
@@ -53,8 +60,20 @@ workflow.records(opts, {
     opts.warn = warn
     local sources = {}
     for _, v in ipairs(clients) do
-      for _, s in ipairs(v.vendor.timeline(v.client, from, to, opts)) do sources[#sources + 1] = s end
+      for _, s in ipairs(v.vendor.timeline(v.client, from, to, opts)) do
+        -- Each event is told with its vendor's log and tenant, for the schemas.
+        sources[#sources + 1] = function()
+          local ev, tag = s()
+          if ev == nil then return nil end
+          return ev, { log = tag.log, tenant = v.tenant }
+        end
+      end
     end
-    return activity.merge(sources)
+    local events = activity.merge(sources)
+    return function()
+      local ev, tag = events()
+      if ev == nil then return nil end
+      return convert(ev, tag)
+    end
   end,
 })

@@ -68,29 +68,32 @@ end
 
 -- ---- the timeline ------------------------------------------------------------------
 
---- source(iter, map, from, to) -> an iterator over the events of a
---- vendor's records (iter gives records in time order), those in [from,
---- to). An event without a time (the vendor could not read it, and warned)
---- is no range's to drop: it comes as it is.
-function M.source(iter, map, from, to)
+--- source(iter, map, from, to, log) -> an iterator over (event, tag) of
+--- a vendor's records (iter gives records in time order), those in [from,
+--- to); tag = {log=} names the vendor's log they come from (the schemas
+--- of auditrun.schemas are told by it; the timeline adds the tenant). An
+--- event without a time (the vendor could not read it, and warned) is no
+--- range's to drop: it comes as it is.
+function M.source(iter, map, from, to, log)
+  local tag = { log = log }
   return function()
     while true do
       local rec = iter()
       if rec == nil then return nil end
       local ev = map(rec)
-      if ev.time == nil then return ev end
+      if ev.time == nil then return ev, tag end
       local t = time.parse(ev.time)
-      if t and t >= from and t < to then return ev end
+      if t and t >= from and t < to then return ev, tag end
     end
   end
 end
 
---- merge(sources) -> an iterator over the events of every source (each in
---- time order) in time order; ties keep the order of the sources. An event
---- without a time goes out as soon as it is its source's next.
+--- merge(sources) -> an iterator over (event, tag) of every source (each
+--- in time order) in time order; ties keep the order of the sources. An
+--- event without a time goes out as soon as it is its source's next.
 function M.merge(sources)
-  local heads = {}
-  for i, s in ipairs(sources) do heads[i] = s() end
+  local heads, tags = {}, {}
+  for i, s in ipairs(sources) do heads[i], tags[i] = s() end
   return function()
     local best
     for i = 1, #sources do
@@ -99,9 +102,9 @@ function M.merge(sources)
       if h ~= nil and (best == nil or h.time < heads[best].time) then best = i end
     end
     if best == nil then return nil end
-    local ev = heads[best]
-    heads[best] = sources[best]()
-    return ev
+    local ev, tag = heads[best], tags[best]
+    heads[best], tags[best] = sources[best]()
+    return ev, tag
   end
 end
 

@@ -29,8 +29,9 @@ local util = require "auditrun.util"
 
 local M = {}
 
--- Keys every vendor takes.
-M.COMMON = { ca_file = "string" }
+-- Keys every vendor takes: the CA bundle, and the tenant's name for the
+-- timeline's OCSF and ECS events (metadata.tenant_uid, organization.id).
+M.COMMON = { ca_file = "string", tenant = "string" }
 
 --- schema(s) -> s, with the common keys added. Vendors' settings modules
 --- declare their schema through this.

@@ -222,7 +222,7 @@ end
 --- timeline(client, from, to) -> the sources of the activity timeline
 --- (auditrun.activity): the user activity of [from, to), in time order.
 function M.timeline(c, from, to)
-  return { activity.source(c:user_activity { from = from, to = to }, M.event, from, to) }
+  return { activity.source(c:user_activity { from = from, to = to }, M.event, from, to, "user_activity") }
 end
 
 -- The columns of a records file, in the order of the document's sample,

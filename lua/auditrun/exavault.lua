@@ -116,8 +116,10 @@ end
 function M.timeline(c, from, to)
   local range = { from = from, to = to - 1 }
   return {
-    activity.source(c:session_logs(range), function(i) return M.event(i, "session_logs") end, from, to),
-    activity.source(c:webhook_logs(range), function(i) return M.event(i, "webhook_logs") end, from, to),
+    activity.source(c:session_logs(range), function(i) return M.event(i, "session_logs") end, from, to,
+      "session_logs"),
+    activity.source(c:webhook_logs(range), function(i) return M.event(i, "webhook_logs") end, from, to,
+      "webhook_logs"),
   }
 end
 

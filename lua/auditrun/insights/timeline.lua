@@ -186,7 +186,7 @@ function M.sources(c, from, to, o)
         end
       end
       return events()
-    end, function(ev) return ev end, from, to)
+    end, function(ev) return ev end, from, to, "user_activities")
   end
   return out
 end

@@ -268,6 +268,39 @@ describe("activity workflows", function()
     assert.is_true(odd.us > 100, "rows in US date format: " .. odd.us)
   end)
 
+  it("write a row with an unreadable time on the day two windows share once, also across kill -9", function()
+    local today = os.time() // DAY * DAY
+    -- Rows 3 and 630: row 630 is the first of day 90, in the answers of both windows.
+    control("POST", "/config", { dcStart = (today - 120 * DAY) * 1000, dcDays = 120, dcBadDates = 627 })
+    local from = today - 120 * DAY
+    local want = control("GET", ("/dealcloud/rows?from=%s&to=%s"):format(time.iso(from), time.iso(today)))
+    assert.equal(840, want.count)
+    local out = dir .. "/dc.jsonl"
+    local args = { "dealcloud-activity", "--from", os.date("!%Y-%m-%d", from), "--to",
+                   os.date("!%Y-%m-%d", today - DAY), "--out", out, "-q" }
+    -- The second window's first page waits: the kill lands between the windows.
+    control("POST", "/faults", { match = "POST /dealcloud/api/rest/v1/management/user/activity", delay_ms = 1500,
+                                 times = 1000 })
+    local run = host.start(args, { env = env() })
+    for _ = 1, 1200 do
+      if #lines(out) >= 631 then break end
+      auditrun.sleep(0.02)
+    end
+    run:signal("KILL")
+    run:wait(20)
+    assert.equal(631, #lines(out))
+    control("DELETE", "/faults")
+    local code, _, err = host.run(args, { env = env() })
+    assert.equal(0, code, err)
+    local got, sessions = {}, {}
+    for _, l in ipairs(lines(out)) do got[#got + 1] = cjson.decode(l).sessionId end
+    for i, id in ipairs(want.sessions) do sessions[i] = id end
+    table.sort(got)
+    table.sort(sessions)
+    assert.equal(#sessions, #got)
+    assert.same(sessions, got)
+  end)
+
   it("merge every configured vendor into one time-ordered timeline in one schema", function()
     local from = time.parse(t.exavault.first) - DAY
     local to = from + 120 * DAY

@@ -26,6 +26,7 @@ local data = require "auditrun.dealcloud.endpoints"
 local errors = require "auditrun.errors"
 local json = require "auditrun.json"
 local log = require "auditrun.log"
+local records = require "auditrun.records"
 local settings = require "auditrun.dealcloud.settings"
 local time = require "auditrun.time"
 local util = require "auditrun.util"
@@ -68,15 +69,15 @@ local function ceil_day(t)
 end
 
 --- windows(from, to) -> the windows of at most MAX_DAYS covering [from,
---- to): {from=, to= (the exact part this window owns), send_from=, send_to=
---- (the whole days asked for, at least one)}.
+--- to): {index=, from=, to= (the exact part this window owns), send_from=,
+--- send_to= (the whole days asked for, at least one)}.
 function M.windows(from, to)
   local out = {}
   local ws = from
   while ws < to do
     local we = math.min(time.day(ws) + M.MAX_DAYS * time.DAY, to)
     local send_from = time.day(ws)
-    out[#out + 1] = { from = ws, to = we, send_from = send_from,
+    out[#out + 1] = { index = #out + 1, from = ws, to = we, send_from = send_from,
                       send_to = math.max(ceil_day(we), send_from + time.DAY) }
     ws = we
   end
@@ -107,24 +108,26 @@ function Client.activity_windows(_, params)
   return M.windows(from, to), rest
 end
 
--- Rows whose eventDate could not be read, remembered (by digest) for the
--- windows after the one that wrote them: at most this many.
-local UNREAD_REMEMBERED = 100000
+-- Rows whose eventDate cannot be read: digest -> the window (its index)
+-- that wrote them, for the window after it, whose answer overlaps on the
+-- day between them. At most this many are remembered.
+local UNREAD_REMEMBERED = 10000
 
 -- The rows of one page that belong to the window, each with its ip. A row
 -- whose eventDate cannot be read is no window's by its time: the first
 -- window whose answer holds it keeps it, with a warning, and `unread`
--- (shared by the windows of one walk, whose answers overlap on their edge
--- days) keeps the others from writing it again.
+-- (shared by the windows of one walk, and saved in its cursor) keeps the
+-- next window from writing it again.
 local function window_rows(body, w, unread)
   local out = {}
   for _, row in ipairs(type(body) == "table" and type(body.rows) == "table" and body.rows or {}) do
     local t = time.read(row.eventDate)
     local keep = t and t >= w.from and t < w.to
     if not t then
-      local key = core.sha256(json.encode(row))
-      if not unread[key] then
-        if unread.n < UNREAD_REMEMBERED then unread[key], unread.n = true, unread.n + 1 end
+      -- Keys sorted: the same row gives the same digest in a rerun too.
+      local key = core.sha256(records.encode(row)):sub(1, 16)
+      if unread[key] == nil then
+        unread[key] = w.index
         log.warn("unparsed_times", 1, "DealCloud user_activity: eventDate %s (%s, session %s) is not a time; "
           .. "the row is written as it came", json.encode(row.eventDate), tostring(row.userName),
           tostring(row.sessionId))
@@ -139,6 +142,35 @@ local function window_rows(body, w, unread)
   return out
 end
 
+-- Forgets the unreadable rows of windows before the one before `index`.
+local function forget_unread(unread, index)
+  for key, wi in pairs(unread) do
+    if wi < index - 1 then unread[key] = nil end
+  end
+end
+
+--- unread_list(unread) / unread_set(list): the rows with unreadable times
+--- a walk remembers, as a cursor holds them ({{digest, window}, ...}, nil
+--- when none; at most UNREAD_REMEMBERED) and back.
+function M.unread_list(unread)
+  local list = {}
+  for key, wi in pairs(unread) do
+    if #list >= UNREAD_REMEMBERED then break end
+    list[#list + 1] = { key, wi }
+  end
+  if #list == 0 then return nil end
+  table.sort(list, function(a, b) return a[1] < b[1] end)
+  return list
+end
+
+function M.unread_set(list)
+  local unread = {}
+  for _, e in ipairs(type(list) == "table" and list or {}) do
+    if type(e) == "table" and type(e[1]) == "string" and math.tointeger(e[2]) then unread[e[1]] = math.tointeger(e[2]) end
+  end
+  return unread
+end
+
 --- window_pages(rest, window, first_page[, unread]) -> iterator over (rows
 --- of the window on that page, page number), from first_page (1 by
 --- default). `rest` holds the other parameters by their documented names;
@@ -147,7 +179,8 @@ function Client:window_pages(rest, w, first_page, unread)
   local p = util.copy(rest)
   p.dateFrom, p.dateTo, p.pageNumber = time.iso(w.send_from), time.iso(w.send_to), first_page
   local pages = self:pages("user_activity", p, string.format("window %s to %s", p.dateFrom, p.dateTo))
-  unread = unread or { n = 0 }
+  unread = unread or {}
+  forget_unread(unread, w.index)
   return function()
     local body, n = pages()
     if body == nil then return nil end
@@ -161,7 +194,7 @@ end
 --- days), activity, source, exportDataType by id or name.
 function Client:user_activity(params)
   local windows, rest = self:activity_windows(params)
-  local wi, rows, i, pages, unread = 0, {}, 0, nil, { n = 0 }
+  local wi, rows, i, pages, unread = 0, {}, 0, nil, {}
   return function()
     while true do
       i = i + 1
@@ -183,7 +216,7 @@ end
 --- pages(client, params, given) -> pages(cursor): an iterator over (rows,
 --- cursor after them) of the user activity for params (from and to in
 --- seconds; given says which of them the user gave), window by window,
---- continuing from cursor = {from=, to=, window=, page=}.
+--- continuing from cursor = {from=, to=, window=, page=, unread=}.
 function M.pages(c, params, given)
   return function(cursor)
     local from, to = activity.resume_range(cursor, params.from, params.to, given)
@@ -191,12 +224,14 @@ function M.pages(c, params, given)
     p.from, p.to = from, to
     local windows, rest = c:activity_windows(p)
     local wi, page = cursor and cursor.window or 1, cursor and cursor.page or 1
-    local pages, unread = nil, { n = 0 }
+    local pages, unread = nil, M.unread_set(cursor and cursor.unread)
     return function()
       while windows[wi] do
         pages = pages or c:window_pages(rest, windows[wi], page, unread)
         local rows, n = pages()
-        if rows then return rows, { from = from, to = to, window = wi, page = n + 1 } end
+        if rows then
+          return rows, { from = from, to = to, window = wi, page = n + 1, unread = M.unread_list(unread) }
+        end
         wi, page, pages = wi + 1, 1, nil
       end
       return nil

@@ -8,6 +8,7 @@ local host = require "tests.helper.host"
 local reports = require "tests.helper.reports"
 local util = require "tests.helper.util"
 local cjson = require "cjson"
+local auditrun = require "auditrun"
 
 -- The request of the page's "Request Sample", host left out.
 local USER_ACTIVITIES_SAMPLE = "/insights/users/insightstester001_jasoninsightstest.onmicrosoft.com%2523ext%2523"
@@ -199,5 +200,65 @@ describe("an export workflow through faults", function()
     local covered = 0
     for _, e in ipairs(reports.manifest(dir)) do covered = covered + #e.subjects end
     assert.equal(tenant.counts.sites, covered)
+  end)
+end)
+
+describe("a job-status answer with a huge Retry-After", function()
+  local sb = sandbox.for_describe {}
+  local home, env
+
+  setup(function()
+    home = util.tempdir()
+    env = sb:host_env(home)
+    local tenant = sb:control("GET", "/tenant")
+    util.write(home .. "/users.txt", tenant.users[1].loginName .. "\n" .. tenant.guests[2].loginName .. "\n")
+  end)
+  teardown(function()
+    if home then os.execute("rm -rf " .. home) end
+  end)
+
+  -- Runs user-access for the two users into dir, bounded so that a run that
+  -- hangs fails the spec. The exit code, stderr and seconds taken.
+  local function run(dir, extra)
+    local args = { "user-access", "--users", home .. "/users.txt", "--out", dir }
+    for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+    local started = auditrun.now()
+    local h = host.start(args, { env = env })
+    local code, _, err = h:wait(90)
+    return code, err, auditrun.now() - started
+  end
+
+  it("is waited out only up to --job-timeout, saying what it waits for; a rerun fetches the same jobs", function()
+    local dir = home .. "/huge"
+    sb:control("POST", "/config", { jobSeconds = 20 })
+    sb:control("POST", "/faults", { match = "/exportstatus", retry_after = "999999", times = 1000 })
+    local code, err, took = run(dir, { "--job-timeout", "4" })
+    assert.equal(1, code, err)
+    assert.is_true(took < 30, tostring(took))
+    assert.matches("was not done after 4 s %(the service asked to wait 999999 s more%)", err)
+    assert.matches("is still running and the service asked to wait 999999 s: polling again in %d s", err)
+    assert.matches("2 of 2 reports failed", err)
+    local jobs, recorded = {}, 0
+    for k, v in pairs(reports.state(dir)) do
+      if type(v) == "table" and v.job then jobs[k], recorded = v.job, recorded + 1 end
+    end
+    assert.equal(2, recorded)
+    -- An HTTP-date in 2100, on the jobs the rerun picks up.
+    sb:control("DELETE", "/faults")
+    sb:control("POST", "/faults", { match = "/exportstatus", retry_after = "Fri, 01 Jan 2100 00:00:00 GMT",
+                                    times = 1000 })
+    code, err, took = run(dir, { "--job-timeout", "4" })
+    assert.equal(1, code, err)
+    assert.is_true(took < 30, tostring(took))
+    assert.matches("was not done after 4 s %(the service asked to wait %d+ s more%)", err)
+    -- Without the faults the same jobs finish, none submitted again.
+    sb:control("DELETE", "/faults")
+    code, err = run(dir)
+    assert.equal(0, code, err)
+    assert.equal(2, #reports.zips(dir))
+    for _, e in ipairs(reports.manifest(dir)) do
+      assert.equal(jobs["user_permissions_export:" .. e.subjects[1]], e.job_id)
+    end
+    assert.equal(2, #sb:control("GET", "/requests?match=/access/export"))
   end)
 end)

@@ -63,6 +63,45 @@ describe("jobs", function()
     assert.same({ 1, 1.5, 7, 3.375, 5.0625, 7.59375, 11.390625, 17.0859375, 25.62890625, 30, 30, 30, 30 }, sleeps)
   end)
 
+  it("wait at most 10 minutes a poll and never past the deadline, whatever Retry-After asks", function()
+    local function job_with(answers, o)
+      local now, sleeps, i = 0, {}, 0
+      o = o or {}
+      local job = jobs.new {
+        id = "42", name = "group_access_export", family = family(), timing = o.timing, sent = o.timing and 0,
+        answered = o.timing and 0,
+        request = function()
+          i = i + 1
+          return { status = 200, body = answers[i][1], headers = answers[i][2] }
+        end,
+        clock = function() return now end,
+        sleep = function(s) sleeps[#sleeps + 1] = s; now = now + s end,
+        random = function() return 0.5 end,
+      }
+      return job, sleeps
+    end
+    local running = '{"jobStatus": 1}'
+    local huge = { ["retry-after"] = "999999" }
+    local year2100 = { ["retry-after"] = "Fri, 01 Jan 2100 00:00:00 GMT" }
+    -- A job an earlier run submitted: the ceiling, then done.
+    local job, sleeps = job_with { { running, huge }, { running, year2100 }, { '{"jobStatus": 2}', {} } }
+    assert.is_true(job:wait())
+    assert.same({ jobs.MAX_POLL_WAIT, jobs.MAX_POLL_WAIT }, sleeps)
+    -- The deadline comes first: one last poll at it, then a named error.
+    for _, timing in ipairs { false, jobs.timing(auditrun.semaphore(5), "group_access_export") } do
+      job, sleeps = job_with({ { running, huge }, { running, year2100 }, { running, huge } }, { timing = timing or nil })
+      local ok, err = job:wait { deadline = 100, first_interval = 0 }  -- no nap: the clock is fixed
+      assert.is_nil(ok)
+      assert.is_true(err.overdue)
+      assert.matches("export job 42 %(group_access_export%) was not done after 100 s %(the service asked to wait "
+        .. "%d+ s more%)", err.message)
+      local slept = 0
+      for _, s in ipairs(sleeps) do slept = slept + s end
+      assert.is_true(slept <= 100, tostring(slept))
+      assert.is_true(slept >= 99, tostring(slept))
+    end
+  end)
+
   it("aim polls at what earlier jobs of the export showed of their length", function()
     local tm = jobs.timing(auditrun.semaphore(5), "group_access_export")
     -- Nothing known: first_interval, then each time the job ran 1.5 times longer.

@@ -28,6 +28,9 @@ local M = {}
 
 M.EXIT_USAGE = 2
 
+--- The default of --job-timeout: 6 hours.
+M.JOB_TIMEOUT = 6 * 3600
+
 -- Converters: argparse calls them with the text; nil and a reason refuse it.
 
 --- A whole number of at least 1.
@@ -160,6 +163,9 @@ local function common_flags(p, spec)
     p:option("--out", "Folder for the reports, manifest.jsonl and summary.json; the run state goes in its "
       .. "hidden .auditrun/ folder. A rerun into the same folder resumes.", spec.name):argname("DIR")
     p:option("--max-attempts", "Tries per report when a job ends failed.", "3"):convert(M.count):argname("N")
+    p:option("--job-timeout", "Seconds to wait for a report's job, to be started by a busy service and then to "
+      .. "be done; a report whose job is not done by then fails (a rerun waits for the same job again).",
+      tostring(M.JOB_TIMEOUT)):convert(M.count):argname("SECONDS")
     p:flag("--dry-run", "List what would be submitted; submit nothing.")
   elseif spec.kind == "records" then
     p:option("--out", "The file the rows go to (default: " .. spec.name .. ".jsonl, or .csv with --format csv); "

@@ -16,9 +16,11 @@
 -- is woken when another job of the export narrows them. With nothing
 -- known yet (or a job that outlasts them) it polls after first_interval
 -- (1 s), then each time the job has run 1.5 times longer, at most 30 s
--- apart. A status answer that carries Retry-After sets the next wait.
--- A job an earlier run submitted polls at once, then 1 s, growing 1.5 times
--- up to 30 s, with jitter. Everything within a deadline.
+-- apart. A status answer that carries Retry-After sets the next wait, up
+-- to MAX_POLL_WAIT (10 minutes): a service that asks for days is asked
+-- again then. A job an earlier run submitted polls at once, then 1 s,
+-- growing 1.5 times up to 30 s, with jitter. Every wait ends by the job's
+-- deadline: a job not done by then is an error that says what was awaited.
 local errors = require "auditrun.errors"
 local log = require "auditrun.log"
 local download = require "auditrun.download"
@@ -48,6 +50,13 @@ function M.state_of(map, body)
 end
 
 local limiters = {}
+
+--- The longest wait between two status polls of a job, whatever its
+--- Retry-After asks: 10 minutes.
+M.MAX_POLL_WAIT = 600
+-- A wait longer than the usual poll gap is told (log.info): the person
+-- sees what the run waits for.
+local TOLD_WAIT = 30
 
 -- ---- how long jobs take ------------------------------------------------------
 
@@ -276,6 +285,7 @@ end
 --- status() -> "running", "done" or "failed" | nil, err. The job's slot is
 --- given back as soon as it is seen done or failed.
 function Job:status()
+  self.asked_wait = nil
   local spec, serr = self.family.status(self.id)
   if not spec then return nil, serr end
   local res, err = self.request(spec)
@@ -288,8 +298,10 @@ function Job:status()
       self.name, tostring(code)), { body = errors.excerpt(res.body) })
   end
   self.state = state
-  -- A service that says when to ask again is taken at its word.
-  self.retry_after = http.default_policy:server_delay(res.headers)
+  -- A service that says when to ask again is taken at its word, up to
+  -- MAX_POLL_WAIT (asked_wait keeps what it asked, for messages).
+  self.asked_wait = http.default_policy:server_delay(res.headers)
+  self.retry_after = self.asked_wait and math.min(self.asked_wait, M.MAX_POLL_WAIT)
   if state ~= M.RUNNING then self:release() end
   return state
 end
@@ -299,22 +311,44 @@ local function failed(self)
     self.name), { job = self.id, retryable = false })
 end
 
+-- Not done by the deadline: a rerun may wait for the same job again, this
+-- run does not (overdue = true).
 local function overdue(self, deadline)
-  return nil, errors.new("job", string.format("export job %s (%s) was not done after %d s", tostring(self.id),
-    self.name, deadline), { job = self.id, retryable = true })
+  local asked = self.asked_wait and self.asked_wait > TOLD_WAIT
+    and string.format(" (the service asked to wait %s s more)", string.format("%.0f", self.asked_wait)) or ""
+  return nil, errors.new("job", string.format("export job %s (%s) was not done after %d s%s", tostring(self.id),
+    self.name, deadline, asked), { job = self.id, retryable = true, overdue = true })
 end
 
--- A job submitted here: polls aimed by its export's timing.
+-- Sleeps until the next poll, `wait` s from now but no later than the
+-- deadline (`left` s from now, so the last poll is at the deadline); false
+-- when the deadline has passed. A long wait is told (log.info).
+local function wait_to_poll(self, wait, left)
+  if left <= 0 then return false end
+  wait = math.min(wait, left)
+  if wait > TOLD_WAIT or (self.asked_wait or 0) > TOLD_WAIT then
+    log.info("wait", "export job %s (%s) is still running%s: polling again in %.0f s (at most %d s a poll; "
+      .. "%.0f s left before it is given up)", tostring(self.id), self.name,
+      self.asked_wait and string.format(" and the service asked to wait %.0f s", self.asked_wait) or "", wait,
+      M.MAX_POLL_WAIT, left)
+  end
+  self.sleep(wait)
+  return true
+end
+
+-- A job submitted here: polls aimed by its export's timing. After a wait
+-- the service asked for (or an error's backoff) it polls at once.
 local function wait_aimed(self, first, deadline)
   local tm, t0, t1 = self.timing, self.sent, self.answered
-  local own_lo, polls, errs = 0, 0, 0
+  local own_lo, polls, errs, asked = 0, 0, 0, false
   while true do
     local at, probe = tm:next_poll(own_lo, polls, first)
     local now = self.clock()
-    if now - t1 > deadline then return overdue(self, deadline) end
-    if t1 + at > now + 0.001 then
-      tm:nap(t1 + at - now)
+    if not asked and now - t1 > deadline then return overdue(self, deadline) end
+    if not asked and t1 + at > now + 0.001 then
+      tm:nap(math.min(t1 + at, t1 + deadline + 0.001) - now)
     else
+      asked = false
       tm.probing = probe
       local ok, code, err = pcall(self.status, self)
       tm.probing = nil
@@ -335,7 +369,10 @@ local function wait_aimed(self, first, deadline)
         errs = errs + 1
         wait = math.min(2 ^ (errs - 1), 30) * (0.8 + 0.4 * self.random())
       end
-      if wait then self.sleep(wait) end
+      if wait then
+        if not wait_to_poll(self, wait, t1 + deadline - self.clock()) then return overdue(self, deadline) end
+        asked = true
+      end
     end
   end
 end
@@ -354,8 +391,7 @@ function Job:wait(o)
     if code == M.FAILED then return failed(self) end
     if not code and not err.retryable then return nil, err end
     local wait = code and self.retry_after or interval * (0.8 + 0.4 * self.random())
-    if self.clock() - start + wait > deadline then return overdue(self, deadline) end
-    self.sleep(wait)
+    if not wait_to_poll(self, wait, start + deadline - self.clock()) then return overdue(self, deadline) end
     interval = math.min(interval * 1.5, 30)
   end
 end

@@ -8,8 +8,9 @@ local M = {}
 local listener
 
 --- listen(fn) -> the previous listener. fn(event, message, level, n) is
---- called for each report (level "debug" or "warning"; n: how many of the
---- thing a warning counts); nil stops listening.
+--- called for each report (level "debug", "info" for what a person should
+--- see without -v, or "warning"; n: how many of the thing a warning
+--- counts); nil stops listening.
 function M.listen(fn)
   local previous = listener
   listener = fn
@@ -19,6 +20,12 @@ end
 --- debug(event, fmt, ...): reports one thing the library did.
 function M.debug(event, fmt, ...)
   if listener then listener(event, string.format(fmt, ...), "debug", 1) end
+end
+
+--- info(event, fmt, ...): reports something a person should see without
+--- -v, such as a long wait the service asked for.
+function M.info(event, fmt, ...)
+  if listener then listener(event, string.format(fmt, ...), "info", 1) end
 end
 
 --- warn(event, n, fmt, ...): reports n of something the library mended or

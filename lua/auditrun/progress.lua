@@ -19,7 +19,8 @@ local M = {}
 local Progress = {}
 Progress.__index = Progress
 
-local LEVELS = { error = 3, warning = 2.5, info = 2, debug = 1 }
+-- notice: a step the person should see even on a terminal (a long wait).
+local LEVELS = { error = 3, warning = 2.5, notice = 2.5, info = 2, debug = 1 }
 -- Warnings of one kind printed in full; the rest are counted.
 local WARNINGS_SHOWN = 10
 local REDRAW_EVERY = 0.1
@@ -157,7 +158,8 @@ local function json_line(self, level, name, message, fields)
 end
 
 --- event(level, name, message, fields): a failure ("error"), something
---- mended or let through ("warning": shown unless -q), a step ("info":
+--- mended or let through ("warning": shown unless -q), something to see
+--- even over the live line ("notice": a long wait), a step ("info":
 --- shown as log lines when not live) or a detail ("debug": -v).
 function Progress:event(level, name, message, fields)
   local lv = LEVELS[level] or LEVELS.info
@@ -197,10 +199,11 @@ function Progress:warning_summary()
 end
 
 --- listener() -> a listener for auditrun.log: warnings counted (warn),
---- the rest as -v details.
+--- what a person should see ("info") as notices, the rest as -v details.
 function Progress:listener()
   return function(event, message, level, n)
     if level == "warning" then return self:warn(event, message, n) end
+    if level == "info" then return self:event("notice", event, message) end
     self:event("debug", event, message)
   end
 end

@@ -44,7 +44,7 @@ local function iso(t)
   return os.date("!%Y-%m-%dT%H:%M:%SZ", t)
 end
 
---- open(opts, {slots=}) -> run. opts: out, dry_run, max_attempts, quiet,
+--- open(opts, {slots=}) -> run. opts: out, dry_run, max_attempts, job_timeout, quiet,
 --- verbose, log_format, name, api (from auditrun.cli). slots: the
 --- semaphore whose permits are jobs running on the service (for the
 --- running/queued counts). Raises on a folder it cannot use.
@@ -76,7 +76,7 @@ function M.open(opts, o)
     error(err, 0)
   end
   r.manifest = errors.try(manifest.open(r.dir))
-  r.ctx = { run = r.run, dir = r.dir }
+  r.ctx = { run = r.run, dir = r.dir, deadline = opts.job_timeout }
   return r
 end
 
@@ -107,10 +107,13 @@ end
 
 -- Worth another try in this run: a job the service failed, a service
 -- that stayed busy, a download cut short. Not: a refused request, an
--- unknown submit outcome (the service may hold the job), an interruption.
+-- unknown submit outcome (the service may hold the job), a job not done
+-- by --job-timeout (waiting again would wait past it), an interruption.
 local function worth_retry(err)
   if not errors.is(err) then return false end
-  if err.kind == "cancelled" or err.kind == "interrupted" or err.outcome == "unknown" then return false end
+  if err.kind == "cancelled" or err.kind == "interrupted" or err.outcome == "unknown" or err.overdue then
+    return false
+  end
   return err.kind == "job" or err.retryable == true
 end
 
@@ -180,7 +183,8 @@ function Run:run_item(item)
 end
 
 --- add(item): item = {key, kind, api, subjects = {...}, label, export =
---- function(ctx) -> file | nil, err}. ctx = {run= (auditrun.run), dir=};
+--- function(ctx) -> file | nil, err}. ctx = {run= (auditrun.run), dir=,
+--- deadline= (--job-timeout: seconds to wait for a job)};
 --- file = {path, size, sha256, job, reused, extra_job}. Under --dry-run the
 --- item is only listed.
 function Run:add(item)

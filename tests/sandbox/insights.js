@@ -1324,7 +1324,8 @@ function parseFault(raw) {
     // An empty name is a name too (the client must fall back on its own).
     filename: typeof raw.filename === 'string' ? raw.filename : raw.filename === undefined ? undefined : asString(raw.filename, 'filename'),
   };
-  const effects = ['status', 'delay_ms', 'slow_ms', 'reset', 'job_fails', 'token_revoked', 'filename', 'truncate', 'body', 'bodies', 'huge_mb', 'redirect'];
+  // retry_after alone: the real answer, with that Retry-After (seconds or an HTTP-date).
+  const effects = ['status', 'retry_after', 'delay_ms', 'slow_ms', 'reset', 'job_fails', 'token_revoked', 'filename', 'truncate', 'body', 'bodies', 'huge_mb', 'redirect'];
   if (!effects.some((k) => fault[k] !== undefined && fault[k] !== 0 && fault[k] !== false)) throw bad(`A fault needs at least one of: ${effects.join(', ')}.`);
   fault.remaining = fault.times;
   fault.served = 0;
@@ -1555,6 +1556,7 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
         response = errorResponse(api, fault.status, fault.message || `Injected fault: HTTP ${fault.status}.`, headers);
       } else {
         response = await dispatch(req, found, rawQuery, body, fault);
+        if (fault && fault.retry_after !== undefined) response.headers = { ...response.headers, 'Retry-After': fault.retry_after };
       }
     } catch (err) {
       if (!(err instanceof ApiError)) console.error('insights:', err);

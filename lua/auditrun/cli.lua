@@ -12,7 +12,7 @@
 -- before anything is read or sent. An unknown flag, a stray argument or a
 -- bad value prints the usage line and one error line and exits 2. Every
 -- workflow takes --profile NAME (or --profile=NAME); export workflows also
--- --out DIR, --max-attempts N and --dry-run, records workflows --out FILE
+-- --out DIR, --max-attempts N, --job-timeout SECONDS and --dry-run, records workflows --out FILE
 -- and --format jsonl|csv (inferred from the extension of --out; the two
 -- contradicting each other is a usage error) and --csv-raw, and both
 -- --fresh, -q, -v and --log-format.
@@ -185,12 +185,12 @@ local function common_flags(p, spec)
 end
 
 --- The options that do not change what a run writes: how it talks (-q,
---- -v, --log-format), how hard it tries (--max-attempts), whether it
---- writes at all (--dry-run), where it writes (--out) and --fresh. Every
---- other option (the range, filters, API, batch size, profile ...) defines
---- the answer.
-M.NOT_THE_ANSWER = { quiet = true, verbose = true, log_format = true, max_attempts = true, dry_run = true,
-                     out = true, fresh = true, name = true, kind = true, answer = true }
+--- -v, --log-format), how hard and how long it tries (--max-attempts,
+--- --job-timeout), whether it writes at all (--dry-run), where it writes
+--- (--out) and --fresh. Every other option (the range, filters, API, batch
+--- size, profile ...) defines the answer.
+M.NOT_THE_ANSWER = { quiet = true, verbose = true, log_format = true, max_attempts = true, job_timeout = true,
+                     dry_run = true, out = true, fresh = true, name = true, kind = true, answer = true }
 
 --- answer(opts) -> {["--flag"] = value}: what defines the output of a run
 --- with these parsed options (an option not given is left out; --profile

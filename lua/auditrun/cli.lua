@@ -22,7 +22,9 @@
 -- refused (answer_change) unless it starts over with --fresh.
 local argparse = require "argparse"
 local json = require "auditrun.json"
+local metrics = require "auditrun.metrics"
 local records = require "auditrun.records"
+local task = require "auditrun.task"
 
 local M = {}
 
@@ -37,6 +39,13 @@ M.JOB_TIMEOUT = 6 * 3600
 function M.count(s)
   local n = math.tointeger(tonumber(s))
   if not n or n < 1 or not s:match("^%s*%d+%s*$") then return nil, "'" .. s .. "' is not a whole number of at least 1" end
+  return n
+end
+
+--- Seconds: a whole number of at least 0.
+function M.seconds(s)
+  local n = math.tointeger(tonumber(s))
+  if not n or n < 0 or not s:match("^%s*%d+%s*$") then return nil, "'" .. s .. "' is not a whole number of seconds" end
   return n
 end
 
@@ -179,18 +188,24 @@ local function common_flags(p, spec)
       .. "plain negative number) gets a leading ' so it shows as text.")
   end
   if not spec.kind then return end
+  p:option("--metrics", "At the end of the run, whatever its outcome, write its metrics (last success, duration, "
+    .. "rows or reports written, failures, retries, seconds throttled; labelled by workflow and profile) to FILE "
+    .. "in Prometheus text format, as node_exporter's textfile collector reads it. A file several workflows or "
+    .. "profiles share keeps each one's series."):argname("FILE")
+  p:option("--progress-every", "When stderr is not a terminal, a progress line at least this often, so a log shows "
+    .. "the run is alive (0: none).", "30"):argname("SECONDS"):convert(M.seconds)
   p:mutex(p:flag("-q --quiet", "Print only failures and the final summary."),
     p:flag("-v --verbose", "Also log retries, waits for the service (429) and token renewals."))
   p:option("--log-format", "How log lines look when stderr is not a terminal.", "text"):choices { "text", "json" }
 end
 
 --- The options that do not change what a run writes: how it talks (-q,
---- -v, --log-format), how hard and how long it tries (--max-attempts,
+--- -v, --log-format, --progress-every, --metrics), how hard and how long it tries (--max-attempts,
 --- --job-timeout), whether it writes at all (--dry-run), where it writes
 --- (--out) and --fresh. Every other option (the range, filters, API, batch
 --- size, profile ...) defines the answer.
 M.NOT_THE_ANSWER = { quiet = true, verbose = true, log_format = true, max_attempts = true, job_timeout = true,
-                     dry_run = true, out = true, fresh = true, name = true, kind = true, answer = true }
+                     progress_every = true, metrics = true, dry_run = true, out = true, fresh = true, name = true, kind = true, answer = true }
 
 --- answer(opts) -> {["--flag"] = value}: what defines the output of a run
 --- with these parsed options (an option not given is left out; --profile
@@ -248,8 +263,12 @@ function M.parser(spec)
   return p
 end
 
--- os.exit with the state closed: the core's finaliser runs, files are flushed.
+-- os.exit with the state closed: the core's finaliser runs, files are
+-- flushed, and what runs at the end of a run (the metrics) has run.
 local function leave(code)
+  local why
+  code, why = task.run_exit_hooks(code)
+  if why then io.stderr:write("auditrun: ", why, "\n") end
   io.stdout:flush()
   os.exit(code, true)
 end
@@ -260,6 +279,16 @@ function M.usage_error(spec, message)
   io.stderr:write(M.parser(spec):get_usage(), "\n", "auditrun: ", spec.name, ": ", message,
     " (auditrun ", spec.name, " --help lists the flags)\n")
   leave(M.EXIT_USAGE)
+end
+
+--- measure(opts): the run's metrics go to opts.metrics at its end
+--- (auditrun.metrics), labelled by opts.name and opts.profile.
+function M.measure(opts)
+  metrics.start { file = opts.metrics, workflow = opts.name, profile = opts.profile }
+  task.at_exit(function(code)
+    local ok, err = metrics.finish(code)
+    if not ok then return err end
+  end)
 end
 
 --- parse(spec, ...) -> options (argparse's table, dashes as underscores,
@@ -284,6 +313,12 @@ function M.parse(spec, ...)
   opts.kind = spec.kind
   if opts.profile == nil then opts.profile = os.getenv("AUDITRUN_PROFILE") end
   if opts.profile == "" then opts.profile = nil end
+  if opts.metrics then
+    -- A file that cannot be written is said now, not after the run.
+    local why = metrics.check(opts.metrics)
+    if why then M.usage_error(spec, why) end
+    M.measure(opts)
+  end
   if spec.kind == "records" then
     local why = records_output(opts, spec.name)
     if why then M.usage_error(spec, why) end

@@ -14,6 +14,7 @@ local cjson = require "cjson"
 local json = require "auditrun.json"
 local errors = require "auditrun.errors"
 local log = require "auditrun.log"
+local metrics = require "auditrun.metrics"
 local task = require "auditrun.task"
 local time = require "auditrun.time"
 
@@ -32,6 +33,8 @@ end
 -- setting to change; sessions and clients pass their own (ca_file).
 
 local SAFE_METHODS = { GET = true, HEAD = true, OPTIONS = true }
+-- A service that says it is busy: the waits count as throttled (metrics).
+local THROTTLE_STATUS = { [429] = true, [503] = true }
 local RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
 local RETRY_KINDS = { timeout = true, connect = true, connection = true }
 local REASONS = {
@@ -358,6 +361,8 @@ function M.request(opts)
       return nil, err
     end
     log.debug("retry", "%s; retry %d of %d in %.1f s", err.message, attempt, policy.attempts - 1, delay)
+    metrics.add("retries", 1)
+    if res and THROTTLE_STATUS[res.status] then metrics.add("throttled_seconds", delay) end
     policy.sleep(delay)
   end
 end

@@ -23,6 +23,7 @@
 -- deadline: a job not done by then is an error that says what was awaited.
 local errors = require "auditrun.errors"
 local log = require "auditrun.log"
+local metrics = require "auditrun.metrics"
 local download = require "auditrun.download"
 local http = require "auditrun.http"
 local task = require "auditrun.task"
@@ -267,6 +268,8 @@ function M.submit(o)
     end
     log.debug("wait", "the service did not start %s (%s): trying again in %.1f s", o.name,
       res and ("HTTP " .. res.status) or err.message, wait)
+    metrics.add("retries", 1)
+    if res then metrics.add("throttled_seconds", wait) end
     local slept, serr = pcall(sleep, wait)
     if not slept then
       permit:release()

@@ -48,7 +48,8 @@ end
 --- new{quiet=, verbose=, format="text"|"json", live=bool (default: stderr
 --- is a terminal), sample=fn(counts) (fills in counts before a redraw),
 --- rows=true (a records run: the line counts rows, not reports),
---- out=, err=, clock=, now=} -> progress
+--- every=seconds (off a terminal: a progress line when nothing else was
+--- printed for that long; nil or 0: none), out=, err=, clock=, now=} -> progress
 function M.new(o)
   o = o or {}
   local live = o.live
@@ -62,7 +63,21 @@ function M.new(o)
     listing = true, drawn = false, last_draw = -math.huge,
   }, Progress)
   p.started = p.clock()
-  if p.live then
+  p.last_output = p.started
+  if not p.live and not o.quiet and (o.every or 0) > 0 then
+    -- Off a terminal (cron, systemd, a pod's log): a line at least every
+    -- `every` seconds, so a long quiet phase still shows the run is alive.
+    p.ticker = task.spawn(function()
+      while true do
+        local wait = p.last_output + o.every - p.clock()
+        if wait <= 0 then
+          p:event("info", "progress", p:line(), p:fields())
+          wait = o.every
+        end
+        task.sleep(wait)
+      end
+    end)
+  elseif p.live then
     p.width = o.width or M.terminal_width()
     -- Elapsed time and ETA move even when nothing finishes.
     p.ticker = task.spawn(function()
@@ -106,6 +121,19 @@ function Progress:eta()
   if self.listing or finished == 0 then return nil end
   local left = c.listed - finished
   return self:elapsed() / finished * left
+end
+
+--- fields() -> the counts a progress line shows, for a JSON log line.
+function Progress:fields()
+  local c = self.counts
+  if self.sample then self.sample(c) end
+  local f = { elapsed = math.floor(self:elapsed() + 0.5), done = c.done, bytes = c.bytes }
+  if self.rows then
+    f.earlier = c.skipped
+  else
+    f.listed, f.queued, f.running, f.failed = c.listed, c.queued, c.running, c.failed
+  end
+  return f
 end
 
 function Progress:line()
@@ -168,6 +196,7 @@ function Progress:event(level, name, message, fields)
     if lv == LEVELS.debug and not self.verbose then return end
   end
   self:clear_line()
+  self.last_output = self.clock()
   if self.format == "json" and not self.live then
     json_line(self, level, name, message, fields)
   elseif self.live then

@@ -27,6 +27,7 @@ local waiters = {}       -- object -> list of tasks parked on it
 local live = {}          -- task -> true until it ends
 local current            -- the task being resumed, if any
 local interrupts_seen = 0
+local exit_hooks = {}   -- functions(code) run by main at the end
 
 local Task = {}
 Task.__index = Task
@@ -294,8 +295,36 @@ function M.main(chunk, ...)
   if ok then ok, err = xpcall(M.finish, traceback) end
   local code = core.interrupted() > 0 and M.EXIT_INTERRUPTED or (ok and 0 or M.EXIT_FAILURE)
   if not ok and errors.is(err, "usage") and code == M.EXIT_FAILURE then code = M.EXIT_USAGE end
-  if ok then return code end
-  return code, errors.redact(message_of(err))  -- no secret reaches the terminal
+  local message = not ok and errors.redact(message_of(err)) or nil  -- no secret reaches the terminal
+  return M.run_exit_hooks(code, message)
+end
+
+--- run_exit_hooks(code, message) -> code, message: runs the at_exit
+--- functions once (main does; so does a script that calls os.exit).
+function M.run_exit_hooks(code, message)
+  local hooks = exit_hooks
+  exit_hooks = {}
+  for _, fn in ipairs(hooks) do
+    -- A hook that fails (a metrics file it cannot write) fails a run that
+    -- went well, in one line; a run that failed says it after its own.
+    local hok, herr = pcall(fn, code)
+    if not hok or herr ~= nil then
+      local why = errors.redact(message_of(herr))
+      if code == 0 then
+        code, message = M.EXIT_FAILURE, why
+      else
+        message = (message and (message .. "\nauditrun: ") or "") .. why
+      end
+    end
+  end
+  return code, message
+end
+
+--- at_exit(fn): fn(code) runs once the script and its tasks have ended,
+--- with the exit code, whatever the outcome (tasks can still wait in it).
+--- It returns nil, or an error that makes a run that succeeded fail.
+function M.at_exit(fn)
+  exit_hooks[#exit_hooks + 1] = fn
 end
 
 -- ---- semaphore ------------------------------------------------------------

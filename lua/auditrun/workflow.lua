@@ -23,6 +23,7 @@ local files = require "auditrun.files"
 local json = require "auditrun.json"
 local log = require "auditrun.log"
 local manifest = require "auditrun.manifest"
+local metrics = require "auditrun.metrics"
 local progress = require "auditrun.progress"
 local records = require "auditrun.records"
 local runs = require "auditrun.run"
@@ -56,7 +57,7 @@ function M.open(opts, o)
     started_at = os.time(),
   }, Run)
   r.progress = progress.new { quiet = opts.quiet, verbose = opts.verbose, format = opts.log_format,
-                              sample = function(c) r:sample(c) end }
+                              every = opts.progress_every, sample = function(c) r:sample(c) end }
   -- Retries, waits for a busy service and token renewals, for -v.
   log.listen(r.progress:listener())
   local answer_path = r.dir .. "/" .. runs.STATE_DIR .. "/" .. M.ANSWER
@@ -261,6 +262,8 @@ function Run:finish()
     end
   end
   local s = self:summary()
+  metrics.set("reports_written", s.done)
+  metrics.set("failures", s.failed)
   self.progress:close()
   local p = self.progress
   if self.opts.dry_run then
@@ -322,7 +325,8 @@ end
 --- opts.fresh it is set aside first, with the run folders (auditrun.run)
 --- listed in o.run_dirs.
 function M.records(opts, o)
-  local p = progress.new { quiet = opts.quiet, verbose = opts.verbose, format = opts.log_format, rows = true }
+  local p = progress.new { quiet = opts.quiet, verbose = opts.verbose, format = opts.log_format, rows = true,
+                           every = opts.progress_every }
   log.listen(p:listener())
   local name = opts.name or "records"
   if opts.fresh then
@@ -393,6 +397,10 @@ function M.records(opts, o)
     end
   end)
   c.bytes = w.bytes
+  metrics.set("rows_written", c.done)
+  local failures = 0
+  for _, what in ipairs(counted) do failures = failures + counts[what] end
+  metrics.set("failures", failures)
   p:close()
   if not ok then
     w:abandon()

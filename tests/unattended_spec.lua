@@ -1,0 +1,184 @@
+-- Runs nobody watches (cron, systemd timers, a CronJob), by the host against
+-- the sandbox: --metrics as Prometheus text format (read here by a parser
+-- of its own), kept per workflow and profile in a shared file, last success
+-- kept when a run fails; a progress line at a steady pace when stderr is
+-- not a terminal.
+local sandbox = require "tests.helper.sandbox"
+local cjson = require "cjson"
+local host = require "tests.helper.host"
+local util = require "tests.helper.util"
+
+-- A strict reader of the Prometheus text format: every sample's family has
+-- one HELP and one TYPE line before its first sample, label values are
+-- quoted with \\, \" and \n escapes, values are numbers.
+local function prometheus(text)
+  local families, samples, seen_sample = {}, {}, {}
+  local n = 0
+  for line in text:gmatch("([^\n]*)\n") do
+    n = n + 1
+    local kind, name, rest = line:match("^# (%u+) ([%a_:][%w_:]*) (.*)$")
+    if kind then
+      families[name] = families[name] or {}
+      assert.is_nil(families[name][kind], "a second " .. kind .. " for " .. name)
+      assert.is_nil(seen_sample[name], kind .. " after a sample of " .. name)
+      families[name][kind] = rest
+    else
+      local sname, labels, value = line:match('^([%a_:][%w_:]*){(.-)} (%S+)$')
+      assert(sname, "line " .. n .. " is not a sample: " .. line)
+      assert(tonumber(value), "line " .. n .. ": not a number")
+      local f = assert(families[sname], "no HELP/TYPE before " .. sname)
+      assert(f.HELP and f.TYPE, "no HELP/TYPE before " .. sname)
+      assert.is_truthy(({ gauge = true, counter = true, untyped = true })[f.TYPE])
+      seen_sample[sname] = true
+      local l = {}
+      for k, v in labels:gmatch('([%a_][%w_]*)="(.-)"') do l[k] = v end
+      local key = sname .. "/" .. (l.workflow or "?") .. "/" .. (l.profile or "?")
+      assert.is_nil(samples[key], "two samples for " .. key)
+      samples[key] = tonumber(value)
+    end
+  end
+  assert.equal("\n", text:sub(-1), "the file ends with a newline")
+  return samples, families
+end
+
+describe("unattended runs", function()
+  local sb = sandbox.for_describe()
+  local t, dir
+
+  local function control(method, path, body) return sb:activity_control(method, path, body) end
+
+  local function env(extra)
+    local e = {
+      HOME = "/nonexistent", AUDITRUN_CA_FILE = sb.ca_file,
+      AUDITRUN_DEALCLOUD_URL = sb.url .. "/dealcloud", AUDITRUN_DEALCLOUD_CLIENT_ID = t.dealcloud.client_id,
+      AUDITRUN_DEALCLOUD_CLIENT_SECRET = t.dealcloud.client_secret,
+      AUDITRUN_EXAVAULT_URL = sb.url .. "/exavault/api/v2", AUDITRUN_EXAVAULT_API_KEY = t.exavault.api_key,
+      AUDITRUN_EXAVAULT_ACCESS_TOKEN = t.exavault.access_token,
+    }
+    for k, v in pairs(extra or {}) do e[k] = v end
+    return e
+  end
+
+  before_each(function()
+    control("POST", "/reset")
+    t = control("GET", "/tenant")
+    dir = util.tempdir()
+  end)
+  after_each(function() os.execute("rm -rf " .. dir) end)
+
+  describe("--metrics", function()
+    it("writes each run's series, keeps every workflow's, and keeps the last success when a run fails", function()
+      local prom = dir .. "/auditrun.prom"
+      -- Two busy answers first: two retries, and the seconds waited for them.
+      control("POST", "/faults", { match = "GET /exavault/api/v2/activity/session", status = 429, retry_after = "1",
+                                   times = 2 })
+      local before = os.time()
+      local code, _, err = host.run({ "exavault-sessions", "--out", dir .. "/s.jsonl", "--metrics", prom, "-q" },
+        { env = env() })
+      assert.equal(0, code, err)
+      local s, families = prometheus(assert(util.read(prom)))
+      local function get(name, wf, profile) return s["auditrun_" .. name .. "/" .. wf .. "/" .. (profile or "default")] end
+      local ev = "exavault-sessions"
+      assert.equal(t.exavault.sessions, get("rows_written", ev))
+      assert.equal(2, get("retries", ev))
+      assert.is_true(get("throttled_seconds", ev) >= 2)
+      assert.equal(0, get("failures", ev))
+      assert.equal(0, get("last_exit_code", ev))
+      assert.is_true(get("last_run_timestamp_seconds", ev) >= before)
+      assert.equal(get("last_run_timestamp_seconds", ev), get("last_success_timestamp_seconds", ev))
+      assert.is_true(get("run_duration_seconds", ev) >= 2)
+      for _, name in ipairs { "last_success_timestamp_seconds", "last_run_timestamp_seconds", "run_duration_seconds",
+                              "rows_written", "failures", "retries", "throttled_seconds" } do
+        assert.equal("gauge", families["auditrun_" .. name].TYPE)
+        assert.is_true(#families["auditrun_" .. name].HELP > 10)
+      end
+      local success = get("last_success_timestamp_seconds", ev)
+
+      -- Another workflow, and another profile of the first, into the same file: every series stays.
+      code, _, err = host.run({ "dealcloud-activity", "--out", dir .. "/d.jsonl", "--metrics", prom, "-q" },
+        { env = env() })
+      assert.equal(0, code, err)
+      util.write(dir .. "/config.lua", ([[return { other = { exavault_url = %q, exavault_api_key = %q,
+        exavault_access_token = "wrong" } }]]):format(sb.url .. "/exavault/api/v2", t.exavault.api_key))
+      os.execute("sleep 1")
+      code, _, err = host.run({ "exavault-sessions", "--profile", "other", "--out", dir .. "/o.jsonl",
+                                "--metrics", prom, "-q" },
+        { env = env { AUDITRUN_CONFIG = dir .. "/config.lua", AUDITRUN_EXAVAULT_ACCESS_TOKEN = "" } })
+      assert.equal(1, code, err)
+      s = prometheus(assert(util.read(prom)))
+      assert.is_true(get("rows_written", "dealcloud-activity") > 0)
+      assert.equal(t.exavault.sessions, get("rows_written", ev))
+      assert.equal(success, get("last_success_timestamp_seconds", ev))
+      assert.equal(1, get("last_exit_code", ev, "other"))
+      assert.is_true(get("failures", ev, "other") >= 1)
+      assert.is_nil(get("last_success_timestamp_seconds", ev, "other"))
+
+      -- The same profile failing: its last success stays, its last run moves.
+      os.execute("sleep 1")
+      code, _, err = host.run({ "exavault-sessions", "--out", dir .. "/s2.jsonl", "--metrics", prom, "-q" },
+        { env = env { AUDITRUN_EXAVAULT_ACCESS_TOKEN = "wrong" } })
+      assert.equal(1, code, err)
+      s = prometheus(assert(util.read(prom)))
+      assert.equal(success, get("last_success_timestamp_seconds", ev))
+      assert.is_true(get("last_run_timestamp_seconds", ev) > success)
+      assert.equal(1, get("last_exit_code", ev))
+      assert.is_true(get("rows_written", "dealcloud-activity") > 0)
+    end)
+
+    it("says in one line when the file cannot be written, and the run fails", function()
+      local code, _, err = host.run({ "exavault-sessions", "--out", dir .. "/s.jsonl", "--metrics",
+                                      dir .. "/missing/auditrun.prom", "-q" }, { env = env() })
+      assert.equal(2, code)
+      assert.matches("auditrun: exavault%-sessions: %-%-metrics .*missing/auditrun.prom", err)
+      assert.not_matches("traceback", err)
+      assert.is_nil(util.read(dir .. "/s.jsonl"))
+      -- A file that is not metrics is left alone, and said so.
+      util.write(dir .. "/notes.prom", "hello world, this is not a metrics file\n")
+      code, _, err = host.run({ "exavault-sessions", "--out", dir .. "/s.jsonl", "--metrics", dir .. "/notes.prom",
+                                "-q" }, { env = env() })
+      assert.equal(2, code)
+      assert.matches("is not a metrics file", err)
+      assert.equal("hello world, this is not a metrics file\n", util.read(dir .. "/notes.prom"))
+    end)
+  end)
+
+  describe("off a terminal", function()
+    it("prints a progress line at a steady pace while nothing else is said", function()
+      control("POST", "/faults", { match = "GET /exavault/api/v2/activity/session", delay_ms = 1500, times = 1000 })
+      local code, _, err = host.run({ "exavault-sessions", "--out", dir .. "/s.jsonl", "--progress-every", "1" },
+        { env = env() })
+      assert.equal(0, code, err)
+      local stamps = {}
+      for stamp, line in err:gmatch("(%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ) progress ([^\n]*)") do
+        stamps[#stamps + 1] = stamp
+        assert.matches("rows %d+", line)
+      end
+      assert.is_true(#stamps >= 2, "progress lines: " .. err)
+
+      -- As JSON log lines, with the counts as fields.
+      code, _, err = host.run({ "exavault-sessions", "--out", dir .. "/j.jsonl", "--progress-every", "1",
+                                "--log-format", "json" }, { env = env() })
+      assert.equal(0, code, err)
+      local n = 0
+      for line in err:gmatch("[^\n]+") do
+        local rec = cjson.decode(line)
+        if rec.event == "progress" then
+          n = n + 1
+          assert.is_number(rec.done)
+          assert.is_number(rec.elapsed)
+        end
+      end
+      assert.is_true(n >= 2, err)
+
+      -- 0: none; -q: none.
+      for _, flags in ipairs { { "--progress-every", "0" }, { "-q" } } do
+        os.remove(dir .. "/z.jsonl")
+        os.execute("rm -f " .. dir .. "/.z.jsonl.auditrun")
+        local args = { "exavault-sessions", "--out", dir .. "/z.jsonl", table.unpack(flags) }
+        code, _, err = host.run(args, { env = env() })
+        assert.equal(0, code, err)
+        assert.not_matches(" progress ", err)
+      end
+    end)
+  end)
+end)

@@ -205,7 +205,8 @@ end
 --- (--out) and --fresh. Every other option (the range, filters, API, batch
 --- size, profile ...) defines the answer.
 M.NOT_THE_ANSWER = { quiet = true, verbose = true, log_format = true, max_attempts = true, job_timeout = true,
-                     progress_every = true, metrics = true, dry_run = true, out = true, fresh = true, name = true, kind = true, answer = true }
+                     progress_every = true, metrics = true, dry_run = true, out = true, fresh = true, name = true,
+                     kind = true, answer = true }
 
 --- answer(opts) -> {["--flag"] = value}: what defines the output of a run
 --- with these parsed options (an option not given is left out; --profile

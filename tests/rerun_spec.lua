@@ -114,4 +114,21 @@ describe("a rerun with other options", function()
     assert.matches('"api":"legacy"', util.read(out .. "/manifest.jsonl"))
     assert.is_nil(util.read(out .. "/manifest.jsonl"):find('"api":"graph"', 1, true))
   end)
+
+  it("is refused for a records file when the list a --users FILE names has changed", function()
+    local tenant = sb:control("GET", "/tenant")
+    local list = dir .. "/users.txt"
+    util.write(list, tenant.users[1].loginName .. "\n")
+    local args = { "permissions", "--users", list, "--out", dir .. "/permissions.jsonl" }
+    local code, _, err = host.run(args, { env = env })
+    assert.equal(0, code, err)
+    code, _, err = host.run(args, { env = env })
+    assert.equal(0, code, err)
+    assert.matches("complete from an earlier run", err)
+    util.write(list, tenant.users[1].loginName .. "\n" .. tenant.guests[1].loginName .. "\n")
+    code, _, err = host.run(args, { env = env })
+    assert.equal(2, code, err)
+    assert.matches("started with %-%-users .*users%.txt %(sha256 %x+%); this run is with %-%-users .*users%.txt "
+      .. "%(sha256 %x+%): rerun with %-%-fresh", err)
+  end)
 end)

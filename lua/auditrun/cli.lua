@@ -21,6 +21,7 @@
 -- with its output, and a rerun into that output with other options is
 -- refused (answer_change) unless it starts over with --fresh.
 local argparse = require "argparse"
+local files = require "auditrun.files"
 local json = require "auditrun.json"
 local metrics = require "auditrun.metrics"
 local records = require "auditrun.records"
@@ -208,18 +209,34 @@ M.NOT_THE_ANSWER = { quiet = true, verbose = true, log_format = true, max_attemp
                      progress_every = true, metrics = true, dry_run = true, out = true, fresh = true, name = true,
                      kind = true, answer = true }
 
---- answer(opts) -> {["--flag"] = value}: what defines the output of a run
---- with these parsed options (an option not given is left out; --profile
---- is "default" when none is picked).
-function M.answer(opts)
+--- answer(opts, lists) -> {["--flag"] = value}: what defines the output
+--- of a run with these parsed options (an option not given is left out;
+--- --profile is "default" when none is picked). lists: the flags that name
+--- a FILE the run reads (--users FILE): their value is the name and the
+--- SHA-256 of what the file holds, so an edited list is another answer.
+function M.answer(opts, lists)
   local out = {}
   for k, v in pairs(opts) do
     if type(k) == "string" and not M.NOT_THE_ANSWER[k] and v ~= false
       and not (type(v) == "table" and next(v) == nil) then
-      out["--" .. k:gsub("_", "-")] = v
+      local flag = "--" .. k:gsub("_", "-")
+      local digest = lists and lists[flag] and type(v) == "string" and files.sha256(v)
+      out[flag] = digest and string.format("%s (sha256 %s)", v, digest:sub(1, 16)) or v
     end
   end
   out["--profile"] = opts.profile or "default"
+  return out
+end
+
+-- The flags of a parser whose value names a FILE (argparse keeps no other
+-- record of an option's argname).
+local function list_flags(p)
+  local out = {}
+  for _, option in ipairs(p._options or {}) do
+    if option._argname == "FILE" then
+      for _, alias in ipairs(option._aliases or {}) do out[alias] = true end
+    end
+  end
   return out
 end
 
@@ -329,7 +346,7 @@ function M.parse(spec, ...)
     if why then M.usage_error(spec, why) end
   end
   -- Taken now, before a script adds to opts what it derives from them.
-  if spec.kind then opts.answer = M.answer(opts) end
+  if spec.kind then opts.answer = M.answer(opts, list_flags(p)) end
   return opts
 end
 

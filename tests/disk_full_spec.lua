@@ -58,6 +58,22 @@ local function kill_at(args, env, path, bytes)
   return size_of(path)
 end
 
+describe("out of room in the records writer", function()
+  local records = require "auditrun.records"
+
+  it("takes a record whose empty file was never made (no room left for it) as a file just started", function()
+    local dir = util.tempdir()
+    local path = dir .. "/early.jsonl"
+    auditrun.try(records.open(path, {})):abandon()
+    os.remove(path)
+    local w = auditrun.try(records.open(path, {}))
+    auditrun.try(w:write { a = 1 })
+    auditrun.try(w:close())
+    assert.equal('{"a":1}\n', util.read(path))
+    os.execute("rm -rf " .. dir)
+  end)
+end)
+
 describe("out of room", function()
   local sb = sandbox.for_describe {}
   local home, env, tenant

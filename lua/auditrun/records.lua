@@ -242,6 +242,12 @@ function M.open(path, o)
     w.complete = st.complete == true
     if type(st.answer) == "table" then w.answer = st.answer end
     local size = file_size(path)
+    if not size and w.rows == 0 and w.bytes == 0 then
+      -- Stopped (a kill, a full disk) between the record and the empty file it describes.
+      local made, merr = files.write_atomic(path, "")
+      if not made then lock:close() return nil, merr end
+      size = 0
+    end
     if not size then
       lock:close()
       return fail(string.format("%s is gone but %s says %d rows were written; remove that too to start over",

@@ -49,7 +49,7 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 
 DEPS_DEBIAN := build-essential pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
                libssl-dev openssl lua-cjson lua-argparse lua-zlib lua-expat lua-busted lua-check luarocks \
-               valgrind curl perl python3 python3-requests clang libclang-rt-14-dev
+               valgrind time curl perl python3 python3-requests clang libclang-rt-14-dev
 # Node may come from elsewhere than Debian (NodeSource): only ask for
 # Debian's when there is no npm at all.
 DEPS_NODE    = $(if $(shell command -v npm 2>/dev/null),,nodejs npm)

@@ -382,6 +382,24 @@ describe("activity workflows", function()
     assert.equal(0, code, err)
     local after = auditrun.try(http.request_json { url = sb.url .. "/insights-control/stats", ca_file = sb.ca_file })
     assert.equal(before.jobs_submitted, after.jobs_submitted)
+    -- Another --to is another answer: refused before any export is submitted.
+    local other = { table.unpack(args) }
+    other[5] = time.iso(from + 20 * DAY - 1):sub(1, 19)
+    code, _, err = host.run(other, { env = e })
+    assert.equal(2, code, err)
+    assert.matches("timeline%.jsonl was started with %-%-to [%d:T-]+; this run is with %-%-to [%d:T-]+", err)
+    local refused = auditrun.try(http.request_json { url = sb.url .. "/insights-control/stats", ca_file = sb.ca_file })
+    assert.equal(after.jobs_submitted, refused.jobs_submitted)
+    -- --fresh sets the file and its Insights reports aside, and exports again.
+    other[#other + 1] = "--fresh"
+    code, _, err = host.run(other, { env = e })
+    assert.equal(0, code, err)
+    os.execute("ls -A " .. dir .. " > " .. dir .. "/names")
+    local names = table.concat(lines(dir .. "/names"), " ")
+    assert.matches("timeline%.jsonl%.old%-%d+T%d+Z", names)
+    assert.matches("%.timeline%.jsonl%.insights%.old%-%d+T%d+Z", names)
+    local fresh = auditrun.try(http.request_json { url = sb.url .. "/insights-control/stats", ca_file = sb.ca_file })
+    assert.equal(after.jobs_submitted + 2, fresh.jobs_submitted)
   end)
 
   -- Insights alone: the timeline of the first `n` users of the tenant for 30

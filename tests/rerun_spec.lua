@@ -101,6 +101,13 @@ describe("a rerun with other options", function()
         .. "rerun with %-%-fresh to start over", last_line(err))
     end
     assert.equal(manifest, util.read(out .. "/manifest.jsonl"))
+    -- A dry run of a fresh start lists what it would submit, and moves nothing.
+    local listed
+    code, listed, err = host.run({ "guest-access", "--api", "legacy", "--fresh", "--dry-run", "--out", out },
+      { env = env })
+    assert.equal(0, code, err)
+    assert.matches("would submit", listed)
+    assert.equal(manifest, util.read(out .. "/manifest.jsonl"))
     code, _, err = host.run({ "guest-access", "--max-attempts", "5", "--out", out }, { env = env })
     assert.equal(0, code, err)
     assert.matches("from an earlier run", err)

@@ -62,7 +62,8 @@ function M.open(opts, o)
   log.listen(r.progress:listener())
   local answer_path = r.dir .. "/" .. runs.STATE_DIR .. "/" .. M.ANSWER
   if opts.dry_run then
-    M.check_answer(opts, r.dir, answer_path)
+    -- With --fresh the earlier folder would be set aside, whatever it was made with.
+    if not opts.fresh then M.check_answer(opts, r.dir, answer_path) end
     return r
   end
   if opts.fresh then

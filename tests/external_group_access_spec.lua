@@ -19,17 +19,21 @@ describe("external-group-access", function()
   local sb = sandbox.for_describe {}
   local tenant, home, env, group_ids
 
+  -- A client of the sandbox tenant, as the host's environment names it.
+  local function connect()
+    return auditrun.try(require("auditrun.insights").connect {
+      insights_url = env.AUDITRUN_INSIGHTS_URL, identity_url = env.AUDITRUN_IDENTITY_URL,
+      client_id = env.AUDITRUN_CLIENT_ID, cert = env.AUDITRUN_CERT, cert_password = env.AUDITRUN_CERT_PASSWORD,
+      ca_file = env.AUDITRUN_CA_FILE })
+  end
+
   setup(function()
     tenant = sb:control("GET", "/tenant")
     home = util.tempdir()
     env = sb:host_env(home)
     -- Every group the summaries list (what the workflow must cover).
-    local c = auditrun.try(require("auditrun.insights").connect {
-      insights_url = env.AUDITRUN_INSIGHTS_URL, identity_url = env.AUDITRUN_IDENTITY_URL,
-      client_id = env.AUDITRUN_CLIENT_ID, cert = env.AUDITRUN_CERT, cert_password = env.AUDITRUN_CERT_PASSWORD,
-      ca_file = env.AUDITRUN_CA_FILE })
     group_ids = {}
-    for g in c:groups() do group_ids[#group_ids + 1] = g.groupId end
+    for g in connect():groups() do group_ids[#group_ids + 1] = g.groupId end
   end)
   teardown(function()
     if home then os.execute("rm -rf " .. home) end
@@ -101,6 +105,38 @@ describe("external-group-access", function()
     assert.equal(n, #reports.zips(dir))
     assert.equal(n, #reports.manifest(dir))
     assert.equal(n, reports.summary(dir).reused)
+  end)
+
+  it("exports a group listed on two pages once, when the listing shifts while it is paged", function()
+    -- Groups inserted ahead after the first page move 12 rows onto the next.
+    sb:control("POST", "/config", { jobSeconds = 0.05, listingShift = 12 })
+    local ok, err = pcall(function()
+      local listed, repeats = {}, 0
+      for g in connect():groups() do
+        if listed[g.groupId] then repeats = repeats + 1 end
+        listed[g.groupId] = true
+      end
+      assert.is_true(repeats >= 12, "the sandbox repeated no rows")
+      local dir = home .. "/shifted"
+      local code, _, stderr = host.run({ "external-group-access", "--out", dir }, { env = env })
+      assert.equal(0, code, stderr)
+      local n = #group_ids
+      local per = {}
+      for _, r in ipairs(sb:control("GET", "/requests?match=/access/export")) do
+        local id = r.url:match("/groups/([^/]+)/access/export")
+        per[id] = (per[id] or 0) + 1
+      end
+      for _, id in ipairs(group_ids) do assert.equal(1, per[id], id) end
+      assert.equal(n, #reports.zips(dir))
+      assert.equal(n, #check_manifest(dir, "group_access_export", "graph"))
+      local s = reports.summary(dir)
+      assert.same({ n, repeats, n, 0 }, { s.listed, s.repeated, s.done, s.failed })
+      assert.matches(n .. " of " .. n .. " reports in", stderr)
+      assert.matches("the list of groups showed " .. repeats .. " of them again %(it changed while it was read%): "
+        .. "each exported once", stderr)
+    end)
+    sb:control("POST", "/config", { listingShift = 0 })
+    if not ok then error(err, 0) end
   end)
 
   it("batches the groups into legacy jobs of --batch-size, their ids in Emails", function()

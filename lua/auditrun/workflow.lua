@@ -35,8 +35,8 @@ M.SUMMARY = "summary.json"
 -- The options the folder's reports were made with (auditrun.cli.answer), in its run state folder.
 M.ANSWER = "answer.json"
 
-local SUMMARY_FIELDS = { "workflow", "api", "out", "dry_run", "started", "finished", "seconds", "listed", "done",
-                         "reused", "failed", "bytes", "interrupted", "manifest", "failures", "extra_jobs", "warnings" }
+local SUMMARY_FIELDS = { "workflow", "api", "out", "dry_run", "started", "finished", "seconds", "listed", "repeated",
+                         "done", "reused", "failed", "bytes", "interrupted", "manifest", "failures", "extra_jobs", "warnings" }
 
 local Run = {}
 Run.__index = Run
@@ -53,7 +53,8 @@ function M.open(opts, o)
   o = o or {}
   local r = setmetatable({
     opts = opts, dir = opts.out, name = opts.name or "workflow", slots = o.slots,
-    max_attempts = opts.max_attempts or 3, tasks = {}, failures = {}, reused = 0, active = 0,
+    max_attempts = opts.max_attempts or 3, tasks = {}, failures = {}, reused = 0, active = 0, keys = {},
+    repeated = 0,
     started_at = os.time(),
   }, Run)
   r.progress = progress.new { quiet = opts.quiet, verbose = opts.verbose, format = opts.log_format,
@@ -188,9 +189,11 @@ end
 --- function(ctx) -> file | nil, err}. ctx = {run= (auditrun.run), dir=,
 --- deadline= (--job-timeout: seconds to wait for a job)};
 --- file = {path, size, sha256, job, reused, extra_job}. Under --dry-run the
---- item is only listed.
+--- item is only listed. An item whose key was added before in this run is
+--- counted as a repeat of the listing (repeat_of), not exported again.
 function Run:add(item)
   assert(type(item.export) == "function" and item.label, "an item needs a label and an export function")
+  if self:repeat_of(item.key, item.label) then return end
   local c = self.progress.counts
   c.listed = c.listed + 1
   if self.opts.dry_run then
@@ -199,6 +202,20 @@ function Run:add(item)
   end
   self.progress:event("info", "listed", item.label, { subjects = item.subjects })
   self.tasks[#self.tasks + 1] = task.spawn(function() self:run_item(item) end)
+end
+
+--- repeat_of(key, label) -> true when key was listed before in this run
+--- (a listing that shifted while it was paged shows a row twice): the
+--- repeat is counted (summary: repeated) and told with -v. Else notes key.
+function Run:repeat_of(key, label)
+  if key == nil then return false end
+  if not self.keys[key] then
+    self.keys[key] = true
+    return false
+  end
+  self.repeated = self.repeated + 1
+  self.progress:event("debug", "repeated", string.format("%s: listed again; exported once", label or key))
+  return true
 end
 
 --- list(what, fn): runs fn, which adds the items (reading them from the
@@ -237,7 +254,7 @@ function Run:summary()
     workflow = self.name, api = self.opts.api, out = self.dir, dry_run = self.opts.dry_run or false,
     started = iso(self.started_at), finished = iso(os.time()),
     seconds = math.floor(self.progress:elapsed() * 1000 + 0.5) / 1000,
-    listed = c.listed, done = c.done, reused = self.reused, failed = c.failed, bytes = c.bytes,
+    listed = c.listed, repeated = self.repeated, done = c.done, reused = self.reused, failed = c.failed, bytes = c.bytes,
     interrupted = self.interrupted and true or nil,
     manifest = not self.opts.dry_run and manifest.NAME or nil,
     failures = self.failures,
@@ -280,6 +297,10 @@ function Run:finish()
       s.listed, self.dir, s.reused, s.failed, progress.bytes(s.bytes), progress.duration(s.seconds),
       p:warning_summary()),
   }
+  if s.repeated > 0 then
+    lines[#lines + 1] = string.format("  the list of %s showed %d of them again (it changed while it was read): "
+      .. "each exported once", self.list_what or "items", s.repeated)
+  end
   for _, f in ipairs(self.failures) do
     lines[#lines + 1] = string.format("  failed: %s: %s%s", f.label, f.error, f.note and (" (" .. f.note .. ")") or "")
   end

@@ -718,10 +718,18 @@ function makeGraphHandlers(t, views, q, reports, state) {
   }
 
   // startPage/pageSize paging of the summary pages (their nextLink stays null).
-  function startPage(ctx, key, rows) {
+  // shift: the list changed after its first page was read (groups inserted
+  // ahead, counts that moved): each later page starts that many rows
+  // earlier, so the last rows of a page show again at the start of the
+  // next, their externalMemberCount one higher.
+  function startPage(ctx, key, rows, shift = 0) {
     const start = asInt(ctx.q.one('startPage'), 'startPage', { required: true, min: 1, max: 1e9 });
     const size = asInt(ctx.q.one('pageSize'), 'pageSize', { required: true, min: 1, max: MAX_LIST });
-    return graphPage(key, rows.slice((start - 1) * size, start * size), null);
+    const from = Math.max(0, (start - 1) * size - (start > 1 ? shift : 0));
+    const page = rows.slice(from, from + size);
+    const moved = start > 1 ? Math.min(shift, page.length) : 0;
+    for (let i = 0; i < moved; i++) page[i] = { ...page[i], externalMemberCount: page[i].externalMemberCount + 1 };
+    return graphPage(key, page, null);
   }
 
   function activityTimes(ctx, mode) {
@@ -850,7 +858,7 @@ function makeGraphHandlers(t, views, q, reports, state) {
     },
 
     usersSummary: (ctx) => startPage(ctx, 'results', q.usersByAccess.map((u) => views.userSummary(u, false))),
-    groupsSummary: (ctx) => startPage(ctx, 'values', q.externalGroups.map((g) => views.groupSummary(g, false))),
+    groupsSummary: (ctx) => startPage(ctx, 'values', q.externalGroups.map((g) => views.groupSummary(g, false)), state.config.listingShift),
 
     sharingLinksSummary(ctx) {
       const body = ctx.body();
@@ -1354,7 +1362,8 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
   if (typeof verifyAccessToken !== 'function') throw new TypeError('createInsights needs verifyAccessToken(req)');
   const tenant = data.createTenant(seed, { hostile });
   const state = {
-    config: { jobSeconds, maxJobs, strictPaths: true, requiredScope: REQUIRED_SCOPE, activityFormat: 'xlsx' },
+    // listingShift: see startPage (Graph group summaries).
+    config: { jobSeconds, maxJobs, strictPaths: true, requiredScope: REQUIRED_SCOPE, activityFormat: 'xlsx', listingShift: 0 },
     requests: [],
     faults: [],
     jobs: new Map(),
@@ -1577,7 +1586,8 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
       else if (k === 'strictPaths' && typeof v === 'boolean') cfg.strictPaths = v;
       else if (k === 'requiredScope' && (v === null || typeof v === 'string')) cfg.requiredScope = v;
       else if (k === 'activityFormat' && ['xlsx', 'csv', 'mix'].includes(v)) cfg.activityFormat = v;
-      else throw bad(`Bad config field '${k}'. Known: jobSeconds (number >= 0), maxJobs (integer >= 0), strictPaths (boolean), requiredScope (string or null), activityFormat (xlsx, csv or mix: how user activity reports are served).`);
+      else if (k === 'listingShift' && Number.isInteger(v) && v >= 0) cfg.listingShift = v;
+      else throw bad(`Bad config field '${k}'. Known: jobSeconds (number >= 0), maxJobs (integer >= 0), strictPaths (boolean), requiredScope (string or null), activityFormat (xlsx, csv or mix: how user activity reports are served), listingShift (integer >= 0: Graph group summary pages after the first start that many rows earlier, those rows changed).`);
     }
     Object.assign(state.config, cfg);
     return state.config;

@@ -81,6 +81,8 @@ function M.run_exports(opts, o)
   end
   run:list(o.what, function()
     o.list(api, function(id, label, name)
+      -- A subject listed twice (a listing that shifted while paged) goes in one job.
+      if run:repeat_of("subject:" .. id, label) then return end
       if not how.batch then return add_job { { id = id, label = label } } end
       pending[#pending + 1] = { id = id, label = label, name = name }
       if #pending == how.batch then

@@ -201,10 +201,10 @@ local function common_flags(p, spec)
 end
 
 --- The options that do not change what a run writes: how it talks (-q,
---- -v, --log-format, --progress-every, --metrics), how hard and how long it tries (--max-attempts,
---- --job-timeout), whether it writes at all (--dry-run), where it writes
---- (--out) and --fresh. Every other option (the range, filters, API, batch
---- size, profile ...) defines the answer.
+--- -v, --log-format, --progress-every, --metrics), how hard and how long
+--- it tries (--max-attempts, --job-timeout), whether it writes at all
+--- (--dry-run), where it writes (--out) and --fresh. Every other option
+--- (the range, filters, API, batch size, profile ...) defines the answer.
 M.NOT_THE_ANSWER = { quiet = true, verbose = true, log_format = true, max_attempts = true, job_timeout = true,
                      progress_every = true, metrics = true, dry_run = true, out = true, fresh = true, name = true,
                      kind = true, answer = true }

@@ -142,6 +142,65 @@ describe("unattended runs", function()
     end)
   end)
 
+  describe("one tenant's five slots", function()
+    it("are shared by two processes at once: never more than five jobs, none refused, both complete", function()
+      local home = util.tempdir()
+      local ienv = sb:host_env(home)
+      ienv.XDG_STATE_HOME = home .. "/state"
+      sb:control("POST", "/reset")
+      sb:control("POST", "/config", { jobSeconds = 0.6 })
+      local a = host.start({ "external-group-access", "--out", home .. "/a", "-q" }, { env = ienv })
+      local b = host.start({ "external-group-access", "--out", home .. "/b", "-q" }, { env = ienv })
+      local code_a, _, err_a = a:wait(180)
+      local code_b, _, err_b = b:wait(180)
+      assert.equal(0, code_a, err_a)
+      assert.equal(0, code_b, err_b)
+      local stats = sb:control("GET", "/stats")
+      assert.is_true(stats.max_jobs_in_flight <= 5, "jobs at once: " .. stats.max_jobs_in_flight)
+      assert.equal(5, stats.max_jobs_in_flight)
+      assert.equal(0, stats.jobs_refused)
+      local ma, mb = util.read(home .. "/a/manifest.jsonl"), util.read(home .. "/b/manifest.jsonl")
+      assert.is_true(#util.lines(ma) > 10)
+      assert.equal(#util.lines(ma), #util.lines(mb))
+      assert.equal(2 * #util.lines(ma), stats.jobs_submitted)
+      -- The slot files live in the user's state folder, one set for the tenant.
+      local slots = util.sh("ls " .. home .. "/state/auditrun/slots/*/")
+      assert.matches("slot%-1", slots)
+      assert.matches("tenant", slots)
+      os.execute("rm -rf " .. home)
+    end)
+
+    it("are freed when a process holding them is killed with kill -9", function()
+      local home = util.tempdir()
+      local ienv = sb:host_env(home)
+      ienv.XDG_STATE_HOME = home .. "/state"
+      sb:control("POST", "/reset")
+      sb:control("POST", "/config", { jobSeconds = 30 })
+      local a = host.start({ "external-group-access", "--out", home .. "/a", "-q" }, { env = ienv })
+      for _ = 1, 400 do
+        if sb:control("GET", "/stats").jobs_in_flight >= 5 then break end
+        os.execute("sleep 0.05")
+      end
+      assert.equal(5, sb:control("GET", "/stats").jobs_in_flight)
+      local files = require "auditrun.files"
+      local dirs = util.sh("ls -d " .. home .. "/state/auditrun/slots/*/"):match("^%s*(.-)%s*$")
+      for i = 1, 5 do
+        local lock, err = files.lock(dirs .. "slot-" .. i)
+        assert.is_nil(lock, "slot " .. i .. " is free while the run holds it")
+        assert.equal("locked", err.kind)
+      end
+      a:signal("KILL")
+      a:wait(20)
+      for i = 1, 5 do
+        local lock, err = files.lock(dirs .. "slot-" .. i)
+        assert(lock, err)
+        lock:close()
+      end
+      sb:control("POST", "/reset")
+      os.execute("rm -rf " .. home)
+    end)
+  end)
+
   describe("off a terminal", function()
     it("prints a progress line at a steady pace while nothing else is said", function()
       control("POST", "/faults", { match = "GET /exavault/api/v2/activity/session", delay_ms = 1500, times = 1000 })

@@ -63,6 +63,17 @@ function M.old_name(path, n)
   return base .. ".old-" .. os.date("!%Y%m%dT%H%M%SZ") .. ((n or 1) > 1 and ("-" .. n) or "")
 end
 
+--- state_dir() -> the user's auditrun state folder (not made here):
+--- $XDG_STATE_HOME/auditrun, else ~/.local/state/auditrun | nil, err.
+function M.state_dir()
+  local xdg = os.getenv("XDG_STATE_HOME")
+  -- The XDG base directory rules: a relative path is invalid and ignored.
+  if xdg and xdg:sub(1, 1) == "/" then return xdg .. "/auditrun" end
+  local home = os.getenv("HOME")
+  if home and home ~= "" then return home .. "/.local/state/auditrun" end
+  return nil, require("auditrun.errors").new("config", "no state folder: set XDG_STATE_HOME or HOME")
+end
+
 function M.exists(path)
   local f = io.open(path, "rb")
   if f then f:close() return true end

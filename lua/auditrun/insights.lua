@@ -111,7 +111,10 @@ function M.connect(settings, opts)
   if not session then return nil, serr end
   GraphClient = GraphClient or client.class(M.catalogues.graph, "auditrun.insights.graph", Client)
   LegacyClient = LegacyClient or client.class(M.catalogues.legacy, "auditrun.insights.legacy", Client)
-  local limiter = jobs.limiter(cfg.insights_url, math.min(cfg.max_jobs or M.MAX_JOBS, M.MAX_JOBS))
+  -- One tenant, one set of slots: its identity, API and app, shared by the
+  -- auditrun processes of this machine.
+  local tenant = string.format("insights %s %s %s", cfg.identity_url or "", cfg.insights_url, cfg.client_id or "")
+  local limiter = jobs.limiter(tenant, math.min(cfg.max_jobs or M.MAX_JOBS, M.MAX_JOBS), { shared = true })
   local c = setmetatable({ api = "graph", catalogue = M.catalogues.graph, base = cfg.insights_url,
                            session = session, limiter = limiter, config = cfg }, GraphClient)
   c.legacy = setmetatable({ api = "legacy", catalogue = M.catalogues.legacy, base = cfg.insights_url,

@@ -21,7 +21,9 @@
 -- again then. A job an earlier run submitted polls at once, then 1 s,
 -- growing 1.5 times up to 30 s, with jitter. Every wait ends by the job's
 -- deadline: a job not done by then is an error that says what was awaited.
+local core = require "auditrun.core"
 local errors = require "auditrun.errors"
+local files = require "auditrun.files"
 local log = require "auditrun.log"
 local metrics = require "auditrun.metrics"
 local download = require "auditrun.download"
@@ -151,12 +153,87 @@ function Timing:nap(seconds)
   if not ok then error(err, 0) end
 end
 
---- The job limiter of a tenant (key: its API base URL). The first caller
---- sets the limit; a lower limit given later lowers it.
-function M.limiter(key, limit)
+-- ---- the tenant's slots, shared by the processes of a machine --------------
+
+-- A limiter whose permits each hold one of the tenant's slot files as well:
+-- slot-1 ... slot-N in its folder, each locked (flock) by the process whose
+-- job holds it. A lock dies with its process, kill -9 included, so a slot is
+-- never lost. In the process, a semaphore (the `sem` field: in_use, limit,
+-- peak) orders this process's tasks first.
+local Shared = {}
+Shared.__index = function(l, k) return Shared[k] or l.sem[k] end
+
+local SharedPermit = {}
+SharedPermit.__index = SharedPermit
+function SharedPermit:release()
+  if self.released then return end
+  self.released = true
+  self.lock:close()
+  self.permit:release()
+end
+SharedPermit.__close = SharedPermit.release
+
+-- One of the tenant's slot files, locked: waits (polling, at most 0.5 s
+-- apart) while other processes hold all of them.
+function Shared:take_file()
+  -- Made at the first job, so that a run that starts none needs no folder.
+  if not self.dir then self.dir = errors.try(M.slots_dir(self.key)) end
+  local wait, told = 0.05, false
+  while true do
+    for i = 1, self.sem.limit do
+      local lock, err = files.lock(string.format("%s/slot-%d", self.dir, i))
+      if lock then return lock end
+      if err.kind ~= "locked" then error(errors.new("file", "the tenant's job slots: " .. err.message), 0) end
+    end
+    if not told then
+      log.debug("wait", "all %d job slots of the tenant are held by other auditrun processes (%s): waiting",
+        self.sem.limit, self.dir)
+      told = true
+    end
+    task.sleep(wait * (0.5 + math.random()))
+    wait = math.min(wait * 2, 0.5)
+  end
+end
+
+function Shared:acquire()
+  local permit = self.sem:acquire()
+  local ok, lock = pcall(self.take_file, self)
+  if not ok then
+    permit:release()
+    error(lock, 0)
+  end
+  return setmetatable({ permit = permit, lock = lock }, SharedPermit)
+end
+
+function Shared:set_limit(n) self.sem:set_limit(n) end
+
+--- slots_dir(key) -> the folder of the slot files of the tenant named by
+--- key (made, with a note of the key: the tenant's identity URL, API URL
+--- and client id, nothing secret) | nil, err
+function M.slots_dir(key)
+  local base, err = files.state_dir()
+  if not base then return nil, err end
+  local dir = base .. "/slots/" .. core.sha256(key):sub(1, 24)
+  local ok, merr = files.mkdirs(dir)
+  if not ok then
+    return nil, errors.new("file", string.format("cannot make the folder of the tenant's job slots %s (%s): set "
+      .. "XDG_STATE_HOME to a folder this user can write", dir, tostring(merr and merr.message or merr)))
+  end
+  if not files.exists(dir .. "/tenant") then files.write_atomic(dir .. "/tenant", key .. "\n") end
+  return dir
+end
+
+--- The job limiter of a tenant (key: what names it, e.g. its identity URL,
+--- API base URL and client id). The first caller sets the limit; a lower
+--- limit given later lowers it. With {shared = true} the processes of this
+--- machine that use the tenant share its slots (files under the user's
+--- state folder, auditrun.files.state_dir, made at the first job; a folder
+--- that cannot be made fails that job).
+function M.limiter(key, limit, o)
   local l = limiters[key]
   if not l then
     l = task.semaphore(limit)
+    if o and o.shared then l = setmetatable({ sem = l, key = key }, Shared) end
     limiters[key] = l
   elseif limit < l.limit then
     l:set_limit(limit)

@@ -55,9 +55,10 @@ workflow.records(opts, {
   columns = schemas.columns(opts.schema, opts.format),
   run_dirs = { opts.insights_dir },
   warnings = { unreadable = "Insights report(s) could not be read: the timeline lacks their events" },
-  rows = function(warn)
+  range = { from = from, to = to },
+  rows = function(warn, cov)
     -- A report that cannot be read is a warning that fails the run, not a stop (the other reports are read).
-    opts.warn = warn
+    opts.warn, opts.coverage = warn, cov
     local sources = {}
     for _, v in ipairs(clients) do
       for _, s in ipairs(v.vendor.timeline(v.client, from, to, opts)) do

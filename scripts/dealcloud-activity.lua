@@ -46,6 +46,7 @@ for i, u in ipairs(cli.flatten(opts.user)) do users[i] = math.tointeger(tonumber
 local c = activity.connect(dealcloud, opts)
 workflow.records(opts, {
   columns = dealcloud.COLUMNS,
+  range = { from = from, to = to },
   pages = dealcloud.pages(c, {
     from = from, to = to, userIds = #users > 0 and users or nil, activity = opts.activity, source = opts.source,
     exportDataType = opts.export_type,

@@ -29,6 +29,7 @@ local from, to = activity.range(opts.from, opts.to, { inclusive_to = true })
 if not opts.to then to = nil end
 local c = activity.connect(exavault, opts)
 workflow.records(opts, {
+  range = { from = from, to = to },
   columns = exavault.COLUMNS.session_logs,
   pages = exavault.pages(c, "session_logs", {
     from = from, to = to, username = opts.user, ipAddress = opts.ip, path = opts.path, type = opts.type,

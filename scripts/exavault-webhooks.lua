@@ -30,6 +30,7 @@ local from, to = activity.range(opts.from, opts.to, { inclusive_to = true })
 if not opts.to then to = nil end
 local c = activity.connect(exavault, opts)
 workflow.records(opts, {
+  range = { from = from, to = to },
   columns = exavault.COLUMNS.webhook_logs,
   pages = exavault.pages(c, "webhook_logs", {
     from = from, to = to, username = opts.user, endpointUrl = opts.endpoint_url, event = opts.event,

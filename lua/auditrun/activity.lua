@@ -68,22 +68,27 @@ end
 
 -- ---- the timeline ------------------------------------------------------------------
 
---- source(iter, map, from, to, log) -> an iterator over (event, tag) of
---- a vendor's records (iter gives records in time order), those in [from,
---- to); tag = {log=} names the vendor's log they come from (the schemas
---- of auditrun.schemas are told by it; the timeline adds the tenant). An
---- event without a time (the vendor could not read it, and warned) is no
---- range's to drop: it comes as it is.
-function M.source(iter, map, from, to, log)
+--- source(iter, map, from, to, log[, window]) -> an iterator over (event,
+--- tag) of a vendor's records (iter gives records in time order), those in
+--- [from, to); tag = {log=} names the vendor's log they come from (the
+--- schemas of auditrun.schemas are told by it; the timeline adds the
+--- tenant). An event without a time (the vendor could not read it, and
+--- warned) is no range's to drop: it comes as it is. window: the
+--- auditrun.coverage window these records are, told of each and of the end.
+function M.source(iter, map, from, to, log, window)
   local tag = { log = log }
   return function()
     while true do
       local rec = iter()
-      if rec == nil then return nil end
+      if rec == nil then
+        if window then window:done() end
+        return nil
+      end
       local ev = map(rec)
-      if ev.time == nil then return ev, tag end
-      local t = time.parse(ev.time)
-      if t and t >= from and t < to then return ev, tag end
+      local t = ev.time and time.parse(ev.time)
+      local given = ev.time == nil or (t and t >= from and t < to)
+      if window then window:row(t, given) end
+      if given then return ev, tag end
     end
   end
 end

@@ -171,29 +171,59 @@ function M.unread_set(list)
   return unread
 end
 
---- window_pages(rest, window, first_page[, unread]) -> iterator over (rows
---- of the window on that page, page number), from first_page (1 by
---- default). `rest` holds the other parameters by their documented names;
---- `unread` is the table the windows of one walk share (window_rows).
-function Client:window_pages(rest, w, first_page, unread)
+-- The coverage window (auditrun.coverage) of a window, declared.
+local function coverage_window(cov, w)
+  return cov and cov:window { vendor = "dealcloud", source = "user_activity", from = w.from, to = w.to }
+end
+
+-- The times of the first and last of rows, as far as they can be read.
+local function span(rows)
+  local first, last
+  for _, row in ipairs(rows) do
+    local t = time.read(row.eventDate)
+    if t and (not first or t < first) then first = t end
+    if t and (not last or t > last) then last = t end
+  end
+  return first, last
+end
+
+--- window_pages(rest, window, first_page[, unread, coverage]) -> iterator
+--- over (rows of the window on that page, page number), from first_page
+--- (1 by default). `rest` holds the other parameters by their documented
+--- names; `unread` is the table the windows of one walk share
+--- (window_rows); `coverage` (auditrun.coverage) is told of each page, of
+--- the window's end, and of an error that stops its walk.
+function Client:window_pages(rest, w, first_page, unread, cov)
   local p = util.copy(rest)
   p.dateFrom, p.dateTo, p.pageNumber = time.iso(w.send_from), time.iso(w.send_to), first_page
   local pages = self:pages("user_activity", p, string.format("window %s to %s", p.dateFrom, p.dateTo))
+  local win = coverage_window(cov, w)
   unread = unread or {}
   forget_unread(unread, w.index)
   return function()
-    local body, n = pages()
-    if body == nil then return nil end
-    return window_rows(body, w, unread), (first_page or 1) + n - 1
+    local ok, body, n = pcall(pages)
+    if not ok then
+      if win then win:stop(body) end
+      error(body, 0)
+    end
+    if body == nil then
+      if win then win:done() end
+      return nil
+    end
+    local rows = window_rows(body, w, unread)
+    if win then win:page(type(body.rows) == "table" and #body.rows or 0, #rows, span(rows)) end
+    return rows, (first_page or 1) + n - 1
   end
 end
 
---- user_activity(params) -> iterator over every row of the range, in
---- order, window after window. params: userIds (or users), dateFrom (or
---- from) and dateTo (or to) as ISO 8601 or seconds (default: the last 90
---- days), activity, source, exportDataType by id or name.
-function Client:user_activity(params)
+--- user_activity(params[, coverage]) -> iterator over every row of the
+--- range, in order, window after window. params: userIds (or users),
+--- dateFrom (or from) and dateTo (or to) as ISO 8601 or seconds (default:
+--- the last 90 days), activity, source, exportDataType by id or name.
+--- coverage: the auditrun.coverage the windows are declared in and walked.
+function Client:user_activity(params, cov)
   local windows, rest = self:activity_windows(params)
+  for _, w in ipairs(windows) do coverage_window(cov, w) end
   local wi, rows, i, pages, unread = 0, {}, 0, nil, {}
   return function()
     while true do
@@ -206,28 +236,34 @@ function Client:user_activity(params)
       else
         wi = wi + 1
         if not windows[wi] then return nil end
-        pages = self:window_pages(rest, windows[wi], nil, unread)
+        pages = self:window_pages(rest, windows[wi], nil, unread, cov)
       end
     end
   end
 end
 
 --- event(row) -> the row in the activity timeline's schema.
---- pages(client, params, given) -> pages(cursor): an iterator over (rows,
---- cursor after them) of the user activity for params (from and to in
---- seconds; given says which of them the user gave), window by window,
---- continuing from cursor = {from=, to=, window=, page=, unread=}.
+--- pages(client, params, given) -> pages(cursor[, warn, coverage]): an
+--- iterator over (rows, cursor after them) of the user activity for
+--- params (from and to in seconds; given says which of them the user
+--- gave), window by window, continuing from cursor = {from=, to=, window=,
+--- page=, unread=}; coverage (auditrun.coverage) gets the range and every
+--- window.
 function M.pages(c, params, given)
-  return function(cursor)
+  return function(cursor, _, cov)
     local from, to = activity.resume_range(cursor, params.from, params.to, given)
     local p = util.copy(params)
     p.from, p.to = from, to
     local windows, rest = c:activity_windows(p)
+    if cov then
+      cov:set_range(from, to)
+      for _, w in ipairs(windows) do coverage_window(cov, w) end
+    end
     local wi, page = cursor and cursor.window or 1, cursor and cursor.page or 1
     local pages, unread = nil, M.unread_set(cursor and cursor.unread)
     return function()
       while windows[wi] do
-        pages = pages or c:window_pages(rest, windows[wi], page, unread)
+        pages = pages or c:window_pages(rest, windows[wi], page, unread, cov)
         local rows, n = pages()
         if rows then
           return rows, { from = from, to = to, window = wi, page = n + 1, unread = M.unread_list(unread) }
@@ -254,10 +290,12 @@ function M.event(row)
   }
 end
 
---- timeline(client, from, to) -> the sources of the activity timeline
---- (auditrun.activity): the user activity of [from, to), in time order.
-function M.timeline(c, from, to)
-  return { activity.source(c:user_activity { from = from, to = to }, M.event, from, to, "user_activity") }
+--- timeline(client, from, to, {coverage=}) -> the sources of the activity
+--- timeline (auditrun.activity): the user activity of [from, to), in time
+--- order, its windows walked in opts.coverage (auditrun.coverage).
+function M.timeline(c, from, to, opts)
+  return { activity.source(c:user_activity({ from = from, to = to }, opts and opts.coverage), M.event, from, to,
+    "user_activity") }
 end
 
 -- The columns of a records file, in the order of the document's sample,

@@ -75,20 +75,45 @@ function Client:webhook_logs(params)
   return self:rows("webhook_logs", sorted(params or {}))
 end
 
---- log_pages(name, params, offset) -> iterator over (items, offset of the
---- next page), from `offset` (0 by default): for a walk that resumes.
-function Client:log_pages(name, params, offset)
+--- log_pages(name, params, offset[, window]) -> iterator over (items,
+--- offset of the next page), from `offset` (0 by default): for a walk that
+--- resumes. window: the auditrun.coverage window of the walk, told of each
+--- page, of its end, and of an error that stops it.
+function Client:log_pages(name, params, offset, win)
   local p = util.copy(sorted(assert(M.catalogue:named(name, params or {}))))
   p.offset = offset or 0
   local pages = self:pages(name, p)
   local at = p.offset
+  local field = data.fields[name].time
   return function()
-    local body = pages()
-    if body == nil then return nil end
+    local ok, body = pcall(pages)
+    if not ok then
+      if win then win:stop(body) end
+      error(body, 0)
+    end
+    if body == nil then
+      if win then win:done() end
+      return nil
+    end
     local rows = type(body.data) == "table" and body.data or {}
     at = at + #rows
+    if win then
+      local first, last
+      for _, item in ipairs(rows) do
+        local t = time.read(type(item) == "table" and type(item.attributes) == "table" and item.attributes[field] or nil)
+        if t and (not first or t < first) then first = t end
+        if t and (not last or t > last) then last = t end
+      end
+      win:page(#rows, #rows, first, last)
+    end
     return rows, at
   end
+end
+
+-- The coverage window (auditrun.coverage) of a log's walk over [from, to);
+-- an open end is the moment the walk starts.
+local function coverage_window(cov, which, from, to)
+  return cov and cov:window { vendor = "exavault", source = which, from = from, to = to or os.time() }
 end
 
 --- event(item, which) -> a log item in the activity timeline's schema;
@@ -113,14 +138,23 @@ end
 --- timeline(client, from, to) -> the sources of the activity timeline
 --- (auditrun.activity): session logs and webhook logs of [from, to), each
 --- in time order.
-function M.timeline(c, from, to)
-  local range = { from = from, to = to - 1 }
-  return {
-    activity.source(c:session_logs(range), function(i) return M.event(i, "session_logs") end, from, to,
-      "session_logs"),
-    activity.source(c:webhook_logs(range), function(i) return M.event(i, "webhook_logs") end, from, to,
-      "webhook_logs"),
-  }
+function M.timeline(c, from, to, opts)
+  local cov = opts and opts.coverage
+  local out = {}
+  for _, which in ipairs { "session_logs", "webhook_logs" } do
+    local pages = c:log_pages(which, { from = from, to = to - 1 }, 0, coverage_window(cov, which, from, to))
+    local items, i = {}, 0
+    local function next_item()
+      while true do
+        i = i + 1
+        if items[i] ~= nil then return items[i] end
+        items, i = pages(), 0
+        if items == nil then return nil end
+      end
+    end
+    out[#out + 1] = activity.source(next_item, function(item) return M.event(item, which) end, from, to, which)
+  end
+  return out
 end
 
 -- An item as one flat record: id, type and its attributes.
@@ -130,16 +164,20 @@ local function flat(item)
   return row
 end
 
---- pages(client, which, params, given) -> pages(cursor): an iterator over
---- (rows, cursor after them) of session_logs or webhook_logs (rows flat:
---- id, type, then the attributes), continuing from cursor = {from=, to=,
---- offset=}. from and to are seconds (to excluded).
+--- pages(client, which, params, given) -> pages(cursor[, warn, coverage]):
+--- an iterator over (rows, cursor after them) of session_logs or
+--- webhook_logs (rows flat: id, type, then the attributes), continuing
+--- from cursor = {from=, to=, offset=}. from and to are seconds (to
+--- excluded; none: up to the moment the walk starts). coverage
+--- (auditrun.coverage) gets the range and the walk.
 function M.pages(c, which, params, given)
-  return function(cursor)
+  return function(cursor, _, cov)
     local from, to = activity.resume_range(cursor, params.from, params.to, given)
     local p = util.copy(params)
     p.from, p.to = from, to and (to - 1)
-    local pages = c:log_pages(which, p, cursor and cursor.offset or 0)
+    local win = coverage_window(cov, which, from, to)
+    if cov then cov:set_range(from, win.to) end
+    local pages = c:log_pages(which, p, cursor and cursor.offset or 0, win)
     return function()
       local items, offset = pages()
       if items == nil then return nil end

@@ -54,9 +54,19 @@ local MAX_DEPTH = 1000           -- lua-cjson's own limit on nesting
 
 -- JSON text of a value with every object's keys sorted: lua-cjson writes
 -- scalars, and a table is an array when its keys are 1..n (as lua-cjson
--- decides; an empty table is {}), else an object.
+-- decides; an empty table is {}, unless marked by array()), else an object.
+local ARRAY = { __name = "auditrun.records.array" }
+
+--- array(t) -> t, marked as a list: encode writes it as [] even when empty.
+function M.array(t)
+  return setmetatable(t or {}, ARRAY)
+end
+
 local function encode_sorted(v, depth)
-  if type(v) ~= "table" or next(v) == nil then return cjson.encode(v) end
+  if type(v) ~= "table" or next(v) == nil then
+    if type(v) == "table" and getmetatable(v) == ARRAY then return "[]" end
+    return cjson.encode(v)
+  end
   if depth > MAX_DEPTH then error("records.encode: tables nested deeper than " .. MAX_DEPTH .. " (a cycle?)", 0) end
   local keys, n = {}, 0
   for k in pairs(v) do
@@ -166,7 +176,7 @@ local function save(self)
   return files.write_atomic(self.state_path, cjson.encode {
     format = FORMAT, file_format = self.format, cells = cells_of(self.format, self.csv_raw), rows = self.rows,
     bytes = self.bytes, columns = self.columns, complete = self.complete or nil, cursor = self.cursor,
-    cursor_rows = self.cursor_rows, answer = self.answer,
+    cursor_rows = self.cursor_rows, answer = self.answer, coverage = self.coverage, sha256 = self.sha256,
   })
 end
 
@@ -189,7 +199,10 @@ end
 --- follow, sorted; nested objects' keys sorted). answer: what defines
 --- the rows (a workflow's options, auditrun.cli.answer), recorded with a
 --- new file; writer.answer is the one recorded (a file an earlier version
---- started takes this one). writer.complete: the file was finished by an
+--- started takes this one). writer.coverage: a JSON value the workflow
+--- keeps with the file's record (saved with each checkpoint: its account
+--- of what was walked, auditrun.coverage); writer.sha256: the finished
+--- file's SHA-256. writer.complete: the file was finished by an
 --- earlier run.
 function M.open(path, o)
   o = o or {}
@@ -241,6 +254,8 @@ function M.open(path, o)
     w.columns = st.columns ~= cjson.null and st.columns or nil
     w.complete = st.complete == true
     if type(st.answer) == "table" then w.answer = st.answer end
+    if type(st.coverage) == "table" then w.coverage = st.coverage end
+    if type(st.sha256) == "string" then w.sha256 = st.sha256 end
     local size = file_size(path)
     if not size and w.rows == 0 and w.bytes == 0 then
       -- Stopped (a kill, a full disk) between the record and the empty file it describes.
@@ -402,6 +417,12 @@ function Writer:close()
   if not ok then
     self.lock:close()
     return broken(self, "close", err)
+  end
+  -- The finished file's SHA-256 is kept with it (a coverage report names it).
+  self.sha256, err = files.sha256(self.path)
+  if not self.sha256 then
+    self.lock:close()
+    return nil, err
   end
   self.complete = true
   ok, err = save(self)

@@ -18,6 +18,7 @@
 -- --out resumes. An item whose job ends failed is tried again, up to
 -- --max-attempts times; one that still fails does not stop the others.
 local cli = require "auditrun.cli"
+local coverage = require "auditrun.coverage"
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
 local json = require "auditrun.json"
@@ -327,8 +328,8 @@ end
 
 -- ---- records workflows ---------------------------------------------------------
 
---- records(opts, {columns=, rows=function(warn) -> iterator over rows}) or
---- records(opts, {columns=, pages=function(cursor, warn) -> iterator over
+--- records(opts, {columns=, rows=function(warn, coverage) -> iterator over rows}) or
+--- records(opts, {columns=, pages=function(cursor, warn, coverage) -> iterator over
 --- (rows, cursor after them, or nil when a rerun cannot start there)}): a
 --- records workflow's whole run. With pages, a rerun continues from the
 --- last cursor saved. The rows go to opts.out (auditrun.records: JSON Lines
@@ -343,6 +344,15 @@ end
 --- row but is not marked complete, so a rerun reads the sources again and
 --- says so again.
 ---
+--- Coverage: the run's account of what it walked (auditrun.coverage,
+--- given to rows or pages; o.range = {from=, to=} the range asked, which a
+--- walker may settle) goes to <out>.coverage.json beside the file: at the
+--- start as "running" (not covered), at the end as "complete",
+--- "incomplete" (warnings) or "failed" (the error names the gap), with the
+--- file's SHA-256. It is kept with the file's record at each page's cursor
+--- (a resumed walk goes on with it) and written again from there for a
+--- file complete from an earlier run. The summary names it.
+---
 --- A file started with other options (opts.answer) is refused; with
 --- opts.fresh it is set aside first, with the run folders (auditrun.run)
 --- listed in o.run_dirs.
@@ -353,7 +363,13 @@ function M.records(opts, o)
   local name = opts.name or "records"
   if opts.fresh then
     local moved = errors.try(records.set_aside(opts.out))
-    if moved then p:say(string.format("%s: the earlier run's %s is now %s", name, opts.out, moved)) end
+    if moved then
+      p:say(string.format("%s: the earlier run's %s is now %s", name, opts.out, moved))
+      -- Its coverage report goes with it.
+      if files.exists(coverage.path(opts.out)) then
+        errors.try(files.rename_noreplace(coverage.path(opts.out), coverage.path(moved)))
+      end
+    end
     for _, dir in ipairs(o.run_dirs or {}) do
       moved = errors.try(runs.set_aside(dir))
       if moved then p:say(string.format("%s: the earlier run's %s is now %s", name, dir, moved)) end
@@ -369,6 +385,16 @@ function M.records(opts, o)
   end
   if w.complete then
     p:close()
+    -- Its coverage report again, from the account kept with the file (a kill
+    -- may have landed between the file's end and the report).
+    local cov = coverage.new()
+    cov:restore(w.coverage)
+    errors.try(coverage.write(opts.out, cov:report {
+      workflow = name, status = w.coverage and "complete" or "unknown",
+      error = not w.coverage and "the file was finished by a run that kept no account of its walk" or nil,
+      files = { { file = opts.out:match("([^/]*)$"), bytes = w.bytes, rows = w.rows, sha256 = w.sha256,
+                  complete = true } },
+    }))
     p:say(string.format("%s: %s is complete from an earlier run (%d rows); rerun with --fresh to fetch it again",
       name, opts.out, w.rows))
     return w
@@ -382,6 +408,25 @@ function M.records(opts, o)
     assert(counts[what], "a warning the workflow did not declare")
     counts[what] = counts[what] + 1
     p:event("error", what, message)
+  end
+  -- What this run walks, continued from where a resumed walk left it; until
+  -- the run ends, its report says the range is not covered yet.
+  local cov = coverage.new(o.range)
+  if o.pages then cov:restore(w.coverage) end
+  local function report(status, failure)
+    w.coverage = cov:state()
+    local entry = status == "complete"
+      and { file = opts.out:match("([^/]*)$"), bytes = w.bytes, rows = w.rows, sha256 = w.sha256, complete = true }
+      or errors.try(coverage.file_entry(opts.out, { rows = w.saved_rows, complete = false }))
+    local r = cov:report { workflow = name, status = status, error = failure and tostring(failure) or nil,
+                           files = { entry } }
+    return r, errors.try(coverage.write(opts.out, r))
+  end
+  local started, serr = pcall(report, "running", "the run has not finished")
+  if not started then
+    w:abandon()
+    p:close()
+    error(serr, 0)
   end
   -- Rows an earlier run wrote: kept, and not written again.
   local earlier = w.rows
@@ -399,14 +444,18 @@ function M.records(opts, o)
   local ok, err = pcall(function()
     if o.pages then
       -- Page by page from where the last run marked, the cursor saved after each.
-      for rows, cursor in o.pages(w.cursor, warn) do
+      for rows, cursor in o.pages(w.cursor, warn, cov) do
         for _, row in ipairs(rows) do write(row) end
         -- nil: no new place to resume from (the last one still holds).
-        if cursor ~= nil then errors.try(w:mark(cursor)) end
+        if cursor ~= nil then
+          w.coverage = cov:state()
+          errors.try(w:mark(cursor))
+        end
       end
     else
-      for row in o.rows(warn) do write(row) end
+      for row in o.rows(warn, cov) do write(row) end
     end
+    w.coverage = cov:state()
     for _, what in ipairs(counted) do
       if counts[what] > 0 then incomplete = true end
     end
@@ -426,11 +475,14 @@ function M.records(opts, o)
   p:close()
   if not ok then
     w:abandon()
+    -- The report says so: what was walked, and the rest a gap named by the error.
+    local wrote = pcall(report, "failed", errors.is(err) and err.message or err)
+    if not wrote then p:say(string.format("%s: no coverage report could be written beside %s", name, opts.out)) end
     -- With nothing written the error alone says it (a wrong password: one line).
     -- The rows kept are those of the last checkpoint (after a failed write, fewer than were sent).
     if w.saved_rows > 0 then
-      p:say(string.format("%s: stopped after %d rows in %s%s; run again with the same --out to resume", name,
-        w.saved_rows, opts.out, p:warning_summary()))
+      p:say(string.format("%s: stopped after %d rows in %s%s; run again with the same --out to resume (%s says "
+        .. "what is not covered)", name, w.saved_rows, opts.out, p:warning_summary(), coverage.path(opts.out)))
     end
     error(err, 0)
   end
@@ -449,6 +501,11 @@ function M.records(opts, o)
                    neutralised = w.neutralised }
   for _, what in ipairs(counted) do fields[what] = counts[what] end
   for what, n in pairs(p.warnings) do fields[what] = n end
+  local r, cov_path = report(incomplete and "incomplete" or "complete",
+    incomplete and "some sources could not be read (see the warnings)" or nil)
+  fields.coverage = { file = cov_path, complete = r.complete, gaps = #r.gaps }
+  text = text .. string.format("; coverage: %s (%s)", cov_path, r.complete and "the range walked end to end"
+    or string.format("not complete: %d gap(s)", #r.gaps))
   p:summary(text, fields)
   if incomplete then
     local parts = {}

@@ -152,12 +152,13 @@ local function all_users(c)
   return out
 end
 
---- sources(client, from, to, {insights_users=, insights_dir=, warn=}) ->
+--- sources(client, from, to, {insights_users=, insights_dir=, warn=, coverage=}) ->
 --- the timeline's sources: one per user, each the events of that user's
 --- activity export for [from, to). Exports start at once, within the job
 --- limit; a source waits for its own. A report that cannot be read gives
 --- no events and warn("unreadable", message naming the user and the
---- file) (auditrun.workflow's records); without warn it raises.
+--- file) (auditrun.workflow's records); without warn it raises. Each
+--- user's export is a window of opts.coverage (auditrun.coverage).
 function M.sources(c, from, to, o)
   local dir = assert(o.insights_dir, "the timeline needs a folder for the Insights reports")
   local run = errors.try(runs.open(dir))
@@ -172,6 +173,8 @@ function M.sources(c, from, to, o)
         { email = email, startTime = params.startTime, finishTime = params.finishTime }, { dir = dir }))
     end)
     local events
+    local win = o.coverage and o.coverage:window { vendor = "insights", source = "user_activities", subject = email,
+                                                   from = from, to = to }
     out[#out + 1] = activity.source(function()
       if not events then
         local ok, file = job:join()
@@ -182,11 +185,12 @@ function M.sources(c, from, to, o)
           if not o.warn then error(err, 0) end
           o.warn("unreadable", string.format("the Insights activity of %s is not in the timeline: %s", email,
             err.message))
+          if win then win:stop("the report could not be read: " .. err.message) end
           events = function() return nil end
         end
       end
       return events()
-    end, function(ev) return ev end, from, to, "user_activities")
+    end, function(ev) return ev end, from, to, "user_activities", win)
   end
   return out
 end

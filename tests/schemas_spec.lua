@@ -287,6 +287,34 @@ describe("the timeline in OCSF and ECS", function()
     assert.matches("^%d+,%d+,", csv[2])
   end)
 
+  it("leave out the time of an event the vendor dated unreadably, keeping its text, in OCSF and ECS", function()
+    control("POST", "/config", { dcBadDates = 25 })
+    local ok, problem = pcall(function()
+      for _, schema in ipairs { "ocsf", "ecs" } do
+        local code, _, err = timeline("bad-times-" .. schema .. ".jsonl", { "--schema", schema })
+        assert.equal(0, code, err)
+        local timeless = 0
+        for _, ev in ipairs(events(dir .. "/bad-times-" .. schema .. ".jsonl")) do
+          local raw = schema == "ocsf" and ev.unmapped or cjson.decode(ev.event.original)
+          if raw.eventDate == "sometime" then
+            timeless = timeless + 1
+            if schema == "ocsf" then
+              assert.is_nil(ev.time)
+              assert.equal("sometime", ev.metadata.original_time)
+              assert.same({ "time is required" }, ocsf_problems(ev))
+            else
+              assert.is_nil(ev["@timestamp"])
+              assert.same({ "@timestamp is required" }, ecs_problems(ev))
+            end
+          end
+        end
+        assert.is_true(timeless > 0, schema)
+      end
+    end)
+    control("POST", "/reset")
+    assert(ok, problem)
+  end)
+
   it("refuse to finish a file in another schema than it was started in", function()
     local code, _, err = timeline("ocsf.jsonl", { "--schema", "ecs" })
     assert.equal(2, code)

@@ -22,13 +22,15 @@ CURL_CFLAGS = $(call once,CURL_CFLAGS,$(if $(wildcard $(CURL_INCDIR)/curl/curl.h
 CURL_LIBS   = $(call once,CURL_LIBS,$(if $(CURL_LIBDIR),-L$(CURL_LIBDIR) -lcurl,$(or $(call pkg,--libs,libcurl),-lcurl)))
 SSL_CFLAGS  = $(call once,SSL_CFLAGS,$(if $(OPENSSL_INCDIR),-I$(OPENSSL_INCDIR),$(call pkg,--cflags,openssl)))
 SSL_LIBS    = $(call once,SSL_LIBS,$(if $(OPENSSL_LIBDIR),-L$(OPENSSL_LIBDIR) -lssl -lcrypto,$(or $(call pkg,--libs,openssl),-lssl -lcrypto)))
+SQLITE_CFLAGS = $(call once,SQLITE_CFLAGS,$(if $(SQLITE_INCDIR),-I$(SQLITE_INCDIR),$(call pkg,--cflags,sqlite3)))
+SQLITE_LIBS   = $(call once,SQLITE_LIBS,$(if $(SQLITE_LIBDIR),-L$(SQLITE_LIBDIR) -lsqlite3,$(or $(call pkg,--libs,sqlite3),-lsqlite3)))
 
 CC        ?= cc
 CFLAGS    ?= -O2 -g
 LIBFLAG   ?= -shared
 WARN      := -Wall -Wextra -Wno-unused-parameter
-ALL_CFLAGS = -std=gnu11 -fPIC $(WARN) $(LUA_CFLAGS) $(CURL_CFLAGS) $(SSL_CFLAGS) $(CFLAGS)
-CORE_LIBS  = $(CURL_LIBS) $(SSL_LIBS)
+ALL_CFLAGS = -std=gnu11 -fPIC $(WARN) $(LUA_CFLAGS) $(CURL_CFLAGS) $(SSL_CFLAGS) $(SQLITE_CFLAGS) $(CFLAGS)
+CORE_LIBS  = $(CURL_LIBS) $(SSL_LIBS) $(SQLITE_LIBS)
 
 # make install: the host in BINDIR finds the modules, the core and the
 # workflows relative to itself (../share/lua/5.4, ../lib/lua/5.4,
@@ -40,7 +42,7 @@ LIBDIR    ?= $(PREFIX)/lib/lua/5.4
 SCRIPTDIR ?= $(PREFIX)/share/auditrun/scripts
 DESTDIR   ?=
 
-CORE_SRC  := csrc/lcore.c csrc/lloop.c csrc/lhttp.c csrc/ljwt.c csrc/lfsio.c \
+CORE_SRC  := csrc/lcore.c csrc/lloop.c csrc/lhttp.c csrc/ljwt.c csrc/lfsio.c csrc/lsqlite.c \
              csrc/loop.c csrc/http.c csrc/jwt.c csrc/fsio.c
 HEADERS   := $(wildcard csrc/*.h)
 CORE_OBJ  := $(CORE_SRC:csrc/%.c=build/obj/%.o)
@@ -48,7 +50,7 @@ ASAN_OBJ  := $(CORE_SRC:csrc/%.c=build/asan/obj/%.o)
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 DEPS_DEBIAN := build-essential pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
-               libssl-dev openssl lua-cjson lua-argparse lua-zlib lua-expat lua-busted lua-check luarocks \
+               libssl-dev libsqlite3-dev openssl lua-cjson lua-argparse lua-zlib lua-expat lua-busted lua-check luarocks \
                valgrind time curl perl python3 python3-requests clang libclang-rt-14-dev
 # Node may come from elsewhere than Debian (NodeSource): only ask for
 # Debian's when there is no npm at all.
@@ -92,7 +94,7 @@ build/asan/lib/auditrun/core.so: $(ASAN_OBJ)
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS    = -std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
-                -fno-sanitize-recover=undefined -Icsrc $(LUA_CFLAGS) $(CURL_CFLAGS) $(SSL_CFLAGS)
+                -fno-sanitize-recover=undefined -Icsrc $(LUA_CFLAGS) $(CURL_CFLAGS) $(SSL_CFLAGS) $(SQLITE_CFLAGS)
 FUZZ_C       := b64url key http
 FUZZ_LUA     := jwt_decode disposition zip retry_after
 FUZZ_BINS    := $(FUZZ_C:%=build/fuzz/%) $(FUZZ_LUA:%=build/fuzz/%)

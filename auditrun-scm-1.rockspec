@@ -11,7 +11,7 @@ description = {
   summary = "Lua workflows for tenant audit and activity reporting APIs",
   detailed = [[
     A C core (HTTP on libcurl's multi interface, JWT signing on OpenSSL 3,
-    timers, crash-safe files) with Lua 5.4 bindings, a host binary
+    timers, crash-safe files, SQLite through libsqlite3) with Lua 5.4 bindings, a host binary
     (`auditrun`) that runs workflow scripts as coroutines on one event loop,
     and clients for AvePoint Insights (the AvePoint Graph API and the legacy
     Web API: app sign-in with a certificate or secret, paged reports, export
@@ -36,6 +36,7 @@ dependencies = {
 external_dependencies = {
   CURL = { library = "curl" },
   OPENSSL = { header = "openssl/evp.h", library = "crypto" },
+  SQLITE = { header = "sqlite3.h", library = "sqlite3" },
 }
 build = {
   type = "make",
@@ -48,6 +49,8 @@ build = {
     CURL_LIBDIR = "$(CURL_LIBDIR)",
     OPENSSL_INCDIR = "$(OPENSSL_INCDIR)",
     OPENSSL_LIBDIR = "$(OPENSSL_LIBDIR)",
+    SQLITE_INCDIR = "$(SQLITE_INCDIR)",
+    SQLITE_LIBDIR = "$(SQLITE_LIBDIR)",
   },
   -- The host goes to the tree's bin folder, the modules and the core where
   -- Lua finds them, the workflows into the rock's own folder, where the

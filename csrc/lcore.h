@@ -35,5 +35,6 @@ void lloop_handle_signals(lua_State *L);
 int lfsio_open(lua_State *L);
 int lhttp_open(lua_State *L);
 int ljwt_open(lua_State *L);
+int lsqlite_open(lua_State *L);
 
 #endif

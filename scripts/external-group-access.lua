@@ -8,7 +8,7 @@ local spec = {
   description = "Graph API: one group_access_export job per group. Legacy API (--api legacy): "
     .. "group_permissions_export with up to --batch-size groups a job (their ids in Emails). Each report lands "
     .. "in --out DIR and is listed in DIR/manifest.jsonl; a rerun into the same folder fetches only what is missing.",
-  kind = "export", apis = { "graph", "legacy" },
+  kind = "export", apis = { "graph", "legacy" }, access = true,
   flags = function(p)
     iw.data_sources_flag(p, iw.DATA_SOURCES)
     iw.option_flag(p)

@@ -11,7 +11,7 @@ local spec = {
     .. "export). Legacy API (--api legacy): link_permissions_export. Without --from/--to the window is the last "
     .. "30 days. Reports land in --out DIR, listed in DIR/manifest.jsonl; a rerun into the same folder fetches "
     .. "only what is missing.",
-  kind = "export", apis = { "graph", "legacy" },
+  kind = "export", apis = { "graph", "legacy" }, access = true,
   flags = function(p)
     local all = {}
     for _, t in ipairs(iw.LINK_TYPES) do all[#all + 1] = t end

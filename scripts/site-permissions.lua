@@ -9,7 +9,7 @@ local spec = {
   description = "Graph and legacy API: site_permissions_export with up to --batch-size sites a job (at most "
     .. "100). --google: Google drives (--drives FILE of drive ids). Reports land in --out DIR, listed in "
     .. "DIR/manifest.jsonl; a rerun into the same folder fetches only what is missing.",
-  kind = "export", apis = { "graph", "legacy" },
+  kind = "export", apis = { "graph", "legacy" }, access = true,
   flags = function(p)
     p:option("--sites", "The site collections: a file of site URLs, one a line (default: every site)."):argname("FILE")
     p:option("--drives", "With --google: a file of Google drive ids (or users' e-mails), one a line."):argname("FILE")

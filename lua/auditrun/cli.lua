@@ -177,6 +177,11 @@ local function common_flags(p, spec)
       .. "be done; a report whose job is not done by then fails (a rerun waits for the same job again).",
       tostring(M.JOB_TIMEOUT)):convert(M.count):argname("SECONDS")
     p:flag("--dry-run", "List what would be submitted; submit nothing.")
+    if spec.access then
+      p:option("--compare", "An earlier run's --out folder: what changed in access since then goes to "
+        .. "DIR/changes.csv and the page.")
+        :argname("PREVIOUS_OUT")
+    end
   elseif spec.kind == "records" then
     p:option("--out", "The file the rows go to (default: " .. spec.name .. ".jsonl, or .csv with --format csv); "
       .. "a rerun after an interruption resumes it.")
@@ -207,7 +212,7 @@ end
 --- (the range, filters, API, batch size, profile ...) defines the answer.
 M.NOT_THE_ANSWER = { quiet = true, verbose = true, log_format = true, max_attempts = true, job_timeout = true,
                      progress_every = true, metrics = true, dry_run = true, out = true, fresh = true, name = true,
-                     kind = true, answer = true }
+                     kind = true, answer = true, access = true, compare = true }
 
 --- answer(opts, lists) -> {["--flag"] = value}: what defines the output
 --- of a run with these parsed options (an option not given is left out;
@@ -329,6 +334,7 @@ function M.parse(spec, ...)
   opts.help = nil
   opts.name = spec.name
   opts.kind = spec.kind
+  opts.access = spec.access
   if opts.profile == nil then opts.profile = os.getenv("AUDITRUN_PROFILE") end
   if opts.profile == "" then opts.profile = nil end
   if opts.metrics then

@@ -53,6 +53,24 @@ function M.open(dir)
   return m
 end
 
+--- entries(dir) -> the whole lines of DIR/manifest.jsonl, decoded, in order
+--- (none when there is no manifest) | nil, err.
+function M.entries(dir)
+  local path = dir .. "/" .. M.NAME
+  if not files.exists(path) then return {} end
+  local text, err = files.read(path)
+  if not text then return nil, err end
+  local out = {}
+  for line in text:gmatch("([^\n]*)\n") do
+    local entry = json.decode(line)
+    if type(entry) ~= "table" or type(entry.file) ~= "string" then
+      return fail(path, string.format("line %d is not a manifest entry", #out + 1))
+    end
+    out[#out + 1] = entry
+  end
+  return out
+end
+
 --- has(file) -> true when the manifest lists the file (relative to DIR).
 function Manifest:has(file)
   return self.files[file] == true

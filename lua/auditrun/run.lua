@@ -34,7 +34,9 @@
 -- on), for a test to kill -9 or interrupt the process right then. NAME is
 -- "posting" (intent recorded, submit not sent), "submitted" (job id
 -- recorded), "placing" (final name recorded, not yet renamed) or "placed"
--- (the report under its final name).
+-- (the report under its final name); auditrun.access adds "access-built"
+-- (the new table written, not yet in place) and "access-placed" (the new
+-- access.sqlite in place, access.csv not yet).
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
 local state = require "auditrun.state"
@@ -117,7 +119,8 @@ end
 
 local PAUSE_AT = os.getenv("AUDITRUN_PAUSE_AT")
 
-local function instant(name)
+--- instant(name): waits there for good when AUDITRUN_PAUSE_AT names it.
+function M.instant(name)
   if PAUSE_AT ~= name then return end
   io.stderr:write("auditrun: paused at " .. name .. "\n")
   io.stderr:flush()
@@ -170,7 +173,7 @@ function M.export(st, client, key, name, params, opts)
         -- Refused (nothing started): back to what was recorded before.
         if not sending then return save(before) end
         local noted, nerr = save(with(base, { state = "posting", submits = base.submits + 1 }))
-        if noted then instant("posting") end
+        if noted then M.instant("posting") end
         return noted, nerr
       end
       local err
@@ -188,19 +191,19 @@ function M.export(st, client, key, name, params, opts)
         job:release()
         return nil, serr
       end
-      instant("submitted")
+      M.instant("submitted")
     end
     local cur = rec
     local file, err = job:finish {
       dir = opts.dir, deadline = opts.deadline, first_interval = opts.first_interval,
       before_rename = function(f)
         local noted, nerr = save(with(cur, { path = f.path, size = f.size, sha256 = f.sha256 }))
-        if noted then instant("placing") end
+        if noted then M.instant("placing") end
         return noted, nerr
       end,
     }
     if file then
-      instant("placed")
+      M.instant("placed")
       file.extra_job, file.submits = base.extra_job, rec.submits
       return file
     end

@@ -357,6 +357,28 @@ function M.csv_rows(source, where)
   end
 end
 
+--- layout(header, columns) -> {field = column index}: which column of a
+--- header row holds each field. columns = {field = {patterns}}: Lua
+--- patterns tried in order against each header text in lower case; a
+--- field takes the first column the first matching pattern finds.
+function M.layout(header, columns)
+  local last = 0
+  for i in pairs(header) do
+    if math.type(i) == "integer" and i > last then last = i end
+  end
+  local at = {}
+  for field, patterns in pairs(columns) do
+    for _, pat in ipairs(patterns) do
+      for i = 1, last do
+        local name = header[i]
+        if name and tostring(name):lower():find(pat) then at[field] = i break end
+      end
+      if at[field] then break end
+    end
+  end
+  return at
+end
+
 -- ---- a report's members --------------------------------------------------------------
 
 -- The members rows() reads, by kind: workbooks and CSV files, in the

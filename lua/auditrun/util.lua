@@ -25,4 +25,13 @@ function M.lazy(name)
   return setmetatable({}, { __index = function(_, k) return require(name)[k] end })
 end
 
+local HTML = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
+
+--- html_escape(v) -> v as text safe anywhere in HTML: in an element and in a
+--- quoted attribute (nil gives "").
+function M.html_escape(v)
+  if v == nil then return "" end
+  return (tostring(v):gsub("[&<>\"']", HTML))
+end
+
 return M

@@ -29,6 +29,10 @@ local progress = require "auditrun.progress"
 local records = require "auditrun.records"
 local runs = require "auditrun.run"
 local task = require "auditrun.task"
+local util = require "auditrun.util"
+
+local access = util.lazy "auditrun.access"
+local page = util.lazy "auditrun.page"
 
 local M = {}
 
@@ -37,7 +41,8 @@ M.SUMMARY = "summary.json"
 M.ANSWER = "answer.json"
 
 local SUMMARY_FIELDS = { "workflow", "api", "out", "dry_run", "started", "finished", "seconds", "listed", "repeated",
-                         "done", "reused", "failed", "bytes", "interrupted", "manifest", "failures", "extra_jobs", "warnings" }
+                         "done", "reused", "failed", "bytes", "interrupted", "manifest", "access", "failures",
+                         "extra_jobs", "warnings" }
 
 local Run = {}
 Run.__index = Run
@@ -46,14 +51,17 @@ local function iso(t)
   return os.date("!%Y-%m-%dT%H:%M:%SZ", t)
 end
 
---- open(opts, {slots=}) -> run. opts: out, dry_run, max_attempts, job_timeout, quiet,
---- verbose, log_format, name, api (from auditrun.cli). slots: the
---- semaphore whose permits are jobs running on the service (for the
---- running/queued counts). Raises on a folder it cannot use.
+--- open(opts, {slots=, access=}) -> run. opts: out, dry_run, max_attempts,
+--- job_timeout, quiet, verbose, log_format, name, api, profile, compare (from
+--- auditrun.cli). slots: the semaphore whose permits are jobs running on
+--- the service (for the running/queued counts). access: the reports hold
+--- access rows, so the run ends by building the access table, its changes
+--- since opts.compare and summary.html (auditrun.access, auditrun.page).
+--- Raises on a folder it cannot use.
 function M.open(opts, o)
   o = o or {}
   local r = setmetatable({
-    opts = opts, dir = opts.out, name = opts.name or "workflow", slots = o.slots,
+    opts = opts, dir = opts.out, name = opts.name or "workflow", slots = o.slots, access = o.access,
     max_attempts = opts.max_attempts or 3, tasks = {}, failures = {}, reused = 0, active = 0, keys = {},
     repeated = 0,
     started_at = os.time(),
@@ -290,6 +298,8 @@ function Run:finish()
     p:say(string.format("%s: %d to submit (dry run: nothing sent)", self.name, s.listed))
     return s
   end
+  local access_err
+  if self.access and not self.interrupted then s.access, access_err = self:build_access(s) end
   errors.try(files.write_atomic(self.dir .. "/" .. M.SUMMARY, records.encode_object(SUMMARY_FIELDS, s,
     { failures = true, extra_jobs = true })
     .. "\n"))
@@ -309,6 +319,16 @@ function Run:finish()
     lines[#lines + 1] = string.format("  the service may hold %d extra job(s) nobody fetched (a submit got no answer "
       .. "and was sent again): %s", #s.extra_jobs, table.concat(s.extra_jobs, ", "))
   end
+  local a = s.access
+  if a then
+    lines[#lines + 1] = string.format("  access table: %d rows from %d reports (%d external principals reach %d "
+      .. "objects): %s, %s; page: %s", a.rows, a.reports, a.external_principals, a.external_objects, a.csv, a.sqlite,
+      a.page)
+    if a.changes then
+      lines[#lines + 1] = string.format("  changes since %s: %d added, %d removed: %s", a.changes.since,
+        a.changes.added, a.changes.removed, a.changes.csv)
+    end
+  end
   lines[#lines + 1] = string.format("  list of reports: %s/%s; summary: %s/%s", self.dir, manifest.NAME, self.dir,
     M.SUMMARY)
   if self.interrupted then
@@ -316,6 +336,10 @@ function Run:finish()
   end
   p:say(table.concat(lines, "\n"))
   if self.interrupted then error(self.interrupted, 0) end
+  if access_err then
+    error(errors.new(access_err.kind or "access", string.format("the access table of %s was not built: %s", self.dir,
+      access_err.message or tostring(access_err))), 0)
+  end
   if s.failed > 0 then
     local reports_failed = s.failed - (self.list_failed and 1 or 0)
     error(errors.new("incomplete", string.format("%s; run again with the same --out to finish",
@@ -324,6 +348,29 @@ function Run:finish()
       or string.format("%d of %d reports failed", reports_failed, s.listed))), 0)
   end
   return s
+end
+
+-- The access table, its changes and the page, from the reports in the
+-- folder: s.access for the summary | nil, err.
+function Run:build_access(s)
+  local ok, t, err = pcall(access.build, self.dir, {
+    run = { started = s.started, workflow = self.name, profile = self.opts.profile, api = self.opts.api,
+            reports_failed = s.failed },
+    compare = self.opts.compare,
+  })
+  if not ok then t, err = nil, t end
+  if not t then return nil, errors.is(err) and err or errors.new("access", tostring(err)) end
+  local out = { rows = t.rows, reports = t.reports, groups = t.counts.groups,
+                external_principals = t.counts.external_principals, external_objects = t.counts.external_objects,
+                csv = t.csv, sqlite = t.sqlite }
+  if t.changes then
+    out.changes = { since = self.opts.compare, added = t.changes.added, removed = t.changes.removed,
+                    csv = t.changes.csv }
+  end
+  local written, perr = pcall(page.write, self.dir, s, out)
+  if not written then return nil, errors.is(perr) and perr or errors.new("access", tostring(perr)) end
+  out.page = self.dir .. "/" .. page.NAME
+  return out
 end
 
 -- ---- records workflows ---------------------------------------------------------

@@ -38,20 +38,6 @@ function M.verb(operation)
   return "other"
 end
 
--- Which column holds each field, from the header row.
-local function layout(header)
-  local at = {}
-  for field, patterns in pairs(COLUMNS) do
-    for _, pat in ipairs(patterns) do
-      for i, name in pairs(header) do
-        if not at[field] and tostring(name):lower():find(pat) then at[field] = i end
-      end
-      if at[field] then break end
-    end
-  end
-  return at
-end
-
 -- A sheet as warnings name it: its member, its name in a workbook, and
 -- the first cells of its header row.
 local function sheet_label(member, sheet, header)
@@ -79,7 +65,7 @@ local function report_events(path, dir, seen, warn)
       if not header then
         if next(row) ~= nil then
           header = row
-          local l = layout(row)
+          local l = sheets.layout(row, COLUMNS)
           if l.time and l.action and not (sheet or member):lower():find("summary", 1, true) then
             at = l
             seen.events = seen.events + 1

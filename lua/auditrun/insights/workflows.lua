@@ -66,10 +66,12 @@ end
 ---             params=function(ids) -> parameters, batch=N (subjects a job;
 ---             nil: one job each)}; an API left out is not offered.
 function M.run_exports(opts, o)
+  -- The table --compare names must be there before anything is sent.
+  if opts.compare then auditrun.try(require("auditrun.access").table_of(opts.compare)) end
   local c, api = M.connect(opts)
   local how = opts.google and o.google or o[api.api]
   assert(how, "no export for this API")
-  local run = workflow.open(opts, { slots = c.limiter })
+  local run = workflow.open(opts, { slots = c.limiter, access = opts.access })
   local pending = {}
   local function add_job(list)
     local ids, labels = {}, {}
@@ -293,7 +295,7 @@ end
 --- spec.users_flag adds --users FILE; spec.google adds --google.
 function M.user_access(spec, ...)
   local own = spec.flags
-  spec.kind, spec.apis = "export", { "graph", "legacy" }
+  spec.kind, spec.apis, spec.access = "export", { "graph", "legacy" }, true
   spec.flags = function(p)
     if own then own(p) end
     local both = { table.unpack(M.DATA_SOURCES) }

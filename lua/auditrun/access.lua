@@ -1,0 +1,464 @@
+-- auditrun.access: the access table of an export run's folder. Every
+-- report the manifest lists is read as a stream (auditrun.sheets), and each
+-- row of its access sheets becomes one row of one table, in the same
+-- columns whatever the report: DIR/access.csv and DIR/access.sqlite (table
+-- `access`, with a `runs` table of the runs that built it).
+--
+--   local table = auditrun.try(access.build(dir, { run = { workflow = "external-group-access", ... } }))
+--   print(table.rows, table.reports)
+--
+-- The table is rebuilt from the reports each time, beside the old one, and
+-- put in its place with a rename: a kill part way leaves the last whole
+-- table (and a hidden file the next build removes), a rerun or a reused
+-- report never doubles a row. Memory stays flat: a row is read, written to
+-- both files and forgotten.
+local errors = require "auditrun.errors"
+local files = require "auditrun.files"
+local manifest = require "auditrun.manifest"
+local records = require "auditrun.records"
+local runs = require "auditrun.run"
+local sheets = require "auditrun.sheets"
+local sqlite = require "auditrun.sqlite"
+
+local M = {}
+
+M.CSV, M.SQLITE = "access.csv", "access.sqlite"
+
+--- The table's columns, in order.
+M.COLUMNS = { "group_id", "group_name", "object_title", "object_url", "object_type", "permission", "via", "principal",
+              "principal_email", "principal_type", "external", "report_file", "report_row", "extra" }
+
+-- Report columns by header (lower case, whole text): the first pattern that
+-- matches a column wins. A sheet is an access sheet when it has a
+-- permission column; the others (summaries, overviews) are not access rows.
+local FIELDS = {
+  group_name = { "^group$", "^group ?name$" },
+  object_title = { "^name$", "^file ?name$", "^object ?name$", "^object ?title$", "^title$" },
+  object_url = { "^url$", "^object ?url$", "^location$", "^file ?url$", "^file ?id$" },
+  object_type = { "^object ?type$", "^file ?type$", "^item ?type$" },
+  permission = { "^permissions?$", "^role$", "^permission ?level$" },
+  via = { "^access ?via$", "^inherited ?from$", "^link ?giving ?access ?to$" },
+  principal = { "^principal ?name$", "^principal$", "^user$", "^user ?name$", "^logon ?name$", "^login ?name$" },
+  principal_email = { "^e%-?mail$", "^principal ?e%-?mail$", "^user ?e%-?mail$" },
+  principal_type = { "^principal ?type$", "^user ?type$" },
+  external = { "^is ?external ?user$", "^is ?external$", "^external$", "^is ?guest$" },
+  link_type = { "^link ?type$" },
+}
+-- When the first choice is empty in a row: how it is inherited.
+local FALLBACK = { via = { "^inherit ?type$", "^inheritance$" } }
+-- Summary sheets: what a report says of its groups and users.
+local SUMMARY = {
+  group_id = { "^group ?id$" }, name = { "^display ?name$", "^name$" }, email = { "^e%-?mail$" },
+  group_type = { "^group ?type$" }, external_members = { "^external ?member ?count$" },
+  login = { "^login ?name$" },
+}
+
+-- What the subject of each export is.
+local GROUP_KINDS = { group_access_export = true, group_permissions_export = true, google_group_access_export = true }
+local USER_KINDS = { user_permissions_export = true, google_user_permissions_export = true }
+local LINK_KINDS = { sharing_links_export = true, link_permissions_export = true, google_sharing_links_export = true }
+
+--- The export kinds whose reports hold access rows.
+M.KINDS = {}
+for _, list in ipairs { GROUP_KINDS, USER_KINDS, LINK_KINDS } do
+  for k in pairs(list) do M.KINDS[k] = true end
+end
+M.KINDS.site_permissions_export, M.KINDS.google_drive_permissions_export = true, true
+
+local function truthy(v)
+  if v == nil then return nil end
+  v = tostring(v):lower()
+  if v == "1" or v == "true" or v == "yes" then return true end
+  if v == "0" or v == "false" or v == "no" then return false end
+  return nil
+end
+
+local function guest_login(v)
+  return type(v) == "string" and v:lower():find("#ext#", 1, true) ~= nil
+end
+
+local function email_of(v)
+  if type(v) == "string" and v:find("@", 1, true) then return v:lower() end
+  return nil
+end
+
+-- A sheet being read: its header's layout, or what its summary rows say.
+local function sheet_layout(header)
+  local at = sheets.layout(header, FIELDS)
+  if not at.permission then return nil end
+  local fallback = sheets.layout(header, FALLBACK)
+  local used = {}
+  for f, i in pairs(at) do
+    -- The link type only decides `external`: it stays in extra.
+    if f ~= "link_type" then used[i] = true end
+  end
+  for _, i in pairs(fallback) do used[i] = true end
+  -- The report's other columns, kept by their header in `extra`.
+  local others = {}
+  for i, name in pairs(header) do
+    if not used[i] and type(name) == "string" and name ~= "" then others[#others + 1] = { i, name } end
+  end
+  table.sort(others, function(a, b) return a[1] < b[1] end)
+  local names = {}
+  for i, o in ipairs(others) do names[i] = o[2] end
+  return { at = at, fallback = fallback, others = others, names = names }
+end
+
+-- The rows of one report (a manifest entry), as table rows.
+local function report_rows(dir, entry, tmpdir, summary)
+  local path = dir .. "/" .. entry.file
+  local subjects = type(entry.subjects) == "table" and entry.subjects or {}
+  local by_subject = {}
+  for _, s in ipairs(subjects) do by_subject[tostring(s):lower()] = s end
+  local rows = sheets.rows(path, tmpdir)
+  local current, layout, sum_at, n = nil, nil, nil, 0
+  local kind = entry.kind
+  local function subject_of(row, at)
+    if #subjects == 1 then return subjects[1] end
+    -- A job for many subjects: the row says which (the group, the user, the site).
+    local function get(i) return i and row[i] end
+    local g = get(at.group_name)
+    if g and summary.group_by_name[g] then return summary.group_by_name[g].id end
+    local named = { g, get(at.principal), get(at.principal_email) }
+    for i = 1, 3 do
+      local v = named[i]
+      if v and by_subject[v:lower()] then return by_subject[v:lower()] end
+    end
+    local url = get(at.object_url)
+    if url then
+      local best
+      for _, s in ipairs(subjects) do
+        local text = tostring(s)
+        if url:sub(1, #text):lower() == text:lower() and (not best or #text > #best) then best = text end
+      end
+      if best then return best end
+    end
+    return nil
+  end
+  return function()
+    while true do
+      local row, book, sheet = rows()
+      if not row then return nil end
+      local where = book .. "/" .. sheet
+      if where ~= current then
+        -- A sheet's first row: its header.
+        current, layout, sum_at = where, sheet_layout(row), nil
+        if not layout then sum_at = sheets.layout(row, SUMMARY) end
+      elseif sum_at then
+        -- A summary row: the groups' names, e-mails and external members; the users' e-mails.
+        local function get(f) return sum_at[f] and row[sum_at[f]] end
+        local id = get("group_id")
+        if id then
+          local g = { id = id, name = get("name"), email = get("email"), type = get("group_type"),
+                      external = tonumber(get("external_members") or "") }
+          summary.group_by_id[id:lower()] = g
+          if g.name then summary.group_by_name[g.name] = g end
+        end
+        local login = get("login")
+        if login and get("email") then summary.email_by_login[login:lower()] = get("email"):lower() end
+      elseif layout and next(row) then
+        n = n + 1
+        local at, fb = layout.at, layout.fallback
+        local function get(f)
+          local v = at[f] and row[at[f]]
+          if v == nil and fb[f] then v = row[fb[f]] end
+          return v
+        end
+        local out = {
+          group_id = subject_of(row, at), group_name = get("group_name"), object_title = get("object_title"),
+          object_url = get("object_url"), object_type = get("object_type"), permission = get("permission"),
+          via = get("via"), principal = get("principal"), principal_email = get("principal_email"),
+          principal_type = get("principal_type"), external = truthy(get("external")),
+          report_file = entry.file, report_row = n,
+        }
+        local group = out.group_id and summary.group_by_id[tostring(out.group_id):lower()]
+        if GROUP_KINDS[kind] then
+          -- The group is who holds the access.
+          if not out.group_name and group then out.group_name = group.name end
+          out.principal = out.principal or out.group_name or (group and group.name) or out.group_id
+          out.principal_email = out.principal_email or (group and group.email) or email_of(out.group_name)
+          out.principal_type = out.principal_type or (group and group.type) or "Group"
+          if out.external == nil and group and group.external then out.external = group.external > 0 end
+        elseif USER_KINDS[kind] then
+          out.principal = out.principal or out.group_id
+          local login = out.principal and tostring(out.principal):lower()
+          out.principal_email = out.principal_email or (login and summary.email_by_login[login]) or email_of(login)
+          out.principal_type = out.principal_type or "User"
+        elseif LINK_KINDS[kind] then
+          out.principal_type = out.principal_type or "Sharing Link"
+          -- Anyone with the link: reachable from outside by design.
+          local lt = get("link_type")
+          if out.external == nil and lt then out.external = tostring(lt):lower():find("anyone", 1, true) ~= nil end
+        end
+        if out.external == nil or out.external == false then
+          local t = out.principal_type and tostring(out.principal_type):lower() or ""
+          if guest_login(out.principal) or guest_login(out.principal_email) or t:find("guest", 1, true)
+            or t:find("external", 1, true) then
+            out.external = true
+          end
+        end
+        if out.external == nil then out.external = false end
+        if out.principal_email then out.principal_email = tostring(out.principal_email):lower() end
+        if #layout.others > 0 then
+          local extra, any = {}, false
+          for _, o in ipairs(layout.others) do
+            if row[o[1]] ~= nil then extra[o[2]] = row[o[1]] any = true end
+          end
+          if any then out.extra = records.encode_object(layout.names, extra) end
+        end
+        return out
+      end
+    end
+  end
+end
+
+-- ---- building the table --------------------------------------------------------
+
+local SCHEMA = [[
+create table access (
+  group_id text, group_name text, object_title text, object_url text, object_type text, permission text, via text,
+  principal text, principal_email text, principal_type text, external integer not null, report_file text not null,
+  report_row integer not null, extra text, primary key (report_file, report_row));
+create table runs (
+  started text, finished text, workflow text, profile text, api text, out text, compare text, reports integer,
+  reports_failed integer, rows integer, groups integer, external_principals integer, external_objects integer);
+]]
+local INDEXES = [[
+create index access_principal_email on access (principal_email);
+create index access_object_url on access (object_url);
+create index access_group_id on access (group_id);
+]]
+local RUN_COLUMNS = { "started", "finished", "workflow", "profile", "api", "out", "compare", "reports", "reports_failed",
+                      "rows", "groups", "external_principals", "external_objects" }
+
+-- Who a row's principal is, for counting and comparing: the e-mail when
+-- there is one, else the name.
+M.PRINCIPAL = "coalesce(principal_email, principal, '')"
+
+local function placeholders(n)
+  return string.rep("?, ", n - 1) .. "?"
+end
+
+local function remove(path)
+  local ok, err, code = os.remove(path)
+  if not ok and code ~= 2 then return nil, errors.new("file", err) end
+  return true
+end
+
+-- Moves `tmp` over `path` for good: fsynced first, then renamed, then the folder.
+local function put_in_place(tmp, path)
+  local ok, err = files.fsync(tmp)
+  if not ok then return nil, err end
+  local renamed, rerr = os.rename(tmp, path)
+  if not renamed then
+    os.remove(tmp)
+    return nil, errors.new("file", string.format("cannot replace %s: %s", path, rerr))
+  end
+  return files.fsync_dir_of(path)
+end
+
+--- counts(db) -> {rows, groups, external_principals, external_objects}
+function M.counts(db)
+  return {
+    rows = db:value("select count(*) from access"),
+    groups = db:value("select count(distinct group_id) from access"),
+    external_principals = db:value("select count(distinct " .. M.PRINCIPAL .. ") from access where external"),
+    external_objects = db:value("select count(distinct object_url) from access where external"),
+  }
+end
+
+-- The runs the table at `path` recorded, oldest first (none when it has none
+-- or cannot be read: it is ours, and is rebuilt).
+local function earlier_runs(path)
+  if not files.exists(path) then return {} end
+  local db = sqlite.open(path)
+  if not db then return {} end
+  local ok, list = pcall(function()
+    local out = {}
+    for r in db:rows("select " .. table.concat(RUN_COLUMNS, ", ") .. " from runs order by rowid") do
+      out[#out + 1] = r
+    end
+    return out
+  end)
+  db:close()
+  return ok and list or {}
+end
+
+--- build(dir, {run = {started, workflow, profile, api, reports_failed},
+--- compare = PREVIOUS_DIR}) -> {rows, reports, csv, sqlite, counts,
+--- changes = {added, removed, csv} | nil} | nil, err. Reads the reports
+--- DIR/manifest.jsonl lists whose kind holds access rows.
+function M.build(dir, o)
+  o = o or {}
+  local entries, merr = manifest.entries(dir)
+  if not entries then return nil, merr end
+  local csv_path, db_path = dir .. "/" .. M.CSV, dir .. "/" .. M.SQLITE
+  local csv_tmp, db_tmp = dir .. "/." .. M.CSV .. ".part", dir .. "/." .. M.SQLITE .. ".part"
+  for _, p in ipairs { csv_tmp, db_tmp, db_tmp .. "-journal" } do
+    local ok, err = remove(p)
+    if not ok then return nil, err end
+  end
+  local ok, err = files.write_atomic(csv_tmp, "")
+  if not ok then return nil, err end
+  local csv, cerr = files.open_write(csv_tmp)
+  if not csv then return nil, errors.new("file", cerr) end
+  local db, derr = sqlite.open(db_tmp)
+  if not db then csv:close() return nil, derr end
+  local result = { reports = 0, csv = csv_path, sqlite = db_path }
+  local done, berr = pcall(function()
+    -- A file that is renamed into place only when whole needs no journal.
+    errors.try(db:exec("pragma journal_mode = off; pragma synchronous = off;" .. SCHEMA .. "begin"))
+    local insert = errors.try(db:prepare("insert into access values (" .. placeholders(#M.COLUMNS) .. ")"))
+    errors.try(csv:write(records.csv_line(M.COLUMNS)))
+    local values, n = {}, #M.COLUMNS
+    local summary = { group_by_id = {}, group_by_name = {}, email_by_login = {} }
+    local tmpdir = dir .. "/.auditrun"
+    errors.try(files.mkdirs(tmpdir))
+    for _, entry in ipairs(entries) do
+      if M.KINDS[entry.kind] then
+        result.reports = result.reports + 1
+        for row in report_rows(dir, entry, tmpdir, summary) do
+          for i, c in ipairs(M.COLUMNS) do values[i] = row[c] end
+          local inserted, ierr = insert:run(values, n)
+          if not inserted then
+            error(errors.new("access", string.format("%s row %d: %s", entry.file, row.report_row, tostring(ierr))), 0)
+          end
+          values[11] = row.external and "true" or "false"
+          errors.try(csv:write(records.csv_line(values, n)))
+        end
+      end
+    end
+    insert:close()
+    errors.try(db:exec(INDEXES))
+    result.counts = M.counts(db)
+    result.rows = result.counts.rows
+    local run = o.run or {}
+    local history = earlier_runs(db_path)
+    history[#history + 1] = {
+      started = run.started, finished = os.date("!%Y-%m-%dT%H:%M:%SZ"), workflow = run.workflow, profile = run.profile,
+      api = run.api, out = dir, compare = o.compare, reports = result.reports, reports_failed = run.reports_failed or 0,
+      rows = result.rows, groups = result.counts.groups, external_principals = result.counts.external_principals,
+      external_objects = result.counts.external_objects,
+    }
+    local add_run = errors.try(db:prepare("insert into runs values (" .. placeholders(#RUN_COLUMNS) .. ")"))
+    for _, r in ipairs(history) do
+      local v = {}
+      for i, c in ipairs(RUN_COLUMNS) do v[i] = r[c] end
+      errors.try(add_run:run(v, #RUN_COLUMNS))
+    end
+    add_run:close()
+    errors.try(db:exec("commit"))
+    if o.compare then
+      M.attach(db, errors.try(M.table_of(o.compare)), "old")
+      result.changes = M.compare(db, "main", "old", dir .. "/" .. M.CHANGES)
+      errors.try(db:exec("detach database old"))
+    end
+  end)
+  db:close()
+  local closed, cerr2 = csv:close()
+  if done and not closed then done, berr = false, errors.new("file", cerr2) end
+  if not done then
+    os.remove(csv_tmp)
+    os.remove(db_tmp)
+    if not errors.is(berr) then berr = errors.new("access", tostring(berr)) end
+    return nil, berr
+  end
+  runs.instant("access-built")
+  for i, pair in ipairs { { db_tmp, db_path }, { csv_tmp, csv_path } } do
+    local placed, perr = put_in_place(pair[1], pair[2])
+    if not placed then return nil, perr end
+    if i == 1 then runs.instant("access-placed") end
+  end
+  if result.changes then
+    local placed, perr = put_in_place(result.changes.tmp, result.changes.csv)
+    if not placed then return nil, perr end
+    result.changes.tmp = nil
+  end
+  return result
+end
+
+-- ---- what changed -----------------------------------------------------------------
+
+M.CHANGES = "changes.csv"
+
+--- The columns of changes.csv (and of the `changes` table).
+M.CHANGE_COLUMNS = { "change", "group_id", "group_name", "principal", "principal_email", "principal_type", "external",
+                     "object_title", "object_url", "object_type", "permission", "via", "report_file" }
+
+--- table_of(path) -> the access.sqlite of an output folder (or the file
+--- itself) | nil, err naming what is missing.
+function M.table_of(path)
+  if path:match("%.sqlite$") and files.exists(path) then return path end
+  local p = path:gsub("/+$", "") .. "/" .. M.SQLITE
+  if files.exists(p) then return p end
+  return nil, errors.new("access", string.format("%s: no access table (%s); an export workflow writes one in its --out "
+    .. "folder", path, M.SQLITE))
+end
+
+-- The key an access is compared by: group, principal, object, permission.
+local KEY = "coalesce(group_id, '') as k_group, " .. M.PRINCIPAL .. " as k_who, coalesce(object_url, '') as k_url, "
+  .. "coalesce(permission, '') as k_perm"
+
+--- compare(db, new, old, csv_path) -> {added, removed, csv, tmp}: the
+--- accesses the table of schema `new` has and that of `old` has not
+--- (added), and the other way round (removed), into a `changes` table of
+--- db and a CSV in a hidden file beside csv_path (tmp: to be renamed into
+--- place). Both schemas are attached to db already. Raises.
+function M.compare(db, new, old, csv_path)
+  local cols = {}
+  for i = 2, #M.CHANGE_COLUMNS do cols[#cols + 1] = "a." .. M.CHANGE_COLUMNS[i] end
+  cols = table.concat(cols, ", ")
+  local keys = "k_group, k_who, k_url, k_perm"
+  local function side(change, from, against)
+    return string.format("select '%s' as change, %s from %s_keys n join %s.access a on a.rowid = n.rid"
+      .. " where not exists (select 1 from %s_keys o where o.k_group = n.k_group and o.k_who = n.k_who"
+      .. " and o.k_url = n.k_url and o.k_perm = n.k_perm)", change, cols, from, from, against)
+  end
+  errors.try(db:exec(table.concat({
+    "drop table if exists main.changes",
+    "create temp table " .. new .. "_keys as select " .. KEY .. ", min(rowid) as rid from " .. new
+    .. ".access group by " .. keys,
+    "create temp table " .. old .. "_keys as select " .. KEY .. ", min(rowid) as rid from " .. old
+    .. ".access group by " .. keys,
+    "create unique index temp." .. new .. "_keys_k on " .. new .. "_keys (" .. keys .. ")",
+    "create unique index temp." .. old .. "_keys_k on " .. old .. "_keys (" .. keys .. ")",
+    "create table main.changes as " .. side("added", new, old) .. " union all " .. side("removed", old, new),
+    "drop table temp." .. new .. "_keys", "drop table temp." .. old .. "_keys",
+  }, ";\n") .. ";"))
+  local out = { added = 0, removed = 0, csv = csv_path }
+  out.tmp = M.write_changes(db, csv_path, out)
+  return out
+end
+
+--- attach(db, path, name): another database file, read as schema `name`.
+function M.attach(db, path, name)
+  errors.try(db:exec(string.format("attach database '%s' as %s", path:gsub("'", "''"), name)))
+end
+
+--- write_changes(db, csv_path, counts) -> the hidden file beside csv_path
+--- the `changes` table was written to (CSV), counting added and removed.
+function M.write_changes(db, csv_path, counts)
+  local dir, name = csv_path:match("^(.*/)([^/]*)$")
+  if not dir then dir, name = "", csv_path end
+  local tmp = dir .. "." .. name .. ".part"
+  errors.try(files.write_atomic(tmp, ""))
+  local f = files.open_write(tmp)
+  if not f then error(errors.new("file", "cannot write " .. tmp), 0) end
+  local ok, err = pcall(function()
+    errors.try(f:write(records.csv_line(M.CHANGE_COLUMNS)))
+    local values, n = {}, #M.CHANGE_COLUMNS
+    for r in db:rows("select " .. table.concat(M.CHANGE_COLUMNS, ", ") .. " from changes order by change, group_id, "
+      .. "principal_email, principal, object_url, permission") do
+      counts[r.change] = counts[r.change] + 1
+      for i, c in ipairs(M.CHANGE_COLUMNS) do values[i] = r[c] end
+      values[7] = r.external == 1 and "true" or "false"
+      errors.try(f:write(records.csv_line(values, n)))
+    end
+  end)
+  local closed, cerr = f:close()
+  if ok and not closed then ok, err = false, errors.new("file", cerr) end
+  if not ok then os.remove(tmp) error(err, 0) end
+  return tmp
+end
+
+return M

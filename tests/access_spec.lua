@@ -1,0 +1,181 @@
+-- The access table an export run leaves in its --out folder (access.csv,
+-- access.sqlite), run by the host against the sandbox tenant: one row per
+-- row of the reports' access sheets (counted here by Python's own zip and
+-- XML readers), nothing doubled by reruns, reused reports or kill -9 while
+-- it is replaced; the columns by header for each kind of report; the runs
+-- table and the indexes; a table that cannot be written is one clear line.
+local sandbox = require "tests.helper.sandbox"
+local host = require "tests.helper.host"
+local reports = require "tests.helper.reports"
+local util = require "tests.helper.util"
+local auditrun = require "auditrun"
+
+local lines = util.lines
+local q = host.quote
+
+-- The rows sqlite3 (the command line tool) gives for a query, tab-separated.
+local function sql(db, query)
+  return lines(util.sh(("sqlite3 -separator '\t' %s %s"):format(q(db), q(query))))
+end
+
+local function sql_value(db, query)
+  return sql(db, query)[1]
+end
+
+-- The access rows of dir's reports as Python reads them: "file\tn\tpermission\turl".
+local function python_rows(dir)
+  return lines(util.sh("python3 tests/helper/access_rows.py " .. q(dir)))
+end
+
+-- The same four fields of every row of the table, in the same order.
+local function table_rows(dir)
+  return sql(dir .. "/access.sqlite", "select report_file, report_row, coalesce(permission, ''), "
+    .. "coalesce(object_url, '') from access order by rowid")
+end
+
+-- access.csv's rows (Python's csv module), as the same four fields.
+local function csv_rows(dir)
+  return lines(util.sh("python3 -c " .. q("import csv, sys\n"
+    .. "for r in csv.DictReader(open(sys.argv[1], newline='')):\n"
+    .. "  print('\\t'.join([r['report_file'], r['report_row'], r['permission'], r['object_url']]))")
+    .. " " .. q(dir .. "/access.csv")))
+end
+
+local function assert_table_is_reports(dir)
+  local want = python_rows(dir)
+  assert.is_true(#want > 0, "the reports hold access rows")
+  assert.same(want, table_rows(dir))
+  assert.same(want, csv_rows(dir))
+  for _, n in ipairs(util.listing(dir)) do assert.is_nil(n:find(".part", 1, true), "left behind: " .. n) end
+  return #want
+end
+
+describe("access table", function()
+  local sb = sandbox.for_describe {}
+  local home, env
+
+  setup(function()
+    home = util.tempdir()
+    env = sb:host_env(home)
+  end)
+  teardown(function()
+    if home then os.execute("rm -rf " .. home) end
+  end)
+  before_each(function()
+    sb:control("POST", "/reset")
+    sb:control("POST", "/config", { jobSeconds = 0.05 })
+  end)
+
+  local function run(args)
+    local code, out, err = host.run(args, { env = env })
+    assert.equal(0, code, err)
+    return out, err
+  end
+
+  it("external-group-access: one row per access row, the group as principal, indexes and a runs table", function()
+    local dir = home .. "/groups"
+    local _, err = run { "external-group-access", "--out", dir }
+    local n = assert_table_is_reports(dir)
+    local db = dir .. "/access.sqlite"
+    assert.matches("access table: " .. n .. " rows from %d+ reports", err)
+    -- Each row's group is its report's subject; the group holds the access and has external members.
+    local subject = {}
+    for _, e in ipairs(reports.manifest(dir)) do subject[e.file] = e.subjects[1] end
+    for _, r in ipairs(sql(db, "select report_file, group_id, principal, group_name, external, principal_type "
+      .. "from access")) do
+      local file, gid, principal, name, external, ptype = r:match("^(.-)\t(.-)\t(.-)\t(.-)\t(.-)\t(.*)$")
+      assert.equal(subject[file], gid)
+      assert.equal(name, principal)
+      assert.equal("1", external)
+      assert.is_true(ptype ~= "", r)
+    end
+    assert.equal("0", sql_value(db, "select count(*) from access where principal_email is null "
+      .. "and principal_type = 'Microsoft 365 Group'"))
+    -- The report's other columns are kept, as JSON.
+    assert.equal("0", sql_value(db, "select count(*) from access where json_extract(extra, '$.module') is null"))
+    local idx = sql(db, "select name from sqlite_master where type = 'index' and name not like 'sqlite_%' order by 1")
+    assert.same({ "access_group_id", "access_object_url", "access_principal_email" }, idx)
+    local runs = sql(db, "select workflow, api, reports, rows, reports_failed from runs")
+    assert.same({ "external-group-access\tgraph\t" .. #reports.zips(dir) .. "\t" .. n .. "\t0" }, runs)
+    -- summary.json says where the table is and how big.
+    local s = reports.summary(dir)
+    assert.equal(n, s.access.rows)
+    assert.equal(dir .. "/access.sqlite", s.access.sqlite)
+  end)
+
+  it("a rerun with every report reused rebuilds the same table, and adds its run", function()
+    local dir = home .. "/rerun"
+    run { "external-group-access", "--out", dir }
+    local first = table_rows(dir)
+    local submits = #sb:control("GET", "/requests?match=/access/export")
+    run { "external-group-access", "--out", dir }
+    assert.equal(submits, #sb:control("GET", "/requests?match=/access/export"), "a rerun sent a job")
+    assert.same(first, table_rows(dir))
+    assert_table_is_reports(dir)
+    assert.equal("2", sql_value(dir .. "/access.sqlite", "select count(*) from runs"))
+  end)
+
+  for _, instant in ipairs { "access-built", "access-placed" } do
+    it("kill -9 at " .. instant .. ": the rerun's table has each row once", function()
+      local dir = home .. "/kill-" .. instant
+      local e = {}
+      for k, v in pairs(env) do e[k] = v end
+      e.AUDITRUN_PAUSE_AT = instant
+      local h = host.start({ "external-group-access", "--out", dir }, { env = e })
+      local deadline = auditrun.now() + 120
+      while not (util.read(h.dir .. "/err") or ""):find("paused at " .. instant, 1, true)
+        and auditrun.now() < deadline do
+        auditrun.sleep(0.05)
+      end
+      h:signal("KILL")
+      assert.equal(137, (h:wait(30)))
+      run { "external-group-access", "--out", dir }
+      assert_table_is_reports(dir)
+    end)
+  end
+
+  it("site-permissions: principals and external users from their columns; the overview is not access", function()
+    local dir = home .. "/sites"
+    run { "site-permissions", "--out", dir }
+    assert_table_is_reports(dir)
+    local db = dir .. "/access.sqlite"
+    -- isExternalUser decides, and #EXT# logins are external whatever it says.
+    local external = tonumber(sql_value(db, "select count(*) from access where external"))
+    assert.is_true(external > 0)
+    assert.equal("0", sql_value(db, "select count(*) from access where not external "
+      .. "and (principal_email like '%#ext#%' or json_extract(extra, '$.isExternalUser') = '1')"))
+    assert.equal("0", sql_value(db, "select count(*) from access where principal is null or principal_type is null"))
+  end)
+
+  it("guest-access on the legacy API (many users a job): each row's subject is its user", function()
+    local dir = home .. "/guests-legacy"
+    run { "guest-access", "--api", "legacy", "--out", dir }
+    assert_table_is_reports(dir)
+    local db = dir .. "/access.sqlite"
+    assert.equal("0", sql_value(db, "select count(*) from access where group_id is null or group_id <> principal"))
+    assert.equal("0", sql_value(db, "select count(*) from access where not external"))
+    -- The e-mail is the one the summary sheet gives for the login.
+    assert.equal("0", sql_value(db, "select count(*) from access where principal_email like '%#ext#%'"))
+  end)
+
+  it("sharing-links: anyone links are reachable from outside", function()
+    local dir = home .. "/links"
+    run { "sharing-links", "--from", "2015-01-01", "--out", dir }
+    assert_table_is_reports(dir)
+    local db = dir .. "/access.sqlite"
+    assert.equal(sql_value(db, "select count(*) from access where json_extract(extra, '$.linkType') like '%anyone%'"),
+      sql_value(db, "select count(*) from access where external"))
+  end)
+
+  it("a table that cannot be written: one line naming it, exit 1, the reports still listed", function()
+    local dir = home .. "/refused"
+    os.execute("mkdir -p " .. q(dir .. "/access.csv"))
+    local code, _, err = host.run({ "external-group-access", "--out", dir, "-q" }, { env = env })
+    assert.equal(1, code)
+    local last = lines(err)[#lines(err)]
+    assert.matches("^auditrun: .*the access table of " .. dir:gsub("%p", "%%%0") .. " was not built: .*access%.csv",
+      last)
+    assert.is_nil(err:find("traceback", 1, true))
+    assert.equal(#reports.zips(dir), #reports.manifest(dir))
+  end)
+end)

@@ -245,18 +245,6 @@ local function remove(path)
   return true
 end
 
--- Moves `tmp` over `path` for good: fsynced first, then renamed, then the folder.
-local function put_in_place(tmp, path)
-  local ok, err = files.fsync(tmp)
-  if not ok then return nil, err end
-  local renamed, rerr = os.rename(tmp, path)
-  if not renamed then
-    os.remove(tmp)
-    return nil, errors.new("file", string.format("cannot replace %s: %s", path, rerr))
-  end
-  return files.fsync_dir_of(path)
-end
-
 --- counts(db) -> {rows, groups, external_principals, external_objects}
 function M.counts(db)
   return {
@@ -309,7 +297,7 @@ function M.build(dir, o)
     -- A file that is renamed into place only when whole needs no journal.
     errors.try(db:exec("pragma journal_mode = off; pragma synchronous = off;" .. SCHEMA .. "begin"))
     local insert = errors.try(db:prepare("insert into access values (" .. placeholders(#M.COLUMNS) .. ")"))
-    errors.try(csv:write(records.csv_line(M.COLUMNS)))
+    errors.try(csv:write((records.csv_line(M.COLUMNS))))
     local values, n = {}, #M.COLUMNS
     local summary = { group_by_id = {}, group_by_name = {}, email_by_login = {} }
     local tmpdir = dir .. "/.auditrun"
@@ -324,7 +312,7 @@ function M.build(dir, o)
             error(errors.new("access", string.format("%s row %d: %s", entry.file, row.report_row, tostring(ierr))), 0)
           end
           values[11] = row.external and "true" or "false"
-          errors.try(csv:write(records.csv_line(values, n)))
+          errors.try(csv:write((records.csv_line(values, n))))
         end
       end
     end
@@ -365,12 +353,12 @@ function M.build(dir, o)
   end
   runs.instant("access-built")
   for i, pair in ipairs { { db_tmp, db_path }, { csv_tmp, csv_path } } do
-    local placed, perr = put_in_place(pair[1], pair[2])
+    local placed, perr = files.put_in_place(pair[1], pair[2])
     if not placed then return nil, perr end
     if i == 1 then runs.instant("access-placed") end
   end
   if result.changes then
-    local placed, perr = put_in_place(result.changes.tmp, result.changes.csv)
+    local placed, perr = files.put_in_place(result.changes.tmp, result.changes.csv)
     if not placed then return nil, perr end
     result.changes.tmp = nil
   end
@@ -430,9 +418,15 @@ function M.compare(db, new, old, csv_path)
   return out
 end
 
---- attach(db, path, name): another database file, read as schema `name`.
+--- attach(db, path, name): another access table's file, read as schema
+--- `name`. Raises when it holds no access table.
 function M.attach(db, path, name)
   errors.try(db:exec(string.format("attach database '%s' as %s", path:gsub("'", "''"), name)))
+  local ok, n = pcall(db.value, db, "select count(*) from " .. name .. ".sqlite_master where type = 'table' and "
+    .. "name = 'access'")
+  if not ok or n ~= 1 then
+    error(errors.new("access", path .. " holds no access table (an export workflow writes one in its --out folder)"), 0)
+  end
 end
 
 --- write_changes(db, csv_path, counts) -> the hidden file beside csv_path
@@ -445,14 +439,14 @@ function M.write_changes(db, csv_path, counts)
   local f = files.open_write(tmp)
   if not f then error(errors.new("file", "cannot write " .. tmp), 0) end
   local ok, err = pcall(function()
-    errors.try(f:write(records.csv_line(M.CHANGE_COLUMNS)))
+    errors.try(f:write((records.csv_line(M.CHANGE_COLUMNS))))
     local values, n = {}, #M.CHANGE_COLUMNS
     for r in db:rows("select " .. table.concat(M.CHANGE_COLUMNS, ", ") .. " from changes order by change, group_id, "
       .. "principal_email, principal, object_url, permission") do
       counts[r.change] = counts[r.change] + 1
       for i, c in ipairs(M.CHANGE_COLUMNS) do values[i] = r[c] end
       values[7] = r.external == 1 and "true" or "false"
-      errors.try(f:write(records.csv_line(values, n)))
+      errors.try(f:write((records.csv_line(values, n))))
     end
   end)
   local closed, cerr = f:close()

@@ -74,6 +74,20 @@ function M.state_dir()
   return nil, require("auditrun.errors").new("config", "no state folder: set XDG_STATE_HOME or HOME")
 end
 
+--- put_in_place(tmp, path) -> true | nil, err: a finished file written under
+--- a temporary name takes its final name for good: fsynced, renamed over
+--- whatever was there, then the folder fsynced. On failure tmp is removed.
+function M.put_in_place(tmp, path)
+  local ok, err = M.fsync(tmp)
+  if ok then
+    local renamed, rerr = os.rename(tmp, path)
+    if renamed then return M.fsync_dir_of(path) end
+    err = require("auditrun.errors").new("file", string.format("cannot replace %s: %s", path, rerr))
+  end
+  os.remove(tmp)
+  return nil, err
+end
+
 function M.exists(path)
   local f = io.open(path, "rb")
   if f then f:close() return true end

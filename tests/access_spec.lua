@@ -179,3 +179,109 @@ describe("access table", function()
     assert.equal(#reports.zips(dir), #reports.manifest(dir))
   end)
 end)
+
+-- The accesses of a folder's access.csv as Python's csv module reads them:
+-- the set of "group\tprincipal\turl\tpermission" keys.
+local function csv_keys(path)
+  local out = {}
+  for _, l in ipairs(lines(util.sh("python3 -c " .. q("import csv, sys\n"
+    .. "for r in csv.DictReader(open(sys.argv[1], newline='')):\n"
+    .. "  print('\\t'.join([r.get('change', ''), r['group_id'], r['principal_email'] or r['principal'], "
+    .. "r['object_url'], r['permission']]))") .. " " .. q(path)))) do
+    out[l] = true
+  end
+  return out
+end
+
+local function count(set)
+  local n = 0
+  for _ in pairs(set) do n = n + 1 end
+  return n
+end
+
+describe("access changes", function()
+  local sb = sandbox.for_describe {}
+  local home, env, old, new
+
+  setup(function()
+    home = util.tempdir()
+    env = sb:host_env(home)
+    sb:control("POST", "/config", { jobSeconds = 0.05 })
+    -- The earlier run reports on Teams and OneDrive, the later on Teams and SharePoint: accesses come and go.
+    old, new = home .. "/old", home .. "/new"
+    local code, _, err = host.run({ "external-group-access", "--data-sources", "teams,onedrive", "--out", old },
+      { env = env })
+    assert.equal(0, code, err)
+  end)
+  teardown(function()
+    if home then os.execute("rm -rf " .. home) end
+  end)
+
+  -- What Python finds between two access.csv files: added and removed keys.
+  local function expected(from, to)
+    local a, b = csv_keys(from .. "/access.csv"), csv_keys(to .. "/access.csv")
+    local want = {}
+    for k in pairs(b) do if not a[k] then want["added" .. k] = true end end
+    for k in pairs(a) do if not b[k] then want["removed" .. k] = true end end
+    return want
+  end
+
+  local function counts_of(set)
+    local added, removed = 0, 0
+    for k in pairs(set) do
+      if k:match("^added") then added = added + 1 else removed = removed + 1 end
+    end
+    return added, removed
+  end
+
+  it("--compare PREVIOUS_OUT writes changes.csv beside the table and says the counts", function()
+    local code, _, err = host.run({ "external-group-access", "--data-sources", "teams,sharepoint", "--out", new,
+      "--compare", old }, { env = env })
+    assert.equal(0, code, err)
+    local want = expected(old, new)
+    local added, removed = counts_of(want)
+    assert.is_true(added > 0 and removed > 0, "the two exports differ both ways")
+    assert.same(want, csv_keys(new .. "/changes.csv"))
+    assert.matches(("changes since %s: %d added, %d removed"):format(old:gsub("%p", "%%%0"), added, removed), err)
+    local s = reports.summary(new)
+    assert.equal(added, s.access.changes.added)
+    assert.equal(removed, s.access.changes.removed)
+    assert.equal(tostring(added + removed), sql_value(new .. "/access.sqlite", "select count(*) from changes"))
+  end)
+
+  it("access-changes OLD NEW --out FILE: the same differences, the other way round too", function()
+    local out = home .. "/back.csv"
+    local code, stdout, err = host.run({ "access-changes", new, old, "--out", out }, { env = env })
+    assert.equal(0, code, err)
+    local want = expected(new, old)
+    local added, removed = counts_of(want)
+    assert.same(want, csv_keys(out))
+    assert.equal(("access-changes: %d added, %d removed from %s to %s: %s\n"):format(added, removed, new, old, out),
+      stdout)
+    -- The same folder twice: nothing changed, a header alone.
+    code, stdout = host.run({ "access-changes", old, old .. "/access.sqlite", "--out", out }, { env = env })
+    assert.equal(0, code)
+    assert.matches("^access%-changes: 0 added, 0 removed", stdout)
+    assert.equal(0, count(csv_keys(out)))
+  end)
+
+  it("a folder with no access table: one line, exit 1, nothing sent or written", function()
+    local empty = home .. "/empty"
+    os.execute("mkdir -p " .. q(empty))
+    local code, _, err = host.run({ "access-changes", empty, old, "--out", home .. "/x.csv" }, { env = env })
+    assert.equal(1, code)
+    assert.equal(1, #lines(err), err)
+    assert.matches("^auditrun: access: .*empty: no access table", err)
+    assert.is_false(util.read(home .. "/x.csv") ~= nil)
+    sb:control("POST", "/reset")
+    code, _, err = host.run({ "external-group-access", "--out", home .. "/never", "--compare", empty }, { env = env })
+    assert.equal(1, code)
+    assert.matches("no access table", err)
+    assert.equal(0, #sb:control("GET", "/requests?match=/access/export"))
+    -- Not an access table at all.
+    util.write(empty .. "/access.sqlite", "")
+    code, _, err = host.run({ "access-changes", empty, old, "--out", home .. "/x.csv" }, { env = env })
+    assert.equal(1, code)
+    assert.matches("holds no access table", err)
+  end)
+end)

@@ -285,3 +285,101 @@ describe("access changes", function()
     assert.matches("holds no access table", err)
   end)
 end)
+
+-- A cell a spreadsheet would run as a formula (records.lua's rule): = + - @
+-- TAB or CR first, and not a plain negative number.
+local function formula_cells(path)
+  return tonumber(util.sh("python3 -c " .. q("import csv, re, sys\n"
+    .. "n = 0\n"
+    .. "for row in csv.reader(open(sys.argv[1], newline='')):\n"
+    .. "  for c in row:\n"
+    .. "    if c[:1] in ('=', '+', '-', '@', '\\t', '\\r') and not re.fullmatch(r'-\\d+(\\.\\d+)?', c): n += 1\n"
+    .. "print(n)") .. " " .. q(path)))
+end
+
+describe("access table, changes and page with hostile names", function()
+  local sb = sandbox.for_describe { hostile = true, markup = true }
+  local home, env, old, new, page
+
+  setup(function()
+    home = util.tempdir()
+    env = sb:host_env(home)
+    sb:control("POST", "/config", { jobSeconds = 0.05 })
+    old, new = home .. "/old", home .. "/new"
+    for _, run in ipairs { { "teams,onedrive", old }, { "teams,sharepoint", new, "--compare", old } } do
+      local args = { "external-group-access", "--data-sources", run[1], "--out", run[2], run[3], run[4] }
+      local code, _, err = host.run(args, { env = env })
+      assert.equal(0, code, err)
+    end
+    local json = util.sh("python3 tests/helper/page.py " .. q(new .. "/summary.html"))
+    page = require("cjson").decode(json)
+  end)
+  teardown(function()
+    if home then os.execute("rm -rf " .. home) end
+  end)
+
+  it("the table keeps the names as the reports give them; the CSVs start no formula", function()
+    assert_table_is_reports(new)
+    local db = new .. "/access.sqlite"
+    assert.is_true(tonumber(sql_value(db, "select count(*) from access where group_name like '=cmd|%'")) > 0)
+    assert.is_true(tonumber(sql_value(db, "select count(*) from access where object_title like '%<script>%'")) > 0)
+    assert.equal(0, formula_cells(new .. "/access.csv"))
+    assert.equal(0, formula_cells(new .. "/changes.csv"))
+    -- The formulas are there, neutralised: a leading '.
+    assert.matches("\n[^\n]*,'=cmd|", util.read(new .. "/access.csv"))
+    assert.matches("\n[^\n]*'=cmd|", util.read(new .. "/changes.csv"))
+  end)
+
+  it("summary.html: no script, no handler, no link; every hostile name shown as text", function()
+    local allowed = {}
+    for _, t in ipairs { "html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "ul", "li", "span", "table",
+      "thead", "tbody", "tr", "th", "td", "dl", "dt", "dd", "code", "footer", "br" } do allowed[t] = true end
+    for _, t in ipairs(page.tags) do assert.is_true(allowed[t], "tag " .. t) end
+    assert.same({}, page.bad_attrs)
+    -- The markup in the data is text on the page, whole.
+    assert.truthy(page.text:find("<script>alert(1)</script>", 1, true))
+    assert.truthy(page.text:find("\"><img src=x onerror=alert(2)>", 1, true))
+    assert.truthy(page.text:find("</td></tr></table><h1>owned</h1>", 1, true))
+    local html = util.read(new .. "/summary.html")
+    assert.is_nil(html:find("<script", 1, true))
+    -- Self-contained: nothing fetched from elsewhere.
+    for _, s in ipairs { "<link", "url(", "@import" } do assert.is_nil(html:find(s, 1, true), s) end
+  end)
+
+  it("summary.html: the counts, the top external principals and objects, and the changes are the table's", function()
+    local db = new .. "/access.sqlite"
+    local who = "coalesce(principal_email, principal, '')"
+    -- Every group exported, also one with no access rows in these workspaces.
+    local groups = {}
+    for _, e in ipairs(reports.manifest(new)) do groups[e.subjects[1]] = true end
+    assert.equal(tostring(count(groups)), page.ids["count-subjects"])
+    assert.matches(">groups<", util.read(new .. "/summary.html"))
+    assert.equal(tostring(#reports.manifest(new)), page.ids["count-reports"])
+    assert.equal(sql_value(db, "select count(distinct " .. who .. ") from access where external"),
+      page.ids["count-external-principals"])
+    assert.equal(sql_value(db, "select count(distinct object_url) from access where external"),
+      page.ids["count-external-objects"])
+    local s = reports.summary(new)
+    assert.equal(tostring(math.tointeger(s.access.changes.added)), page.ids["count-added"])
+    assert.equal(tostring(math.tointeger(s.access.changes.removed)), page.ids["count-removed"])
+    -- The top principals: their e-mails (or names) and object counts, in
+    -- order. Hex, since names hold tabs and line breaks (which HTML reads
+    -- as a line feed, a carriage return too).
+    local function hex(text) return (text:gsub(".", function(c) return ("%02X"):format(c:byte()) end)) end
+    local top = sql(db, "select hex(replace(" .. who .. ", char(13), char(10))) as w, count(distinct object_url) as n "
+      .. "from access where external group by " .. who .. " order by n desc, " .. who .. " limit 25")
+    local shown = {}
+    for _, r in ipairs(page.tables["top-principals"].rows) do shown[#shown + 1] = hex(r[2]) .. "\t" .. r[4] end
+    assert.same(top, shown)
+    assert.equal(tostring(#top), page.tables["top-principals"].data_rows)
+    local objects = sql(db, "select hex(object_url), count(distinct " .. who .. ") as n from access where external "
+      .. "group by object_url order by n desc, object_url limit 25")
+    shown = {}
+    for _, r in ipairs(page.tables["top-objects"].rows) do shown[#shown + 1] = hex(r[2]) .. "\t" .. r[4] end
+    assert.same(objects, shown)
+    -- The changes: as many as changes.csv has, up to the page's limit.
+    local n = math.min(200, s.access.changes.added + s.access.changes.removed)
+    assert.equal(n, #page.tables["changes"].rows)
+    for _, r in ipairs(page.tables["changes"].rows) do assert.truthy(r[1] == "added" or r[1] == "removed") end
+  end)
+end)

@@ -65,6 +65,19 @@ for _, list in ipairs { GROUP_KINDS, USER_KINDS, LINK_KINDS } do
 end
 M.KINDS.site_permissions_export, M.KINDS.google_drive_permissions_export = true, true
 
+--- subject_noun(kinds) -> what the subjects of exports of these kinds are:
+--- "groups", "users", "sites", "link types" (or "subjects" for a mix).
+function M.subject_noun(kinds)
+  local noun
+  for k in pairs(kinds) do
+    local this = GROUP_KINDS[k] and "groups" or USER_KINDS[k] and "users" or LINK_KINDS[k] and "link types"
+      or k == "google_drive_permissions_export" and "drives" or "sites"
+    if noun and noun ~= this then return "subjects" end
+    noun = this
+  end
+  return noun or "subjects"
+end
+
 local function truthy(v)
   if v == nil then return nil end
   v = tostring(v):lower()
@@ -77,8 +90,9 @@ local function guest_login(v)
   return type(v) == "string" and v:lower():find("#ext#", 1, true) ~= nil
 end
 
+-- v in lower case when it reads as an e-mail address (or a login such as one).
 local function email_of(v)
-  if type(v) == "string" and v:find("@", 1, true) then return v:lower() end
+  if type(v) == "string" and v:match("^[^@%s<>\"']+@[^@%s<>\"']+%.[^@%s<>\"']+$") then return v:lower() end
   return nil
 end
 
@@ -221,7 +235,7 @@ create table access (
   report_row integer not null, extra text, primary key (report_file, report_row));
 create table runs (
   started text, finished text, workflow text, profile text, api text, out text, compare text, reports integer,
-  reports_failed integer, rows integer, groups integer, external_principals integer, external_objects integer);
+  reports_failed integer, rows integer, subjects integer, external_principals integer, external_objects integer);
 ]]
 local INDEXES = [[
 create index access_principal_email on access (principal_email);
@@ -229,7 +243,7 @@ create index access_object_url on access (object_url);
 create index access_group_id on access (group_id);
 ]]
 local RUN_COLUMNS = { "started", "finished", "workflow", "profile", "api", "out", "compare", "reports", "reports_failed",
-                      "rows", "groups", "external_principals", "external_objects" }
+                      "rows", "subjects", "external_principals", "external_objects" }
 
 -- Who a row's principal is, for counting and comparing: the e-mail when
 -- there is one, else the name.
@@ -245,11 +259,10 @@ local function remove(path)
   return true
 end
 
---- counts(db) -> {rows, groups, external_principals, external_objects}
+--- counts(db) -> {rows, external_principals, external_objects}
 function M.counts(db)
   return {
     rows = db:value("select count(*) from access"),
-    groups = db:value("select count(distinct group_id) from access"),
     external_principals = db:value("select count(distinct " .. M.PRINCIPAL .. ") from access where external"),
     external_objects = db:value("select count(distinct object_url) from access where external"),
   }
@@ -273,8 +286,9 @@ local function earlier_runs(path)
 end
 
 --- build(dir, {run = {started, workflow, profile, api, reports_failed},
---- compare = PREVIOUS_DIR}) -> {rows, reports, csv, sqlite, counts,
---- changes = {added, removed, csv} | nil} | nil, err. Reads the reports
+--- compare = PREVIOUS_DIR}) -> {rows, reports, subjects (how many the
+--- reports cover), subject_noun, csv, sqlite, counts, changes = {added,
+--- removed, csv} | nil} | nil, err. Reads the reports
 --- DIR/manifest.jsonl lists whose kind holds access rows.
 function M.build(dir, o)
   o = o or {}
@@ -302,9 +316,15 @@ function M.build(dir, o)
     local summary = { group_by_id = {}, group_by_name = {}, email_by_login = {} }
     local tmpdir = dir .. "/.auditrun"
     errors.try(files.mkdirs(tmpdir))
+    local subjects, kinds = {}, {}
+    result.subjects = 0
     for _, entry in ipairs(entries) do
       if M.KINDS[entry.kind] then
         result.reports = result.reports + 1
+        kinds[entry.kind] = true
+        for _, s in ipairs(type(entry.subjects) == "table" and entry.subjects or {}) do
+          if not subjects[s] then subjects[s], result.subjects = true, result.subjects + 1 end
+        end
         for row in report_rows(dir, entry, tmpdir, summary) do
           for i, c in ipairs(M.COLUMNS) do values[i] = row[c] end
           local inserted, ierr = insert:run(values, n)
@@ -317,6 +337,7 @@ function M.build(dir, o)
       end
     end
     insert:close()
+    result.subject_noun = M.subject_noun(kinds)
     errors.try(db:exec(INDEXES))
     result.counts = M.counts(db)
     result.rows = result.counts.rows
@@ -325,7 +346,7 @@ function M.build(dir, o)
     history[#history + 1] = {
       started = run.started, finished = os.date("!%Y-%m-%dT%H:%M:%SZ"), workflow = run.workflow, profile = run.profile,
       api = run.api, out = dir, compare = o.compare, reports = result.reports, reports_failed = run.reports_failed or 0,
-      rows = result.rows, groups = result.counts.groups, external_principals = result.counts.external_principals,
+      rows = result.rows, subjects = result.subjects, external_principals = result.counts.external_principals,
       external_objects = result.counts.external_objects,
     }
     local add_run = errors.try(db:prepare("insert into runs values (" .. placeholders(#RUN_COLUMNS) .. ")"))

@@ -2,13 +2,14 @@
 -- over: who outside the company can reach what. One static file with its
 -- style inline, no script and nothing fetched from elsewhere, so it reads
 -- the same in any browser, offline, attached to a mail. It says what the
--- run was, how many groups, reports, external principals and objects
--- reachable from outside the access table holds, the external principals
+-- run was, how many groups (or users, sites: the exports' subjects),
+-- reports, external principals and objects reachable from outside the
+-- access table holds, the external principals
 -- that reach most, the objects most external principals reach, and the
 -- changes since the run compared with. Every value from the reports is
 -- escaped (names are data, and data can be hostile).
 --
--- The numbers carry ids (count-groups, count-reports,
+-- The numbers carry ids (count-subjects, count-reports,
 -- count-external-principals, count-external-objects, count-added,
 -- count-removed) and the tables data-rows, so checks read them without a
 -- browser.
@@ -38,21 +39,36 @@ h1 { font-size: 1.6em; margin-bottom: .2em; } h2 { font-size: 1.2em; margin-top:
 table { border-collapse: collapse; width: 100%; margin: .5em 0; }
 th, td { text-align: left; padding: .35em .6em; border-bottom: 1px solid #eee; vertical-align: top; }
 th { background: #f6f8fa; } td.num, th.num { text-align: right; }
-td { overflow-wrap: anywhere; } .added { color: #116329; } .removed { color: #a40e26; }
+td { overflow-wrap: break-word; } td.long { overflow-wrap: anywhere; } .sub { color: #555; font-size: .9em; }
+.added { color: #116329; } .removed { color: #a40e26; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .2em 1em; } dl.facts dt { color: #555; }
 footer { margin-top: 3em; color: #777; font-size: .9em; }
 ]]
 
+-- A column's class: numbers align right, URLs and e-mails break anywhere.
+local function class(h)
+  if h.num then return ' class="num"' end
+  if h.long then return ' class="long"' end
+  return ""
+end
+
 local function tbl(out, id, headers, rows)
   out[#out + 1] = string.format('<table id="%s" data-rows="%d"><thead><tr>', id, #rows)
   for _, h in ipairs(headers) do
-    out[#out + 1] = string.format('<th%s>%s</th>', h.num and ' class="num"' or "", esc(h[1]))
+    out[#out + 1] = string.format('<th%s>%s</th>', class(h), esc(h[1]))
   end
   out[#out + 1] = "</tr></thead><tbody>"
   for _, r in ipairs(rows) do
     out[#out + 1] = r.class and string.format('<tr class="%s">', esc(r.class)) or "<tr>"
     for i, h in ipairs(headers) do
-      out[#out + 1] = string.format("<td%s>%s</td>", h.num and ' class="num"' or "", esc(r[i]))
+      local v = r[i]
+      -- Two values in one cell (a name and its e-mail): the second below, smaller.
+      if type(v) == "table" then
+        v = esc(v[1]) .. (v[2] and v[2] ~= v[1] and ('<br><span class="sub">' .. esc(v[2]) .. "</span>") or "")
+      else
+        v = esc(v)
+      end
+      out[#out + 1] = string.format("<td%s>%s</td>", class(h), v)
     end
     out[#out + 1] = "</tr>"
   end
@@ -87,7 +103,7 @@ function M.html(db, s, info)
       .. "these numbers. Run the workflow again with the same --out to finish.</p>\n", s.failed, s.listed))
   end
   add('<ul class="counts">')
-  count(out, "count-groups", info.groups, "groups")
+  count(out, "count-subjects", info.subjects, info.subject_noun)
   count(out, "count-reports", info.reports, "reports")
   count(out, "count-external-principals", info.external_principals, "external principals")
   count(out, "count-external-objects", info.external_objects, "objects reachable from outside")
@@ -103,7 +119,7 @@ function M.html(db, s, info)
     .. "group by who order by objects desc, who limit %d", who, M.TOP))
   local rows = {}
   for _, r in ipairs(top) do rows[#rows + 1] = { r.principal, r.who, r.type, r.objects, r.groups } end
-  tbl(out, "top-principals", { { "Principal" }, { "E-mail or login" }, { "Type" }, { "Objects", num = true },
+  tbl(out, "top-principals", { { "Principal" }, { "E-mail or login", long = true }, { "Type" }, { "Objects", num = true },
     { "Groups", num = true } }, rows)
   add(string.format("<p>The first %d of %d; every one is in access.csv (external = true).</p>\n", #rows,
     info.external_principals))
@@ -114,7 +130,7 @@ function M.html(db, s, info)
     .. "order by principals desc, object_url limit %d", who, M.TOP))
   rows = {}
   for _, r in ipairs(top) do rows[#rows + 1] = { r.title, r.url, r.type, r.principals } end
-  tbl(out, "top-objects", { { "Object" }, { "URL" }, { "Type" }, { "External principals", num = true } }, rows)
+  tbl(out, "top-objects", { { "Object" }, { "URL", long = true }, { "Type" }, { "External principals", num = true } }, rows)
 
   if info.changes then
     add(string.format("<h2>What changed since %s</h2>\n", esc(info.changes.since)))
@@ -122,11 +138,11 @@ function M.html(db, s, info)
     for r in db:rows("select change, principal, principal_email, external, object_title, object_url, permission, "
       .. "group_name, group_id from changes order by external desc, change, principal_email, object_url limit "
       .. M.CHANGES_SHOWN) do
-      rows[#rows + 1] = { r.change, r.principal, r.principal_email, r.external == 1 and "yes" or "no", r.object_title,
-                          r.object_url, r.permission, r.group_name or r.group_id, class = r.change }
+      rows[#rows + 1] = { r.change, { r.principal, r.principal_email }, r.external == 1 and "yes" or "no",
+                          { r.object_title, r.object_url }, r.permission, r.group_name or r.group_id, class = r.change }
     end
-    tbl(out, "changes", { { "Change" }, { "Principal" }, { "E-mail or login" }, { "External" }, { "Object" },
-      { "URL" }, { "Permission" }, { "Group" } }, rows)
+    tbl(out, "changes", { { "Change" }, { "Principal", long = true }, { "External" }, { "Object", long = true },
+      { "Permission" }, { "Group" } }, rows)
     add(string.format("<p>%d of %d changes shown, external ones first; all are in changes.csv.</p>\n", #rows,
       info.changes.added + info.changes.removed))
   end

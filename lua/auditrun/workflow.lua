@@ -360,7 +360,7 @@ function Run:build_access(s)
   })
   if not ok then t, err = nil, t end
   if not t then return nil, errors.is(err) and err or errors.new("access", tostring(err)) end
-  local out = { rows = t.rows, reports = t.reports, groups = t.counts.groups,
+  local out = { rows = t.rows, reports = t.reports, subjects = t.subjects, subject_noun = t.subject_noun,
                 external_principals = t.counts.external_principals, external_objects = t.counts.external_objects,
                 csv = t.csv, sqlite = t.sqlite }
   if t.changes then

@@ -35,7 +35,7 @@ Sandbox.__index = Sandbox
 -- The CA of the sandbox started last (for M.http).
 local current_ca
 
---- start{http=, token_ttl=, job_seconds=, client_cert=, opaque_tokens=, hostile=} -> sandbox with url,
+--- start{http=, token_ttl=, job_seconds=, client_cert=, opaque_tokens=, hostile=, markup=} -> sandbox with url,
 --- port, ca_file, issuer, token_endpoint, clients, scope, pid, dir.
 function M.start(opts)
   opts = opts or {}
@@ -54,6 +54,8 @@ function M.start(opts)
   if opts.opaque_tokens then args[#args + 1] = "--opaque-tokens" end
   -- Formula-like texts in the vendors' text fields (server.js --hostile).
   if opts.hostile then args[#args + 1] = "--hostile" end
+  -- HTML markup in Insights group names and object titles (server.js --markup).
+  if opts.markup then args[#args + 1] = "--markup" end
   opt("--token-ttl", opts.token_ttl)
   opt("--job-seconds", opts.job_seconds)
   opt("--client-cert", opts.client_cert)

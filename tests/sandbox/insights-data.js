@@ -127,6 +127,11 @@ const GOOGLE_OPERATIONS = ['create', 'edit', 'view', 'download', 'upload', 'dele
 // the DealCloud and ExaVault rows' text fields, start with one of them.
 const HOSTILE = ["=cmd|' /C calc'!A0", '+1', '-2+3', '@SUM(A1)', '\tx', '\rx'];
 const hostile = (i, text) => `${HOSTILE[i % HOSTILE.length]}${text}`;
+// Markup a page would run or be broken by: with --markup the tenant's group
+// names and object titles end with one of them.
+const MARKUP = ['<script>alert(1)</script>', '"><img src=x onerror=alert(2)>', '</td></tr></table><h1>owned</h1>',
+  '&amp; &lt;b&gt; &#x3c;', "' onmouseover='alert(3)"];
+const markup = (i, text) => `${text} ${MARKUP[i % MARKUP.length]}`;
 
 const slug = (s) => s.toLowerCase().normalize('NFKD').replace(/[^a-z0-9]+/g, '');
 
@@ -552,8 +557,9 @@ function activities(t, { subject, actor, start, finish, eventTypes, google, obje
 }
 
 // hostile: group names and object titles start with formula-like texts
-// (HOSTILE); everything else, the objects' URLs included, is as without.
-function createTenant(seed = 42, { hostile: formulas = false } = {}) {
+// (HOSTILE); markup: they end with HTML (MARKUP); everything else, the
+// objects' URLs included, is as without.
+function createTenant(seed = 42, { hostile: formulas = false, markup: tags = false } = {}) {
   const rng = makeRng(seed);
   const users = makeUsers(rng);
   const groups = makeGroups(rng, users);
@@ -564,6 +570,10 @@ function createTenant(seed = 42, { hostile: formulas = false } = {}) {
   if (formulas) {
     groups.forEach((g, i) => { g.name = hostile(i, g.name); });
     objects.forEach((o, i) => { o.name = hostile(i, o.name); });
+  }
+  if (tags) {
+    groups.forEach((g, i) => { g.name = markup(i, g.name); });
+    objects.forEach((o, i) => { o.name = markup(i, o.name); });
   }
   const links = makeLinks(rng, sites, objects, users);
   const permissions = makePermissions(rng, sites, objects, users, groups, links);
@@ -577,6 +587,6 @@ function createTenant(seed = 42, { hostile: formulas = false } = {}) {
 }
 
 module.exports = {
-  createTenant, urlKey, makeRng, mulberry32, hashString, HOSTILE, hostile,
+  createTenant, urlKey, makeRng, mulberry32, hashString, HOSTILE, hostile, MARKUP,
   MODULES, OBJECT_TYPES, SENSITIVITY, EXPOSURE, RISK, LINK_TYPES, GOOGLE_LINK_TYPES, TAGS, ANCHOR, DAY,
 };

@@ -1358,9 +1358,9 @@ function faultMatches(f, req) {
 
 // ---- the module -------------------------------------------------------------------
 
-function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJobs = 5, hostile = false } = {}) {
+function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJobs = 5, hostile = false, markup = false } = {}) {
   if (typeof verifyAccessToken !== 'function') throw new TypeError('createInsights needs verifyAccessToken(req)');
-  const tenant = data.createTenant(seed, { hostile });
+  const tenant = data.createTenant(seed, { hostile, markup });
   const state = {
     // listingShift: see startPage (Graph group summaries).
     config: { jobSeconds, maxJobs, strictPaths: true, requiredScope: REQUIRED_SCOPE, activityFormat: 'xlsx', listingShift: 0 },

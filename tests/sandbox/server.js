@@ -8,11 +8,13 @@
 //
 // node server.js --dir DIR [--http] [--port N] [--token-ttl S]
 //                [--parent-pid PID] [--max-seconds S] [--client-cert PEM]
-//                [--job-seconds S] [--opaque-tokens] [--hostile]
+//                [--job-seconds S] [--opaque-tokens] [--hostile] [--markup]
 //
 // --hostile: text fields start with formula-like texts (=cmd|..., +1, -2+3,
 // @SUM(A1), TAB, CR): DealCloud and ExaVault rows, Insights group names
 // and object titles.
+// --markup: Insights group names and object titles end with HTML markup
+// (<script>..., "><img ...>, </table>...).
 
 const { execFileSync } = require('child_process');
 const fs = require('fs');
@@ -27,7 +29,7 @@ const { createTestRoutes, sendJson } = require('./testroutes');
 
 function parseArgs(argv) {
   const opts = {
-    dir: null, http: false, opaqueTokens: false, hostile: false, port: 0, tokenTtl: 600, parentPid: null, maxSeconds: 1800, jobSeconds: 1.0,
+    dir: null, http: false, opaqueTokens: false, hostile: false, markup: false, port: 0, tokenTtl: 600, parentPid: null, maxSeconds: 1800, jobSeconds: 1.0,
     clientCert: path.join(__dirname, '..', 'fixtures', 'app-cert.pem'),
   };
   for (let i = 0; i < argv.length; i++) {
@@ -46,6 +48,7 @@ function parseArgs(argv) {
     else if (a === '--job-seconds') opts.jobSeconds = Number(next());
     else if (a === '--opaque-tokens') opts.opaqueTokens = true;
     else if (a === '--hostile') opts.hostile = true;
+    else if (a === '--markup') opts.markup = true;
     else throw new Error(`unknown option ${a}`);
   }
   if (!opts.dir) throw new Error('--dir is required');
@@ -143,7 +146,7 @@ async function main() {
   const port = server.address().port;
   const url = `${opts.http ? 'http' : 'https'}://127.0.0.1:${port}`;
   identity = await createIdentity({ url, tokenTtl: opts.tokenTtl, clientCert: opts.clientCert, opaqueTokens: opts.opaqueTokens });
-  insights = createInsights({ verifyAccessToken: identity.verifyAccessToken, jobSeconds: opts.jobSeconds, hostile: opts.hostile });
+  insights = createInsights({ verifyAccessToken: identity.verifyAccessToken, jobSeconds: opts.jobSeconds, hostile: opts.hostile, markup: opts.markup });
 
   const stop = () => {
     server.closeAllConnections?.();

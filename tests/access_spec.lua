@@ -63,7 +63,7 @@ describe("access table", function()
   end)
   before_each(function()
     sb:control("POST", "/reset")
-    sb:control("POST", "/config", { jobSeconds = 0.05 })
+    sb:control("POST", "/config", { jobSeconds = 0.05, accessFormat = "xlsx" })
   end)
 
   local function run(args)
@@ -101,6 +101,21 @@ describe("access table", function()
     local s = reports.summary(dir)
     assert.equal(n, s.access.rows)
     assert.equal(dir .. "/access.sqlite", s.access.sqlite)
+  end)
+
+  it("reports of CSV members give the same table as reports of workbooks", function()
+    local books, csvs = home .. "/books", home .. "/csvs"
+    run { "site-permissions", "--out", books }
+    sb:control("POST", "/config", { accessFormat = "csv" })
+    run { "site-permissions", "--out", csvs }
+    assert.matches("%.csv", util.sh("unzip -l " .. q(csvs .. "/" .. reports.zips(csvs)[1])))
+    assert_table_is_reports(csvs)
+    -- The same rows but for the reports' names (their job ids).
+    local query = "select group_id, object_url, permission, principal, principal_email, principal_type, external, "
+      .. "via, extra from access order by 1, 2, 3, 4, 5, 9"
+    local a, b = sql(books .. "/access.sqlite", query), sql(csvs .. "/access.sqlite", query)
+    assert.is_true(#a > 1000)
+    assert.same(a, b)
   end)
 
   it("a rerun with every report reused rebuilds the same table, and adds its run", function()

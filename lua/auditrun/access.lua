@@ -125,7 +125,7 @@ local function report_rows(dir, entry, tmpdir, summary)
   local by_subject = {}
   for _, s in ipairs(subjects) do by_subject[tostring(s):lower()] = s end
   local rows = sheets.rows(path, tmpdir)
-  local current, layout, sum_at, n = nil, nil, nil, 0
+  local current, header_seen, layout, sum_at, n = nil, false, nil, nil, 0
   local kind = entry.kind
   local function subject_of(row, at)
     if #subjects == 1 then return subjects[1] end
@@ -151,13 +151,19 @@ local function report_rows(dir, entry, tmpdir, summary)
   end
   return function()
     while true do
-      local row, book, sheet = rows()
+      local row, member, sheet = rows()
       if not row then return nil end
-      local where = book .. "/" .. sheet
-      if where ~= current then
-        -- A sheet's first row: its header.
-        current, layout, sum_at = where, sheet_layout(row), nil
-        if not layout then sum_at = sheets.layout(row, SUMMARY) end
+      local where = member .. "\0" .. (sheet or "")
+      if where ~= current then current, header_seen, layout, sum_at = where, false, nil, nil end
+      if not header_seen then
+        -- A sheet's first row with a cell: its header. A sheet (or CSV
+        -- member) named a summary is one, whatever its columns.
+        if next(row) ~= nil then
+          header_seen = true
+          local summary_sheet = (sheet or member):lower():find("summary", 1, true)
+          layout = not summary_sheet and sheet_layout(row) or nil
+          if not layout then sum_at = sheets.layout(row, SUMMARY) end
+        end
       elseif sum_at then
         -- A summary row: the groups' names, e-mails and external members; the users' e-mails.
         local function get(f) return sum_at[f] and row[sum_at[f]] end

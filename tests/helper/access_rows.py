@@ -1,8 +1,10 @@
 """The access rows of the reports an export run's manifest lists, read with
-Python's own zipfile and XML parser (independently of auditrun.sheets), as
+Python's own zipfile, XML parser and csv module (independently of
+auditrun.sheets), as
 tab-separated lines: report file, row number in the report, permission,
 object URL (or location). An access sheet is one whose header has a
 permission (or role) column. Usage: python3 access_rows.py DIR"""
+import csv
 import io
 import json
 import re
@@ -39,23 +41,36 @@ def sheet_rows(book, name, strings):
         yield row
 
 
+def csv_rows(data):
+    for r in csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")):
+        yield {i + 1: v for i, v in enumerate(r) if v != ""}
+
+
+def member_sheets(z, member):
+    """The sheets of one member of a report: each an iterator over rows."""
+    if member.lower().endswith(".csv"):
+        yield csv_rows(z.read(member))
+        return
+    book = zipfile.ZipFile(io.BytesIO(z.read(member)))
+    strings = []
+    if "xl/sharedStrings.xml" in book.namelist():
+        root = ET.fromstring(book.read("xl/sharedStrings.xml"))
+        strings = ["".join(t.text or "" for t in si.iter(NS + "t")) for si in root.findall(NS + "si")]
+    sheets = sorted((m for m in book.namelist() if re.match(r"xl/worksheets/sheet\d+\.xml$", m)),
+                    key=lambda m: int(re.search(r"(\d+)\.xml$", m).group(1)))
+    for sheet in sheets:
+        yield sheet_rows(book, sheet, strings)
+
+
 def main(folder):
     for line in open(folder + "/manifest.jsonl"):
         entry = json.loads(line)
         n = 0
         with zipfile.ZipFile(folder + "/" + entry["file"]) as z:
             for member in z.namelist():
-                if not member.lower().endswith(".xlsx"):
+                if not member.lower().endswith((".xlsx", ".csv")):
                     continue
-                book = zipfile.ZipFile(io.BytesIO(z.read(member)))
-                strings = []
-                if "xl/sharedStrings.xml" in book.namelist():
-                    root = ET.fromstring(book.read("xl/sharedStrings.xml"))
-                    strings = ["".join(t.text or "" for t in si.iter(NS + "t")) for si in root.findall(NS + "si")]
-                sheets = sorted((m for m in book.namelist() if re.match(r"xl/worksheets/sheet\d+\.xml$", m)),
-                                key=lambda m: int(re.search(r"(\d+)\.xml$", m).group(1)))
-                for sheet in sheets:
-                    rows = sheet_rows(book, sheet, strings)
+                for rows in member_sheets(z, member):
                     header = next(rows, {})
                     names = {v.lower(): k for k, v in header.items()}
                     perm = names.get("permission", names.get("role"))

@@ -669,6 +669,9 @@ function renderZip(job) {
   return createZip(entries);
 }
 
+// The reports that hold access rows (config accessFormat serves them as CSV).
+const ACCESS_REPORTS = new Set(['UserAccessReport', 'GroupAccessReport', 'SitePermissionReport', 'SharingLinkReport']);
+
 // How a user's activity report is served under config activityFormat:
 // 'xlsx' (as the service does), 'csv' (a .csv member), or 'mix' by the
 // user's place in the tenant's list (0-based): 0 CSV members (a summary and
@@ -1363,7 +1366,7 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
   const tenant = data.createTenant(seed, { hostile, markup });
   const state = {
     // listingShift: see startPage (Graph group summaries).
-    config: { jobSeconds, maxJobs, strictPaths: true, requiredScope: REQUIRED_SCOPE, activityFormat: 'xlsx', listingShift: 0 },
+    config: { jobSeconds, maxJobs, strictPaths: true, requiredScope: REQUIRED_SCOPE, activityFormat: 'xlsx', accessFormat: 'xlsx', listingShift: 0 },
     requests: [],
     faults: [],
     jobs: new Map(),
@@ -1387,7 +1390,10 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
       state.stats.jobs_refused++;
       throw new ApiError(429, 'too many jobs', { 'Retry-After': '1' });
     }
-    const job = { id: state.nextJobId++, family, reportName, build, submittedAt: now, durationMs: state.config.jobSeconds * 1000, fails: false };
+    // config accessFormat 'csv': the access reports' sheets as .csv members.
+    const asCsv = state.config.accessFormat === 'csv' && ACCESS_REPORTS.has(reportName);
+    const built = asCsv ? () => build().map((f) => ({ ...f, format: 'csv' })) : build;
+    const job = { id: state.nextJobId++, family, reportName, build: built, submittedAt: now, durationMs: state.config.jobSeconds * 1000, fails: false };
     if (fault && fault.job_fails) {
       job.fails = true;
       consumeFault(fault);
@@ -1586,8 +1592,9 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
       else if (k === 'strictPaths' && typeof v === 'boolean') cfg.strictPaths = v;
       else if (k === 'requiredScope' && (v === null || typeof v === 'string')) cfg.requiredScope = v;
       else if (k === 'activityFormat' && ['xlsx', 'csv', 'mix'].includes(v)) cfg.activityFormat = v;
+      else if (k === 'accessFormat' && ['xlsx', 'csv'].includes(v)) cfg.accessFormat = v;
       else if (k === 'listingShift' && Number.isInteger(v) && v >= 0) cfg.listingShift = v;
-      else throw bad(`Bad config field '${k}'. Known: jobSeconds (number >= 0), maxJobs (integer >= 0), strictPaths (boolean), requiredScope (string or null), activityFormat (xlsx, csv or mix: how user activity reports are served), listingShift (integer >= 0: Graph group summary pages after the first start that many rows earlier, those rows changed).`);
+      else throw bad(`Bad config field '${k}'. Known: jobSeconds (number >= 0), maxJobs (integer >= 0), strictPaths (boolean), requiredScope (string or null), activityFormat (xlsx, csv or mix: how user activity reports are served), accessFormat (xlsx or csv: how access reports are served), listingShift (integer >= 0: Graph group summary pages after the first start that many rows earlier, those rows changed).`);
     }
     Object.assign(state.config, cfg);
     return state.config;

@@ -232,10 +232,15 @@ describe("the timeline in OCSF and ECS", function()
         if kind == 2 then assert.same({ 3002, 1, 2 }, { ev.class_uid, ev.activity_id, ev.status_id }) end
         if kind == 3 then assert.same({ 3002, 2, 1 }, { ev.class_uid, ev.activity_id, ev.status_id }) end
         if kind == 1 then assert.equal(ev.unmapped.userName, ev.user.email_addr) end
+        assert.equal(string.format("%d", ev.unmapped.userId), ev.actor.user.uid)
+        assert.equal(ev.unmapped.sessionId, ev.actor.session.uid)
         if ev.unmapped.ip then assert.equal(ev.unmapped.ip, ev.src_endpoint.ip) end
         assert.matches("^%x+$", ev.metadata.uid)
       elseif product == "ExaVault" then
         assert.equal(ev.unmapped.type .. ":" .. ev.unmapped.id, ev.metadata.uid)
+        if ev.unmapped.attributes.sessionId then
+          assert.equal(ev.unmapped.attributes.sessionId, ev.actor.session.uid)
+        end
         local op = ev.unmapped.attributes.operation
         if op == "RETR" then
           assert.same({ 6006, 2 }, { ev.class_uid, ev.activity_id })
@@ -263,6 +268,7 @@ describe("the timeline in OCSF and ECS", function()
       assert.same({}, ecs_problems(ev), "line " .. i .. ": " .. cjson.encode(ev))
       assert.equal(ocsf[i].metadata.uid, ev.event.id)
       assert.equal("acme-audit", ev.organization.id)
+      assert.equal(ocsf[i].actor.user.uid, ev.user and ev.user.id)
       assert.same(ocsf[i].unmapped, cjson.decode(ev.event.original))
       if ocsf[i].status_id == 2 then assert.equal("failure", ev.event.outcome) end
       if ev.event.category[1] == "authentication" then assert.equal(3002, ocsf[i].class_uid) end

@@ -48,7 +48,8 @@ local COLUMNS = {
               "src_endpoint", "file", "api", "resources", "metadata", "unmapped" },
     csv = { "time", "class_uid", "class_name", "category_uid", "category_name", "activity_id", "activity_name",
             "type_uid", "type_name", "severity_id", "severity", "status_id", "status", "actor.user.name",
-            "actor.user.email_addr", "actor.user.type_id", "user.name", "user.email_addr", "user.type_id",
+            "actor.user.email_addr", "actor.user.uid", "actor.user.type_id", "actor.session.uid", "user.name",
+            "user.email_addr", "user.uid", "user.type_id",
             "src_endpoint.ip", "src_endpoint.type_id", "file.name", "file.path", "file.type_id", "api.operation",
             "api.service.name", "resources", "metadata.uid", "metadata.version", "metadata.product.name",
             "metadata.product.vendor_name", "metadata.tenant_uid", "metadata.original_time", "metadata.log_name",
@@ -57,7 +58,8 @@ local COLUMNS = {
   ecs = {
     jsonl = { "@timestamp", "event", "user", "source", "url", "file", "organization", "ecs" },
     csv = { "@timestamp", "event.kind", "event.category", "event.type", "event.action", "event.outcome", "event.id",
-            "event.provider", "event.module", "event.dataset", "user.name", "user.email", "source.ip", "url.full",
+            "event.provider", "event.module", "event.dataset", "user.name", "user.email", "user.id", "source.ip",
+            "url.full",
             "file.path", "file.name", "organization.id", "ecs.version", "event.original" },
   },
 }
@@ -145,7 +147,10 @@ function M.ocsf(ev, tag)
   local vt, log, m = lookup(ev, tag)
   local class = CLASSES[m.class]
   local status = status_of(log, m, ev.raw)
-  local user = ev.user and { name = ev.user, email_addr = email_of(log, ev.user) } or { type_id = 0 }
+  local uid_of_user = log.user_uid and text(at(ev.raw, log.user_uid))
+  local user = ev.user and { name = ev.user, email_addr = email_of(log, ev.user), uid = uid_of_user }
+    or { type_id = 0 }
+  local session = log.session_uid and text(at(ev.raw, log.session_uid))
   local out = {
     -- An event whose time the vendor wrote unreadably has none (its text is in original_time).
     time = ev.time and math.floor(time.parse(ev.time) * 1000 + 0.5),
@@ -153,7 +158,7 @@ function M.ocsf(ev, tag)
     category_name = CATEGORIES[class.category], activity_id = m.activity, activity_name = class.activities[m.activity],
     type_uid = m.class * 100 + m.activity, type_name = class.name .. ": " .. class.activities[m.activity],
     severity_id = 1, severity = "Informational", status_id = status, status = status and STATUS[status],
-    actor = { user = user },
+    actor = { user = user, session = session and { uid = session } or nil },
     src_endpoint = ev.ip and { ip = ev.ip } or { type_id = 0 },
     metadata = {
       product = { name = vt.product, vendor_name = vt.vendor_name }, version = M.OCSF_VERSION,
@@ -197,7 +202,9 @@ function M.ecs(ev, tag)
     organization = tag.tenant and { id = tag.tenant } or nil,
     ecs = { version = M.ECS_VERSION },
   }
-  if ev.user then out.user = { name = ev.user, email = email_of(log, ev.user) } end
+  if ev.user then
+    out.user = { name = ev.user, email = email_of(log, ev.user), id = log.user_uid and text(at(ev.raw, log.user_uid)) }
+  end
   if ev.ip then out.source = { ip = ev.ip } end
   local kind = object_kind(log, ev.object)
   if kind == "url" then

@@ -3,13 +3,16 @@
 --
 -- logs: each log the timeline reads, with where its records keep the
 -- vendor's event id (none here: metadata.uid is then a hash of the
--- record), their original time and whether the user is an email address.
+-- record), their original time (the first of these paths present),
+-- whether the user is an email address, and where the user's id and the
+-- session's id are.
 -- verbs: each timeline verb (auditrun.dealcloud.endpoints' verbs) as an
 -- OCSF class, activity and status and an ECS category, type and outcome.
 return {
   product = "DealCloud", vendor_name = "Intapp",
   logs = {
-    user_activity = { time = { { "eventDate" } }, user_is_email = true },
+    user_activity = { time = { { "eventDate" } }, user_is_email = true, user_uid = { "userId" },
+                      session_uid = { "sessionId" } },
   },
   verbs = {
     login = { class = 3002, activity = 1, status = 1, category = "authentication", type = { "start" } },

@@ -4,7 +4,7 @@
 --
 -- logs: each log the timeline reads, with where its items keep the
 -- vendor's event id (JSON:API's type and id, which together name an item),
--- their original time, the object (a path) and, for webhooks, the HTTP
+-- their original time, the object (a path), the session's id and, for webhooks, the HTTP
 -- status the listener answered (2xx and 3xx: success, else failure).
 -- verbs: each timeline verb (auditrun.exavault.endpoints' verbs) as an
 -- OCSF class, activity and status and an ECS category, type and outcome.
@@ -12,7 +12,8 @@
 return {
   product = "ExaVault", vendor_name = "ExaVault",
   logs = {
-    session_logs = { id = { { "type" }, { "id" } }, time = { { "attributes", "date" } }, object = "path" },
+    session_logs = { id = { { "type" }, { "id" } }, time = { { "attributes", "date" } }, object = "path",
+                     session_uid = { "attributes", "sessionId" } },
     webhook_logs = { id = { { "type" }, { "id" } }, time = { { "attributes", "created" } }, object = "path",
                      http_status = { "attributes", "statusCode" } },
   },

@@ -181,6 +181,23 @@ describe("the coverage report", function()
     assert.equal(0, r.files[1].rows)
   end)
 
+  it("read an ExaVault log on past a page that ended early, and say so", function()
+    -- The third page of 500 ends at row 1200: a walk that stopped there left 1,800 rows out.
+    control("POST", "/config", { evShortAt = 1200 })
+    local out = dir .. "/ev.jsonl"
+    local code, _, err = host.run({ "exavault-sessions", "--out", out, "-q" }, { env = env() })
+    assert.equal(0, code, err)
+    local rows = lines(out)
+    assert.equal(t.exavault.sessions, #rows)
+    for i, l in ipairs(rows) do assert.equal(tostring(100000 + i - 1), cjson.decode(l).id) end
+    local r = report_of(out)
+    assert.is_true(r.complete)
+    local w = r.sources[1].windows[1]
+    assert.equal(t.exavault.sessions, w.rows_written)
+    assert.same({ "the page at offset 1000 held 200 rows, fewer than the 500 of the pages before, and rows came "
+      .. "after it: the walk read on" }, w.notes)
+  end)
+
   it("cover each vendor of the timeline, and name an Insights report that cannot be read", function()
     local tenant = sb:control("GET", "/tenant")
     sb:control("POST", "/config", { jobSeconds = 0.05, activityFormat = "mix" })

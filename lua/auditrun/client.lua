@@ -90,6 +90,7 @@ local function walk(self, def, base, what)
   end
   return paging.pages { style = pg.style, fetch = fetch_page, rows = pg.rows, next = pg.next, total = pg.total,
                         first = base[cursor_p], page_size = pg.size and tonumber(base[pg.size]),
+                        ends_on_empty = pg.ends_on_empty,
                         name = self.catalogue.title .. " " .. def.name .. (what and (", " .. what) or "") }
 end
 

@@ -94,6 +94,13 @@ function Window:row(t, written)
   end
 end
 
+--- note(text): something an auditor should know about the walk that is
+--- no gap (a page that ended early, and the rows after it read on).
+function Window:note(text)
+  self.notes = self.notes or {}
+  self.notes[#self.notes + 1] = text
+end
+
 function Window:done()
   if self.status ~= "stopped" then self.status, self.reason = "walked", nil end
 end
@@ -108,7 +115,7 @@ end
 -- ---- the state a resumed walk continues ---------------------------------------------
 
 local STATE_FIELDS = { "vendor", "source", "subject", "from", "to", "status", "pages", "received", "written",
-                       "first", "last", "reason" }
+                       "first", "last", "reason", "notes" }
 
 --- state() -> the account as plain data (kept beside the output with each
 --- page's cursor, so a rerun that resumes the walk continues it).
@@ -193,7 +200,7 @@ function Coverage:report(o)
       if w.last and (not last or w.last > last) then last = w.last end
       wins[i] = { from = iso(w.from), to = iso(w.to), status = w.status, pages = w.pages, rows_received = w.received,
                   rows_written = w.written, first_event = iso(w.first), last_event = iso(w.last),
-                  reason = w.reason }
+                  reason = w.reason, notes = w.notes }
     end
     for _, g in ipairs(gaps) do
       all_gaps[#all_gaps + 1] = { vendor = s.vendor, source = s.source, subject = s.subject, from = g.from,

@@ -8,8 +8,9 @@
 --
 -- Every request carries the ev-api-key and ev-access-token headers. Logs
 -- page by offset/limit: the API reports a total of 0 and may cap the page
--- size below what was asked, so a walk ends on an empty page or on one
--- shorter than those before it. Logs come oldest first (sort=date) unless
+-- size below what was asked, or send one page shorter than the others with
+-- rows after it, so a walk ends on an empty page only. Logs come oldest
+-- first (sort=date) unless
 -- a sort is given. Operation types go by API value or by the file
 -- manager's name (exavault.name / exavault.id translate both ways).
 local activity = require "auditrun.activity"
@@ -85,6 +86,8 @@ function Client:log_pages(name, params, offset, win)
   local pages = self:pages(name, p)
   local at = p.offset
   local field = data.fields[name].time
+  -- A page shorter than the longest before it, until the next page shows rows came after it.
+  local longest, short = 0, nil
   return function()
     local ok, body = pcall(pages)
     if not ok then
@@ -96,6 +99,12 @@ function Client:log_pages(name, params, offset, win)
       return nil
     end
     local rows = type(body.data) == "table" and body.data or {}
+    if win and short and #rows > 0 then
+      win:note(string.format("the page at offset %d held %d rows, fewer than the %d of the pages before, and rows "
+        .. "came after it: the walk read on", short.offset, short.rows, longest))
+    end
+    short = #rows < longest and { offset = at, rows = #rows } or nil
+    longest = math.max(longest, #rows)
     at = at + #rows
     if win then
       local first, last

@@ -7,7 +7,8 @@
 --   offset  a row offset advanced by the rows received: ends on an empty
 --           page or on one shorter than the longest before it (a server
 --           may cap the page size below what was asked, and may report no
---           total)
+--           total); with ends_on_empty, on an empty page only (a server
+--           that may send one page shorter than the others mid-walk)
 --   cursor  an opaque link or token from the previous answer (the first
 --           of the `next` fields present), passed back exactly as given
 --
@@ -104,7 +105,7 @@ local function shape_error(body, fields)
 end
 
 --- pages{style=, fetch=fn(cursor)->body|nil,err, rows={fields}, next={fields},
---- total=field, page_size=, first=, max_pages=, name=} -> iterator over (page
+--- total=field, page_size=, first=, max_pages=, name=, ends_on_empty=} -> iterator over (page
 --- body, page number). The cursor is the page number ("page", first
 --- default 1), the row offset ("offset", default 0) or the link from the
 --- previous page ("cursor", first usually nil).
@@ -161,7 +162,7 @@ function M.pages(o)
       cursor = cursor + 1
     elseif style == "offset" then
       if count == 0 then return nil end
-      if count < longest then finished = true end
+      if count < longest and not o.ends_on_empty then finished = true end
       longest = math.max(longest, count)
       cursor = cursor + count
     else

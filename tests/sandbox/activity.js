@@ -194,6 +194,10 @@ function createActivity({ tokenTtl = 900, now = Date.now(), hostile = false } = 
     // has a lone UTF-16 surrogate (\ud800) in its fullName; EvPadBytes n:
     // every ExaVault session row carries n bytes of padding (a huge page).
     dcUsDates: 0, dcBadDates: 0, dcSurrogateRow: -1, evPadBytes: 0,
+    // A page that ends early (0: off): EvShortAt n: the ExaVault page that
+    // would hold row n (from 0) of a log's answer ends just before it, as a
+    // service that caps one page below the others; the rows go on after.
+    evShortAt: 0,
   };
   const state = { config: { ...defaults }, requests: [], faults: [], tokens: new Map(), stats: { dc_tokens: 0 } };
   let dc;
@@ -354,7 +358,9 @@ function createActivity({ tokenTtl = 900, now = Date.now(), hostile = false } = 
     }
     const size = Math.min(limit, state.config.evLimitCap);
     const at = wrongStart(offset, size, state.config.evRepeatPages, state.config.evShiftRows);
-    const data = out.slice(at, at + size).map(strip);
+    const short = state.config.evShortAt;
+    const stop = short > at && short < at + size ? short : at + size;
+    const data = out.slice(at, stop).map(strip);
     return json(200, { responseStatus: 200, totalResults: 0, returnedResults: data.length, data });
   }
 

@@ -4,7 +4,7 @@
 -- document names parameters as its Python client does (start_date,
 -- var_resource_path); the wire names are the API's (startDate,
 -- resourcePath); both spellings are taken. Answers carry their rows under
--- `data`; the total is always 0, so paging ends on a short or empty page.
+-- `data`; the total is always 0, so paging ends on an empty page.
 local catalog = require "auditrun.catalog"
 
 -- Operation types: the API value first, then the file manager's name.
@@ -55,7 +55,12 @@ local function logs(path, doc_name, filters)
   params[#params + 1] = q("sort", "string")
   return {
     method = "GET", path = path, doc = "exavault-activity-api.md#" .. doc_name, kind = "read",
-    paging = { style = "offset", offset = "offset", size = "limit", default_size = PAGE_SIZE, rows = { "data" } },
+    -- A short page does not prove the end: the total is always 0 and a page
+    -- may come shorter than the others with rows after it (a walk that
+    -- stopped there would leave them out). Only an empty page ends a walk:
+    -- one more request a walk.
+    paging = { style = "offset", offset = "offset", size = "limit", default_size = PAGE_SIZE, rows = { "data" },
+               ends_on_empty = true },
     params = params,
     rules = { { "not_after", "startDate", "endDate" } },
   }

@@ -12,8 +12,9 @@
 -- before anything is read or sent. An unknown flag, a stray argument or a
 -- bad value prints the usage line and one error line and exits 2. Every
 -- workflow takes --profile NAME (or --profile=NAME); export workflows also
--- --out DIR, --max-attempts N, --job-timeout SECONDS and --dry-run, records workflows --out FILE
--- and --format jsonl|csv (inferred from the extension of --out; the two
+-- --out DIR, --max-attempts N, --job-timeout SECONDS and --dry-run (the access
+-- workflows --compare DIR), records workflows --out FILE
+-- and --format jsonl|csv|sqlite (inferred from the extension of --out; the two
 -- contradicting each other is a usage error) and --csv-raw, and both
 -- --fresh, -q, -v and --log-format.
 --
@@ -155,7 +156,8 @@ local function records_output(o, name)
   o.format = o.format or implied or "jsonl"
   o.out = o.out or (name .. "." .. o.format)
   if o.csv_raw and o.format ~= "csv" then
-    return "--csv-raw is for CSV (--format csv, or an --out ending in .csv); JSON Lines keep every value as it is"
+    return "--csv-raw is for CSV (--format csv, or an --out ending in .csv); JSON Lines and SQLite keep every value "
+      .. "as it is"
   end
 end
 
@@ -186,9 +188,10 @@ local function common_flags(p, spec)
     p:option("--out", "The file the rows go to (default: " .. spec.name .. ".jsonl, or .csv with --format csv); "
       .. "a rerun after an interruption resumes it.")
       :argname("FILE")
-    p:option("--format", "jsonl: one JSON object a line; csv: RFC 4180, UTF-8, with a header row. Default: "
-      .. "what the extension of --out says (.jsonl, .ndjson, .csv), else jsonl.")
-      :choices { "jsonl", "csv" }
+    p:option("--format", "jsonl: one JSON object a line; csv: RFC 4180, UTF-8, with a header row; sqlite: one "
+      .. "table, records, in the CSV's columns (nested values as JSON text). Default: what the extension of --out "
+      .. "says (.jsonl, .ndjson, .csv, .sqlite, .db), else jsonl.")
+      :choices { "jsonl", "csv", "sqlite" }
     p:flag("--csv-raw", "CSV: write every cell as the vendor gave it, for programs that read the file. By default a "
       .. "text a spreadsheet would run as a formula (one starting with = + - @, a tab or a carriage return; not a "
       .. "plain negative number) gets a leading ' so it shows as text.")

@@ -1,8 +1,9 @@
 -- auditrun.records: rows to a file, streamed and resumable, whatever the
--- vendor. JSON Lines (one object a line) or CSV (RFC 4180: UTF-8, a header
+-- vendor. JSON Lines (one object a line), CSV (RFC 4180: UTF-8, a header
 -- row, CRLF line ends, fields with a comma, quote, line break, semicolon or
 -- tab quoted and their quotes doubled; a text a spreadsheet would run as a
--- formula after a ', unless csv_raw).
+-- formula after a ', unless csv_raw) or SQLite (one table, `records`, in
+-- the CSV's columns; nested values as JSON text).
 --
 --   local w = auditrun.try(records.open("sites.csv", { format = "csv", columns = { "siteUrl", "siteName" } }))
 --   if not w.complete then
@@ -18,13 +19,16 @@
 -- as were recorded: the caller reads its source from the start again (or
 -- from the cursor it marked after its last whole page: mark) and
 -- the file ends with each row once, provided the source gives its rows in
--- the same order each time (the paged APIs here do). A file complete from
+-- the same order each time (the paged APIs here do). An SQLite file commits
+-- at each checkpoint and its record follows; a rerun deletes the rows past
+-- the recorded count (a kill between the two) the same way. A file complete from
 -- an earlier run is left alone (`w.complete`). One writer per file at a
 -- time (a lock beside it).
 local cjson = require "cjson"
 local json = require "auditrun.json"
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
+local sqlite = require "auditrun.sqlite"
 
 local M = {}
 
@@ -180,13 +184,102 @@ local function save(self)
   })
 end
 
---- format_of(path) -> "csv" or "jsonl" when the extension of path names
---- one (.csv; .jsonl, .ndjson; in any case), else nil.
+--- format_of(path) -> "csv", "jsonl" or "sqlite" when the extension of
+--- path names one (.csv; .jsonl, .ndjson; .sqlite, .sqlite3, .db; in any
+--- case), else nil.
 function M.format_of(path)
   local ext = tostring(path):match("%.([%w]+)$")
   ext = ext and ext:lower()
   if ext == "csv" then return "csv" end
   if ext == "jsonl" or ext == "ndjson" then return "jsonl" end
+  if ext == "sqlite" or ext == "sqlite3" or ext == "db" then return "sqlite" end
+end
+
+-- ---- SQLite ---------------------------------------------------------------------
+
+--- The table a records file in SQLite holds.
+M.TABLE = "records"
+
+local function quoted(name)
+  return '"' .. tostring(name):gsub('"', '""') .. '"'
+end
+
+-- The SQLite file of a writer, in the place of the text file the other
+-- formats append to: rows go in as they come, inside a transaction that
+-- each checkpoint commits (flush) before the record beside it is saved.
+local Table = {}
+Table.__index = Table
+
+-- open_table(w) -> table | nil, err: the database of writer w, holding
+-- exactly the w.rows rows its record counts (rows a run committed after
+-- its last record was saved are deleted; they come again).
+local function open_table(w)
+  local db, err = sqlite.open(w.path)
+  if not db then return nil, err end
+  local t = setmetatable({ db = db }, Table)
+  local ok, cut = pcall(function()
+    local exists = db:value("select count(*) from sqlite_master where type = 'table' and name = ?", { M.TABLE }) == 1
+    if w.columns and exists then
+      errors.try(db:exec(string.format("delete from %s where rowid > %d", quoted(M.TABLE), w.rows)))
+      local n = db:value("select count(*) from " .. quoted(M.TABLE))
+      if n ~= w.rows then
+        error(errors.new("records", string.format("%s holds %d rows but its record says %d", w.path, n, w.rows)), 0)
+      end
+      t:prepare(w.columns)
+    elseif exists then
+      -- Made by a run killed before it recorded the columns: none of it counts.
+      errors.try(db:exec("drop table " .. quoted(M.TABLE)))
+    elseif w.rows > 0 then
+      error(errors.new("records", string.format("%s has no %s table but its record says %d rows", w.path, M.TABLE,
+        w.rows)), 0)
+    end
+    errors.try(db:exec("begin"))
+  end)
+  if not ok then
+    db:close()
+    return nil, errors.is(cut) and cut or errors.new("records", tostring(cut))
+  end
+  return t
+end
+
+function Table:prepare(columns)
+  self.insert = errors.try(self.db:prepare(string.format("insert into %s values (%s)", quoted(M.TABLE),
+    string.rep("?, ", #columns - 1) .. "?")))
+end
+
+-- create(columns) -> true | nil, err: the table, in the first row's columns.
+function Table:create(columns)
+  local names = {}
+  for i, c in ipairs(columns) do names[i] = quoted(c) end
+  local ok, err = self.db:exec(string.format("create table %s (%s)", quoted(M.TABLE), table.concat(names, ", ")))
+  if not ok then return nil, err end
+  ok, err = pcall(self.prepare, self, columns)
+  if not ok then return nil, err end
+  return true
+end
+
+-- add(values, n) -> true | nil, err: one row; nested values as JSON text.
+function Table:add(values, n)
+  for i = 1, n do
+    local v = values[i]
+    if type(v) == "table" then values[i] = M.encode(v) elseif v == cjson.null then values[i] = nil end
+  end
+  return self.insert:run(values, n)
+end
+
+-- flush(): what was added so far is committed, durably.
+function Table:flush()
+  local ok, err = self.db:exec("commit; begin")
+  if not ok then return nil, err end
+  return true
+end
+
+function Table:close()
+  local ok, err = self.db:exec("commit")
+  if self.insert then self.insert:close() end
+  self.db:close()
+  if not ok then return nil, err end
+  return true
 end
 
 --- open(path, {format = "jsonl"|"csv", columns = {...}, csv_raw = bool, answer = {...}}) -> writer | nil, err.
@@ -207,7 +300,7 @@ end
 function M.open(path, o)
   o = o or {}
   local format = o.format or M.format_of(path) or "jsonl"
-  assert(format == "jsonl" or format == "csv", "records format is jsonl or csv")
+  assert(format == "jsonl" or format == "csv" or format == "sqlite", "records format is jsonl, csv or sqlite")
   local w = setmetatable({ path = path, state_path = state_path(path), format = format, rows = 0, bytes = 0,
                            written = 0, seen = 0, skip = 0, saved_bytes = 0, saved_rows = 0, buffer = {},
                            want_columns = o.columns, dropped = {}, csv_raw = o.csv_raw == true, neutralised = 0,
@@ -256,23 +349,29 @@ function M.open(path, o)
     if type(st.answer) == "table" then w.answer = st.answer end
     if type(st.coverage) == "table" then w.coverage = st.coverage end
     if type(st.sha256) == "string" then w.sha256 = st.sha256 end
-    local size = file_size(path)
-    if not size and w.rows == 0 and w.bytes == 0 then
+    local size = format ~= "sqlite" and file_size(path)
+    if format == "sqlite" then
+      -- Its rows are counted in the table itself (open_table).
+      if not files.exists(path) and w.rows > 0 then
+        lock:close()
+        return fail(string.format("%s is gone but %s says %d rows were written; remove that too to start over",
+          path, w.state_path, w.rows))
+      end
+    elseif not size and w.rows == 0 and w.bytes == 0 then
       -- Stopped (a kill, a full disk) between the record and the empty file it describes.
       local made, merr = files.write_atomic(path, "")
       if not made then lock:close() return nil, merr end
       size = 0
     end
-    if not size then
+    if format ~= "sqlite" and not size then
       lock:close()
       return fail(string.format("%s is gone but %s says %d rows were written; remove that too to start over",
         path, w.state_path, w.rows))
-    end
-    if size > w.bytes then
+    elseif format ~= "sqlite" and size > w.bytes then
       -- Cut in place: a full disk or a file size limit cannot stop it.
       local ok2, err = files.truncate(path, w.bytes)
       if not ok2 then lock:close() return nil, err end
-    elseif size < w.bytes then
+    elseif format ~= "sqlite" and size < w.bytes then
       lock:close()
       return fail(string.format("%s is shorter than the %d bytes recorded in %s", path, w.bytes, w.state_path))
     end
@@ -285,7 +384,11 @@ function M.open(path, o)
     if ok then ok, err = files.write_atomic(path, "") end
     if not ok then lock:close() return nil, err end
   end
-  if not w.complete then
+  if not w.complete and format == "sqlite" then
+    local t, terr = open_table(w)
+    if not t then lock:close() return nil, terr end
+    w.file = t
+  elseif not w.complete then
     local f, ferr = files.open_append(path)
     if not f then lock:close() return fail(tostring(ferr)) end
     w.file = f
@@ -339,6 +442,8 @@ function Writer:checkpoint()
     self.broken = err
     return nil, err
   end
+  -- An SQLite file's size, for the summary (its rows are counted in the table).
+  if self.format == "sqlite" then self.bytes = file_size(self.path) or self.bytes end
   self.saved_bytes = self.bytes
   ok, err = save(self)
   if not ok then return nil, err end
@@ -363,6 +468,23 @@ function Writer:write(row)
   if self.format == "jsonl" then
     -- Keys in a fixed order: the declared columns, then the others sorted.
     line = M.encode_object(columns_of(self, row), row) .. "\n"
+  elseif self.format == "sqlite" then
+    if not self.columns then
+      local cols = columns_of(self, row)
+      local ok, err = self.file:create(cols)
+      if not ok then return broken(self, "write", err) end
+      self.columns = cols
+    end
+    local values, known = {}, {}
+    for i, c in ipairs(self.columns) do
+      values[i] = row[c]
+      known[c] = true
+    end
+    for k in pairs(row) do
+      if not known[k] then self.dropped[k] = true end
+    end
+    local ok, err = self.file:add(values, #self.columns)
+    if not ok then return broken(self, "write", err) end
   else
     if not self.columns then
       self.columns = columns_of(self, row)
@@ -409,6 +531,11 @@ function Writer:close()
   if self.format == "csv" and not self.columns and self.want_columns then
     self.columns = self.want_columns
     header(self)
+  elseif self.format == "sqlite" and not self.columns and self.want_columns then
+    -- An empty table still has its columns.
+    local ok, err = self.file:create(self.want_columns)
+    if not ok then return broken(self, "write", err) end
+    self.columns = self.want_columns
   end
   local ok, err = self:checkpoint()
   if not ok then return nil, err end

@@ -144,3 +144,6 @@ local bench_jobs = require "tests.bench.jobs"
 bench_jobs.jobs(sb)
 bench_jobs.state_records()
 sb:stop()
+
+-- 6. The access table: 200 reports of 10,000 rows each.
+require("tests.bench.access").table(HOST, report)

@@ -2,6 +2,7 @@
 local activity = require "auditrun.activity"
 local cli = require "auditrun.cli"
 local schemas = require "auditrun.schemas"
+local time = require "auditrun.time"
 local vendors = require "auditrun.vendors"
 local workflow = require "auditrun.workflow"
 
@@ -14,7 +15,7 @@ local spec = {
     .. "naming what is missing. Memory stays flat however long the range. A rerun with the same --out and range "
     .. "after an interruption finishes the file, each event once. --schema ocsf or ecs writes each event as "
     .. "OCSF 1.1 or ECS 8.11 instead (CSV: nested fields as dotted columns).",
-  kind = "records",
+  kind = "records", incremental = true, incremental_default = " (needed then)",
   flags = function(p)
     cli.time_flags(p)
     p:option("--insights-users", "Insights: only the activity of these users (a file of login names, one a "
@@ -24,15 +25,11 @@ local spec = {
       "auditrun"):choices(schemas.NAMES)
   end,
   check = function(o)
-    if not (o.from and o.to) then return "--from and --to are both needed" end
+    if not o.incremental and not (o.from and o.to) then return "--from and --to are both needed" end
   end,
 }
 local opts = cli.parse(spec, ...)
 
-local from, to = activity.range(opts.from, opts.to, { inclusive_to = true })
--- The Insights reports and their run state, beside the file (a rerun reuses them).
-local dir, base = opts.out:match("^(.*/)([^/]*)$")
-opts.insights_dir = (dir or "") .. "." .. (base or opts.out) .. ".insights"
 if opts.insights_users then
   local list, err = cli.read_list(opts.insights_users)
   if not list then cli.usage_error(spec, "--insights-users: " .. err) end
@@ -51,30 +48,46 @@ if #clients == 0 then
     .. "(AUDITRUN_DEALCLOUD_URL ..., AUDITRUN_EXAVAULT_URL ..., AUDITRUN_INSIGHTS_URL ...)"), 0)
 end
 local convert = schemas.converter(opts.schema, opts.format)
-workflow.records(opts, {
-  columns = schemas.columns(opts.schema, opts.format),
-  run_dirs = { opts.insights_dir },
-  warnings = { unreadable = "Insights report(s) could not be read: the timeline lacks their events" },
-  range = { from = from, to = to },
-  rows = function(warn, cov)
-    -- A report that cannot be read is a warning that fails the run, not a stop (the other reports are read).
-    opts.warn, opts.coverage = warn, cov
-    local sources = {}
-    for _, v in ipairs(clients) do
-      for _, s in ipairs(v.vendor.timeline(v.client, from, to, opts)) do
-        -- Each event is told with its vendor's log and tenant, for the schemas.
-        sources[#sources + 1] = function()
-          local ev, tag = s()
-          if ev == nil then return nil end
-          return ev, { log = tag.log, tenant = v.tenant }
+-- An event's time, in the schema it is written in (OCSF: milliseconds).
+local TIME_OF = {
+  auditrun = function(row) return time.parse(row.time) end,
+  ocsf = function(row) return tonumber(row.time) and tonumber(row.time) / 1000 end,
+  ecs = function(row) return time.parse(row["@timestamp"]) end,
+}
+workflow.windowed(opts, {
+  time_of = TIME_OF[opts.schema],
+  first_from_required = true,
+  source = function(given_from, given_to, out)
+    local from, to = activity.range(given_from, given_to, { inclusive_to = true })
+    -- The Insights reports and their run state, beside the file (a rerun reuses them).
+    local dir, base = out:match("^(.*/)([^/]*)$")
+    opts.insights_dir = (dir or "") .. "." .. (base or out) .. ".insights"
+    return {
+      columns = schemas.columns(opts.schema, opts.format),
+      range = { from = from, to = to },
+      run_dirs = { opts.insights_dir },
+      warnings = { unreadable = "Insights report(s) could not be read: the timeline lacks their events" },
+      rows = function(warn, cov)
+        -- A report that cannot be read is a warning that fails the run, not a stop (the other reports are read).
+        opts.warn, opts.coverage = warn, cov
+        local sources = {}
+        for _, v in ipairs(clients) do
+          for _, s in ipairs(v.vendor.timeline(v.client, from, to, opts)) do
+            -- Each event is told with its vendor's log and tenant, for the schemas.
+            sources[#sources + 1] = function()
+              local ev, tag = s()
+              if ev == nil then return nil end
+              return ev, { log = tag.log, tenant = v.tenant }
+            end
+          end
         end
-      end
-    end
-    local events = activity.merge(sources)
-    return function()
-      local ev, tag = events()
-      if ev == nil then return nil end
-      return convert(ev, tag)
-    end
+        local events = activity.merge(sources)
+        return function()
+          local ev, tag = events()
+          if ev == nil then return nil end
+          return convert(ev, tag)
+        end
+      end,
+    }
   end,
 })

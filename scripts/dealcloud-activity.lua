@@ -2,6 +2,7 @@
 local activity = require "auditrun.activity"
 local cli = require "auditrun.cli"
 local dealcloud = require "auditrun.dealcloud"
+local time = require "auditrun.time"
 local workflow = require "auditrun.workflow"
 
 -- A table's id or name, checked: a converter for --activity, --source, --export-type.
@@ -20,7 +21,7 @@ local opts = cli.parse({
     .. "once, oldest first. Needs AUDITRUN_DEALCLOUD_URL, AUDITRUN_DEALCLOUD_CLIENT_ID and "
     .. "AUDITRUN_DEALCLOUD_CLIENT_SECRET (or _FILE), or those keys in a config profile. A rerun with the same --out "
     .. "after an interruption continues from the last page written.",
-  kind = "records",
+  kind = "records", incremental = true, incremental_default = " (default: 90 days before its --to)",
   flags = function(p)
     cli.time_flags(p, { from = " (default: 90 days before --to)", to = " (default: now)" })
     p:option("--user", "Only these user ids (comma-separated; repeatable)."):argname("IDS"):count("*")
@@ -40,15 +41,21 @@ local opts = cli.parse({
   end,
 }, ...)
 
-local from, to = activity.range(opts.from, opts.to, { inclusive_to = true, default_days = dealcloud.MAX_DAYS })
 local users = {}
 for i, u in ipairs(cli.flatten(opts.user)) do users[i] = math.tointeger(tonumber(u)) end
 local c = activity.connect(dealcloud, opts)
-workflow.records(opts, {
-  columns = dealcloud.COLUMNS,
-  range = { from = from, to = to },
-  pages = dealcloud.pages(c, {
-    from = from, to = to, userIds = #users > 0 and users or nil, activity = opts.activity, source = opts.source,
-    exportDataType = opts.export_type,
-  }, { from = opts.from and from, to = opts.to and to }),
+workflow.windowed(opts, {
+  time_of = function(row) return time.read(row.eventDate) end,
+  default_from = function(to) return to - dealcloud.MAX_DAYS * time.DAY end,
+  source = function(given_from, given_to)
+    local from, to = activity.range(given_from, given_to, { inclusive_to = true, default_days = dealcloud.MAX_DAYS })
+    return {
+      range = { from = from, to = to },
+      columns = dealcloud.COLUMNS,
+      pages = dealcloud.pages(c, {
+        from = from, to = to, userIds = #users > 0 and users or nil, activity = opts.activity, source = opts.source,
+        exportDataType = opts.export_type,
+      }, { from = given_from and from, to = given_to and to }),
+    }
+  end,
 })

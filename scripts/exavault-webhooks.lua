@@ -2,6 +2,7 @@
 local activity = require "auditrun.activity"
 local cli = require "auditrun.cli"
 local exavault = require "auditrun.exavault"
+local time = require "auditrun.time"
 local workflow = require "auditrun.workflow"
 
 local opts = cli.parse({
@@ -11,7 +12,7 @@ local opts = cli.parse({
     .. "AUDITRUN_EXAVAULT_URL, AUDITRUN_EXAVAULT_API_KEY and AUDITRUN_EXAVAULT_ACCESS_TOKEN (or _FILE), or those "
     .. "keys in a config profile. A rerun with the same --out after an interruption continues from the last page "
     .. "written.",
-  kind = "records",
+  kind = "records", incremental = true, incremental_default = " (default: the log's beginning)",
   flags = function(p)
     cli.time_flags(p)
     p:option("--user", "Only webhooks this username triggered."):argname("NAME")
@@ -26,14 +27,20 @@ local opts = cli.parse({
   end,
 }, ...)
 
-local from, to = activity.range(opts.from, opts.to, { inclusive_to = true })
-if not opts.to then to = nil end
 local c = activity.connect(exavault, opts)
-workflow.records(opts, {
-  range = { from = from, to = to },
-  columns = exavault.COLUMNS.webhook_logs,
-  pages = exavault.pages(c, "webhook_logs", {
-    from = from, to = to, username = opts.user, endpointUrl = opts.endpoint_url, event = opts.event,
-    statusCode = opts.status, resourcePath = opts.resource_path,
-  }, { from = opts.from and from, to = opts.to and to }),
+workflow.windowed(opts, {
+  time_of = function(row) return time.read(row.created) end,
+  id_of = function(row) return row.id end,
+  source = function(given_from, given_to)
+    local from, to = activity.range(given_from, given_to, { inclusive_to = true })
+    if not given_to then to = nil end
+    return {
+      range = { from = from, to = to },
+      columns = exavault.COLUMNS.webhook_logs,
+      pages = exavault.pages(c, "webhook_logs", {
+        from = from, to = to, username = opts.user, endpointUrl = opts.endpoint_url, event = opts.event,
+        statusCode = opts.status, resourcePath = opts.resource_path,
+      }, { from = given_from and from, to = given_to and to }),
+    }
+  end,
 })

@@ -23,10 +23,12 @@
 -- refused (answer_change) unless it starts over with --fresh.
 local argparse = require "argparse"
 local files = require "auditrun.files"
+local incremental = require "auditrun.incremental"
 local json = require "auditrun.json"
 local metrics = require "auditrun.metrics"
 local records = require "auditrun.records"
 local task = require "auditrun.task"
+local time = require "auditrun.time"
 
 local M = {}
 
@@ -51,17 +53,31 @@ function M.seconds(s)
   return n
 end
 
+--- A duration: a whole number of seconds, or with s, m, h or d after it.
+function M.duration(s)
+  local n, unit = s:match("^%s*(%d+)%s*([smhd]?)%s*$")
+  n = n and math.tointeger(tonumber(n))
+  if not n then return nil, "'" .. s .. "' is not a duration (90s, 15m, 2h, 1d)" end
+  return n * ({ [""] = 1, s = 1, m = 60, h = 3600, d = 86400 })[unit]
+end
+
 -- yyyy-MM-dd or yyyy-MM-ddTHH:mm:ss, as the services take them; a bare date
 -- is the start of that day (from) or its last second (to).
-local function time_converter(end_of_day)
+local function time_converter(end_of_day, flag)
   return function(s)
-    if s:match("^%d%d%d%d%-%d%d%-%d%d$") then return s .. (end_of_day and "T23:59:59" or "T00:00:00") end
-    if s:match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d$") then return s end
-    return nil, "must be a date (2025-06-30) or a time (2025-06-30T08:00:00), not '" .. s .. "'"
+    local t
+    if s:match("^%d%d%d%d%-%d%d%-%d%d$") then
+      t = s .. (end_of_day and "T23:59:59" or "T00:00:00")
+    elseif s:match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d$") then
+      t = s
+    end
+    -- The shape alone lets 2025-13-45 through: said here, before anything is read.
+    if t and time.parse(t) then return t end
+    return nil, flag .. " must be a date (2025-06-30) or a time (2025-06-30T08:00:00), not '" .. s .. "'"
   end
 end
-M.from_time = time_converter(false)
-M.to_time = time_converter(true)
+M.from_time = time_converter(false, "--from")
+M.to_time = time_converter(true, "--to")
 
 --- time_flags(p, {from=, to=}): --from and --to, each a date (its first or
 --- last second, UTC) or a time; the notes end their help lines.
@@ -161,6 +177,23 @@ local function records_output(o, name)
   end
 end
 
+-- --incremental and its --out-dir: a usage error message, or nil. An
+-- incremental run names its own files; --out names one file.
+local function incremental_output(o)
+  if o.incremental then
+    if not o.out_dir then return "--incremental needs --out-dir DIR: the folder of the series' files" end
+    if o.out then
+      return "--incremental writes a file per run in --out-dir; --out names one file: give one of the two"
+    end
+    o.format = o.format or "jsonl"
+    if o.csv_raw and o.format ~= "csv" then return "--csv-raw is for CSV (--format csv)" end
+  elseif o.out_dir then
+    return "--out-dir is for --incremental runs; a single run writes --out FILE"
+  elseif o.lookback then
+    return "--lookback is for --incremental runs"
+  end
+end
+
 local function common_flags(p, spec)
   p:option("--profile", "The config file profile to sign in with (as auditrun --profile NAME).")
     :argname("NAME")
@@ -192,6 +225,18 @@ local function common_flags(p, spec)
       .. "table, records, in the CSV's columns (nested values as JSON text). Default: what the extension of --out "
       .. "says (.jsonl, .ndjson, .csv, .sqlite, .db), else jsonl.")
       :choices { "jsonl", "csv", "sqlite" }
+    if spec.incremental then
+      p:flag("--incremental", "One run of a series (cron, a timer): read on from where the last completed run with "
+        .. "the same settings into --out-dir ended, up to --to (default: now less " .. (incremental.SAFETY_LAG // 60)
+        .. " minutes), into a file of its own, DIR/" .. spec.name .. "_<from>_<to>.<ext>. Every event is written "
+        .. "once across all runs. The first run starts at --from" .. (spec.incremental_default or "") .. ".")
+      p:option("--out-dir", "With --incremental: the folder of the series' files and its bookmark (in "
+        .. "DIR/.auditrun/incremental/).")
+        :argname("DIR")
+      p:option("--lookback", "With --incremental: read this much before where the last run ended again, for "
+        .. "events that reach the service late (90s, 15m, 2h, 1d); those written before are not written again.")
+        :argname("DURATION"):convert(M.duration)
+    end
     p:flag("--csv-raw", "CSV: write every cell as the vendor gave it, for programs that read the file. By default a "
       .. "text a spreadsheet would run as a formula (one starting with = + - @, a tab or a carriage return; not a "
       .. "plain negative number) gets a leading ' so it shows as text.")
@@ -211,11 +256,13 @@ end
 --- The options that do not change what a run writes: how it talks (-q,
 --- -v, --log-format, --progress-every, --metrics), how hard and how long
 --- it tries (--max-attempts, --job-timeout), whether it writes at all
---- (--dry-run), where it writes (--out) and --fresh. Every other option
+--- (--dry-run), where it writes (--out, --out-dir), --fresh, and how a
+--- series of runs reads on (--incremental, --lookback: auditrun.incremental). Every other option
 --- (the range, filters, API, batch size, profile ...) defines the answer.
 M.NOT_THE_ANSWER = { quiet = true, verbose = true, log_format = true, max_attempts = true, job_timeout = true,
-                     progress_every = true, metrics = true, dry_run = true, out = true, fresh = true, name = true,
-                     kind = true, answer = true, access = true, compare = true }
+                     progress_every = true, metrics = true, incremental = true, out_dir = true, lookback = true,
+                     dry_run = true, out = true, fresh = true, name = true, kind = true, answer = true,
+                     access = true, compare = true }
 
 --- answer(opts, lists) -> {["--flag"] = value}: what defines the output
 --- of a run with these parsed options (an option not given is left out;
@@ -347,7 +394,7 @@ function M.parse(spec, ...)
     M.measure(opts)
   end
   if spec.kind == "records" then
-    local why = records_output(opts, spec.name)
+    local why = incremental_output(opts) or (not opts.incremental and records_output(opts, spec.name))
     if why then M.usage_error(spec, why) end
   end
   if spec.check then

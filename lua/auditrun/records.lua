@@ -184,6 +184,9 @@ local function save(self)
   })
 end
 
+--- state_path(path) -> the hidden record beside a records file.
+M.state_path = state_path
+
 --- format_of(path) -> "csv", "jsonl" or "sqlite" when the extension of
 --- path names one (.csv; .jsonl, .ndjson; .sqlite, .sqlite3, .db; in any
 --- case), else nil.

@@ -408,6 +408,8 @@ function M.records(opts, o)
                            every = opts.progress_every }
   log.listen(p:listener())
   local name = opts.name or "records"
+  -- The name the lines give the file (an incremental run writes a hidden one first).
+  local shown = opts.shown_out or opts.out
   if opts.fresh then
     local moved = errors.try(records.set_aside(opts.out))
     if moved then
@@ -442,8 +444,10 @@ function M.records(opts, o)
       files = { { file = opts.out:match("([^/]*)$"), bytes = w.bytes, rows = w.rows, sha256 = w.sha256,
                   complete = true } },
     }))
-    p:say(string.format("%s: %s is complete from an earlier run (%d rows); rerun with --fresh to fetch it again",
-      name, opts.out, w.rows))
+    if not opts.shown_out then
+      p:say(string.format("%s: %s is complete from an earlier run (%d rows); rerun with --fresh to fetch it again",
+        name, opts.out, w.rows))
+    end
     return w
   end
   local warnings, counted = o.warnings or {}, {}
@@ -511,14 +515,14 @@ function M.records(opts, o)
       errors.try(w:checkpoint())
       w:abandon()
     else
+      if o.before_close then o.before_close() end
       errors.try(w:close())
     end
   end)
   c.bytes = w.bytes
-  metrics.set("rows_written", c.done)
-  local failures = 0
-  for _, what in ipairs(counted) do failures = failures + counts[what] end
-  metrics.set("failures", failures)
+  -- Added: an incremental run may write more than one window.
+  metrics.add("rows_written", c.done)
+  for _, what in ipairs(counted) do metrics.add("failures", counts[what]) end
   p:close()
   if not ok then
     w:abandon()
@@ -528,8 +532,9 @@ function M.records(opts, o)
     -- With nothing written the error alone says it (a wrong password: one line).
     -- The rows kept are those of the last checkpoint (after a failed write, fewer than were sent).
     if w.saved_rows > 0 then
-      p:say(string.format("%s: stopped after %d rows in %s%s; run again with the same --out to resume (%s says "
-        .. "what is not covered)", name, w.saved_rows, opts.out, p:warning_summary(), coverage.path(opts.out)))
+      p:say(string.format("%s: stopped after %d rows in %s%s; run again with the same %s to resume (%s says "
+        .. "what is not covered)", name, w.saved_rows, shown, p:warning_summary(),
+        opts.shown_out and "--out-dir" or "--out", coverage.path(opts.out)))
     end
     error(err, 0)
   end
@@ -538,12 +543,12 @@ function M.records(opts, o)
   for _, what in ipairs(counted) do noted[#noted + 1] = string.format("%s %d", what, counts[what]) end
   local seconds = p:elapsed()
   local text = string.format("%s: %d rows in %s (%s, %d from an earlier run), %s in %s%s%s%s%s", name, w.rows,
-    opts.out, opts.format, earlier, progress.bytes(w.bytes), progress.duration(seconds),
+    shown, opts.format, earlier, progress.bytes(w.bytes), progress.duration(seconds),
     #noted > 0 and ("; " .. table.concat(noted, ", ")) or "", p:warning_summary(),
     w.neutralised > 0 and string.format("; %d cells that a spreadsheet would run as formulas start with ' "
       .. "(--csv-raw writes them as they are)", w.neutralised) or "",
     #dropped > 0 and ("; not in the CSV columns: " .. table.concat(dropped, ", ")) or "")
-  local fields = { workflow = name, out = opts.out, format = opts.format, rows = w.rows, earlier = earlier,
+  local fields = { workflow = name, out = shown, format = opts.format, rows = w.rows, earlier = earlier,
                    bytes = w.bytes, seconds = math.floor(seconds * 1000 + 0.5) / 1000, complete = not incomplete,
                    neutralised = w.neutralised }
   for _, what in ipairs(counted) do fields[what] = counts[what] end
@@ -562,6 +567,22 @@ function M.records(opts, o)
     error(errors.new("incomplete", table.concat(parts, "; ")), 0)
   end
   return w
+end
+
+--- windowed(opts, o): a records workflow over a time range, run once or,
+--- with --incremental, as one run of a series (auditrun.incremental). o:
+--- source = function(from, to, out) -> what records() takes, for the range
+--- from and to (texts as --from and --to take them, to included; nil: the
+--- workflow's default) written to the file out; time_of(row) -> seconds | nil; id_of(row) -> the
+--- vendor's id of a row (default: a digest of it); default_from(to) -> the
+--- first incremental run's start without --from; first_from_required: the
+--- first incremental run needs --from.
+function M.windowed(opts, o)
+  if not opts.incremental then return M.records(opts, o.source(opts.from, opts.to, opts.out)) end
+  -- The series' own lines (where a window went, what was skipped): as the summary is.
+  local p = progress.new { format = opts.log_format, live = false }
+  local say = function(text) p:summary(text, { workflow = opts.name, out_dir = opts.out_dir }) end
+  require("auditrun.incremental").run(opts, o, M.records, say)
 end
 
 return M

@@ -198,11 +198,17 @@ function createActivity({ tokenTtl = 900, now = Date.now(), hostile = false } = 
     // would hold row n (from 0) of a log's answer ends just before it, as a
     // service that caps one page below the others; the rows go on after.
     evShortAt: 0,
+    // ExaVault's endDate taken as the end, not included (1), instead of
+    // included (0), and startDate as "after" (1) instead of "from" (0): a
+    // client must rely on neither.
+    evEndExclusive: 0, evStartExclusive: 0,
   };
   const state = { config: { ...defaults }, requests: [], faults: [], tokens: new Map(), stats: { dc_tokens: 0 } };
   let dc;
   let ev;
+  let evAdded = 0;
   function reseed() {
+    evAdded = 0;
     const c = state.config;
     dc = seedDealCloud({ start: c.dcStart, days: c.dcDays, perDay: c.dcPerDay, seed: 7 });
     oddDealCloud(dc.rows, c);
@@ -327,7 +333,8 @@ function createActivity({ tokenTtl = 900, now = Date.now(), hostile = false } = 
     if (!Number.isInteger(offset) || offset < 0 || !Number.isInteger(limit) || limit < 1) {
       return evBad('offset and limit must be whole numbers (limit at least 1).');
     }
-    let out = rows.filter((r) => r._t >= start && r._t <= end);
+    let out = rows.filter((r) => (state.config.evStartExclusive ? r._t > start : r._t >= start)
+      && (state.config.evEndExclusive ? r._t < end : r._t <= end));
     for (const [param, attr, kind] of filters) {
       if (!p.has(param)) continue;
       const want = p.get(param);
@@ -437,6 +444,31 @@ function createActivity({ tokenTtl = 900, now = Date.now(), hostile = false } = 
       const to = parseTime(url.searchParams.get('to'));
       const rows = dc.rows.filter((r) => r._t >= from && r._t < to);
       return { count: rows.length, sessions: rows.map((r) => r.sessionId), midnight: rows.filter((r) => r._t % DAY === 0).length };
+    },
+    // More session log entries, all stamped `date` (one second: a burst, or
+    // a late event stamped in the past): {date, count, user}. Their ids
+    // follow the last one; the log stays in time order.
+    'POST /exavault/sessions': (b) => {
+      const t = parseTime(b.date);
+      if (Number.isNaN(t)) throw new Error('date must be a time');
+      const count = Number.isInteger(b.count) && b.count > 0 ? b.count : 1;
+      const added = [];
+      for (let i = 0; i < count; i++) {
+        const id = String(900000 + evAdded++);
+        const row = {
+          type: 'sessionActivity', id,
+          attributes: {
+            date: new Date(t).toISOString().replace(/\.\d+Z$/, 'Z'), ipAddress: '192.0.2.200', userName: b.user || 'burst',
+            protocol: 'web', operation: 'RETR', bytesTransferred: i, fileSource: `/burst/file${id}.pdf`, fileDest: '',
+            duration: 1, sessionId: `burst-${id}`,
+          },
+          _t: t,
+        };
+        ev.sessions.push(row);
+        added.push(id);
+      }
+      ev.sessions.sort((a, b2) => a._t - b2._t || Number(a.id) - Number(b2.id));
+      return { ids: added };
     },
     'GET /tenant': () => summary(),
     'POST /config': (b) => setConfig(b),

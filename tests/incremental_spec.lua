@@ -1,0 +1,246 @@
+-- --incremental runs by the host against the sandbox's ExaVault and
+-- DealCloud logs: a series of runs into one --out-dir writes every event
+-- exactly once, with events stamped in the second a window ends and the
+-- one the next starts, whether the service takes its end date as included
+-- or not; an empty window still moves the bookmark; a run killed with
+-- kill -9 is finished by the next one; --lookback collects events that
+-- arrived late without writing the others again.
+local sandbox = require "tests.helper.sandbox"
+local cjson = require "cjson"
+local host = require "tests.helper.host"
+local time = require "auditrun.time"
+local util = require "tests.helper.util"
+
+local DAY = 86400
+
+local function lines(path)
+  local out = {}
+  local f = io.open(path, "rb")
+  if not f then return out end
+  for l in f:lines() do out[#out + 1] = l end
+  f:close()
+  return out
+end
+
+local function ls(dir, pattern)
+  local out = {}
+  for name in util.sh("ls -A " .. dir .. " 2>/dev/null"):gmatch("[^\n]+") do
+    if name:match(pattern) then out[#out + 1] = name end
+  end
+  table.sort(out)
+  return out
+end
+
+local function iso(t) return time.iso(t):sub(1, 19) end
+
+describe("--incremental", function()
+  local sb = sandbox.for_describe()
+  local t, dir
+
+  local function control(method, path, body) return sb:activity_control(method, path, body) end
+
+  local function env()
+    return {
+      HOME = "/nonexistent", AUDITRUN_CA_FILE = sb.ca_file,
+      AUDITRUN_DEALCLOUD_URL = sb.url .. "/dealcloud", AUDITRUN_DEALCLOUD_CLIENT_ID = t.dealcloud.client_id,
+      AUDITRUN_DEALCLOUD_CLIENT_SECRET = t.dealcloud.client_secret,
+      AUDITRUN_EXAVAULT_URL = sb.url .. "/exavault/api/v2", AUDITRUN_EXAVAULT_API_KEY = t.exavault.api_key,
+      AUDITRUN_EXAVAULT_ACCESS_TOKEN = t.exavault.access_token,
+    }
+  end
+
+  before_each(function()
+    control("POST", "/reset")
+    t = control("GET", "/tenant")
+    dir = util.tempdir()
+  end)
+  after_each(function() os.execute("rm -rf " .. dir) end)
+
+  local today = os.time() // DAY * DAY
+  local B = today - DAY + 43200  -- a boundary second, yesterday noon
+  local FIRST = iso(today - 401 * DAY)
+
+  local function add(at, count) return control("POST", "/exavault/sessions", { date = time.iso(at), count = count }).ids end
+
+  local function run(out, ...)
+    local args = { "exavault-sessions", "--incremental", "--out-dir", out, "-q", ... }
+    local code, _, err = host.run(args, { env = env() })
+    return code, err
+  end
+
+  -- Every id of every file of the series, with the file it is in; each once.
+  local function series(out)
+    local where, n = {}, 0
+    for _, name in ipairs(ls(out, "^exavault%-sessions_.*%.jsonl$")) do
+      for _, l in ipairs(lines(out .. "/" .. name)) do
+        local id = cjson.decode(l).id
+        assert.is_nil(where[id], "written twice: " .. id .. " in " .. name .. " and " .. tostring(where[id]))
+        where[id] = name
+        n = n + 1
+      end
+    end
+    return where, n
+  end
+
+  local function bookmark(out, workflow)
+    local text = assert(util.read(out .. "/.auditrun/incremental/" .. (workflow or "exavault-sessions") .. ".json"))
+    return cjson.decode(text)
+  end
+
+  for _, ends in ipairs { { 0, 0, "end date included" }, { 0, 1, "end date not included" },
+                          { 1, 0, "start date taken as after" }, { 1, 1, "both ends left out" } } do
+    it("writes each event once across runs, at the boundary second too (" .. ends[3] .. ")", function()
+      control("POST", "/config", { evStartExclusive = ends[1], evEndExclusive = ends[2] })
+      local at_b, after_b = add(B, 3), add(B + 1, 3)
+      local out = dir .. "/series"
+      local code, err = run(out, "--from", FIRST, "--to", iso(B))
+      assert.equal(0, code, err)
+      local first = "exavault-sessions_" .. os.date("!%Y%m%dT%H%M%SZ", today - 401 * DAY) .. "_"
+        .. os.date("!%Y%m%dT%H%M%SZ", B + 1) .. ".jsonl"
+      assert.same({ first }, ls(out, "^exavault.*%.jsonl$"))
+      -- Its coverage report takes the file's name with it.
+      assert.same({ first .. ".coverage.json" }, ls(out, "^exavault.*%.coverage%.json$"))
+      assert.equal(B + 1, bookmark(out).to)
+      -- --from again (as a cron line has it): the series goes on from its bookmark.
+      code, err = run(out, "--from", FIRST, "--to", iso(B + 10))
+      assert.equal(0, code, err)
+      assert.matches("continuing the series", err)
+      -- A window with nothing in it: an empty file, and the bookmark moves.
+      code, err = run(out, "--to", iso(B + 20))
+      assert.equal(0, code, err)
+      local empty = out .. "/exavault-sessions_" .. os.date("!%Y%m%dT%H%M%SZ", B + 11) .. "_"
+        .. os.date("!%Y%m%dT%H%M%SZ", B + 21) .. ".jsonl"
+      assert.equal("", util.read(empty))
+      assert.equal(B + 21, bookmark(out).to)
+      -- Up to now less the safety lag.
+      code, err = run(out)
+      assert.equal(0, code, err)
+      assert.is_true(bookmark(out).to <= os.time() - 300 and bookmark(out).to > os.time() - 400)
+      local where, n = series(out)
+      assert.equal(t.exavault.sessions + 6, n)
+      for _, id in ipairs(at_b) do assert.equal(first, where[id]) end
+      for _, id in ipairs(after_b) do assert.matches("_" .. os.date("!%Y%m%dT%H%M%SZ", B + 1) .. "_", where[id]) end
+      -- Nothing new: no file, no change.
+      local before = #ls(out, "^exavault.*%.jsonl$")
+      code, err = run(out, "--to", iso(B + 5))
+      assert.equal(0, code, err)
+      assert.matches("nothing new to read", err)
+      assert.equal(before, #ls(out, "^exavault.*%.jsonl$"))
+    end)
+  end
+
+  it("finishes a window killed with kill -9 in the next run, each event once", function()
+    local out = dir .. "/series"
+    local code, err = run(out, "--from", FIRST, "--to", iso(today - 200 * DAY))
+    assert.equal(0, code, err)
+    control("POST", "/faults", { match = "GET /exavault/api/v2/activity/session", delay_ms = 300, times = 1000 })
+    local h = host.start({ "exavault-sessions", "--incremental", "--out-dir", out, "-q", "--to", iso(B) },
+      { env = env() })
+    local partial
+    for _ = 1, 600 do
+      partial = ls(out, "%.part$")[1]
+      if partial and #lines(out .. "/" .. partial) >= 500 then break end
+      os.execute("sleep 0.05")
+    end
+    h:signal("KILL")
+    h:wait(20)
+    assert.is_truthy(partial, "no hidden file while the window was read")
+    assert.equal(1, #ls(out, "^exavault.*%.jsonl$"), "a file took its name before its window was read")
+    assert.is_table(bookmark(out).pending)
+    control("DELETE", "/faults")
+    -- The next run (with another --to) finishes the killed window first, then reads on.
+    code, err = run(out, "--to", iso(B + 100))
+    assert.equal(0, code, err)
+    assert.same({}, ls(out, "%.part"))
+    assert.equal(3, #ls(out, "^exavault.*%.jsonl$"))
+    assert.equal(B + 101, bookmark(out).to)
+    assert.equal(cjson.null, bookmark(out).pending or cjson.null)
+    series(out)
+    code, err = run(out)
+    assert.equal(0, code, err)
+    local _, n = series(out)
+    assert.equal(t.exavault.sessions, n)
+  end)
+
+  it("--lookback writes events that arrived late once, and the others not again", function()
+    local out = dir .. "/series"
+    local at_b = add(B, 2)
+    local code, err = run(out, "--from", FIRST, "--to", iso(B), "--lookback", "1m")
+    assert.equal(0, code, err)
+    -- Late arrivals: one inside the lookback, one before it.
+    local late = add(B - 30, 1)
+    local too_late = add(B - 200, 1)
+    code, err = run(out, "--to", iso(B + 5), "--lookback", "1m")
+    assert.equal(0, code, err)
+    local where = series(out)
+    assert.matches("_" .. os.date("!%Y%m%dT%H%M%SZ", B + 1) .. "_", where[late[1]])
+    assert.is_nil(where[too_late[1]])
+    for _, id in ipairs(at_b) do assert.is_truthy(where[id]) end
+    -- Again with nothing new: nothing written twice.
+    code, err = run(out, "--to", iso(B + 10), "--lookback", "1m")
+    assert.equal(0, code, err)
+    series(out)
+  end)
+
+  it("DealCloud: a series across a day boundary writes each row once", function()
+    local from = time.parse(t.dealcloud.start)
+    local out = dir .. "/dc"
+    local ends = { from + 100 * DAY, from + 100 * DAY + 1, from + 200 * DAY - 1, from + 365 * DAY }
+    local code, _, err = host.run({ "dealcloud-activity", "--incremental", "--out-dir", out, "-q", "--from", iso(from),
+                                    "--to", iso(ends[1] - 1) }, { env = env() })
+    assert.equal(0, code, err)
+    for i = 2, #ends do
+      code, _, err = host.run({ "dealcloud-activity", "--incremental", "--out-dir", out, "-q",
+                                "--to", iso(ends[i] - 1) }, { env = env() })
+      assert.equal(0, code, err)
+    end
+    local want = control("GET", ("/dealcloud/rows?from=%s&to=%s"):format(time.iso(from), time.iso(ends[#ends])))
+    local got, names = {}, ls(out, "^dealcloud%-activity_.*%.jsonl$")
+    assert.equal(#ends, #names)
+    for _, name in ipairs(names) do
+      for _, l in ipairs(lines(out .. "/" .. name)) do got[#got + 1] = cjson.decode(l).sessionId end
+    end
+    assert.same(want.sessions, got)
+  end)
+
+  it("activity-timeline: the files of a series hold what one run over the whole range holds", function()
+    local from, to = today - 400 * DAY, today - 330 * DAY
+    local split = today - 365 * DAY + 12345
+    local code, _, err = host.run({ "activity-timeline", "--from", iso(from), "--to", iso(to - 1), "--out",
+                                    dir .. "/all.jsonl", "-q" }, { env = env() })
+    assert.equal(0, code, err)
+    local out = dir .. "/tl"
+    code, _, err = host.run({ "activity-timeline", "--incremental", "--out-dir", out, "-q" }, { env = env() })
+    assert.equal(2, code)
+    assert.matches("needs %-%-from", err)
+    for _, args in ipairs { { "--from", iso(from), "--to", iso(split - 1) }, { "--to", iso(split) },
+                            { "--to", iso(to - 1) } } do
+      code, _, err = host.run({ "activity-timeline", "--incremental", "--out-dir", out, "-q", table.unpack(args) },
+        { env = env() })
+      assert.equal(0, code, err)
+    end
+    local names = ls(out, "^activity%-timeline_.*%.jsonl$")
+    assert.equal(3, #names)
+    local joined = {}
+    for _, name in ipairs(names) do joined[#joined + 1] = util.read(out .. "/" .. name) end
+    local all = util.read(dir .. "/all.jsonl")
+    assert.is_true(#lines(dir .. "/all.jsonl") > 100)
+    assert.equal(all, table.concat(joined))
+  end)
+
+  it("refuses --out with --incremental, --out-dir without it, and another series' settings", function()
+    local code, _, err = host.run({ "exavault-sessions", "--incremental", "--out", dir .. "/x.jsonl" }, { env = env() })
+    assert.equal(2, code)
+    assert.matches("%-%-incremental", err)
+    code, _, err = host.run({ "exavault-sessions", "--out-dir", dir }, { env = env() })
+    assert.equal(2, code)
+    assert.matches("%-%-out%-dir is for %-%-incremental", err)
+    local out = dir .. "/series"
+    local c
+    c, err = run(out, "--from", FIRST, "--to", iso(B), "--user", "jdoe")
+    assert.equal(0, c, err)
+    c, err = run(out, "--to", iso(B + 10), "--user", "asmith")
+    assert.equal(2, c)
+    assert.matches("%-%-user", err)
+  end)
+end)

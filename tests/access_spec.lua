@@ -182,6 +182,23 @@ describe("access table", function()
       sql_value(db, "select count(*) from access where external"))
   end)
 
+  it("failed reports: the table holds the rows of those that landed, the page says so, the rerun completes it", function()
+    local dir = home .. "/failed"
+    sb:control("POST", "/faults", { { match = "/access/export", job_fails = true, times = 3 } })
+    local code, _, err = host.run({ "external-group-access", "--out", dir, "--max-attempts", "1", "-q" }, { env = env })
+    assert.equal(1, code, err)
+    assert.matches("access table: %d+ rows", err)
+    assert_table_is_reports(dir)
+    assert.equal(3, reports.summary(dir).failed)
+    assert.equal("3", sql_value(dir .. "/access.sqlite", "select reports_failed from runs"))
+    assert.matches('id="incomplete">Incomplete: 3 of ', util.read(dir .. "/summary.html"))
+    sb:control("DELETE", "/faults")
+    run { "external-group-access", "--out", dir }
+    assert_table_is_reports(dir)
+    assert.is_nil(util.read(dir .. "/summary.html"):find('id="incomplete"', 1, true))
+    assert.same({ "3", "0" }, sql(dir .. "/access.sqlite", "select reports_failed from runs order by rowid"))
+  end)
+
   it("a table that cannot be written: one line naming it, exit 1, the reports still listed", function()
     local dir = home .. "/refused"
     os.execute("mkdir -p " .. q(dir .. "/access.csv"))

@@ -173,6 +173,23 @@ describe("access table", function()
     assert.equal("0", sql_value(db, "select count(*) from access where principal_email like '%#ext#%'"))
   end)
 
+  it("site-permissions --google: each row's drive, e-mails from the principal, anyone is external", function()
+    local tenant = sb:control("GET", "/tenant")
+    local drives = home .. "/drives.txt"
+    util.write(drives, table.concat(tenant.google.sharedDrives, "\n") .. "\n")
+    local dir = home .. "/google"
+    run { "site-permissions", "--google", "--drives", drives, "--out", dir }
+    assert_table_is_reports(dir)
+    local db = dir .. "/access.sqlite"
+    assert.equal("0", sql_value(db, "select count(*) from access where group_id is null "
+      .. "or group_id <> json_extract(extra, '$.\"Drive ID\"')"))
+    assert.equal("0", sql_value(db, "select count(*) from access where principal_type = 'user' "
+      .. "and principal_email is null"))
+    local anyone = tonumber(sql_value(db, "select count(*) from access where principal_type = 'anyone'"))
+    assert.is_true(anyone > 0)
+    assert.equal(tostring(anyone), sql_value(db, "select count(*) from access where external"))
+  end)
+
   it("sharing-links: anyone links are reachable from outside", function()
     local dir = home .. "/links"
     run { "sharing-links", "--from", "2015-01-01", "--out", dir }

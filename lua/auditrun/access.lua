@@ -43,6 +43,7 @@ local FIELDS = {
   principal_type = { "^principal ?type$", "^user ?type$" },
   external = { "^is ?external ?user$", "^is ?external$", "^external$", "^is ?guest$" },
   link_type = { "^link ?type$" },
+  drive_id = { "^drive ?id$" },
 }
 -- When the first choice is empty in a row: how it is inherited.
 local FALLBACK = { via = { "^inherit ?type$", "^inheritance$" } }
@@ -103,8 +104,8 @@ local function sheet_layout(header)
   local fallback = sheets.layout(header, FALLBACK)
   local used = {}
   for f, i in pairs(at) do
-    -- The link type only decides `external`: it stays in extra.
-    if f ~= "link_type" then used[i] = true end
+    -- The link type and the drive only help decide other columns: they stay in extra.
+    if f ~= "link_type" and f ~= "drive_id" then used[i] = true end
   end
   for _, i in pairs(fallback) do used[i] = true end
   -- The report's other columns, kept by their header in `extra`.
@@ -133,8 +134,8 @@ local function report_rows(dir, entry, tmpdir, summary)
     local function get(i) return i and row[i] end
     local g = get(at.group_name)
     if g and summary.group_by_name[g] then return summary.group_by_name[g].id end
-    local named = { g, get(at.principal), get(at.principal_email) }
-    for i = 1, 3 do
+    local named = { g, get(at.principal), get(at.principal_email), get(at.drive_id) }
+    for i = 1, 4 do
       local v = named[i]
       if v and by_subject[v:lower()] then return by_subject[v:lower()] end
     end
@@ -210,10 +211,12 @@ local function report_rows(dir, entry, tmpdir, summary)
           local lt = get("link_type")
           if out.external == nil and lt then out.external = tostring(lt):lower():find("anyone", 1, true) ~= nil end
         end
+        out.principal_email = out.principal_email or email_of(out.principal)
         if out.external == nil or out.external == false then
           local t = out.principal_type and tostring(out.principal_type):lower() or ""
+          -- A guest, an external user, or anyone with the link (Google's "anyone").
           if guest_login(out.principal) or guest_login(out.principal_email) or t:find("guest", 1, true)
-            or t:find("external", 1, true) then
+            or t:find("external", 1, true) or t == "anyone" then
             out.external = true
           end
         end

@@ -33,8 +33,10 @@ static void usage(FILE *f) {
           "usage: %s [--profile NAME] SCRIPT.lua [ARGS...]   run a Lua script\n"
           "       %s [--profile NAME] WORKFLOW [ARGS...]     run a bundled workflow\n"
           "       %s [--profile NAME] config                 show the settings in effect\n"
+          "       %s --each-profile [--profiles A,B] WORKFLOW [ARGS...]\n"
+          "                                           run a workflow for each profile\n"
           "       %s --list | --version | --help\n",
-          progname, progname, progname, progname);
+          progname, progname, progname, progname, progname);
 }
 
 static void help(void) {
@@ -44,6 +46,12 @@ static void help(void) {
          "  --profile NAME, --profile=NAME\n"
          "                  use profile NAME of the config file (default: the profile\n"
          "                  named \"default\", if there is one)\n"
+         "  --each-profile  run WORKFLOW once for each profile of the config file, one\n"
+         "                  after another in this process (each tenant with its own five\n"
+         "                  export slots); --out and --out-dir are parent folders with a\n"
+         "                  folder per profile; a summary line per profile; exit 1 when\n"
+         "                  any failed\n"
+         "  --profiles A,B  with --each-profile: only these profiles\n"
          "  --list          list the bundled workflows, a line each\n"
          "  --version       print the version\n"
          "  -h, --help      print this help; WORKFLOW --help prints a workflow's own\n"
@@ -272,7 +280,8 @@ static int pmain(lua_State *L) {
   char **argv = (char **)lua_touserdata(L, 2);
   int *exit_code = (int *)lua_touserdata(L, 3);
   char path[PATH_MAX + 300];
-  int i = 1, n;
+  int i = 1, n, each_profile = 0, profile_given = 0;
+  const char *profiles = NULL;
 
   luaL_checkversion(L);
   luaL_openlibs(L);
@@ -296,6 +305,13 @@ static int pmain(lua_State *L) {
       if (name[0] == '\0' || name[0] == '-')
         return usage_error(exit_code, "%s needs a profile name: --profile NAME", "--profile");
       setenv("AUDITRUN_PROFILE", name, 1);
+      profile_given = 1;
+    } else if (strcmp(a, "--each-profile") == 0) {
+      each_profile = 1;
+    } else if (strncmp(a, "--profiles=", 11) == 0 || strcmp(a, "--profiles") == 0) {
+      profiles = a[10] == '=' ? a + 11 : (i + 1 < argc ? argv[++i] : "");
+      if (profiles[0] == '\0' || profiles[0] == '-')
+        return usage_error(exit_code, "%s needs profile names: --profiles a,b,c", "--profiles");
     } else if (strcmp(a, "--") == 0) {
       i++;
       break;
@@ -303,6 +319,11 @@ static int pmain(lua_State *L) {
       return usage_error(exit_code, "unknown option '%s'", a);
     }
   }
+  if (profiles && !each_profile)
+    return usage_error(exit_code, "%s picks the profiles of --each-profile: give both", "--profiles");
+  if (each_profile && profile_given)
+    return usage_error(exit_code, "%s picks every profile (or those of --profiles): leave --profile out",
+                       "--each-profile");
   if (i >= argc) {
     usage(stderr);
     *exit_code = EXIT_USAGE;
@@ -337,9 +358,20 @@ static int pmain(lua_State *L) {
   }
   lua_getfield(L, -1, "main");
   lua_remove(L, -2);
-  if (luaL_loadfile(L, path) != LUA_OK) goto failed;
   n = argc - i - 1;
-  luaL_checkstack(L, n, "too many arguments to script");
+  if (each_profile) {
+    /* auditrun.each runs the script once per profile: its path, its name
+     * and the profiles come before the script's own arguments. */
+    if (luaL_loadstring(L, "return require('auditrun.each').run(...)") != LUA_OK) goto failed;
+    luaL_checkstack(L, n + 3, "too many arguments to script");
+    lua_pushstring(L, path);
+    lua_pushstring(L, argv[i]);
+    lua_pushstring(L, profiles ? profiles : "");
+    n += 3;
+  } else {
+    if (luaL_loadfile(L, path) != LUA_OK) goto failed;
+    luaL_checkstack(L, n, "too many arguments to script");
+  }
   for (int j = i + 1; j < argc; j++) lua_pushstring(L, argv[j]);
   if (docall(L, n + 1, 2) != LUA_OK) goto failed;
   if (lua_isstring(L, -1)) report(lua_tostring(L, -1));

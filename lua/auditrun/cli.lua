@@ -22,6 +22,7 @@
 -- with its output, and a rerun into that output with other options is
 -- refused (answer_change) unless it starts over with --fresh.
 local argparse = require "argparse"
+local errors = require "auditrun.errors"
 local files = require "auditrun.files"
 local incremental = require "auditrun.incremental"
 local json = require "auditrun.json"
@@ -194,6 +195,23 @@ local function incremental_output(o)
   end
 end
 
+-- Under --each-profile (M.each = {profile=}): the profile, and --out and
+-- --out-dir as parent folders with a folder per profile in them.
+local function each_output(o, spec)
+  local name = M.each.profile
+  o.profile = name
+  if spec.kind == "export" then
+    o.out = o.out .. "/" .. name
+  elseif spec.kind == "records" then
+    if o.out_dir then o.out_dir = o.out_dir .. "/" .. name end
+    if not o.incremental then
+      local parent = o.out or "."
+      local format = o.format or "jsonl"
+      o.out = string.format("%s/%s/%s.%s", parent, name, spec.name, format)
+    end
+  end
+end
+
 local function common_flags(p, spec)
   p:option("--profile", "The config file profile to sign in with (as auditrun --profile NAME).")
     :argname("NAME")
@@ -349,6 +367,11 @@ end
 --- usage_error(spec, message): the usage line and one error line on
 --- stderr, exit 2. For checks argparse cannot express (one of two flags).
 function M.usage_error(spec, message)
+  if M.each then
+    -- Under --each-profile the loop says it once and stops (auditrun.each).
+    error(errors.new("usage", string.format("%s: %s (auditrun %s --help lists the flags)", spec.name, message,
+      spec.name)), 0)
+  end
   io.stderr:write(M.parser(spec):get_usage(), "\n", "auditrun: ", spec.name, ": ", message,
     " (auditrun ", spec.name, " --help lists the flags)\n")
   leave(M.EXIT_USAGE)
@@ -387,6 +410,7 @@ function M.parse(spec, ...)
   opts.access = spec.access
   if opts.profile == nil then opts.profile = os.getenv("AUDITRUN_PROFILE") end
   if opts.profile == "" then opts.profile = nil end
+  if M.each then each_output(opts, spec) end
   if opts.metrics then
     -- A file that cannot be written is said now, not after the run.
     local why = metrics.check(opts.metrics)

@@ -201,14 +201,11 @@ local function check_mode(path, profiles, from_env)
   end
 end
 
---- Reads the named profile of a config file: the profile's table | nil,
---- err. A missing file is no error unless it was asked for by name.
-function M.read_file(path, profile, required)
+-- Every profile of a config file: {name = table} | nil, err; nil, nil
+-- when there is no file.
+local function read_profiles(path)
   local f = io.open(path, "r")
-  if not f then
-    if required then return fail("config file " .. path .. " cannot be read") end
-    return {}
-  end
+  if not f then return nil, nil end
   f:close()
   -- A config file is data: it runs with no globals but os.getenv (to
   -- read a secret from the environment) and error (to refuse). Values it
@@ -232,6 +229,18 @@ function M.read_file(path, profile, required)
     end
   end
   check_mode(path, profiles, from_env)
+  return profiles
+end
+
+--- Reads the named profile of a config file: the profile's table | nil,
+--- err. A missing file is no error unless it was asked for by name.
+function M.read_file(path, profile, required)
+  local profiles, err = read_profiles(path)
+  if err then return nil, err end
+  if not profiles then
+    if required then return fail("config file " .. path .. " cannot be read") end
+    return {}
+  end
   local chosen = profiles[profile or "default"]
   if not chosen then
     local names = {}
@@ -248,6 +257,20 @@ function M.read_file(path, profile, required)
     return {}
   end
   return util.copy(chosen)
+end
+
+--- profiles({getenv=}) -> the names of the config file's profiles, sorted
+--- | nil, err (no config file, or one that cannot be read).
+function M.profiles(opts)
+  local path = M.default_path(reader(opts and opts.getenv))
+  if not path then return fail("no config file: set AUDITRUN_CONFIG or HOME") end
+  local profiles, err = read_profiles(path)
+  if err then return nil, err end
+  if not profiles then return fail("config file " .. path .. " cannot be read") end
+  local names = {}
+  for name in pairs(profiles) do names[#names + 1] = name end
+  table.sort(names)
+  return names, path
 end
 
 --- layers(schema, explicit, {profile=, config_path=, getenv=}) -> a list

@@ -238,4 +238,47 @@ describe("the coverage report", function()
     end
     assert.matches("unreadable " .. unreadable, err)
   end)
+
+  it("say which users' activity an export run holds, with each report's SHA-256, and which it lacks and why", function()
+    local tenant = sb:control("GET", "/tenant")
+    sb:control("POST", "/reset")
+    sb:control("POST", "/config", { jobSeconds = 0.05 })
+    -- The first export submitted ends failed, and is not tried again.
+    sb:control("POST", "/faults", { { match = "GET /insights/users/", job_fails = true, times = 1 } })
+    local users = {}
+    for i = 1, 3 do users[i] = tenant.users[i].loginName end
+    util.write(dir .. "/users.txt", table.concat(users, "\n") .. "\n")
+    local out = dir .. "/acts"
+    local e = sb:host_env(dir)
+    local code, _, err = host.run({ "user-activities", "--users", dir .. "/users.txt", "--from", "2025-01-01",
+                                    "--to", "2025-06-30", "--max-attempts", "1", "--out", out }, { env = e })
+    assert.equal(1, code, err)
+    assert.matches("coverage: " .. out:gsub("%p", "%%%0") .. "/coverage%.json %(not complete: 1 gap%(s%)%)", err)
+    local r = cjson.decode(util.read(out .. "/coverage.json"))
+    assert.equal("incomplete", r.status)
+    assert.is_false(r.complete)
+    assert.same({ from = "2025-01-01T00:00:00.000Z", to = "2025-07-01T00:00:00.000Z" }, r.range)
+    assert.equal(3, #r.sources)
+    local walked, shas = 0, {}
+    for _, f in ipairs(r.files) do shas[f.file] = f.sha256 end
+    for _, s in ipairs(r.sources) do
+      assert.same({ "insights", "user_activities_export" }, { s.vendor, s.source })
+      local w = s.windows[1]
+      if w.status == "walked" then
+        walked = walked + 1
+        assert.equal(auditrun.sha256_file(out .. "/" .. w.report.file), w.report.sha256)
+        assert.equal(w.report.sha256, shas[w.report.file])
+      else
+        assert.equal("stopped", w.status)
+        assert.same({ s.subject, "2025-01-01T00:00:00.000Z", "2025-07-01T00:00:00.000Z" },
+          { r.gaps[1].subject, r.gaps[1].from, r.gaps[1].to })
+        assert.is_string(r.gaps[1].reason)
+      end
+    end
+    assert.equal(2, walked)
+    assert.equal(1, #r.gaps)
+    -- summary.json has the section too.
+    local summary = cjson.decode(util.read(out .. "/summary.json"))
+    assert.same({ file = "coverage.json", complete = false, gaps = 1 }, summary.coverage)
+  end)
 end)

@@ -76,7 +76,9 @@ describe("a rerun with other options", function()
     code, _, err = dealcloud { "--fresh" }
     assert.equal(0, code, err)
     local aside = named(dir, "activity.jsonl.old-")
-    assert.equal(1, #aside, table.concat(util.listing(dir), " "))
+    -- The file, and its coverage report beside it.
+    assert.equal(2, #aside, table.concat(util.listing(dir), " "))
+    assert.equal(aside[1] .. ".coverage.json", aside[2])
     assert.is_truthy(err:find("is now " .. dir .. "/" .. aside[1], 1, true), err)
     assert.equal(failed, util.read(dir .. "/" .. aside[1]))
     assert.equal(1, #named(dir, "." .. aside[1] .. ".auditrun"))

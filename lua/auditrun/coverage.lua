@@ -32,6 +32,9 @@ local REPORT_FIELDS = { "format", "workflow", "status", "complete", "error", "ra
 --- path(out) -> the coverage file of an output file: <out>.coverage.json.
 function M.path(out) return out .. ".coverage.json" end
 
+--- NAME: the coverage file of an export run, in its folder.
+M.NAME = "coverage.json"
+
 local Coverage = {}
 Coverage.__index = Coverage
 
@@ -53,8 +56,10 @@ local function key(o)
   return table.concat({ o.vendor, o.source, o.subject or "", tostring(o.from or "") }, "\0")
 end
 
---- window({vendor=, source=, subject=, from=, to=}) -> the window (the same
---- one when it was declared before, in this run or the one it resumes).
+--- window({vendor=, source=, subject=, from=, to=, report=}) -> the window
+--- (the same one when it was declared before, in this run or the one it
+--- resumes). report: the window is one export's report (done(file)), with
+--- no rows counted.
 function Coverage:window(o)
   local k = key(o)
   local w = self.by_key[k]
@@ -62,8 +67,10 @@ function Coverage:window(o)
     if o.to ~= nil then w.to = o.to end
     return w
   end
+  local counted = not o.report or nil
   w = setmetatable({ vendor = o.vendor, source = o.source, subject = o.subject, from = o.from, to = o.to,
-                     status = "not_walked", pages = 0, received = 0, written = 0 }, Window)
+                     status = "not_walked", pages = counted and 0, received = counted and 0,
+                     written = counted and 0 }, Window)
   self.by_key[k] = w
   self.windows[#self.windows + 1] = w
   return w
@@ -101,8 +108,11 @@ function Window:note(text)
   self.notes[#self.notes + 1] = text
 end
 
-function Window:done()
+--- done([file]): walked to its end; file: the report an export wrote
+--- ({file=, bytes=, sha256=}).
+function Window:done(file)
   if self.status ~= "stopped" then self.status, self.reason = "walked", nil end
+  if file then self.file = file end
 end
 
 --- stop(why): the walk of the window ended before its end: the API
@@ -195,20 +205,21 @@ function Coverage:report(o)
     local wins = records.array()
     local gaps = gaps_of(s.windows, range.from, range.to, o.error)
     for i, w in ipairs(s.windows) do
-      received, written = received + w.received, written + w.written
+      if w.received then received, written = received + w.received, written + w.written end
       if w.first and (not first or w.first < first) then first = w.first end
       if w.last and (not last or w.last > last) then last = w.last end
       wins[i] = { from = iso(w.from), to = iso(w.to), status = w.status, pages = w.pages, rows_received = w.received,
                   rows_written = w.written, first_event = iso(w.first), last_event = iso(w.last),
-                  reason = w.reason, notes = w.notes }
+                  reason = w.reason, notes = w.notes, report = w.file }
     end
     for _, g in ipairs(gaps) do
       all_gaps[#all_gaps + 1] = { vendor = s.vendor, source = s.source, subject = s.subject, from = g.from,
                                   to = g.to, reason = g.reason }
     end
-    out[#out + 1] = { vendor = s.vendor, source = s.source, subject = s.subject, rows_received = received,
-                      rows_written = written, first_event = iso(first), last_event = iso(last), windows = wins,
-                      gaps = gaps }
+    local counted = s.windows[1].received ~= nil
+    out[#out + 1] = { vendor = s.vendor, source = s.source, subject = s.subject,
+                      rows_received = counted and received or nil, rows_written = counted and written or nil,
+                      first_event = iso(first), last_event = iso(last), windows = wins, gaps = gaps }
   end
   return {
     format = M.FORMAT, workflow = o.workflow, status = o.status, error = o.error,
@@ -229,9 +240,13 @@ function M.file_entry(path, o)
   return { file = path:match("([^/]*)$"), bytes = bytes, rows = o.rows, sha256 = digest, complete = o.complete }
 end
 
---- write(out, report) -> path | nil, err: <out>.coverage.json, atomically.
+--- write(out, report) -> path | nil, err: <out>.coverage.json, atomically;
+--- write_to(path, report): to that path.
 function M.write(out, report)
-  local path = M.path(out)
+  return M.write_to(M.path(out), report)
+end
+
+function M.write_to(path, report)
   local ok, err = files.write_atomic(path, records.encode_object(REPORT_FIELDS, report) .. "\n")
   if not ok then return nil, err end
   return path

@@ -29,6 +29,7 @@ local progress = require "auditrun.progress"
 local records = require "auditrun.records"
 local runs = require "auditrun.run"
 local task = require "auditrun.task"
+local time = require "auditrun.time"
 local util = require "auditrun.util"
 
 local access = util.lazy "auditrun.access"
@@ -42,7 +43,7 @@ M.ANSWER = "answer.json"
 
 local SUMMARY_FIELDS = { "workflow", "api", "out", "dry_run", "started", "finished", "seconds", "listed", "repeated",
                          "done", "reused", "failed", "bytes", "interrupted", "manifest", "access", "failures",
-                         "extra_jobs", "warnings" }
+                         "extra_jobs", "warnings", "coverage" }
 
 local Run = {}
 Run.__index = Run
@@ -89,6 +90,13 @@ function M.open(opts, o)
   end
   r.manifest = errors.try(manifest.open(r.dir))
   r.ctx = { run = r.run, dir = r.dir, deadline = opts.job_timeout }
+  -- What this run exports, subject by subject: "running" until it ends.
+  -- (--to is the last second included; the report's ends are excluded.)
+  local from, to = opts.from and time.read(opts.from), opts.to and time.read(opts.to)
+  if to then to = to + 1 end
+  r.coverage = coverage.new((from or to) and { from = from, to = to } or nil)
+  r.range, r.coverage_files = { from = from, to = to }, {}
+  r:write_coverage("running", "the run has not finished")
   return r
 end
 
@@ -134,9 +142,20 @@ local function relative(dir, path)
   return path
 end
 
+--- write_coverage(status, why) -> the report: DIR/coverage.json, each
+--- subject's report or why it has none (auditrun.coverage).
+function Run:write_coverage(status, why)
+  local r = self.coverage:report { workflow = self.name, status = status, error = why, files = self.coverage_files }
+  errors.try(coverage.write_to(self.dir .. "/" .. coverage.NAME, r))
+  return r
+end
+
 function Run:record(item, file)
   local c = self.progress.counts
   local rel = relative(self.dir, file.path)
+  if item.window then item.window:done { file = rel, bytes = file.size, sha256 = file.sha256 } end
+  self.coverage_files[#self.coverage_files + 1] = { file = rel, bytes = file.size, sha256 = file.sha256,
+                                                    complete = true }
   local added = errors.try(self.manifest:add {
     kind = item.kind, api = item.api, subjects = item.subjects, job_id = file.job, file = rel,
     bytes = file.size, sha256 = file.sha256,
@@ -151,6 +170,7 @@ function Run:record(item, file)
 end
 
 function Run:fail(item, err, attempts)
+  if item.window then item.window:stop(err) end
   local c = self.progress.counts
   c.failed = c.failed + 1
   local message = tostring(err)
@@ -210,6 +230,9 @@ function Run:add(item)
     return
   end
   self.progress:event("info", "listed", item.label, { subjects = item.subjects })
+  item.window = self.coverage:window { vendor = "insights", source = item.kind, report = true,
+    subject = item.subjects and #item.subjects > 0 and table.concat(item.subjects, ",") or item.label,
+    from = self.range.from, to = self.range.to }
   self.tasks[#self.tasks + 1] = task.spawn(function() self:run_item(item) end)
 end
 
@@ -246,7 +269,9 @@ function Run:list(what, fn)
       error(err, 0)
     end
     self.list_failed = true
-    self:fail({ label = "listing " .. what, kind = "list" }, err, 1)
+    -- The rest of the list is a gap of the coverage report.
+    local window = self.coverage:window { vendor = "insights", source = "listing", subject = what, report = true }
+    self:fail({ label = "listing " .. what, kind = "list", window = window }, err, 1)
   end
   self:listed()
 end
@@ -300,6 +325,10 @@ function Run:finish()
   end
   local access_err
   if self.access and not self.interrupted then s.access, access_err = self:build_access(s) end
+  local cov = self:write_coverage(self.interrupted and "failed" or (s.failed > 0 and "incomplete") or "complete",
+    self.interrupted and (self.interrupted.message or tostring(self.interrupted))
+    or (s.failed > 0 and string.format("%d of %d failed", s.failed, s.listed)) or nil)
+  s.coverage = { file = coverage.NAME, complete = cov.complete, gaps = #cov.gaps }
   errors.try(files.write_atomic(self.dir .. "/" .. M.SUMMARY, records.encode_object(SUMMARY_FIELDS, s,
     { failures = true, extra_jobs = true })
     .. "\n"))
@@ -329,8 +358,9 @@ function Run:finish()
         a.changes.added, a.changes.removed, a.changes.csv)
     end
   end
-  lines[#lines + 1] = string.format("  list of reports: %s/%s; summary: %s/%s", self.dir, manifest.NAME, self.dir,
-    M.SUMMARY)
+  lines[#lines + 1] = string.format("  list of reports: %s/%s; summary: %s/%s; coverage: %s/%s (%s)", self.dir,
+    manifest.NAME, self.dir, M.SUMMARY, self.dir, coverage.NAME, cov.complete and "every subject exported"
+    or string.format("not complete: %d gap(s)", #cov.gaps))
   if self.interrupted then
     lines[#lines + 1] = "  interrupted: run again with the same --out to finish (nothing is submitted twice)"
   end

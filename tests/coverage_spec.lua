@@ -281,4 +281,33 @@ describe("the coverage report", function()
     local summary = cjson.decode(util.read(out .. "/summary.json"))
     assert.same({ file = "coverage.json", complete = false, gaps = 1 }, summary.coverage)
   end)
+
+  it("go with each window of an incremental series, naming its file, and count the rows read again", function()
+    local today = os.time() // DAY * DAY
+    local out = dir .. "/series"
+    local function run(to)
+      return host.run({ "exavault-sessions", "--incremental", "--out-dir", out, "--from",
+                        iso(today - 401 * DAY):sub(1, 19), "--to", iso(to):sub(1, 19), "-q" }, { env = env() })
+    end
+    local code, _, err = run(today - 200 * DAY - 1)
+    assert.equal(0, code, err)
+    code, _, err = run(today - 100 * DAY - 1)
+    assert.equal(0, code, err)
+    local names = {}
+    for name in util.sh("ls -A " .. out):gmatch("[^\n]+") do names[#names + 1] = name end
+    table.sort(names)
+    local files = {}
+    for _, name in ipairs(names) do
+      if name:match("^exavault%-sessions_.*%.jsonl$") then files[#files + 1] = name end
+      assert.is_nil(name:find(".part", 1, true), "left behind: " .. name)
+    end
+    assert.equal(2, #files)
+    for _, name in ipairs(files) do
+      local r = report_of(out .. "/" .. name)
+      assert.is_true(r.complete)
+      assert.same({ name, #lines(out .. "/" .. name), auditrun.sha256_file(out .. "/" .. name) },
+        { r.files[1].file, r.files[1].rows, r.files[1].sha256 })
+      assert.equal(r.files[1].rows, r.sources[1].rows_written - (r.rows_dropped or 0))
+    end
+  end)
 end)

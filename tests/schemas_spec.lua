@@ -8,6 +8,7 @@ local sandbox = require "tests.helper.sandbox"
 local cjson = require "cjson"
 local host = require "tests.helper.host"
 local schemas = require "auditrun.schemas"
+local sqlite = require "auditrun.sqlite"
 local time = require "auditrun.time"
 local util = require "tests.helper.util"
 
@@ -319,6 +320,25 @@ describe("the timeline in OCSF and ECS", function()
     end)
     control("POST", "/reset")
     assert(ok, problem)
+  end)
+
+  it("write OCSF to SQLite in the CSV's dotted columns, the same events as JSON Lines", function()
+    local code, _, err = timeline("ocsf.sqlite", { "--schema", "ocsf" })
+    assert.equal(0, code, err)
+    local db = assert(sqlite.open(dir .. "/ocsf.sqlite"))
+    local names = {}
+    for row in db:rows("select name from pragma_table_info('records') order by cid") do names[#names + 1] = row.name end
+    local ocsf = events(dir .. "/ocsf.jsonl")
+    local got = {}
+    for row in db:rows("select * from records") do got[#got + 1] = row end
+    db:close()
+    assert.same(schemas.columns("ocsf", "csv"), names)
+    assert.equal(#ocsf, #got)
+    for i, row in ipairs(got) do
+      assert.equal(ocsf[i].metadata.uid, row["metadata.uid"])
+      assert.equal(ocsf[i].class_uid, row.class_uid)
+      assert.same(ocsf[i].unmapped, cjson.decode(row.unmapped))
+    end
   end)
 
   it("refuse to finish a file in another schema than it was started in", function()

@@ -27,7 +27,7 @@ local M = {}
 M.FORMAT = "auditrun-coverage/1"
 
 local REPORT_FIELDS = { "format", "workflow", "status", "complete", "error", "range", "written", "files",
-                        "sources", "gaps" }
+                        "rows_dropped", "sources", "gaps" }
 
 --- path(out) -> the coverage file of an output file: <out>.coverage.json.
 function M.path(out) return out .. ".coverage.json" end
@@ -101,6 +101,13 @@ function Window:row(t, written)
   end
 end
 
+--- drop(n): rows the walk handed on that the run did not write, as read
+--- again (an incremental run reads one second more at each end of its
+--- window, and drops what the run before wrote).
+function Coverage:drop(n)
+  self.dropped = (self.dropped or 0) + (n or 1)
+end
+
 --- note(text): something an auditor should know about the walk that is
 --- no gap (a page that ended early, and the rows after it read on).
 function Window:note(text)
@@ -138,12 +145,13 @@ function Coverage:state()
     if s.status == "stopped" then s.status, s.reason = "walking", nil end
     out[i] = s
   end
-  return { range = self.range, windows = out }
+  return { range = self.range, windows = out, dropped = self.dropped }
 end
 
 --- restore(state): an earlier run's account, which this run continues.
 function Coverage:restore(state)
   if type(state) ~= "table" or type(state.windows) ~= "table" then return end
+  if math.tointeger(state.dropped) then self.dropped = math.tointeger(state.dropped) end
   if not self.range and type(state.range) == "table" then
     self.range = { from = tonumber(state.range.from), to = tonumber(state.range.to) }
   end
@@ -226,6 +234,7 @@ function Coverage:report(o)
     complete = o.status == "complete" and #all_gaps == 0,
     range = self.range and { from = iso(range.from), to = iso(range.to) } or nil,
     written = time.iso(os.time()), files = records.array(o.files), sources = out, gaps = all_gaps,
+    rows_dropped = self.dropped,
   }
 end
 

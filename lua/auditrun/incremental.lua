@@ -295,6 +295,7 @@ function M.window(s, opts, o, w, records_run, say)
           if rows == nil then return nil end
           local kept = {}
           for _, row in ipairs(rows) do if filter.admit(row) then kept[#kept + 1] = row end end
+          if cov and #kept < #rows then cov:drop(#rows - #kept) end
           return kept, c ~= nil and { page = c, filter = filter.state() } or nil
         end
       end
@@ -305,6 +306,7 @@ function M.window(s, opts, o, w, records_run, say)
           while true do
             local row = rows()
             if row == nil or filter.admit(row) then return row end
+            if cov then cov:drop(1) end
           end
         end
       end

@@ -11,9 +11,9 @@
 -- lacks gets the schema's "unknown" value (an _id of 0), never invented
 -- data. metadata.uid (event.id in ECS) is deterministic, so reloading a
 -- file deduplicates: the vendor's event id where it has one, else the
--- SHA-256 of the record's JSON text (keys sorted). CSV gets the nested
--- fields flattened to dotted column names (actor.user.name); arrays and
--- OCSF's `unmapped` stay whole, as JSON text in one cell.
+-- SHA-256 of the record's JSON text (keys sorted). CSV and SQLite get the
+-- nested fields flattened to dotted column names (actor.user.name); arrays
+-- and OCSF's `unmapped` stay whole, as JSON text in one cell.
 local activity = require "auditrun.activity"
 local core = require "auditrun.core"
 local records = require "auditrun.records"
@@ -228,19 +228,23 @@ local function flatten(row, prefix, out)
   return out
 end
 
+-- Formats whose rows are flat: a column a field.
+local FLAT = { csv = true, sqlite = true }
+
 --- columns(name, format) -> the declared columns of a timeline file in
 --- that schema and format (auditrun.records' columns).
 function M.columns(name, format)
   if name == "auditrun" then return activity.FIELDS end
-  return COLUMNS[name][format == "csv" and "csv" or "jsonl"]
+  return COLUMNS[name][FLAT[format] and "csv" or "jsonl"]
 end
 
 --- converter(name, format) -> function(event, tag) -> the row to write:
---- the event as it is (auditrun), or in OCSF or ECS, flattened for CSV.
+--- the event as it is (auditrun), or in OCSF or ECS, flattened for CSV and
+--- SQLite.
 function M.converter(name, format)
   if name == "auditrun" then return function(ev) return ev end end
   local convert = assert(M[name], "a schema is auditrun, ocsf or ecs")
-  if format ~= "csv" then return convert end
+  if not FLAT[format] then return convert end
   return function(ev, tag) return flatten(convert(ev, tag), "", {}) end
 end
 

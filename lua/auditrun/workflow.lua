@@ -471,7 +471,7 @@ function M.records(opts, o)
     errors.try(coverage.write(opts.out, cov:report {
       workflow = name, status = w.coverage and "complete" or "unknown",
       error = not w.coverage and "the file was finished by a run that kept no account of its walk" or nil,
-      files = { { file = opts.out:match("([^/]*)$"), bytes = w.bytes, rows = w.rows, sha256 = w.sha256,
+      files = { { file = shown:match("([^/]*)$"), bytes = w.bytes, rows = w.rows, sha256 = w.sha256,
                   complete = true } },
     }))
     if not opts.shown_out then
@@ -494,14 +494,17 @@ function M.records(opts, o)
   -- the run ends, its report says the range is not covered yet.
   local cov = coverage.new(o.range)
   if o.pages then cov:restore(w.coverage) end
+  -- (Written beside the file as it is named now; it takes the file's final name with it.)
   local function report(status, failure)
     w.coverage = cov:state()
     local entry = status == "complete"
-      and { file = opts.out:match("([^/]*)$"), bytes = w.bytes, rows = w.rows, sha256 = w.sha256, complete = true }
+      and { bytes = w.bytes, rows = w.rows, sha256 = w.sha256, complete = true }
       or errors.try(coverage.file_entry(opts.out, { rows = w.saved_rows, complete = false }))
+    entry.file = shown:match("([^/]*)$")
     local r = cov:report { workflow = name, status = status, error = failure and tostring(failure) or nil,
                            files = { entry } }
-    return r, errors.try(coverage.write(opts.out, r))
+    errors.try(coverage.write(opts.out, r))
+    return r, coverage.path(shown)
   end
   local started, serr = pcall(report, "running", "the run has not finished")
   if not started then
@@ -565,6 +568,7 @@ function M.records(opts, o)
       p:say(string.format("%s: stopped after %d rows in %s%s; run again with the same %s to resume (%s says "
         .. "what is not covered)", name, w.saved_rows, shown, p:warning_summary(),
         opts.shown_out and "--out-dir" or "--out", coverage.path(opts.out)))
+      -- (An incremental run's report is still beside its hidden file: the window is not done.)
     end
     error(err, 0)
   end

@@ -230,6 +230,18 @@ describe("unattended runs", function()
       end
       assert.is_true(n >= 2, err)
 
+      -- An export run whose jobs take a while: the line says what is running.
+      local home = util.tempdir()
+      local ienv = sb:host_env(home)
+      ienv.XDG_STATE_HOME = home .. "/state"
+      sb:control("POST", "/reset")
+      sb:control("POST", "/config", { jobSeconds = 2.5 })
+      code, _, err = host.run({ "external-group-access", "--out", home .. "/out", "--progress-every", "1",
+                                "--batch-size", "100", "--api", "legacy" }, { env = ienv })
+      os.execute("rm -rf " .. home)
+      assert.equal(0, code, err)
+      assert.matches("Z progress [^\n]*listed %d+  queued %d+  running [1-5]  done", err)
+
       -- 0: none; -q: none.
       for _, flags in ipairs { { "--progress-every", "0" }, { "-q" } } do
         os.remove(dir .. "/z.jsonl")

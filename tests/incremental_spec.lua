@@ -228,6 +228,44 @@ describe("--incremental", function()
     assert.equal(all, table.concat(joined))
   end)
 
+  it("activity-timeline with Insights: each user's activity once across the series, its reports named after "
+    .. "each file", function()
+    local tenant = sb:control("GET", "/tenant")
+    -- A history that does not depend on the range asked (the sandbox draws one per range otherwise).
+    sb:control("POST", "/config", { jobSeconds = 0.05, activityHistory = "stable" })
+    local users = dir .. "/users.txt"
+    util.write(users, tenant.users[1].loginName .. "\n" .. tenant.users[2].loginName .. "\n")
+    local e = env()
+    e.AUDITRUN_EXAVAULT_URL, e.AUDITRUN_EXAVAULT_API_KEY, e.AUDITRUN_EXAVAULT_ACCESS_TOKEN = "", "", ""
+    e.AUDITRUN_INSIGHTS_URL, e.AUDITRUN_IDENTITY_URL = sb.url .. "/insights", sb.issuer
+    e.AUDITRUN_CLIENT_ID, e.AUDITRUN_CLIENT_SECRET = sb.clients.secret, sb.clients.secret_value
+    e.HOME = dir
+    local from = time.parse(t.dealcloud.last) - 60 * DAY
+    local to, split = from + 30 * DAY, from + 13 * DAY + 4321
+    local code, _, err = host.run({ "activity-timeline", "--from", iso(from), "--to", iso(to - 1), "--insights-users",
+                                    users, "--out", dir .. "/all.jsonl", "-q" }, { env = e })
+    assert.equal(0, code, err)
+    local out = dir .. "/tl"
+    for _, args in ipairs { { "--from", iso(from), "--to", iso(split - 1) }, { "--to", iso(to - 1) } } do
+      code, _, err = host.run({ "activity-timeline", "--incremental", "--out-dir", out, "--insights-users", users,
+                                "-q", table.unpack(args) }, { env = e })
+      assert.equal(0, code, err)
+    end
+    local names = ls(out, "^activity%-timeline_.*%.jsonl$")
+    assert.equal(2, #names)
+    local joined = {}
+    for _, name in ipairs(names) do
+      joined[#joined + 1] = util.read(out .. "/" .. name)
+      -- The window's Insights reports, named after its file.
+      assert.equal(1, #ls(out, "^%." .. name:gsub("%p", "%%%0") .. "%.insights$"), table.concat(ls(out, "."), " "))
+    end
+    assert.same({}, ls(out, "%.part"))
+    local all = util.read(dir .. "/all.jsonl")
+    assert.matches('"vendor":"insights"', all)
+    assert.equal(all, table.concat(joined))
+    sb:control("POST", "/config", { activityHistory = "per-request" })
+  end)
+
   it("refuses --out with --incremental, --out-dir without it, and another series' settings", function()
     local code, _, err = host.run({ "exavault-sessions", "--incremental", "--out", dir .. "/x.jsonl" }, { env = env() })
     assert.equal(2, code)

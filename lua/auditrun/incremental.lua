@@ -275,6 +275,7 @@ function M.window(s, opts, o, w, records_run, say)
   local final = opts.out_dir .. "/" .. w.file
   local partial = opts.out_dir .. "/." .. w.file .. ".part"
   local b = s.bookmark
+  local source = o.source(w.read_from and time.iso(w.read_from):sub(1, 19), time.iso(w.to):sub(1, 19), partial)
   if not (w.keep and files.exists(final) and not files.exists(partial)) then
     if files.exists(final) and not w.keep then
       error(errors.new("records", string.format("%s exists but the bookmark says its window was not finished: move "
@@ -282,7 +283,6 @@ function M.window(s, opts, o, w, records_run, say)
     end
     local seen = counts(b.seen)
     local filter = M.filter(w, seen, o.id_of or M.digest, o.time_of)
-    local source = o.source(w.read_from and time.iso(w.read_from):sub(1, 19), time.iso(w.to):sub(1, 19), partial)
     local sub = util.copy(source)
     if source.pages then
       -- The cursor carries what the filter counted, so a resumed page walk counts on.
@@ -330,9 +330,18 @@ function M.window(s, opts, o, w, records_run, say)
     errors.try(files.rename_noreplace(partial, final))
     errors.try(files.fsync_dir_of(final))
   end
-  -- The window's coverage report goes with its file.
-  if files.exists(coverage.path(partial)) then
-    errors.try(files.rename_noreplace(coverage.path(partial), coverage.path(final)))
+  -- The window's coverage report and run folders (the timeline's Insights
+  -- reports) go with its file, named after it.
+  local moves = { { coverage.path(partial), coverage.path(final) } }
+  local hidden = "." .. w.file .. ".part"
+  for _, d in ipairs(source.run_dirs or {}) do
+    local at = d:find(hidden, 1, true)
+    if at then moves[#moves + 1] = { d, d:sub(1, at - 1) .. w.file .. d:sub(at + #hidden) } end
+  end
+  for _, m in ipairs(moves) do
+    if files.exists(m[1]) then  -- a folder too (io.open opens one)
+      errors.try(files.rename_noreplace(m[1], m[2]))
+    end
   end
   os.remove(records.state_path(partial))
   os.remove(records.state_path(partial) .. ".lock")

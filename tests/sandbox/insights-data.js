@@ -530,12 +530,13 @@ function computeUserStats(t) {
 
 // ---- activity history (generated per request, deterministic in its inputs) ----
 
-function activities(t, { subject, actor, start, finish, eventTypes, google, objectUrl }) {
+function activities(t, { subject, actor, start, finish, eventTypes, google, objectUrl, stable }) {
   const rng = makeRng(hashString(`${t.seed}|${subject}|${start}|${finish}|${google ? 'g' : 'm'}`));
   const pool = google ? GOOGLE_OPERATIONS : M365_OPERATIONS;
   const wanted = eventTypes && eventTypes.length ? new Set(eventTypes.map((e) => e.toLowerCase())) : null;
   const ops = wanted ? pool.filter((op) => wanted.has(op.toLowerCase())) : pool;
   if (!ops.length) return [];
+  if (stable) return stableActivities(t, { subject, actor, start, finish, google, objectUrl, ops });
   const days = Math.max(1, Math.ceil((finish - start) / DAY));
   const count = Math.min(900, Math.max(5, days * 2));
   const rows = [];
@@ -554,6 +555,30 @@ function activities(t, { subject, actor, start, finish, eventTypes, google, obje
     });
   }
   return rows.sort((a, b) => a.time - b.time);
+}
+
+// A history that is the same whatever range asks for it (config
+// activityHistory 'stable'): each day's events drawn from that day alone,
+// whole seconds, three a day, those in [start, finish] given.
+function stableActivities(t, { subject, actor, start, finish, google, objectUrl, ops }) {
+  const rows = [];
+  for (let day = Math.floor(start / DAY) * DAY; day <= finish; day += DAY) {
+    const rng = makeRng(hashString(`${t.seed}|${subject}|${day}|${google ? 'g' : 'm'}|stable`));
+    for (let i = 0; i < 3; i++) {
+      const obj = objectUrl ? null : google ? rng.pick(t.google.files) : rng.pick(t.objects);
+      const who = actor || (google ? rng.pick(t.google.users).email : rng.pick(t.users).loginName);
+      const time = new Date(day + 1000 * Math.floor(rng.next() * 86400));
+      const row = {
+        time, user: who, operation: rng.pick(ops),
+        objectName: obj ? obj.name : objectUrl.split('/').pop(),
+        objectUrl: obj ? (google ? `https://drive.google.com/file/d/${obj.id}` : obj.location) : objectUrl,
+        ip: `10.${rng.int(0, 255)}.${rng.int(0, 255)}.${rng.int(1, 254)}`,
+        client: rng.pick(['Web', 'Desktop', 'Mobile', 'API']),
+      };
+      if (time.getTime() >= start && time.getTime() <= finish) rows.push(row);
+    }
+  }
+  return rows.sort((a, b) => a.time - b.time || (a.objectUrl < b.objectUrl ? -1 : 1));
 }
 
 // hostile: group names and object titles start with formula-like texts

@@ -758,7 +758,8 @@ function makeGraphHandlers(t, views, q, reports, state) {
       const { from, to } = activityTimes(ctx, 'strict');
       const eventTypes = eventTypesOf(ctx);
       const format = activityFormatOf(state.config, u);
-      return graphJob(ctx.submit('UserActivityReport', () => reports.activity({ subject: u.loginName, actor: u.loginName, start: from, finish: to, eventTypes, format })));
+      const stable = state.config.activityHistory === 'stable';
+      return graphJob(ctx.submit('UserActivityReport', () => reports.activity({ subject: u.loginName, actor: u.loginName, start: from, finish: to, eventTypes, format, stable })));
     },
 
     userAccessExport(ctx) {
@@ -1594,7 +1595,8 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
       else if (k === 'activityFormat' && ['xlsx', 'csv', 'mix'].includes(v)) cfg.activityFormat = v;
       else if (k === 'accessFormat' && ['xlsx', 'csv'].includes(v)) cfg.accessFormat = v;
       else if (k === 'listingShift' && Number.isInteger(v) && v >= 0) cfg.listingShift = v;
-      else throw bad(`Bad config field '${k}'. Known: jobSeconds (number >= 0), maxJobs (integer >= 0), strictPaths (boolean), requiredScope (string or null), activityFormat (xlsx, csv or mix: how user activity reports are served), accessFormat (xlsx or csv: how access reports are served), listingShift (integer >= 0: Graph group summary pages after the first start that many rows earlier, those rows changed).`);
+      else if (k === 'activityHistory' && ['per-request', 'stable'].includes(v)) cfg.activityHistory = v;
+      else throw bad(`Bad config field '${k}'. Known: jobSeconds (number >= 0), maxJobs (integer >= 0), strictPaths (boolean), requiredScope (string or null), activityFormat (xlsx, csv or mix: how user activity reports are served), accessFormat (xlsx or csv: how access reports are served), listingShift (integer >= 0: Graph group summary pages after the first start that many rows earlier, those rows changed), activityHistory (per-request or stable: a user's activity drawn anew for each range asked, or the same history whatever the range).`);
     }
     Object.assign(state.config, cfg);
     return state.config;

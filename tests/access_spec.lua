@@ -216,6 +216,37 @@ describe("access table", function()
     assert.same({ "3", "0" }, sql(dir .. "/access.sqlite", "select reports_failed from runs order by rowid"))
   end)
 
+  it("a report fetched again (its file no longer matched its line): its rows once, from the new copy", function()
+    local dir = home .. "/refetched"
+    run { "external-group-access", "--out", dir }
+    local before = tonumber(sql_value(dir .. "/access.sqlite", "select count(*) from access"))
+    local damaged = reports.manifest(dir)[1].file
+    util.write(dir .. "/" .. damaged, "not a zip")
+    run { "external-group-access", "--out", dir }
+    assert.equal(#reports.zips(dir), #reports.manifest(dir))
+    local db = dir .. "/access.sqlite"
+    assert.equal(tostring(before), sql_value(db, "select count(*) from access"))
+    assert.equal("0", sql_value(db, "select count(*) from access where report_file = '" .. damaged .. "'"))
+  end)
+
+  it("a report that cannot be read: the table from the others, named on the page and in one line, exit 1", function()
+    local dir = home .. "/unreadable"
+    sb:control("POST", "/faults", { { match = "/access/export", job_fails = true, times = 1 } })
+    local code, _, err = host.run({ "external-group-access", "--out", dir, "--max-attempts", "1", "-q" }, { env = env })
+    assert.equal(1, code, err)
+    local good = sql_value(dir .. "/access.sqlite", "select count(*) from access")
+    sb:control("DELETE", "/faults")
+    sb:control("POST", "/config", { accessFormat = "damaged" })
+    code, _, err = host.run({ "external-group-access", "--out", dir, "-q" }, { env = env })
+    assert.equal(1, code, err)
+    local last = lines(err)[#lines(err)]
+    assert.matches("^auditrun: report: the access table of .* is incomplete: 1 report%(s%) could not be read", last)
+    assert.matches("%.zip", last)
+    assert.equal(good, sql_value(dir .. "/access.sqlite", "select count(*) from access"))
+    assert.matches('id="unreadable"', util.read(dir .. "/summary.html"))
+    assert.equal(1, #reports.summary(dir).access.unreadable)
+  end)
+
   it("a table that cannot be written: one line naming it, exit 1, the reports still listed", function()
     local dir = home .. "/refused"
     os.execute("mkdir -p " .. q(dir .. "/access.csv"))

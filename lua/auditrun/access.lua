@@ -237,6 +237,30 @@ end
 
 -- ---- building the table --------------------------------------------------------
 
+-- The manifest's reports that hold access rows, each export once: a line
+-- for the same export (kind, API, subjects) as an earlier one replaces it
+-- (a report fetched again, as a run does for one that no longer matches
+-- its line), so no report's rows come twice.
+local function current_reports(entries)
+  local last = {}
+  for i, e in ipairs(entries) do
+    if M.KINDS[e.kind] then
+      local subjects = type(e.subjects) == "table" and e.subjects or {}
+      last[tostring(e.kind) .. "\0" .. tostring(e.api) .. "\0" .. table.concat(subjects, "\0")] = i
+    end
+  end
+  local out = {}
+  for i, e in ipairs(entries) do
+    if M.KINDS[e.kind] then
+      local subjects = type(e.subjects) == "table" and e.subjects or {}
+      if last[tostring(e.kind) .. "\0" .. tostring(e.api) .. "\0" .. table.concat(subjects, "\0")] == i then
+        out[#out + 1] = e
+      end
+    end
+  end
+  return out
+end
+
 local SCHEMA = [[
 create table access (
   group_id text, group_name text, object_title text, object_url text, object_type text, permission text, via text,
@@ -296,8 +320,8 @@ end
 
 --- build(dir, {run = {started, workflow, profile, api, reports_failed},
 --- compare = PREVIOUS_DIR}) -> {rows, reports, subjects (how many the
---- reports cover), subject_noun, csv, sqlite, counts, changes = {added,
---- removed, csv} | nil} | nil, err. Reads the reports
+--- reports cover), subject_noun, unreadable = {{file, error}...}, csv,
+--- sqlite, counts, changes = {added, removed, csv} | nil} | nil, err. Reads the reports
 --- DIR/manifest.jsonl lists whose kind holds access rows.
 function M.build(dir, o)
   o = o or {}
@@ -317,22 +341,30 @@ function M.build(dir, o)
   if not db then csv:close() return nil, derr end
   local result = { reports = 0, csv = csv_path, sqlite = db_path }
   local done, berr = pcall(function()
-    -- A file that is renamed into place only when whole needs no journal.
-    errors.try(db:exec("pragma journal_mode = off; pragma synchronous = off;" .. SCHEMA .. "begin"))
+    -- A file renamed into place only when whole needs no journal on disk;
+    -- the one in memory takes back the rows of a report that cannot be read.
+    errors.try(db:exec("pragma journal_mode = memory; pragma synchronous = off;" .. SCHEMA .. "begin"))
     local insert = errors.try(db:prepare("insert into access values (" .. placeholders(#M.COLUMNS) .. ")"))
-    errors.try(csv:write((records.csv_line(M.COLUMNS))))
     local values, n = {}, #M.COLUMNS
     local summary = { group_by_id = {}, group_by_name = {}, email_by_login = {} }
     local tmpdir = dir .. "/.auditrun"
     errors.try(files.mkdirs(tmpdir))
     local subjects, kinds = {}, {}
-    result.subjects = 0
-    for _, entry in ipairs(entries) do
-      if M.KINDS[entry.kind] then
-        result.reports = result.reports + 1
-        kinds[entry.kind] = true
-        for _, s in ipairs(type(entry.subjects) == "table" and entry.subjects or {}) do
-          if not subjects[s] then subjects[s], result.subjects = true, result.subjects + 1 end
+    result.subjects, result.unreadable = 0, {}
+    for _, entry in ipairs(current_reports(entries)) do
+      result.reports = result.reports + 1
+      kinds[entry.kind] = true
+      for _, s in ipairs(type(entry.subjects) == "table" and entry.subjects or {}) do
+        if not subjects[s] then subjects[s], result.subjects = true, result.subjects + 1 end
+      end
+      -- A report that cannot be read, or is not the file the manifest
+      -- describes, adds none of its rows and is named.
+      errors.try(db:exec("savepoint report"))
+      local read, rerr = pcall(function()
+        local digest = type(entry.sha256) == "string" and files.sha256(dir .. "/" .. entry.file)
+        if digest and digest ~= entry.sha256 then
+          error(errors.new("report", dir .. "/" .. entry.file .. " is not the file its manifest line describes "
+            .. "(another SHA-256)"), 0)
         end
         for row in report_rows(dir, entry, tmpdir, summary) do
           for i, c in ipairs(M.COLUMNS) do values[i] = row[c] end
@@ -340,12 +372,27 @@ function M.build(dir, o)
           if not inserted then
             error(errors.new("access", string.format("%s row %d: %s", entry.file, row.report_row, tostring(ierr))), 0)
           end
-          values[11] = row.external and "true" or "false"
-          errors.try(csv:write((records.csv_line(values, n))))
         end
+      end)
+      if read then
+        errors.try(db:exec("release report"))
+      else
+        if not errors.is(rerr, "report") then error(rerr, 0) end
+        errors.try(db:exec("rollback to report; release report"))
+        result.unreadable[#result.unreadable + 1] = { file = entry.file, error = rerr.message }
       end
     end
     insert:close()
+    -- access.csv: the table, row by row.
+    errors.try(csv:write((records.csv_line(M.COLUMNS))))
+    local all = errors.try(db:prepare("select " .. table.concat(M.COLUMNS, ", ") .. " from access order by rowid"))
+    while true do
+      local r = errors.try(all:step())
+      if not r then break end
+      r[11] = r[11] == 1 and "true" or "false"
+      errors.try(csv:write((records.csv_line(r, n))))
+    end
+    all:close()
     result.subject_noun = M.subject_noun(kinds)
     errors.try(db:exec(INDEXES))
     result.counts = M.counts(db)

@@ -102,6 +102,12 @@ function M.html(db, s, info)
     add(string.format('<p class="warn" id="incomplete">Incomplete: %d of %d reports failed, so their rows are not in '
       .. "these numbers. Run the workflow again with the same --out to finish.</p>\n", s.failed, s.listed))
   end
+  if info.unreadable then
+    add(string.format('<div class="warn" id="unreadable"><p>Incomplete: %d report(s) could not be read, so their '
+      .. "rows are not in these numbers:</p><ul>", #info.unreadable))
+    for _, u in ipairs(info.unreadable) do add("<li>" .. esc(u.error) .. "</li>") end
+    add("</ul></div>\n")
+  end
   add('<ul class="counts">')
   count(out, "count-subjects", info.subjects, info.subject_noun)
   count(out, "count-reports", info.reports, "reports")

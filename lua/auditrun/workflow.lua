@@ -367,8 +367,8 @@ function Run:finish()
   p:say(table.concat(lines, "\n"))
   if self.interrupted then error(self.interrupted, 0) end
   if access_err then
-    error(errors.new(access_err.kind or "access", string.format("the access table of %s was not built: %s", self.dir,
-      access_err.message or tostring(access_err))), 0)
+    error(errors.new(access_err.kind or "access", string.format("the access table of %s %s: %s", self.dir,
+      s.access and "is incomplete" or "was not built", access_err.message or tostring(access_err))), 0)
   end
   if s.failed > 0 then
     local reports_failed = s.failed - (self.list_failed and 1 or 0)
@@ -397,9 +397,17 @@ function Run:build_access(s)
     out.changes = { since = self.opts.compare, added = t.changes.added, removed = t.changes.removed,
                     csv = t.changes.csv }
   end
+  out.unreadable = #t.unreadable > 0 and t.unreadable or nil
   local written, perr = pcall(page.write, self.dir, s, out)
   if not written then return nil, errors.is(perr) and perr or errors.new("access", tostring(perr)) end
   out.page = self.dir .. "/" .. page.NAME
+  if out.unreadable then
+    -- The table holds the others; the run still fails, naming each.
+    local named = {}
+    for i, u in ipairs(t.unreadable) do named[i] = u.error end
+    return out, errors.new("report", string.format("%d report(s) could not be read and their rows are not in it: %s",
+      #named, table.concat(named, "; ")))
+  end
   return out
 end
 

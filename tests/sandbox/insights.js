@@ -1391,9 +1391,10 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
       state.stats.jobs_refused++;
       throw new ApiError(429, 'too many jobs', { 'Retry-After': '1' });
     }
-    // config accessFormat 'csv': the access reports' sheets as .csv members.
-    const asCsv = state.config.accessFormat === 'csv' && ACCESS_REPORTS.has(reportName);
-    const built = asCsv ? () => build().map((f) => ({ ...f, format: 'csv' })) : build;
+    // config accessFormat 'csv': the access reports' sheets as .csv members;
+    // 'damaged': an .xlsx member that is not a workbook.
+    const format = ACCESS_REPORTS.has(reportName) && state.config.accessFormat !== 'xlsx' ? state.config.accessFormat : null;
+    const built = format ? () => build().map((f) => ({ ...f, format })) : build;
     const job = { id: state.nextJobId++, family, reportName, build: built, submittedAt: now, durationMs: state.config.jobSeconds * 1000, fails: false };
     if (fault && fault.job_fails) {
       job.fails = true;
@@ -1593,10 +1594,10 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
       else if (k === 'strictPaths' && typeof v === 'boolean') cfg.strictPaths = v;
       else if (k === 'requiredScope' && (v === null || typeof v === 'string')) cfg.requiredScope = v;
       else if (k === 'activityFormat' && ['xlsx', 'csv', 'mix'].includes(v)) cfg.activityFormat = v;
-      else if (k === 'accessFormat' && ['xlsx', 'csv'].includes(v)) cfg.accessFormat = v;
+      else if (k === 'accessFormat' && ['xlsx', 'csv', 'damaged'].includes(v)) cfg.accessFormat = v;
       else if (k === 'listingShift' && Number.isInteger(v) && v >= 0) cfg.listingShift = v;
       else if (k === 'activityHistory' && ['per-request', 'stable'].includes(v)) cfg.activityHistory = v;
-      else throw bad(`Bad config field '${k}'. Known: jobSeconds (number >= 0), maxJobs (integer >= 0), strictPaths (boolean), requiredScope (string or null), activityFormat (xlsx, csv or mix: how user activity reports are served), accessFormat (xlsx or csv: how access reports are served), listingShift (integer >= 0: Graph group summary pages after the first start that many rows earlier, those rows changed), activityHistory (per-request or stable: a user's activity drawn anew for each range asked, or the same history whatever the range).`);
+      else throw bad(`Bad config field '${k}'. Known: jobSeconds (number >= 0), maxJobs (integer >= 0), strictPaths (boolean), requiredScope (string or null), activityFormat (xlsx, csv or mix: how user activity reports are served), accessFormat (xlsx, csv or damaged: how access reports are served), listingShift (integer >= 0: Graph group summary pages after the first start that many rows earlier, those rows changed), activityHistory (per-request or stable: a user's activity drawn anew for each range asked, or the same history whatever the range).`);
     }
     Object.assign(state.config, cfg);
     return state.config;

@@ -79,13 +79,16 @@ describe("exactly once", function()
     assert.is_true(reports.intact(dir))
   end
 
-  -- Starts the workflow into dir paused at `instant`; once a task says it
-  -- is there, sends `sig` and returns the exit code and stderr.
-  local function run_until(wf, dir, instant, sig)
+  -- Starts the workflow into dir (extra: more arguments) paused at
+  -- `instant`; once a task says it is there, sends `sig` and returns the
+  -- exit code and stderr.
+  local function run_until(wf, dir, instant, sig, extra)
     local e = {}
     for k, v in pairs(env) do e[k] = v end
     e.AUDITRUN_PAUSE_AT = instant
-    local h = host.start({ wf.name, "--out", dir }, { env = e })
+    local args = { wf.name, "--out", dir }
+    for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+    local h = host.start(args, { env = e })
     local deadline = auditrun.now() + 60
     local marker = "paused at " .. instant
     while not (util.read(h.dir .. "/err") or ""):find(marker, 1, true) and auditrun.now() < deadline do
@@ -97,10 +100,13 @@ describe("exactly once", function()
     return code, err
   end
 
-  local function rerun(wf, dir)
-    local code, out, err = host.run({ wf.name, "--out", dir }, { env = env })
+  -- Runs the workflow into dir to its end (extra: more arguments).
+  local function rerun(wf, dir, extra)
+    local args = { wf.name, "--out", dir }
+    for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+    local code, out, err = host.run(args, { env = env })
     assert.equal(0, code, err)
-    return out
+    return out, err
   end
 
   setup(function()
@@ -158,7 +164,9 @@ describe("exactly once", function()
           if type(v) == "table" and v.state == "posting" then flagged[k] = true end
         end
         assert.is_truthy(next(flagged))
-        rerun(wf, dir)
+        -- No job was seen done before the kill: each flagged submit keeps a
+        -- slot --job-length seconds after it was recorded.
+        rerun(wf, dir, { "--job-length", "2" })
         assert_one_report_each(wf, dir)
         -- The service may hold an extra job for each subject whose submit was
         -- out when the process died: the state says so.
@@ -225,6 +233,46 @@ describe("exactly once", function()
       end)
     end)
   end
+
+  it("a submit whose outcome is unknown keeps its slot on the rerun: the tenant never sees a sixth job", function()
+    local wf = WORKFLOWS[1]
+    local dir = home .. "/unknown-slots"
+    control("POST", "/config", { jobSeconds = 2 })
+    control("POST", "/stats/reset")
+    local function sent()
+      local n = 0
+      for _, times in pairs(submits(wf)) do n = n + times end
+      return n
+    end
+    -- Killed with five submits out: the tenant started their jobs (they
+    -- run 2 s) and the answers are 5 s away. Twice, the second time from
+    -- a rerun that holds the first run's five.
+    for round = 1, 2 do
+      control("POST", "/faults", { match = "/access/export", delay_ms = 5000, times = 5 })
+      local before = sent()
+      local h = host.start({ wf.name, "--out", dir, "--job-length", "3" }, { env = env })
+      local deadline = auditrun.now() + 60
+      while sent() < before + 5 and auditrun.now() < deadline do auditrun.sleep(0.02) end
+      assert.equal(before + 5, sent(), "round " .. round)
+      h:signal("KILL")
+      assert.equal(137, (h:wait(60)))
+      control("DELETE", "/faults")
+      assert.equal(0, control("GET", "/stats").jobs_refused, "round " .. round)
+      local unknown = 0
+      for _, v in pairs(read_state(dir)) do
+        if type(v) == "table" and v.state == "posting" then unknown = unknown + 1 end
+      end
+      assert.is_true(unknown >= 5, "round " .. round)
+    end
+    -- Killed twice more, the moment a report lands, then run to its end.
+    for _ = 1, 2 do assert.equal(137, (run_until(wf, dir, "placed", "KILL", { "--job-length", "3" }))) end
+    local _, err = rerun(wf, dir, { "--job-length", "3" })
+    assert_one_report_each(wf, dir)
+    assert_each_submitted_once(wf, dir, 4)
+    local stats = control("GET", "/stats")
+    assert.equal(0, stats.jobs_refused, err)
+    assert.is_true(stats.max_jobs_in_flight <= 5)
+  end)
 
   it("Ctrl-C while a refused submit waits to try again: the rerun flags no extra job", function()
     local wf = WORKFLOWS[1]

@@ -42,6 +42,21 @@ describe("tasks", function()
     assert.equal("cancelled", select(2, forever:join()).kind)
   end)
 
+  it("end the run without waiting for a background task", function()
+    local host = require "tests.helper.host"
+    local script = host.script([[
+      local task = require "auditrun.task"
+      task.background(function() task.sleep(60) end)
+      task.spawn(function() task.sleep(0.1) print("foreground done") end)
+    ]])
+    local started = task.now()
+    local code, out, err = host.run { script }
+    os.remove(script)
+    assert.equal(0, code, err)
+    assert.equal("foreground done\n", out)
+    assert.is_true(task.now() - started < 10)
+  end)
+
   it("wake timers of equal deadline in the order they were set", function()
     local order = {}
     local ts = {}

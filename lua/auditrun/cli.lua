@@ -12,11 +12,11 @@
 -- before anything is read or sent. An unknown flag, a stray argument or a
 -- bad value prints the usage line and one error line and exits 2. Every
 -- workflow takes --profile NAME (or --profile=NAME); export workflows also
--- --out DIR, --max-attempts N, --job-timeout SECONDS and --dry-run (the access
--- workflows --compare DIR), records workflows --out FILE
--- and --format jsonl|csv|sqlite (inferred from the extension of --out; the two
--- contradicting each other is a usage error) and --csv-raw, and both
--- --fresh, -q, -v and --log-format.
+-- --out DIR, --max-attempts N, --job-timeout SECONDS, --job-length SECONDS
+-- and --dry-run (the access workflows --compare DIR), records workflows
+-- --out FILE and --format jsonl|csv|sqlite (inferred from the extension of
+-- --out; the two contradicting each other is a usage error) and --csv-raw,
+-- and both --fresh, -q, -v and --log-format.
 --
 -- The options define the answer a run writes (answer): they are recorded
 -- with its output, and a rerun into that output with other options is
@@ -25,6 +25,7 @@ local argparse = require "argparse"
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
 local incremental = require "auditrun.incremental"
+local jobs = require "auditrun.jobs"
 local json = require "auditrun.json"
 local metrics = require "auditrun.metrics"
 local records = require "auditrun.records"
@@ -229,6 +230,10 @@ local function common_flags(p, spec)
     p:option("--job-timeout", "Seconds to wait for a report's job, to be started by a busy service and then to "
       .. "be done; a report whose job is not done by then fails (a rerun waits for the same job again).",
       tostring(M.JOB_TIMEOUT)):convert(M.count):argname("SECONDS")
+    p:option("--job-length", "Seconds a job may run at the service when none of its export has been seen done: "
+      .. "a submit whose outcome is unknown (the run was killed while it was out, or it got no answer) keeps one "
+      .. "of the tenant's job slots this long after it was sent, or twice the longest job seen plus 5 s.",
+      tostring(jobs.JOB_LENGTH)):convert(M.count):argname("SECONDS")
     p:flag("--dry-run", "List what would be submitted; submit nothing.")
     if spec.access then
       p:option("--compare", "An earlier run's --out folder: what changed in access since then goes to "
@@ -273,14 +278,15 @@ end
 
 --- The options that do not change what a run writes: how it talks (-q,
 --- -v, --log-format, --progress-every, --metrics), how hard and how long
---- it tries (--max-attempts, --job-timeout), whether it writes at all
---- (--dry-run), where it writes (--out, --out-dir), --fresh, and how a
---- series of runs reads on (--incremental, --lookback: auditrun.incremental). Every other option
---- (the range, filters, API, batch size, profile ...) defines the answer.
+--- it tries (--max-attempts, --job-timeout, --job-length), whether it
+--- writes at all (--dry-run), where it writes (--out, --out-dir), --fresh,
+--- and how a series of runs reads on (--incremental, --lookback:
+--- auditrun.incremental). Every other option (the range, filters, API,
+--- batch size, profile ...) defines the answer.
 M.NOT_THE_ANSWER = { quiet = true, verbose = true, log_format = true, max_attempts = true, job_timeout = true,
-                     progress_every = true, metrics = true, incremental = true, out_dir = true, lookback = true,
-                     dry_run = true, out = true, fresh = true, name = true, kind = true, answer = true,
-                     access = true, compare = true }
+                     job_length = true, progress_every = true, metrics = true, incremental = true,
+                     out_dir = true, lookback = true, dry_run = true, out = true, fresh = true, name = true,
+                     kind = true, answer = true, access = true, compare = true }
 
 --- answer(opts, lists) -> {["--flag"] = value}: what defines the output
 --- of a run with these parsed options (an option not given is left out;

@@ -99,8 +99,10 @@ function Timing:running(x)
 end
 
 --- done(y): a job was seen done at most y s after its submit was sent.
+--- longest: the longest such y ever seen (or given by an earlier run).
 function Timing:done(y)
   keep(self.his, y)
+  self.longest = math.max(self.longest or 0, y)
   self:learnt()
 end
 
@@ -221,6 +223,37 @@ function M.slots_dir(key)
   end
   if not files.exists(dir .. "/tenant") then files.write_atomic(dir .. "/tenant", key .. "\n") end
   return dir
+end
+
+--- How long a job may run at the service when no job of its export has
+--- been seen done (the default of --job-length): 15 minutes.
+M.JOB_LENGTH = 900
+
+--- held_for(limiter, name, ceiling) -> seconds after it was sent that a
+--- submit of export `name` whose outcome is unknown is taken to keep a
+--- slot of the tenant busy: twice the longest job of that export seen on
+--- the limiter (timing.longest, which a rerun seeds from its run state)
+--- plus 5 s, at most `ceiling` (M.JOB_LENGTH by default); the ceiling when
+--- none has been seen.
+function M.held_for(limiter, name, ceiling)
+  ceiling = ceiling or M.JOB_LENGTH
+  local longest = M.timing(limiter, name).longest
+  if not longest then return ceiling end
+  return math.min(ceiling, 2 * longest + 5)
+end
+
+--- hold(limiter, seconds, permit) -> a background task that keeps one of
+--- the limiter's slots (`permit`, or one it waits for) for `seconds` from
+--- now: for a job that may be running at the service though nobody knows
+--- its id. A job nobody fetches still counts against the tenant's limit.
+function M.hold(limiter, seconds, permit)
+  local till = task.now() + seconds
+  return task.background(function()
+    permit = permit or limiter:acquire()
+    local left = till - task.now()
+    if left > 0 then pcall(task.sleep, left) end
+    permit:release()
+  end)
 end
 
 --- The job limiter of a tenant (key: what names it, e.g. its identity URL,

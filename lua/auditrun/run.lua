@@ -16,7 +16,8 @@
 --
 -- What is recorded for a key, and when (each an fsynced journal line,
 -- auditrun.state), so that a kill -9 at any instant is recovered:
---   state "posting"    the slot is held and the submit is about to be sent;
+--   state "posting"    the slot is held and the submit is about to be sent
+--                      (posted_at: when, os.time);
 --   state "submitted"  the job id, the moment the answer arrives (nothing
 --                      runs between the answer and this record; Ctrl-C lets
 --                      the submit finish, auditrun.task.shield);
@@ -27,6 +28,12 @@
 -- unknown ("posting" when killed, or "unknown": no usable answer). Then the
 -- service may hold a job nobody will fetch: the record and the result say
 -- so (extra_job = true), and Run:extra_jobs() lists them for a summary.
+-- Such a job still takes one of the tenant's slots while it runs: the
+-- record keeps when each unknown submit was sent (posted_at, unknown_at),
+-- the state keeps the longest job of each export seen done, and a rerun
+-- holds a slot for each unknown submit as long as its job could run
+-- (Run:hold_slots, auditrun.jobs.held_for) while the workflow submits
+-- those subjects again last, so the tenant never has to refuse a job.
 --
 -- The worst instants can be hit on purpose: with AUDITRUN_PAUSE_AT=NAME in
 -- the environment, a task that reaches instant NAME says
@@ -39,6 +46,7 @@
 -- access.sqlite in place, access.csv not yet).
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
+local jobs = require "auditrun.jobs"
 local state = require "auditrun.state"
 local task = require "auditrun.task"
 
@@ -138,6 +146,77 @@ local function placed(rec)
   return rec.path and files.exists(rec.path) and files.sha256(rec.path) == rec.sha256
 end
 
+-- The longest job seen done of each export, in seconds from its submit
+-- ({[export] = seconds}), kept under this key for reruns.
+local JOB_LENGTHS = "~job_lengths"
+
+local function unknown(rec)
+  return type(rec) == "table" and not rec.job and (rec.state == "posting" or rec.state == "unknown")
+end
+
+--- unknown_submit(key) -> true when the last submit for key has an unknown
+--- outcome (the process died while it was out, or it got no usable
+--- answer): the service may be running a job for it nobody can name.
+function Run:unknown_submit(key)
+  return unknown(self.state:get(key))
+end
+
+-- When the submits for rec whose outcome is unknown were sent (os.time):
+-- the last one if it is still unknown, and those before it (unknown_at).
+local function unknown_times(rec, now)
+  local times = {}
+  if type(rec) ~= "table" then return times end
+  for _, t in ipairs(type(rec.unknown_at) == "table" and rec.unknown_at or {}) do
+    if math.tointeger(t) then times[#times + 1] = t end
+  end
+  -- A record of an older version has no posted_at: as if posted now.
+  if unknown(rec) then times[#times + 1] = math.tointeger(rec.posted_at) or now end
+  return times
+end
+
+-- At most this many unknown submits are remembered per key.
+local UNKNOWN_KEPT = 5
+
+--- hold_slots(limiter, job_length) -> how many slots are held, and until
+--- when (os.time): the tenant's slots that submits with an unknown outcome
+--- may still occupy. Each such submit keeps one slot of `limiter` from now
+--- until it was sent + jobs.held_for (from the longest job of its export
+--- this folder's runs have seen, kept in the state; else job_length), so
+--- that this run never starts a job the tenant would have to refuse. Also
+--- gives the limiter the job lengths the state keeps.
+function Run:hold_slots(limiter, job_length)
+  local lengths = self.state:get(JOB_LENGTHS)
+  for name, seconds in pairs(type(lengths) == "table" and lengths or {}) do
+    local t = jobs.timing(limiter, name)
+    if type(seconds) == "number" then t.longest = math.max(t.longest or 0, seconds) end
+  end
+  local n, last, now = 0, nil, os.time()
+  for key, rec in self.state:each() do
+    if key ~= JOB_LENGTHS and type(rec) == "table" and type(rec.export) == "string" then
+      for _, sent in ipairs(unknown_times(rec, now)) do
+        -- posted_at is a whole second: up to one more.
+        local at = sent + 1 + math.ceil(jobs.held_for(limiter, rec.export, job_length))
+        if at > now then
+          jobs.hold(limiter, at - now)
+          n, last = n + 1, math.max(last or at, at)
+        end
+      end
+    end
+  end
+  return n, last
+end
+
+-- Keeps the longest job of export `name` seen so far, for reruns.
+local function note_length(st, name, seconds)
+  local lengths = st:get(JOB_LENGTHS)
+  lengths = type(lengths) == "table" and lengths or {}
+  if (tonumber(lengths[name]) or 0) >= seconds then return true end
+  local out = {}
+  for k, v in pairs(lengths) do out[k] = v end
+  out[name] = seconds
+  return st:set(JOB_LENGTHS, out)
+end
+
 --- export(st, client, key, name, params, opts) -> file | nil, err. `st` is a
 --- run (from open) or a state (auditrun.state). opts: dir, deadline,
 --- first_interval, max_attempts (submits for a job that ends failed, 1 by
@@ -155,8 +234,13 @@ function M.export(st, client, key, name, params, opts)
   end
   -- Killed while a submit was out, or it got no usable answer: the service
   -- may have started a job we cannot name. Submit again, and say so.
-  local extra = rec and (rec.extra_job or (not rec.job and (rec.state == "posting" or rec.state == "unknown")))
-  local base = { export = name, api = client.api, extra_job = extra or nil, submits = rec and rec.submits or 0 }
+  local extra = rec and (rec.extra_job or unknown(rec))
+  -- When those unknown submits were sent, kept until the key is done with:
+  -- a rerun holds a slot for each while its job could be running.
+  local earlier = rec and unknown_times(rec, os.time()) or {}
+  while #earlier > UNKNOWN_KEPT do table.remove(earlier, 1) end
+  local base = { export = name, api = client.api, extra_job = extra or nil, submits = rec and rec.submits or 0,
+                 unknown_at = #earlier > 0 and earlier or nil }
   if not (rec and rec.job) then rec = nil end
   local max_attempts = opts.max_attempts or 1
   local attempts = 0
@@ -168,11 +252,13 @@ function M.export(st, client, key, name, params, opts)
       attempts = attempts + 1
       local sub = {}
       for k, v in pairs(opts) do sub[k] = v end
-      local before = base.extra_job and base or nil
+      local before = (base.extra_job or base.unknown_at) and base or nil
+      local posted_at
       sub.on_post = function(sending)
         -- Refused (nothing started): back to what was recorded before.
         if not sending then return save(before) end
-        local noted, nerr = save(with(base, { state = "posting", submits = base.submits + 1 }))
+        posted_at = os.time()
+        local noted, nerr = save(with(base, { state = "posting", submits = base.submits + 1, posted_at = posted_at }))
         if noted then M.instant("posting") end
         return noted, nerr
       end
@@ -181,7 +267,8 @@ function M.export(st, client, key, name, params, opts)
       if job or err.outcome == "unknown" then base.submits = base.submits + 1 end
       if not job then
         -- Refused before or without sending: nothing at the service.
-        local noted, nerr = save(err.outcome == "unknown" and with(base, { state = "unknown" }) or before)
+        local noted, nerr = save(err.outcome == "unknown" and with(base, { state = "unknown", posted_at = posted_at })
+          or before)
         if not noted then return nil, nerr end
         return nil, err
       end
@@ -203,6 +290,9 @@ function M.export(st, client, key, name, params, opts)
       end,
     }
     if file then
+      -- The longest job seen, for a rerun's bound on an unknown submit
+      -- (advisory: a write refused here costs only a longer bound).
+      if job.timing and job.timing.longest then note_length(st, name, job.timing.longest) end
       M.instant("placed")
       file.extra_job, file.submits = base.extra_job, rec.submits
       return file
@@ -211,7 +301,7 @@ function M.export(st, client, key, name, params, opts)
     -- while attempts remain, else in a rerun.
     if not (errors.is(err, "job") and err.retryable == false or err.status == 404) then return nil, err end
     base.submits = rec.submits
-    local noted, nerr = save(base.extra_job and base or nil)
+    local noted, nerr = save((base.extra_job or base.unknown_at) and base or nil)
     if not noted then return nil, nerr end
     rec = nil
     if attempts >= max_attempts then return nil, err end

@@ -25,6 +25,7 @@ local runnable = {}      -- FIFO of tasks to resume, runnable[head..tail]
 local head, tail = 1, 0
 local waiters = {}       -- object -> list of tasks parked on it
 local live = {}          -- task -> true until it ends
+local foreground = 0     -- live tasks that are not background ones (M.background)
 local current            -- the task being resumed, if any
 local interrupts_seen = 0
 local exit_hooks = {}   -- functions(code) run by main at the end
@@ -73,6 +74,7 @@ end
 
 local function finish(t, ok, ...)
   live[t] = nil
+  if not t.background then foreground = foreground - 1 end
   if ok then
     t.results = pack(...)
     t.status = "done"
@@ -208,7 +210,20 @@ function M.spawn(fn, ...)
     co = raw_create(fn), status = "ready", ended = M.event(),
   }, Task)
   live[t] = true
+  foreground = foreground + 1
   enqueue(t, ...)
+  return t
+end
+
+--- background(fn, ...) -> task: a task the run does not wait for: finish
+--- (and so task.main) returns once every other task has ended, whatever
+--- this one still waits on. For a timer that keeps something until a
+--- moment that only matters while the run goes on (a job slot held for a
+--- job that may be running unseen).
+function M.background(fn, ...)
+  local t = M.spawn(fn, ...)
+  t.background = true
+  foreground = foreground - 1
   return t
 end
 
@@ -253,10 +268,11 @@ end
 
 M.now = core.now
 
---- Runs every task to its end. A task that failed and was never joined
---- fails the run: its error is raised.
+--- Runs every task to its end, background ones aside (they are left
+--- where they are). A task that failed and was never joined fails the
+--- run: its error is raised.
 function M.finish()
-  run_until(function() return next(live) == nil end)
+  run_until(function() return foreground == 0 end)
   for _, t in ipairs(failures) do
     if not t.joined then
       failures = {}

@@ -53,18 +53,19 @@ local function iso(t)
 end
 
 --- open(opts, {slots=, access=}) -> run. opts: out, dry_run, max_attempts,
---- job_timeout, quiet, verbose, log_format, name, api, profile, compare (from
---- auditrun.cli). slots: the semaphore whose permits are jobs running on
---- the service (for the running/queued counts). access: the reports hold
---- access rows, so the run ends by building the access table, its changes
---- since opts.compare and summary.html (auditrun.access, auditrun.page).
---- Raises on a folder it cannot use.
+--- job_timeout, job_length, quiet, verbose, log_format, name, api, profile,
+--- compare (from auditrun.cli). slots: the semaphore whose permits are jobs
+--- running on the service (for the running/queued counts, and the slots
+--- held for an earlier run's submits whose outcome is unknown). access: the
+--- reports hold access rows, so the run ends by building the access table,
+--- its changes since opts.compare and summary.html (auditrun.access,
+--- auditrun.page). Raises on a folder it cannot use.
 function M.open(opts, o)
   o = o or {}
   local r = setmetatable({
     opts = opts, dir = opts.out, name = opts.name or "workflow", slots = o.slots, access = o.access,
     max_attempts = opts.max_attempts or 3, tasks = {}, failures = {}, reused = 0, active = 0, keys = {},
-    repeated = 0,
+    repeated = 0, deferred = {},
     started_at = os.time(),
   }, Run)
   r.progress = progress.new { quiet = opts.quiet, verbose = opts.verbose, format = opts.log_format,
@@ -97,6 +98,16 @@ function M.open(opts, o)
   r.coverage = coverage.new((from or to) and { from = from, to = to } or nil)
   r.range, r.coverage_files = { from = from, to = to }, {}
   r:write_coverage("running", "the run has not finished")
+  if r.slots then
+    -- Submits of an earlier run whose outcome is unknown may still run at
+    -- the service: each keeps a slot while it could (auditrun.run).
+    local held, till = r.run:hold_slots(r.slots, opts.job_length)
+    if held > 0 then
+      r.progress:event("notice", "held", string.format("%d submit(s) of an earlier run may still be running at the "
+        .. "service (their outcome is unknown): their job slots stay taken until %s at the latest, and those "
+        .. "reports are submitted again last", held, os.date("!%H:%M:%S UTC", till)))
+    end
+  end
   return r
 end
 
@@ -233,6 +244,12 @@ function Run:add(item)
   item.window = self.coverage:window { vendor = "insights", source = item.kind, report = true,
     subject = item.subjects and #item.subjects > 0 and table.concat(item.subjects, ",") or item.label,
     from = self.range.from, to = self.range.to }
+  -- A submit of an earlier run whose outcome is unknown: sent again last,
+  -- once the listing is read (listed), behind every other report.
+  if self.run and self.run:unknown_submit(item.key) then
+    self.deferred[#self.deferred + 1] = item
+    return
+  end
   self.tasks[#self.tasks + 1] = task.spawn(function() self:run_item(item) end)
 end
 
@@ -280,6 +297,11 @@ end
 function Run:listed()
   self.progress.listing = false
   self.progress:update(true)
+  local later = self.deferred
+  self.deferred = {}
+  for _, item in ipairs(later) do
+    self.tasks[#self.tasks + 1] = task.spawn(function() self:run_item(item) end)
+  end
 end
 
 function Run:summary()

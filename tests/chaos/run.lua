@@ -62,8 +62,11 @@ local function start(out, extra_env)
   local parts = {}
   for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. quote(v) end
   for k, v in pairs(extra_env or {}) do parts[#parts + 1] = k .. "=" .. quote(v) end
-  local cmd = ("env %s %s tests/chaos/wrap.lua %s %s --out %s -q"):format(table.concat(parts, " "), quote(host),
-    opts.workflow, opts.args, quote(out))
+  -- The sandbox's jobs take --job-seconds: a rerun holds a slot for a
+  -- submit whose outcome is unknown a few seconds, not the 15 minutes a
+  -- real tenant's job may take (--job-length).
+  local cmd = ("env %s %s tests/chaos/wrap.lua %s --job-length %d %s --out %s -q"):format(table.concat(parts, " "),
+    quote(host), opts.workflow, math.ceil(opts.job_seconds) + 2, opts.args, quote(out))
   os.execute(("(%s < /dev/null > %s/out 2> %s/err & echo $! > %s/pid; wait $!; echo $? > %s/code) 2>/dev/null &")
     :format(cmd, dir, dir, dir, dir))
   local h = { dir = dir, started = auditrun.now() }

@@ -52,8 +52,10 @@ function Coverage:set_range(from, to)
   self.range = { from = from, to = to }
 end
 
+-- A window's identity: its source and start (a number read back from JSON, integer or not, the same key).
 local function key(o)
-  return table.concat({ o.vendor, o.source, o.subject or "", tostring(o.from or "") }, "\0")
+  local from = tonumber(o.from)
+  return table.concat({ o.vendor, o.source, o.subject or "", from and string.format("%.3f", from) or "" }, "\0")
 end
 
 --- window({vendor=, source=, subject=, from=, to=, report=}) -> the window

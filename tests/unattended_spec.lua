@@ -170,6 +170,27 @@ describe("unattended runs", function()
       os.execute("rm -rf " .. home)
     end)
 
+    it("a run waiting for another process's slots says so, and counts its jobs queued, not running", function()
+      local home = util.tempdir()
+      local ienv = sb:host_env(home)
+      ienv.XDG_STATE_HOME = home .. "/state"
+      sb:control("POST", "/reset")
+      sb:control("POST", "/config", { jobSeconds = 4 })
+      local a = host.start({ "external-group-access", "--out", home .. "/a", "-q" }, { env = ienv })
+      for _ = 1, 400 do
+        if sb:control("GET", "/stats").jobs_in_flight >= 5 then break end
+        os.execute("sleep 0.05")
+      end
+      local code, _, err = host.run({ "external-group-access", "--out", home .. "/b", "-v", "--progress-every", "1" },
+        { env = ienv })
+      assert.equal(0, code, err)
+      assert.equal(0, a:wait(120))
+      assert.matches("all 5 job slots of the tenant are held by other auditrun processes", err)
+      assert.matches("progress [^\n]*queued [1-9]%d*  running 0  done 0", err)
+      assert.equal(0, sb:control("GET", "/stats").jobs_refused)
+      os.execute("rm -rf " .. home)
+    end)
+
     it("are freed when a process holding them is killed with kill -9", function()
       local home = util.tempdir()
       local ienv = sb:host_env(home)

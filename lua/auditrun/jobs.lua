@@ -160,8 +160,9 @@ end
 -- A limiter whose permits each hold one of the tenant's slot files as well:
 -- slot-1 ... slot-N in its folder, each locked (flock) by the process whose
 -- job holds it. A lock dies with its process, kill -9 included, so a slot is
--- never lost. In the process, a semaphore (the `sem` field: in_use, limit,
--- peak) orders this process's tasks first.
+-- never lost. In the process, a semaphore (the `sem` field: limit, peak)
+-- orders this process's tasks first; in_use counts the jobs that hold a
+-- slot file (not those waiting for another process to free one).
 local Shared = {}
 Shared.__index = function(l, k) return Shared[k] or l.sem[k] end
 
@@ -171,6 +172,7 @@ function SharedPermit:release()
   if self.released then return end
   self.released = true
   self.lock:close()
+  self.owner.in_use = self.owner.in_use - 1
   self.permit:release()
 end
 SharedPermit.__close = SharedPermit.release
@@ -204,7 +206,8 @@ function Shared:acquire()
     permit:release()
     error(lock, 0)
   end
-  return setmetatable({ permit = permit, lock = lock }, SharedPermit)
+  self.in_use = self.in_use + 1
+  return setmetatable({ permit = permit, lock = lock, owner = self }, SharedPermit)
 end
 
 function Shared:set_limit(n) self.sem:set_limit(n) end
@@ -266,7 +269,7 @@ function M.limiter(key, limit, o)
   local l = limiters[key]
   if not l then
     l = task.semaphore(limit)
-    if o and o.shared then l = setmetatable({ sem = l, key = key }, Shared) end
+    if o and o.shared then l = setmetatable({ sem = l, key = key, in_use = 0 }, Shared) end
     limiters[key] = l
   elseif limit < l.limit then
     l:set_limit(limit)

@@ -119,7 +119,7 @@ describe("exactly once", function()
   end)
   before_each(function()
     control("POST", "/reset")
-    control("POST", "/config", { jobSeconds = 0.3 })
+    control("POST", "/config", { jobSeconds = 0.3, listingReverse = false })
   end)
 
   for _, wf in ipairs(WORKFLOWS) do
@@ -269,6 +269,37 @@ describe("exactly once", function()
     local _, err = rerun(wf, dir, { "--job-length", "3" })
     assert_one_report_each(wf, dir)
     assert_each_submitted_once(wf, dir, 4)
+    local stats = control("GET", "/stats")
+    assert.equal(0, stats.jobs_refused, err)
+    assert.is_true(stats.max_jobs_in_flight <= 5)
+  end)
+
+  it("jobs an earlier run recorded keep their slots on the rerun, whatever order the listing brings them in", function()
+    local wf = WORKFLOWS[2]
+    local dir = home .. "/recorded-slots"
+    control("POST", "/config", { jobSeconds = 4 })
+    control("POST", "/stats/reset")
+    -- Killed with five jobs running at the tenant (4 s each), their ids
+    -- recorded.
+    local h = host.start({ wf.name, "--out", dir }, { env = env })
+    local deadline, running = auditrun.now() + 60, 0
+    while running < 5 and auditrun.now() < deadline do
+      auditrun.sleep(0.02)
+      running = 0
+      for _, v in pairs(read_state(dir)) do
+        if type(v) == "table" and v.state == "submitted" and v.job and not v.path then running = running + 1 end
+      end
+    end
+    assert.equal(5, running)
+    h:signal("KILL")
+    assert.equal(137, (h:wait(60)))
+    -- The rerun lists those five groups last: it must not start a job of
+    -- its own while theirs still run.
+    -- (The rerun's own jobs are short: the first five keep their 4 s.)
+    control("POST", "/config", { listingReverse = true, jobSeconds = 0.05 })
+    local _, err = rerun(wf, dir)
+    assert_one_report_each(wf, dir)
+    assert_each_submitted_once(wf, dir)
     local stats = control("GET", "/stats")
     assert.equal(0, stats.jobs_refused, err)
     assert.is_true(stats.max_jobs_in_flight <= 5)

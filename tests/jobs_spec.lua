@@ -180,4 +180,26 @@ describe("jobs", function()
     assert.equal(25, jobs.held_for(slots, "user_permissions_export", 900))
     assert.equal(20, jobs.held_for(slots, "user_permissions_export", 20))
   end)
+
+  it("a hold released early gives its slot back at once, and one released while waiting never takes one", function()
+    local slots = auditrun.semaphore(1)
+    local first = jobs.hold(slots, 60)
+    local second = jobs.hold(slots, 60)
+    auditrun.sleep(0.05)
+    assert.equal(0, slots.count)
+    second:release()               -- still waiting for the one slot
+    first:release()                -- the job it stood for was seen done
+    auditrun.sleep(0.05)
+    assert.equal(1, slots.count)
+    assert.equal(0, slots.in_use)
+    first:release()                -- twice is harmless
+    -- A job object can take a hold over as its permit.
+    local third = jobs.hold(slots, 60)
+    local job = jobs.new { id = "7", name = "group_access_export", permit = third, family = {} }
+    auditrun.sleep(0.05)
+    assert.equal(0, slots.count)
+    job:release()
+    auditrun.sleep(0.05)
+    assert.equal(1, slots.count)
+  end)
 end)

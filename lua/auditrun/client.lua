@@ -188,15 +188,16 @@ function Client:submit(name, params, opts)
   }
 end
 
---- job(id, name, {slot=}) -> the job object for an id an earlier run
---- submitted through `name` (a rerun picks up its jobs instead of
+--- job(id, name, {slot=, permit=}) -> the job object for an id an earlier
+--- run submitted through `name` (a rerun picks up its jobs instead of
 --- submitting them again). With slot = true it first waits for one of the
 --- tenant's job slots and holds it until the job is seen done or failed,
---- as a job submitted now would; otherwise it holds none.
+--- as a job submitted now would; a permit given (a slot already held for
+--- it, e.g. a jobs.hold) is held that way instead; otherwise it holds none.
 function Client:job(id, name, opts)
   local def = self.catalogue.endpoints[name]
   if not (def and def.kind == "submit") then error("no " .. self.catalogue.name .. " job named " .. tostring(name), 2) end
-  local permit = opts and opts.slot and self.limiter:acquire() or nil
+  local permit = opts and (opts.permit or opts.slot and self.limiter:acquire()) or nil
   return jobs.new { id = M.id_string(id), name = name, family = self:family(def.job), permit = permit,
                     request = function(s) return self:request(s) end }
 end

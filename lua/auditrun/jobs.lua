@@ -245,18 +245,37 @@ function M.held_for(limiter, name, ceiling)
   return math.min(ceiling, 2 * longest + 5)
 end
 
---- hold(limiter, seconds, permit) -> a background task that keeps one of
---- the limiter's slots (`permit`, or one it waits for) for `seconds` from
---- now: for a job that may be running at the service though nobody knows
---- its id. A job nobody fetches still counts against the tenant's limit.
+local Hold = {}
+Hold.__index = Hold
+
+--- hold:release(): ends the hold now (the job it stood for was seen done,
+--- or a job object took it over); a hold still waiting for its slot never
+--- takes one. Safe twice.
+function Hold:release()
+  self.task:cancel()
+end
+
+--- hold(limiter, seconds, permit) -> a hold: a background task that keeps
+--- one of the limiter's slots (`permit`, or one it waits for) for
+--- `seconds` from now, or until hold:release(). For a job that may be
+--- running at the service though nobody here polls it yet: one whose
+--- submit's outcome is unknown, or one an earlier run submitted. A job
+--- nobody fetches still counts against the tenant's limit. A hold can
+--- stand in for a job's permit (jobs.new{permit=hold}).
 function M.hold(limiter, seconds, permit)
   local till = task.now() + seconds
-  return task.background(function()
-    permit = permit or limiter:acquire()
+  local h = setmetatable({}, Hold)
+  h.task = task.background(function()
+    if not permit then
+      local ok, p = pcall(limiter.acquire, limiter)
+      if not ok then return end  -- released (cancelled) while waiting
+      permit = p
+    end
     local left = till - task.now()
     if left > 0 then pcall(task.sleep, left) end
     permit:release()
   end)
+  return h
 end
 
 --- The job limiter of a tenant (key: what names it, e.g. its identity URL,

@@ -12,7 +12,7 @@
 --   client.api                               a name for the API (recorded)
 --   client:submit(name, params, opts) -> job | nil, err   (passes opts.on_post
 --                                            and opts.deadline to jobs.submit)
---   client:job(id, name, {slot = true}) -> job   (a job an earlier run submitted)
+--   client:job(id, name, {slot = true | permit = hold}) -> job   (a job an earlier run submitted)
 --
 -- What is recorded for a key, and when (each an fsynced journal line,
 -- auditrun.state), so that a kill -9 at any instant is recovered:
@@ -34,6 +34,11 @@
 -- holds a slot for each unknown submit as long as its job could run
 -- (Run:hold_slots, auditrun.jobs.held_for) while the workflow submits
 -- those subjects again last, so the tenant never has to refuse a job.
+-- A job an earlier run submitted and recorded (its id known, its report
+-- not yet in place) holds a slot from the rerun's start as well, whatever
+-- order the listing brings its subject in: the export that picks the job
+-- up takes that hold over as its own slot, and gives it back the moment
+-- the job is seen done.
 --
 -- The worst instants can be hit on purpose: with AUDITRUN_PAUSE_AT=NAME in
 -- the environment, a task that reaches instant NAME says
@@ -177,33 +182,53 @@ end
 -- At most this many unknown submits are remembered per key.
 local UNKNOWN_KEPT = 5
 
---- hold_slots(limiter, job_length) -> how many slots are held, and until
---- when (os.time): the tenant's slots that submits with an unknown outcome
---- may still occupy. Each such submit keeps one slot of `limiter` from now
---- until it was sent + jobs.held_for (from the longest job of its export
---- this folder's runs have seen, kept in the state; else job_length), so
---- that this run never starts a job the tenant would have to refuse. Also
---- gives the limiter the job lengths the state keeps.
+-- A job an earlier run submitted whose report is not in place: it may be
+-- running at the service. (One whose final name was recorded was seen
+-- done; its slot was given back then.)
+local function in_flight(rec)
+  return type(rec) == "table" and rec.job ~= nil and rec.state == "submitted" and not rec.path
+end
+
+--- hold_slots(limiter, job_length) -> how many slots are held for unknown
+--- submits, until when (os.time), and how many for recorded jobs: the
+--- tenant's slots that earlier runs' jobs may still
+--- occupy. Each submit with an unknown outcome keeps one slot of `limiter`
+--- from now until it was sent + jobs.held_for (from the longest job of its
+--- export this folder's runs have seen, kept in the state; else
+--- job_length); each recorded job not yet downloaded keeps one for as
+--- long, or until this run's export of its key takes the hold over (see
+--- export). So this run never starts a job the tenant would have to
+--- refuse. Also gives the limiter the job lengths the state keeps.
 function Run:hold_slots(limiter, job_length)
   local lengths = self.state:get(JOB_LENGTHS)
   for name, seconds in pairs(type(lengths) == "table" and lengths or {}) do
     local t = jobs.timing(limiter, name)
     if type(seconds) == "number" then t.longest = math.max(t.longest or 0, seconds) end
   end
-  local n, last, now = 0, nil, os.time()
+  local n, known, last, now = 0, 0, nil, os.time()
+  self.job_holds = self.job_holds or {}
+  -- posted_at is a whole second: up to one more.
+  local function till(rec, sent) return sent + 1 + math.ceil(jobs.held_for(limiter, rec.export, job_length)) end
   for key, rec in self.state:each() do
     if key ~= JOB_LENGTHS and type(rec) == "table" and type(rec.export) == "string" then
       for _, sent in ipairs(unknown_times(rec, now)) do
-        -- posted_at is a whole second: up to one more.
-        local at = sent + 1 + math.ceil(jobs.held_for(limiter, rec.export, job_length))
+        local at = till(rec, sent)
         if at > now then
           jobs.hold(limiter, at - now)
           n, last = n + 1, math.max(last or at, at)
         end
       end
+      if in_flight(rec) then
+        -- A record of an older version has no posted_at: as if sent now.
+        local at = till(rec, math.tointeger(rec.posted_at) or now)
+        if at > now then
+          self.job_holds[key] = jobs.hold(limiter, at - now)
+          known, last = known + 1, math.max(last or at, at)
+        end
+      end
     end
   end
-  return n, last
+  return n, last, known
 end
 
 -- Keeps the longest job of export `name` seen so far, for reruns.
@@ -223,7 +248,13 @@ end
 --- default). A failure leaves what a rerun needs: a job still running or
 --- not yet downloaded is waited for again, a failed one submitted again.
 function M.export(st, client, key, name, params, opts)
-  if getmetatable(st) == Run then st = st.state end
+  -- The slot held since this run started for key's recorded job, if any.
+  local hold
+  if getmetatable(st) == Run then
+    hold = st.job_holds and st.job_holds[key]
+    if hold then st.job_holds[key] = nil end
+    st = st.state
+  end
   opts = opts or {}
   local function save(value) return st:set(key, value) end
   local rec = st:get(key)
@@ -247,7 +278,11 @@ function M.export(st, client, key, name, params, opts)
   while true do
     local job
     if rec then
-      job = client:job(rec.job, name, { slot = true })
+      -- The recorded job's slot: the hold kept for it since the run
+      -- started (taken over, so it ends when the job is seen done), or a
+      -- slot it waits for as a new submit would.
+      job = client:job(rec.job, name, { slot = not hold, permit = hold })
+      hold = nil
     else
       attempts = attempts + 1
       local sub = {}
@@ -272,7 +307,7 @@ function M.export(st, client, key, name, params, opts)
         if not noted then return nil, nerr end
         return nil, err
       end
-      rec = with(base, { state = "submitted", job = job.id })
+      rec = with(base, { state = "submitted", job = job.id, posted_at = posted_at })
       local saved, serr = save(rec)
       if not saved then
         job:release()
@@ -310,7 +345,7 @@ end
 
 --- Run:export(client, key, name, params, opts): export(run, ...) above.
 function Run:export(client, key, name, params, opts)
-  return M.export(self.state, client, key, name, params, opts)
+  return M.export(self, client, key, name, params, opts)
 end
 
 return M

@@ -99,9 +99,14 @@ function M.open(opts, o)
   r.range, r.coverage_files = { from = from, to = to }, {}
   r:write_coverage("running", "the run has not finished")
   if r.slots then
-    -- Submits of an earlier run whose outcome is unknown may still run at
-    -- the service: each keeps a slot while it could (auditrun.run).
-    local held, till = r.run:hold_slots(r.slots, opts.job_length)
+    -- Jobs of an earlier run may still run at the service: each recorded
+    -- one keeps a slot until this run picks it up, each submit whose
+    -- outcome is unknown while its job could run (auditrun.run).
+    local held, till, recorded = r.run:hold_slots(r.slots, opts.job_length)
+    if recorded > 0 then
+      r.progress:event("debug", "held", string.format("%d job(s) an earlier run submitted keep their slots until "
+        .. "they are seen done", recorded))
+    end
     if held > 0 then
       r.progress:event("notice", "held", string.format("%d submit(s) of an earlier run may still be running at the "
         .. "service (their outcome is unknown): their job slots stay taken until %s at the latest, and those "

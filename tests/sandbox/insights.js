@@ -862,7 +862,10 @@ function makeGraphHandlers(t, views, q, reports, state) {
     },
 
     usersSummary: (ctx) => startPage(ctx, 'results', q.usersByAccess.map((u) => views.userSummary(u, false))),
-    groupsSummary: (ctx) => startPage(ctx, 'values', q.externalGroups.map((g) => views.groupSummary(g, false)), state.config.listingShift),
+    groupsSummary: (ctx) => {
+      const groups = state.config.listingReverse ? [...q.externalGroups].reverse() : q.externalGroups;
+      return startPage(ctx, 'values', groups.map((g) => views.groupSummary(g, false)), state.config.listingShift);
+    },
 
     sharingLinksSummary(ctx) {
       const body = ctx.body();
@@ -1366,8 +1369,9 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
   if (typeof verifyAccessToken !== 'function') throw new TypeError('createInsights needs verifyAccessToken(req)');
   const tenant = data.createTenant(seed, { hostile, markup });
   const state = {
-    // listingShift: see startPage (Graph group summaries).
-    config: { jobSeconds, maxJobs, strictPaths: true, requiredScope: REQUIRED_SCOPE, activityFormat: 'xlsx', accessFormat: 'xlsx', listingShift: 0 },
+    // listingShift: see startPage (Graph group summaries); listingReverse:
+    // the group summaries listed last group first.
+    config: { jobSeconds, maxJobs, strictPaths: true, requiredScope: REQUIRED_SCOPE, activityFormat: 'xlsx', accessFormat: 'xlsx', listingShift: 0, listingReverse: false },
     requests: [],
     faults: [],
     jobs: new Map(),
@@ -1596,8 +1600,9 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
       else if (k === 'activityFormat' && ['xlsx', 'csv', 'mix'].includes(v)) cfg.activityFormat = v;
       else if (k === 'accessFormat' && ['xlsx', 'csv', 'damaged'].includes(v)) cfg.accessFormat = v;
       else if (k === 'listingShift' && Number.isInteger(v) && v >= 0) cfg.listingShift = v;
+      else if (k === 'listingReverse' && typeof v === 'boolean') cfg.listingReverse = v;
       else if (k === 'activityHistory' && ['per-request', 'stable'].includes(v)) cfg.activityHistory = v;
-      else throw bad(`Bad config field '${k}'. Known: jobSeconds (number >= 0), maxJobs (integer >= 0), strictPaths (boolean), requiredScope (string or null), activityFormat (xlsx, csv or mix: how user activity reports are served), accessFormat (xlsx, csv or damaged: how access reports are served), listingShift (integer >= 0: Graph group summary pages after the first start that many rows earlier, those rows changed), activityHistory (per-request or stable: a user's activity drawn anew for each range asked, or the same history whatever the range).`);
+      else throw bad(`Bad config field '${k}'. Known: jobSeconds (number >= 0), maxJobs (integer >= 0), strictPaths (boolean), requiredScope (string or null), activityFormat (xlsx, csv or mix: how user activity reports are served), accessFormat (xlsx, csv or damaged: how access reports are served), listingShift (integer >= 0: Graph group summary pages after the first start that many rows earlier, those rows changed), listingReverse (boolean: Graph group summaries listed last group first), activityHistory (per-request or stable: a user's activity drawn anew for each range asked, or the same history whatever the range).`);
     }
     Object.assign(state.config, cfg);
     return state.config;

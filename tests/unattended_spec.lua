@@ -191,6 +191,49 @@ describe("unattended runs", function()
       os.execute("rm -rf " .. home)
     end)
 
+    it("hold a slot of the tenant's five for each submit a killed run left without an answer", function()
+      local home = util.tempdir()
+      local ienv = sb:host_env(home)
+      ienv.XDG_STATE_HOME = home .. "/state"
+      sb:control("POST", "/reset")
+      sb:control("POST", "/config", { jobSeconds = 1 })
+      -- Killed with five submits recorded as about to be sent: their outcome is unknown.
+      local paused = {}
+      for k, v in pairs(ienv) do paused[k] = v end
+      paused.AUDITRUN_PAUSE_AT = "posting"
+      local a = host.start({ "external-group-access", "--out", home .. "/a", "-q" }, { env = paused })
+      local n = 0
+      for _ = 1, 400 do
+        local text = util.read(a.dir .. "/err") or ""
+        n = select(2, text:gsub("paused at posting", ""))
+        if n >= 5 then break end
+        os.execute("sleep 0.05")
+      end
+      assert.equal(5, n)
+      a:signal("KILL")
+      a:wait(20)
+      -- The rerun keeps a slot for each while its job could run: the tenant's slot files.
+      local b = host.start({ "external-group-access", "--out", home .. "/a", "-q", "--job-length", "20" },
+        { env = ienv })
+      local files = require "auditrun.files"
+      local locked
+      for _ = 1, 100 do
+        os.execute("sleep 0.1")
+        local dirs = util.sh("ls -d " .. home .. "/state/auditrun/slots/*/ 2>/dev/null"):match("^%s*(.-)%s*$")
+        locked = 0
+        for i = 1, 5 do
+          local lock = dirs ~= "" and files.lock(dirs .. "slot-" .. i)
+          if lock then lock:close() elseif dirs ~= "" then locked = locked + 1 end
+        end
+        if locked == 5 then break end
+      end
+      assert.equal(5, locked)
+      assert.equal(0, sb:control("GET", "/stats").jobs_in_flight)
+      b:signal("KILL")
+      b:wait(20)
+      os.execute("rm -rf " .. home)
+    end)
+
     it("are freed when a process holding them is killed with kill -9", function()
       local home = util.tempdir()
       local ienv = sb:host_env(home)

@@ -135,14 +135,17 @@ int fsio_fsync_dir_of(const char *path, char *err, size_t errlen) {
   return 0;
 }
 
+#define TEMP_BASE_MAX 200
+
 int fsio_temp_beside(const char *path, char *out, size_t outlen, char *err, size_t errlen) {
   char dir[PATH_MAX];
   const char *base = strrchr(path, '/');
   int fd;
   base = base ? base + 1 : path;
   dir_of(path, dir, sizeof dir);
-  /* A dot name so listings and globs of finished files skip it. */
-  if ((size_t)snprintf(out, outlen, "%s/.%.64s.part-XXXXXX", dir, base) >= outlen) {
+  /* A dot name so listings and globs of finished files skip it. The name
+   * is cut at TEMP_BASE_MAX so that it stays within NAME_MAX (255). */
+  if ((size_t)snprintf(out, outlen, "%s/.%.*s.part-XXXXXX", dir, TEMP_BASE_MAX, base) >= outlen) {
     snprintf(err, errlen, "path too long: %s", path);
     return -1;
   }
@@ -313,7 +316,18 @@ static int is_part_name(const char *name) {
   return 1;
 }
 
-int fsio_remove_parts(const char *dir, char *err, size_t errlen) {
+/* Whether a temporary file (a part name) is one for the file `of` or for a
+ * file named after it ("OF.something"): the NAME between the leading dot and
+ * ".part-XXXXXX" is `of`, starts with "of.", or is a cut-off start of them. */
+static int is_part_of(const char *name, const char *of) {
+  size_t len = strlen(name) - 13, olen = strlen(of);
+  const char *target = name + 1;
+  if (len == TEMP_BASE_MAX && strncmp(target, of, len) == 0) return 1;  /* cut off: of is longer */
+  if (len < olen || strncmp(target, of, olen) != 0) return 0;
+  return len == olen || target[olen] == '.';
+}
+
+int fsio_remove_parts(const char *dir, const char *of, char *err, size_t errlen) {
   int removed = 0, rc = -1;
   char path[PATH_MAX];
   struct dirent *e;
@@ -323,7 +337,7 @@ int fsio_remove_parts(const char *dir, char *err, size_t errlen) {
     return -1;
   }
   while ((errno = 0, e = readdir(d)) != NULL) {
-    if (!is_part_name(e->d_name)) continue;
+    if (!is_part_name(e->d_name) || (of && !is_part_of(e->d_name, of))) continue;
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path) continue;
     if (unlink(path) == 0) removed++;
     else if (errno != ENOENT) {

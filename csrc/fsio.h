@@ -43,9 +43,11 @@ int fsio_rename_noreplace(const char *from, const char *to, char *err, size_t er
  * included, so a crashed run never leaves a stale lock. */
 int fsio_lock(const char *path, char *err, size_t errlen);
 /* Removes the temporary files fsio_temp_beside made in `dir` and a crash
- * left behind: only safe while nobody else writes there (hold its lock).
- * Returns how many were removed, or -1. */
-int fsio_remove_parts(const char *dir, char *err, size_t errlen);
+ * left behind: all of them when `of` is NULL, else only those for the file
+ * named `of` and files named after it ("OF.something"). Only safe while
+ * nobody else writes those files (hold their lock). Returns how many were
+ * removed, or -1. */
+int fsio_remove_parts(const char *dir, const char *of, char *err, size_t errlen);
 
 /* Temporary files a hard exit (the second Ctrl-C) removes: fsio_temp_beside
  * tracks what it makes, naming it or dropping its name forgets it, and

@@ -234,7 +234,7 @@ static int rename_noreplace(lua_State *L) {
 
 static int remove_parts(lua_State *L) {
   char err[CORE_ERRLEN];
-  int n = fsio_remove_parts(luaL_checkstring(L, 1), err, sizeof err);
+  int n = fsio_remove_parts(luaL_checkstring(L, 1), luaL_optstring(L, 2, NULL), err, sizeof err);
   if (n < 0) return core_fail(L, "file", err);
   lua_pushinteger(L, n);
   return 1;

@@ -181,6 +181,15 @@ describe("files", function()
     assert.equal(1, files.remove_parts(dir))
     assert.is_false(files.exists(leftover))
     assert.equal(".hidden .part-abc123 .report.zip.part-abc12 .x.part-abc12! keep.part-abc123 report.zip", listing(dir))
+    -- Only one file's: its own and those of files named after it, even cut off at 200 bytes.
+    local long = ("n"):rep(230)
+    for _, name in ipairs { ".a.csv.part-abc123", ".a.csv.sha.part-abc123", ".a.csvx.part-abc123",
+                            "." .. long:sub(1, 200) .. ".part-abc123" } do
+      files.write_atomic(dir .. "/" .. name, "x")
+    end
+    assert.equal(2, files.remove_parts(dir, "a.csv"))
+    assert.equal(1, files.remove_parts(dir, long))
+    assert.truthy(files.exists(dir .. "/.a.csvx.part-abc123"))
     local n, err = files.remove_parts(dir .. "/missing")
     assert.is_nil(n)
     assert.equal("file", err.kind)

@@ -160,7 +160,16 @@ describe("records writer", function()
     w.file:write('{"i":26,"te')
     w.file:close()
     w.lock:close()
+    -- Killed while its record, its coverage report or the file itself was
+    -- being replaced: those temporary files go; a neighbour's stay.
+    local mine = { ".rows.jsonl.part-abc123", "..rows.jsonl.auditrun.part-Xyz789",
+                   ".rows.jsonl.coverage.json.part-Q1w2e3" }
+    local theirs = { ".rows.jsonl2.part-abc123", ".other.jsonl.part-abc123" }
+    for _, name in ipairs(mine) do util.write(dir .. "/" .. name, "x") end
+    for _, name in ipairs(theirs) do util.write(dir .. "/" .. name, "x") end
     local again = auditrun.try(records.open(path, { format = "jsonl" }))
+    for _, name in ipairs(mine) do assert.is_nil(util.read(dir .. "/" .. name), name) end
+    for _, name in ipairs(theirs) do assert.equal("x", util.read(dir .. "/" .. name), name) end
     assert.equal(20, again.skip)
     assert.is_false(again.complete)
     for i = 1, 40 do auditrun.try(again:write(row(i))) end

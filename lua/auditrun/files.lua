@@ -18,7 +18,7 @@ M.truncate = core.truncate                  -- (path, length) -> true | nil, err
 M.rename_noreplace = core.rename_noreplace  -- (from, to) -> true | nil, err ("exists")
 M.sha256 = core.sha256_file                 -- (path) -> hex | nil, err
 M.lock = core.lock                          -- (path) -> lock (close()) | nil, err ("locked")
-M.remove_parts = core.remove_parts          -- (dir) -> temporary files removed | nil, err
+M.remove_parts = core.remove_parts          -- (dir [, of]) -> temporary files removed | nil, err
 M.mode = core.file_mode                     -- (path) -> permission bits (0644 is 420) | nil, err
 
 --- open_append(path) -> a Lua file open for appending, created private

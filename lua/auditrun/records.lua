@@ -319,6 +319,13 @@ function M.open(path, o)
     return nil, lerr
   end
   w.lock = lock
+  -- A killed run may have left temporary files of this file, of its record
+  -- (".NAME.auditrun") and of the reports named after it (NAME.coverage.json).
+  local name = path:match("([^/]*)$")
+  for _, of in ipairs { name, "." .. name } do
+    local swept, serr = files.remove_parts(dir == "" and "/" or dir or ".", of)
+    if not swept then lock:close() return nil, serr end
+  end
   local text = files.exists(w.state_path) and files.read(w.state_path)
   if text then
     local st = json.decode(text)

@@ -24,7 +24,7 @@ print(string.format("config file: %s%s", path or "(none: HOME and AUDITRUN_CONFI
   path and (f and "" or (named and " (cannot be read)" or " (none there)")) or ""))
 print(string.format("profile:     %s", profile or "default"))
 
-local unusable = {}
+local unusable, ready = {}, 0
 for _, vendor in ipairs(vendors) do
   local schema = require("auditrun." .. vendor .. ".settings").schema
   print()
@@ -42,6 +42,10 @@ for _, vendor in ipairs(vendors) do
   table.sort(keys)
   print(string.format("%s: %s", schema.name,
     loaded and "ready" or (set and ("not ready: " .. lerr.message) or "not configured")))
+  if not (set or loaded) then
+    local needs, envs = config.setup(schema)
+    print(string.format("  to use it, set %s in a profile of the config file, or %s in the environment", needs, envs))
+  end
   if set or loaded then
     for _, k in ipairs(keys) do
       local v, where = (loaded or values)[k], sources[k]
@@ -60,8 +64,13 @@ for _, vendor in ipairs(vendors) do
     end
   end
   if set and not loaded then unusable[#unusable + 1] = schema.name end
+  if loaded then ready = ready + 1 end
 end
 for _, w in ipairs(warnings) do print("\nwarning: " .. w) end
+if ready == 0 and #unusable == 0 then
+  error(errors.new("config", string.format("nothing is configured: write a profile in %s or set the environment "
+    .. "variables named above (README: Connect your tenant)", path or "~/.config/auditrun/config.lua")), 0)
+end
 if #unusable > 0 then
   error(errors.new("config", table.concat(unusable, ", ") .. " configured but not ready (see above)"), 0)
 end

@@ -110,6 +110,26 @@ describe("auditrun config", function()
     assert.is_nil(out:find("s3cret", 1, true))
   end)
 
+  it("says with nothing configured what to set, as config keys and as environment names, and exits 1", function()
+    local code, out, err = run({ "config" }, { AUDITRUN_CONFIG = "" })
+    assert.equal(1, code)
+    assert.matches("config file: " .. (dir .. "/.config/auditrun/config.lua"):gsub("%p", "%%%0") .. " %(none there%)", out)
+    assert.matches("\nInsights: not configured\n  to use it, set insights_region %(or insights_url%), client_id, "
+      .. "cert %(or client_secret%) in a profile of the config file, or AUDITRUN_INSIGHTS_REGION %(or "
+      .. "AUDITRUN_INSIGHTS_URL%), AUDITRUN_CLIENT_ID, AUDITRUN_CERT %(or AUDITRUN_CLIENT_SECRET%) in the environment\n",
+      out)
+    assert.matches("\nExaVault: not configured\n  to use it, set exavault_url, exavault_api_key, "
+      .. "exavault_access_token in a profile", out)
+    assert.equal("auditrun: config: nothing is configured: write a profile in " .. dir
+      .. "/.config/auditrun/config.lua or set the environment variables named above (README: Connect your tenant)\n",
+      err)
+    -- One vendor ready is enough: the others only say how.
+    code, out, err = run({ "config" }, { AUDITRUN_CONFIG = "", AUDITRUN_EXAVAULT_URL = "https://a.exavault.com/api/v2",
+      AUDITRUN_EXAVAULT_API_KEY = "k", AUDITRUN_EXAVAULT_ACCESS_TOKEN = "t" })
+    assert.equal(0, code, err)
+    assert.matches("\nDealCloud: not configured\n  to use it, set dealcloud_url", out)
+  end)
+
   it("names the profiles of a file when none is picked, and exits 1", function()
     util.write(file, 'return { contoso = { client_id = "a" }, fabrikam = { client_id = "b" } }')
     local code, _, err = run { "config" }

@@ -383,6 +383,21 @@ function M.resolve_credentials(schema, s)
 end
 
 --- missing(schema, s) -> the required keys not set, as the variables to set.
+--- setup(schema) -> "k1 (or k2), k3 ...", "AUDITRUN_K1 (or AUDITRUN_K2), ...":
+--- what a first profile of the vendor needs, as config keys and as
+--- environment names (schema.setup, else its required keys).
+function M.setup(schema)
+  local keys, envs = {}, {}
+  for _, entry in ipairs(schema.setup or schema.required or {}) do
+    local alts = type(entry) == "table" and entry or { entry }
+    local k, e = { table.unpack(alts, 2) }, {}
+    for i, key in ipairs(k) do e[i] = M.env_name(key) end
+    local function either(first, rest) return first .. (#rest > 0 and " (or " .. table.concat(rest, ", ") .. ")" or "") end
+    keys[#keys + 1], envs[#envs + 1] = either(alts[1], k), either(M.env_name(alts[1]), e)
+  end
+  return table.concat(keys, ", "), table.concat(envs, ", ")
+end
+
 function M.missing(schema, s)
   local files_of = {}
   for file_key, key in pairs(schema.files or {}) do files_of[key] = file_key end

@@ -80,6 +80,8 @@ M.schema = config.schema {
   url = "insights_url",
   credential_urls = { "insights_url", "identity_url" },
   exclusive = { { "client_secret", "client_secret_file" }, { "cert_password", "cert_password_file" } },
+  -- What a first profile needs, each entry one key or its alternatives (`auditrun config` shows it).
+  setup = { { "insights_region", "insights_url" }, { "client_id" }, { "cert", "client_secret" } },
   resolve = resolve,
 }
 

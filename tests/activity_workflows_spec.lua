@@ -341,7 +341,9 @@ describe("activity workflows", function()
     code, _, err = host.run({ "dealcloud-activity", "--out", dir .. "/x.jsonl" },
       { env = env { "AUDITRUN_DEALCLOUD_CLIENT_SECRET" } })
     assert.equal(1, code)
-    assert.equal("auditrun: config: DealCloud is not configured: set AUDITRUN_DEALCLOUD_CLIENT_SECRET (or _FILE)\n", err)
+    assert.equal("auditrun: config: DealCloud is not configured: set AUDITRUN_DEALCLOUD_CLIENT_SECRET (or _FILE) in "
+      .. "the environment, or dealcloud_client_secret in profile 'default' of /nonexistent/.config/auditrun/config.lua\n",
+      err)
   end)
 
   it("put Insights user activity, read from each user's export, into the timeline", function()

@@ -168,13 +168,22 @@ describe("config", function()
       local c, err = config.load(dealcloud, nil, { getenv = getenv })
       assert.is_nil(c)
       assert.equal("DealCloud is not configured: set AUDITRUN_DEALCLOUD_CLIENT_ID, "
-        .. "AUDITRUN_DEALCLOUD_CLIENT_SECRET (or _FILE)", err.message)
+        .. "AUDITRUN_DEALCLOUD_CLIENT_SECRET (or _FILE) in the environment, or dealcloud_client_id, "
+        .. "dealcloud_client_secret in profile 'default' of /nonexistent/.config/auditrun/config.lua", err.message)
       assert.is_true(config.configured(dealcloud, { getenv = getenv }))
       assert.is_false(config.configured(exavault, { getenv = getenv }))
       c, err = config.load(exavault, nil, { getenv = getenv })
       assert.is_nil(c)
       assert.equal("ExaVault is not configured: set AUDITRUN_EXAVAULT_URL, AUDITRUN_EXAVAULT_API_KEY, "
-        .. "AUDITRUN_EXAVAULT_ACCESS_TOKEN (or _FILE)", err.message)
+        .. "AUDITRUN_EXAVAULT_ACCESS_TOKEN (or _FILE) in the environment, or exavault_url, exavault_api_key, "
+        .. "exavault_access_token in profile 'default' of /nonexistent/.config/auditrun/config.lua", err.message)
+      -- The profile asked for is the one named.
+      util.write(dir .. "/x.lua", "return { acme = { exavault_api_key = 'k' } }")
+      c, err = config.load(exavault, nil, { getenv = getenv, config_path = dir .. "/x.lua", profile = "acme" })
+      assert.is_nil(c)
+      assert.matches("set AUDITRUN_EXAVAULT_URL, AUDITRUN_EXAVAULT_ACCESS_TOKEN %(or _FILE%) in the environment, or "
+        .. "exavault_url, exavault_access_token in profile 'acme' of " .. (dir .. "/x.lua"):gsub("%p", "%%%0") .. "$",
+        err.message)
       -- A CA file alone configures no vendor.
       assert.is_false(config.configured(exavault, { getenv = env { HOME = "/nonexistent", AUDITRUN_CA_FILE = "/x" } }))
     end)

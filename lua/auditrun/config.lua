@@ -401,13 +401,25 @@ end
 function M.missing(schema, s)
   local files_of = {}
   for file_key, key in pairs(schema.files or {}) do files_of[key] = file_key end
-  local out = {}
+  local out, keys = {}, {}
   for _, k in ipairs(schema.required or {}) do
     if s[k] == nil and not (files_of[k] and s[files_of[k]]) then
       out[#out + 1] = M.env_name(k) .. (files_of[k] and " (or _FILE)" or "")
+      keys[#keys + 1] = k
     end
   end
-  return out
+  return out, keys
+end
+
+-- Where a missing setting could go in the config file: " in the
+-- environment, or KEYS in profile 'P' of FILE" (only the first part when
+-- there is no config file to name).
+local function file_hint(keys, opts)
+  local getenv = reader(opts.getenv)
+  local path = opts.config_path or M.default_path(getenv)
+  if not path then return "" end
+  return string.format(" in the environment, or %s in profile '%s' of %s", table.concat(keys, ", "),
+    opts.profile or getenv("AUDITRUN_PROFILE") or "default", path)
 end
 
 local function tostring_of(schema)
@@ -439,9 +451,10 @@ function M.load(schema, explicit, opts)
   end
   ok, rerr = M.check_transport(schema, s, from)
   if not ok then return nil, rerr end
-  local missing = M.missing(schema, s)
+  local missing, keys = M.missing(schema, s)
   if #missing > 0 then
-    return fail(string.format("%s is not configured: set %s", schema.name, table.concat(missing, ", ")))
+    return fail(string.format("%s is not configured: set %s%s", schema.name, table.concat(missing, ", "),
+      file_hint(keys, opts or {})))
   end
   ok, rerr = M.resolve_credentials(schema, s)
   if not ok then return nil, rerr end

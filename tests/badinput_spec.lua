@@ -70,6 +70,13 @@ describe("malformed answers", function()
       "job %d+ of user_permissions_export has an unknown status 9" },
     { "a job status that is not JSON", { match = STATUS, times = 1000, body = "Export in progress." },
       "malformed JSON in the job status" },
+    -- The fix named: the shape of the base URL, the credentials in use.
+    { "a 404 from the API", { match = SUMMARY, status = 404, body = "{}" },
+      "HTTP 404 Not Found from GET [^\n]*; insights_url %(environment AUDITRUN_INSIGHTS_URL%) must be the API's base "
+        .. "URL, like https://graph%-us%.avepointonlineservices%.com/insights\n$" },
+    { "a 401 from the API", { match = SUMMARY, status = 401, times = 10, body = "{}" },
+      "; check client_id %(environment AUDITRUN_CLIENT_ID%), cert %(environment AUDITRUN_CERT%), "
+        .. "scope %(default%) of profile 'default'\n$" },
     { "a huge answer", { match = SUMMARY, huge_mb = 65 },
       "response body larger than 67108864 bytes %(GET https://127.0.0.1:%d+/insights/users/summary%)" },
   }

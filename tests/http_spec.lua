@@ -16,6 +16,9 @@ describe("http", function()
     assert.is_nil(res)
     assert.equal("tls", err.kind)
     assert.is_false(err.retryable)
+    -- The fix is named.
+    assert.matches("^SSL certificate problem: [^\n]+; if a private CA or a TLS%-inspecting proxy signs the server's "
+      .. "certificate, give its CA bundle as ca_file in the profile or AUDITRUN_CA_FILE$", err.message)
     res = assert(http.get(url("/test/small"), { ca_file = sb.ca_file }))
     assert.equal(200, res.status)
     assert.same({ ok = true }, cjson.decode(res.body))

@@ -8,6 +8,7 @@
 -- session (anything with request(opts) -> res | nil, err: it adds the
 -- vendor's credentials) and, for vendors with jobs, limiter.
 local cjson_safe = require "cjson.safe"
+local config = require "auditrun.config"
 local http = require "auditrun.http"
 local jobs = require "auditrun.jobs"
 local paging = require "auditrun.paging"
@@ -43,10 +44,16 @@ function Client:spec_for(req)
 end
 
 -- An error answer's own message (where the catalogue says it is) becomes
--- the error's message, as the API wrote it.
+-- the error's message, as the API wrote it; a 404 or 401 also says which
+-- setting to check (config.hint).
 local function api_message(self, err)
+  local hint = err.kind == "http" and self.config and config.hint(self.config, err.status)
+  if hint then err.hint = hint end
   local path = self.catalogue.error_message
-  if not (path and err.kind == "http" and err.response) then return err end
+  if not (path and err.kind == "http" and err.response) then
+    if hint then err.message = err.message .. "; " .. hint end
+    return err
+  end
   local v = cjson_safe.decode(err.response.body or "")
   for _, k in ipairs(path) do
     if type(v) ~= "table" then return err end
@@ -56,6 +63,7 @@ local function api_message(self, err)
     err.message = string.format("%s: %s (HTTP %d)", self.catalogue.title, v, err.status)
     err.api_message = v
   end
+  if hint then err.message = err.message .. "; " .. hint end
   return err
 end
 

@@ -18,6 +18,10 @@
 --   url        the key holding the API's base URL (http(s), no trailing /)
 --   credential_urls  keys holding URLs that credentials are sent to: each
 --              must be https, or plain http to loopback (M.cleartext_refusal)
+--   url_example  what `url` looks like, for the hint on a 404 (M.hint)
+--   credentials  the keys a 401 asks to check, those that are set (M.hint)
+--   setup      what a first profile needs: keys or lists of alternatives
+--              (M.setup; default `required`)
 --   required   keys that must end up set: missing ones are named together
 --   exclusive  lists of keys of which at most one may be set
 --   resolve    optional fn(settings, from) -> nil | message: what the
@@ -464,7 +468,34 @@ function M.load(schema, explicit, opts)
     if s[k] == nil then s[k], sources[k] = v, "default" end
   end
   s.sources = sources
-  return setmetatable(s, { __tostring = tostring_of(schema) })
+  return setmetatable(s, { __tostring = tostring_of(schema), __index = { schema = schema,
+    profile_name = opts and opts.profile or reader(opts and opts.getenv)("AUDITRUN_PROFILE") or "default" } })
+end
+
+-- "KEY (where it came from)", for a hint.
+local function key_and_source(s, k)
+  local where = s.sources and s.sources[k]
+  if where == "environment" then where = "environment " .. M.env_name(k) end
+  return string.format("%s (%s)", k, where or "default")
+end
+
+--- hint(settings, status) -> what to check when the vendor answers a
+--- request with `status`: for 404 the shape of its base URL, for 401 the
+--- credential keys in use and where each came from, with the profile;
+--- nil for other statuses or settings that did not come from load().
+function M.hint(s, status)
+  local schema = getmetatable(s) and s.schema
+  if not schema then return nil end
+  if status == 404 and schema.url and schema.url_example then
+    return string.format("%s must be the API's base URL, like %s", key_and_source(s, schema.url), schema.url_example)
+  elseif status == 401 and schema.credentials then
+    local used = {}
+    for _, k in ipairs(schema.credentials) do
+      if s[k] ~= nil then used[#used + 1] = key_and_source(s, k) end
+    end
+    if #used == 0 then return nil end
+    return string.format("check %s of profile '%s'", table.concat(used, ", "), s.profile_name)
+  end
 end
 
 --- configured(schema, {getenv=, profile=, config_path=}) -> true when any

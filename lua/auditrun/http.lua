@@ -344,6 +344,10 @@ function M.request(opts)
       err.retryable = RETRY_KINDS[err.kind] or false
       err.method, err.url = spec.method, display_url(spec.url)
       err.message = string.format("%s (%s %s)", err.message, spec.method, display_url(spec.url))
+      if err.kind == "tls" and err.message:find("certificate problem", 1, true) then
+        err.message = err.message .. "; if a private CA or a TLS-inspecting proxy signs the server's certificate, "
+          .. "give its CA bundle as ca_file in the profile or AUDITRUN_CA_FILE"
+      end
     end
     err.attempts = attempt
     if not (err.retryable and safe) then return nil, err end

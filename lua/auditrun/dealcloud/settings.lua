@@ -17,6 +17,8 @@ M.schema = config.schema {
   files = { dealcloud_client_secret_file = "dealcloud_client_secret" },
   groups = { dealcloud_client_secret = "cred", dealcloud_client_secret_file = "cred" },
   url = "dealcloud_url",
+  url_example = "https://contoso.dealcloud.com",
+  credentials = { "dealcloud_client_id", "dealcloud_client_secret" },
   credential_urls = { "dealcloud_url" },
   required = { "dealcloud_url", "dealcloud_client_id", "dealcloud_client_secret" },
   exclusive = { { "dealcloud_client_secret", "dealcloud_client_secret_file" } },

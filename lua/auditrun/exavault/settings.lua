@@ -15,6 +15,8 @@ M.schema = config.schema {
   files = { exavault_access_token_file = "exavault_access_token" },
   groups = { exavault_access_token = "cred", exavault_access_token_file = "cred" },
   url = "exavault_url",
+  url_example = "https://contoso.exavault.com/api/v2",
+  credentials = { "exavault_api_key", "exavault_access_token" },
   credential_urls = { "exavault_url" },
   required = { "exavault_url", "exavault_api_key", "exavault_access_token" },
   exclusive = { { "exavault_access_token", "exavault_access_token_file" } },

@@ -78,6 +78,8 @@ M.schema = config.schema {
     client_secret = "cred", client_secret_file = "cred",
   },
   url = "insights_url",
+  url_example = "https://graph-us.avepointonlineservices.com/insights",
+  credentials = { "client_id", "cert", "client_secret", "scope" },
   credential_urls = { "insights_url", "identity_url" },
   exclusive = { { "client_secret", "client_secret_file" }, { "cert_password", "cert_password_file" } },
   -- What a first profile needs, each entry one key or its alternatives (`auditrun config` shows it).

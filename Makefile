@@ -49,14 +49,19 @@ CORE_OBJ  := $(CORE_SRC:csrc/%.c=build/obj/%.o)
 ASAN_OBJ  := $(CORE_SRC:csrc/%.c=build/asan/obj/%.o)
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-DEPS_DEBIAN := build-essential pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
-               libssl-dev libsqlite3-dev openssl lua-cjson lua-argparse lua-zlib lua-expat lua-busted lua-check luarocks \
-               valgrind time curl perl python3 python3-requests clang libclang-rt-14-dev
+# Debian packages. DEPS_DEMO builds auditrun and runs it against the
+# sandbox (make demo, make sandbox); DEPS_TEST is the test toolchain that
+# make test, fuzz, chaos and bench add: busted, luacheck, LuaRocks,
+# valgrind, clang with its sanitizer runtime, and the peers bench measures.
+DEPS_DEMO := build-essential pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
+             libssl-dev libsqlite3-dev openssl lua-cjson lua-argparse lua-zlib lua-expat
+DEPS_TEST := lua-busted lua-check luarocks valgrind time curl perl python3 python3-requests \
+             clang libclang-rt-14-dev
 # Node may come from elsewhere than Debian (NodeSource): only ask for
 # Debian's when there is no npm at all.
 DEPS_NODE    = $(if $(shell command -v npm 2>/dev/null),,nodejs npm)
 
-.PHONY: all asan test demo bench install clean deps sandbox-deps dist fuzz fuzz-build chaos
+.PHONY: all asan test demo sandbox bench install clean deps demo-deps sandbox-deps dist fuzz fuzz-build chaos
 
 all: build/auditrun build/lib/auditrun/core.so
 
@@ -90,7 +95,7 @@ build/asan/lib/auditrun/core.so: $(ASAN_OBJ)
 # libFuzzer targets (tests/fuzz/): the C parsers, and the Lua-side parsers
 # through tests/fuzz/harness.lua. `make fuzz` runs each for FUZZ_SECONDS;
 # `make test` runs each briefly. Built with clang (clang and
-# libclang-rt-14-dev are in DEPS_DEBIAN).
+# libclang-rt-14-dev are in DEPS_TEST).
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS    = -std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
@@ -142,9 +147,16 @@ test: deps
 	@$(MAKE) --no-print-directory all asan sandbox-deps fuzz-build
 	bash tests/run
 
-demo: deps
+demo: demo-deps
 	@$(MAKE) --no-print-directory all sandbox-deps
 	build/auditrun tests/demo.lua
+
+# The sandbox tenant in the foreground until Ctrl-C, with a config profile
+# and export lines for every vendor, to run workflows against it by hand
+# from another terminal (tests/try_sandbox.lua).
+sandbox: demo-deps
+	@$(MAKE) --no-print-directory all sandbox-deps
+	@build/auditrun tests/try_sandbox.lua
 
 bench: deps
 	@$(MAKE) --no-print-directory all sandbox-deps build/bench/curl-floor
@@ -177,10 +189,17 @@ dist:
 clean:
 	rm -rf build
 
-# Installs what is missing when run as root on Debian; otherwise prints the line.
-deps:
-	@missing=$$(for p in $(DEPS_DEBIAN) $(DEPS_NODE); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+# deps: what every target needs, the test toolchain included; demo-deps:
+# what make demo and make sandbox need. Each installs what is missing when
+# run as root on Debian; otherwise it prints the apt-get line.
+install_missing = @missing=$$(for p in $1; do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then echo "all Debian packages present"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	else echo "apt-get install $$missing"; fi
+
+deps:
+	$(call install_missing,$(DEPS_DEMO) $(DEPS_TEST) $(DEPS_NODE))
+
+demo-deps:
+	$(call install_missing,$(DEPS_DEMO) $(DEPS_NODE))

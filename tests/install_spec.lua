@@ -20,15 +20,16 @@ describe("installing", function()
   end)
   teardown(function() os.execute("rm -rf " .. q(src)) end)
 
-  it("builds on the first make demo of a machine where make deps installs pkg-config", function()
-    -- A machine without pkg-config until `make deps` runs: dpkg-query says
-    -- every package is missing, apt-get puts pkg-config where PKG_CONFIG
-    -- points. The flags must be computed after that, in the same make.
+  it("builds on the first make demo of a machine where make demo-deps installs pkg-config", function()
+    -- A machine without pkg-config until `make demo-deps` runs: dpkg-query
+    -- says every package is missing, apt-get (which notes what it was asked
+    -- for) puts pkg-config where PKG_CONFIG points. The flags must be
+    -- computed after that, in the same make.
     local fake = tempdir()
     util.write(fake .. "/dpkg-query", "#!/bin/sh\nexit 1\n")
-    util.write(fake .. "/apt-get", ("#!/bin/sh\n[ \"$1\" = update ] && exit 0\n" ..
+    util.write(fake .. "/apt-get", ("#!/bin/sh\n[ \"$1\" = update ] && exit 0\necho \"$@\" >> %s/asked\n" ..
       "printf '#!/bin/sh\\nexec /usr/bin/pkg-config \"$@\"\\n' > %s/pkg-config && chmod +x %s/pkg-config\n")
-      :format(fake, fake))
+      :format(fake, fake, fake))
     local tree = tempdir()
     assert.equal(0, (sh(("cp -r %s/. %s/ && mkdir -p %s/tests/sandbox/node_modules && " ..
       "touch %s/tests/sandbox/package-lock.json && touch -d '+1 min' %s/tests/sandbox/node_modules/.package-lock.json")
@@ -38,6 +39,20 @@ describe("installing", function()
       :format(q(fake), q(fake), q(fake), q(tree), q(fake)))
     assert.equal(0, code, out)
     assert.matches("demo ran\te3b0c442", out)
+    -- the demo's packages, not the test toolchain; make deps (make test's) asks for both
+    local asked = util.read(fake .. "/asked") or ""
+    assert.matches(" libcurl4%-openssl%-dev ", asked)
+    assert.matches(" lua%-expat", asked)
+    for _, p in ipairs { "valgrind", "clang", "lua-busted", "lua-check", "luarocks", "python3" } do
+      assert.is_nil(asked:find(" " .. p, 1, true), asked)
+    end
+    os.remove(fake .. "/asked")
+    code, out = sh(("PATH=%s:$PATH make -C %s deps"):format(q(fake), q(tree)))
+    assert.equal(0, code, out)
+    asked = util.read(fake .. "/asked") or ""
+    for _, p in ipairs { "libcurl4-openssl-dev", "lua-expat", "valgrind", "clang", "lua-busted", "lua-check" } do
+      assert.is_truthy(asked:find(" " .. p, 1, true), asked)
+    end
     os.execute("rm -rf " .. q(fake) .. " " .. q(tree))
   end)
 

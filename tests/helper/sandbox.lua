@@ -11,6 +11,8 @@ local M = {}
 
 local START_SECONDS = 20
 local STOP_SECONDS = 10
+-- The app certificate the tenant's identity service knows, and its password.
+local APP_CERT, APP_CERT_PASSWORD = "tests/fixtures/app.pfx", "sandbox-pass"
 
 local read = util.read
 
@@ -35,15 +37,16 @@ Sandbox.__index = Sandbox
 -- The CA of the sandbox started last (for M.http).
 local current_ca
 
---- start{http=, token_ttl=, job_seconds=, client_cert=, opaque_tokens=, hostile=, markup=} -> sandbox with url,
---- port, ca_file, issuer, token_endpoint, clients, scope, pid, dir.
+--- start{http=, token_ttl=, job_seconds=, client_cert=, opaque_tokens=, hostile=, markup=, max_seconds=}
+--- -> sandbox with url, port, ca_file, issuer, token_endpoint, clients, scope, pid, dir. The server
+--- stops by itself after max_seconds (default an hour; 0: only when stopped or this process is gone).
 function M.start(opts)
   opts = opts or {}
   if not read("tests/sandbox/node_modules/.package-lock.json") then
     error("the sandbox's npm packages are missing: run npm ci --prefix tests/sandbox (make test does)", 2)
   end
   local dir = util.tempdir()
-  local args = { "--dir", dir, "--parent-pid", own_pid(), "--max-seconds", "3600" }
+  local args = { "--dir", dir, "--parent-pid", own_pid(), "--max-seconds", tostring(opts.max_seconds or 3600) }
   local function opt(name, value)
     if value ~= nil then
       args[#args + 1] = name
@@ -130,13 +133,34 @@ function Sandbox:stop()
   self.pid = nil
 end
 
+--- alive() -> whether the server is still running.
+function Sandbox:alive()
+  return self.pid ~= nil and alive(tostring(self.pid))
+end
+
 --- host_env(home) -> the environment a user would give the host to reach
 --- this tenant with the app certificate; HOME keeps a config file of the
 --- machine's own user out of the run.
 function Sandbox:host_env(home)
   return { HOME = home, AUDITRUN_INSIGHTS_URL = self.url .. "/insights", AUDITRUN_IDENTITY_URL = self.issuer,
-           AUDITRUN_CLIENT_ID = self.clients.cert, AUDITRUN_CERT = os.getenv("PWD") .. "/tests/fixtures/app.pfx",
-           AUDITRUN_CERT_PASSWORD = "sandbox-pass", AUDITRUN_CA_FILE = self.ca_file }
+           AUDITRUN_CLIENT_ID = self.clients.cert, AUDITRUN_CERT = os.getenv("PWD") .. "/" .. APP_CERT,
+           AUDITRUN_CERT_PASSWORD = APP_CERT_PASSWORD, AUDITRUN_CA_FILE = self.ca_file }
+end
+
+--- settings() -> the config keys that reach every vendor of this tenant,
+--- secrets as values: Insights with the app certificate, the DealCloud
+--- site, the ExaVault account and the CA. Needs the core.
+function Sandbox:settings()
+  local t = self:activity_control("GET", "/tenant")
+  return {
+    insights_url = self.url .. "/insights", identity_url = self.issuer, client_id = self.clients.cert,
+    cert = os.getenv("PWD") .. "/" .. APP_CERT, cert_password = APP_CERT_PASSWORD,
+    dealcloud_url = self.url .. "/dealcloud", dealcloud_client_id = t.dealcloud.client_id,
+    dealcloud_client_secret = t.dealcloud.client_secret,
+    exavault_url = self.url .. "/exavault/api/v2", exavault_api_key = t.exavault.api_key,
+    exavault_access_token = t.exavault.access_token,
+    ca_file = self.ca_file,
+  }
 end
 
 local function control(self, prefix, method, path, body)

@@ -4,7 +4,8 @@
 // the vendor APIs (Insights; DealCloud and ExaVault in activity.js), and the
 // endpoints the core's tests need (/test/...).
 // It makes a CA for the run, prints one JSON line when it is ready, and
-// exits on SIGTERM, when its parent process is gone, or after --max-seconds.
+// exits on SIGTERM, when its parent process is gone, or after --max-seconds
+// (0: no limit).
 //
 // node server.js --dir DIR [--http] [--port N] [--token-ttl S]
 //                [--parent-pid PID] [--max-seconds S] [--client-cert PEM]
@@ -155,7 +156,7 @@ async function main() {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  setTimeout(stop, opts.maxSeconds * 1000).unref();
+  if (opts.maxSeconds > 0) setTimeout(stop, opts.maxSeconds * 1000).unref();
   if (opts.parentPid) {
     setInterval(() => {
       try {

@@ -67,7 +67,8 @@ static void help(void) {
          "  https_proxy, no_proxy\n"
          "                     proxies, as libcurl reads them\n"
          "\n"
-         "exit codes: 0 success, 1 failure, 2 usage error, 130 interrupted (Ctrl-C,\n"
+         "exit codes: 0 success, 1 failure, 2 usage error, 3 incomplete (finished\n"
+         "with some items failed: rerun to finish), 130 interrupted (Ctrl-C,\n"
          "SIGTERM; a second Ctrl-C exits at once)\n",
          progname);
 }

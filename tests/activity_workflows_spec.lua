@@ -443,7 +443,7 @@ describe("activity workflows", function()
       for i = 1, #xlsx do assert.same(xlsx[i], csv[i], "event " .. i) end
     end)
 
-    it("name each report with no readable events sheet, count it and exit 1, on every rerun", function()
+    it("name each report with no readable events sheet, count it and exit 3 (incomplete), on every rerun", function()
       -- mix: user 1 CSV members, 2 XLSX (each with a summary sheet first),
       -- 3 only a summary sheet, 4 a member that is not a workbook, 5 CSV.
       local code, _, err, want, tenant = insights_timeline("xlsx.jsonl", 5, { "-q" })
@@ -451,7 +451,7 @@ describe("activity workflows", function()
       sb:control("POST", "/config", { activityFormat = "mix" })
       local got
       code, _, err, got = insights_timeline("mix.jsonl", 5, { "--log-format", "json" })
-      assert.equal(1, code, err)
+      assert.equal(3, code, err)
       local summary, warned = nil, {}
       for l in err:gmatch("[^\n]+") do
         local ok, rec = pcall(cjson.decode, l)
@@ -478,7 +478,7 @@ describe("activity workflows", function()
       -- A rerun reads the same reports (no job again) and fails the same way.
       local before = sb:control("GET", "/stats")
       code, _, err = insights_timeline("mix.jsonl", 5, { "-q" })
-      assert.equal(1, code, err)
+      assert.equal(3, code, err)
       assert.matches("unreadable 2", err)
       assert.matches("auditrun: incomplete: ", err)
       assert.equal(before.jobs_submitted, sb:control("GET", "/stats").jobs_submitted)

@@ -36,8 +36,7 @@ local function once(chunk, args)
     return e
   end, table.unpack(args, 1, args.n))
   if ok then ok, err = pcall(task.finish) end
-  local code = core.interrupted() > 0 and task.EXIT_INTERRUPTED or (ok and 0 or task.EXIT_FAILURE)
-  if not ok and errors.is(err, "usage") and code == task.EXIT_FAILURE then code = task.EXIT_USAGE end
+  local code = task.exit_code(ok, err)
   return task.run_exit_hooks(code, not ok and errors.redact(message_of(err)) or nil)
 end
 

@@ -285,7 +285,20 @@ function M.finish()
   failures = {}
 end
 
-M.EXIT_FAILURE, M.EXIT_USAGE, M.EXIT_INTERRUPTED = 1, 2, 130
+-- The exit codes, defined here only: 1 a run that failed or could not
+-- start, 2 a usage error, 3 a run that finished without all it was asked
+-- for (an error of kind "incomplete": reports that failed, profiles that
+-- failed), 130 interrupted.
+M.EXIT_FAILURE, M.EXIT_USAGE, M.EXIT_INCOMPLETE, M.EXIT_INTERRUPTED = 1, 2, 3, 130
+
+--- exit_code(ok, err) -> the exit code of a script that ended so.
+function M.exit_code(ok, err)
+  if core.interrupted() > 0 then return M.EXIT_INTERRUPTED end
+  if ok then return 0 end
+  if errors.is(err, "usage") then return M.EXIT_USAGE end
+  if errors.is(err, "incomplete") then return M.EXIT_INCOMPLETE end
+  return M.EXIT_FAILURE
+end
 
 -- A raised error as the one line (an error value) or the message with its
 -- traceback (anything else) the host prints.
@@ -303,14 +316,13 @@ end
 
 --- main(chunk, ...) -> exit code[, message]: runs the script `chunk` with
 --- its arguments, then the tasks it spawned and did not join, with Ctrl-C
---- handed to the loop. 0 when all went well, 1 and the message when
---- something raised (2 for an error of kind "usage"), 130 after a Ctrl-C.
+--- handed to the loop. The exit code (M.exit_code) and, when something
+--- raised, the message.
 function M.main(chunk, ...)
   core.handle_signals()
   local ok, err = xpcall(chunk, traceback, ...)
   if ok then ok, err = xpcall(M.finish, traceback) end
-  local code = core.interrupted() > 0 and M.EXIT_INTERRUPTED or (ok and 0 or M.EXIT_FAILURE)
-  if not ok and errors.is(err, "usage") and code == M.EXIT_FAILURE then code = M.EXIT_USAGE end
+  local code = M.exit_code(ok, err)
   local message = not ok and errors.redact(message_of(err)) or nil  -- no secret reaches the terminal
   return M.run_exit_hooks(code, message)
 end

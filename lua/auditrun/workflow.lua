@@ -394,7 +394,9 @@ function Run:finish()
   p:say(table.concat(lines, "\n"))
   if self.interrupted then error(self.interrupted, 0) end
   if access_err then
-    error(errors.new(access_err.kind or "access", string.format("the access table of %s %s: %s", self.dir,
+    -- A table built without some reports is an incomplete run; one not built failed.
+    local kind = s.access and "incomplete" or access_err.kind or "access"
+    error(errors.new(kind, string.format("the access table of %s %s: %s", self.dir,
       s.access and "is incomplete" or "was not built", access_err.message or tostring(access_err))), 0)
   end
   if s.failed > 0 then

@@ -73,6 +73,25 @@ describe("config", function()
     assert.equal("https://127.0.0.1:9/insights", c.insights_url)
   end)
 
+  -- Regression: a password from the environment dropped the file's
+  -- certificate with it, and the run said "no credentials".
+  it("takes a certificate's password from the environment and the certificate from the file", function()
+    local path = dir .. "/config.lua"
+    write(dir .. "/pw", "file-password\n")
+    write(path, ([[return { default = { client_id = "app", insights_region = "us", cert = "/keys/app.pfx",
+      cert_password_file = %q } }]]):format(dir .. "/pw"))
+    local c = assert(config.load(SCHEMA, nil, { getenv = env { AUDITRUN_CONFIG = path, AUDITRUN_CERT_PASSWORD = "pw" } }))
+    assert.equal("/keys/app.pfx", c.cert)
+    assert.equal("pw", c.cert_password)
+    assert.is_nil(c.cert_password_file)
+    assert.equal("environment", c.sources.cert_password)
+    -- A secret from the environment still replaces the file's certificate and its password.
+    c = assert(config.load(SCHEMA, nil, { getenv = env { AUDITRUN_CONFIG = path, AUDITRUN_CLIENT_SECRET = "s" } }))
+    assert.is_nil(c.cert)
+    assert.is_nil(c.cert_password)
+    assert.equal("s", c.client_secret)
+  end)
+
   it("reads secrets and passwords from files, without their newline", function()
     write(dir .. "/secret", "from-a-file\n")
     local c = assert(config.load(SCHEMA, nil, { getenv = with {

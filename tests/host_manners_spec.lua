@@ -10,7 +10,8 @@ describe("the host's help", function()
       assert.equal(0, code)
       for _, needle in ipairs { "%-%-profile NAME", "%-%-profile=NAME", "AUDITRUN_CONFIG", "AUDITRUN_PROFILE",
                                 "AUDITRUN_<KEY>", "~/%.config/auditrun/config%.lua", "exit codes: 0 success, 1 failure, " ..
-                                "2 usage error, 130 interrupted", "auditrun %[%-%-profile NAME%] config" } do
+                                "2 usage error, 3 incomplete %(finished\nwith some items failed: rerun to finish%), 130 "
+                                .. "interrupted", "auditrun %[%-%-profile NAME%] config" } do
         assert.matches(needle, out)
       end
     end)

@@ -15,6 +15,9 @@
 --   files      key -> the key whose value it holds in a file (secret_file)
 --   groups     key -> group: a layer that sets one key of a group
 --              replaces the whole group from the layers below
+--   attached   keys of a group that go with another of its keys (a
+--              certificate's password): a layer that sets only those
+--              replaces only those, keeping the rest of the group below
 --   url        the key holding the API's base URL (http(s), no trailing /)
 --   credential_urls  keys holding URLs that credentials are sent to: each
 --              must be https, or plain http to loopback (M.cleartext_refusal)
@@ -312,14 +315,20 @@ end
 --- merge(schema, layers) -> values, sources: the layers applied in order,
 --- a layer touching a group replacing the group.
 function M.merge(schema, layers)
-  local groups = schema.groups or {}
+  local groups, attached = schema.groups or {}, schema.attached or {}
   local s, sources = {}, {}
   for _, layer in ipairs(layers) do
     local values, where = layer[1], layer[2]
-    local touched = {}
-    for k in pairs(values) do if groups[k] then touched[groups[k]] = true end end
+    -- A layer that sets only attached keys of a group (a password) keeps
+    -- the group below (the certificate) and replaces only those keys.
+    local touched, partly = {}, {}
+    for k in pairs(values) do
+      if groups[k] and attached[k] then partly[groups[k]] = true
+      elseif groups[k] then touched[groups[k]] = true end
+    end
     for k, g in pairs(groups) do
-      if touched[g] and values[k] == nil then s[k], sources[k] = nil, nil end
+      local replaced = touched[g] or (partly[g] and attached[k])
+      if replaced and values[k] == nil then s[k], sources[k] = nil, nil end
     end
     for k, v in pairs(values) do s[k], sources[k] = v, where end
   end

@@ -24,7 +24,8 @@ local M = {}
 M.SERIES = {
   { "last_run_timestamp_seconds", "gauge", "Unix time the last run ended, whatever its outcome." },
   { "last_success_timestamp_seconds", "gauge", "Unix time the last run that succeeded ended." },
-  { "last_exit_code", "gauge", "Exit code of the last run (0 success, 1 failure, 2 usage error, 3 incomplete, 130 interrupted)." },
+  { "last_exit_code", "gauge",
+    "Exit code of the last run (0 success, 1 failure, 2 usage error, 3 incomplete, 130 interrupted)." },
   { "run_duration_seconds", "gauge", "Seconds the last run took." },
   { "rows_written", "gauge", "Rows the last run of a records workflow wrote." },
   { "reports_written", "gauge", "Reports the last run of an export workflow saved." },

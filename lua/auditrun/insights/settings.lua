@@ -77,6 +77,8 @@ M.schema = config.schema {
     cert = "cred", key = "cred", cert_password = "cred", cert_password_file = "cred",
     client_secret = "cred", client_secret_file = "cred",
   },
+  -- The environment's certificate password goes with the file's certificate.
+  attached = { cert_password = true, cert_password_file = true },
   url = "insights_url",
   url_example = "https://graph-us.avepointonlineservices.com/insights",
   credentials = { "client_id", "cert", "client_secret", "scope" },

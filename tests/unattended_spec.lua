@@ -182,12 +182,14 @@ describe("unattended runs", function()
         os.execute("sleep 0.05")
       end
       -- The second run asks for few jobs (legacy batches of 100 groups), so
-      -- it ends soon after it gets slots; the first is stopped then.
+      -- it ends soon after it gets slots; the first is stopped then (or has
+      -- just finished).
       local code, _, err = host.run({ "external-group-access", "--api", "legacy", "--batch-size", "100", "--out",
         home .. "/b", "-v", "--progress-every", "1" }, { env = ienv })
       assert.equal(0, code, err)
       a:signal("INT")
-      assert.equal(130, a:wait(60))
+      local code_a = a:wait(60)
+      assert.is_true(code_a == 0 or code_a == 130, "the first run ended with " .. tostring(code_a))
       assert.matches("all 5 job slots of the tenant are held by other auditrun processes", err)
       assert.matches("progress [^\n]*queued [1-9]%d*  running 0  done 0", err)
       assert.equal(0, sb:control("GET", "/stats").jobs_refused)

@@ -92,6 +92,25 @@ describe("config", function()
     assert.equal("s", c.client_secret)
   end)
 
+  it("calls a setting copied from an example and never filled in not ready, naming it", function()
+    for _, v in ipairs { "00000000-0000-0000-0000-000000000000", "<client id>", "YOUR_CLIENT_ID", "your-app-id",
+                         "changeme", "xxxx" } do
+      local c, err = config.load(SCHEMA, nil, { getenv = with { AUDITRUN_INSIGHTS_REGION = "us", AUDITRUN_CLIENT_ID = v } })
+      assert.is_nil(c, v)
+      assert.equal("client_id (AUDITRUN_CLIENT_ID) is still a placeholder ('" .. v .. "'): put the real value there",
+        err.message)
+    end
+    -- A secret's placeholder is named, not shown.
+    local c, err = config.load(SCHEMA, nil, { getenv = with { AUDITRUN_INSIGHTS_REGION = "us",
+                                                                   AUDITRUN_CLIENT_SECRET = "<secret>" } })
+    assert.is_nil(c)
+    assert.equal("client_secret (AUDITRUN_CLIENT_SECRET) is still a placeholder: put the real value there", err.message)
+    -- Real values pass: a GUID, a number, a word with x in it.
+    for _, v in ipairs { "11111111-2222-3333-4444-555555555555", "1047", "0", "xylophone" } do
+      assert.truthy(config.load(SCHEMA, nil, { getenv = with { AUDITRUN_INSIGHTS_REGION = "us", AUDITRUN_CLIENT_ID = v } }))
+    end
+  end)
+
   it("reads secrets and passwords from files, without their newline", function()
     write(dir .. "/secret", "from-a-file\n")
     local c = assert(config.load(SCHEMA, nil, { getenv = with {

@@ -355,6 +355,35 @@ local function namer(sources)
   end
 end
 
+--- placeholder(value) -> true for a value copied from an example and never
+--- filled in: the all-zero GUID, "<...>", "YOUR_...", "changeme", "xxxx".
+function M.placeholder(v)
+  if type(v) ~= "string" then return false end
+  local lower = v:lower()
+  return v:match("^0+%-0+%-0+%-0+%-0+$") ~= nil
+    or v:find("[<>]") ~= nil
+    or lower:match("^your[%s_%-]") ~= nil
+    or lower == "changeme" or lower == "placeholder" or lower == "todo"
+    or lower:match("^x+$") ~= nil and #v >= 3
+end
+
+-- A setting still holding an example's placeholder makes the vendor not
+-- ready (every request would fail); a secret's value is not shown.
+local function check_placeholders(schema, s, from)
+  local secret = {}
+  for _, k in ipairs(schema.secrets or {}) do secret[k] = true end
+  local keys = {}
+  for k in pairs(schema.keys) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    if M.placeholder(s[k]) then
+      return fail(string.format("%s (%s) is still a placeholder%s: put the real value there", k, from(k),
+        secret[k] and "" or string.format(" ('%s')", s[k])))
+    end
+  end
+  return true
+end
+
 --- resolve_endpoint(schema, s, from) -> true | nil, err
 function M.resolve_endpoint(schema, s, from)
   local key = schema.url
@@ -456,7 +485,9 @@ function M.load(schema, explicit, opts)
   if not layers then return nil, err end
   local s, sources = M.merge(schema, layers)
   local from = namer(sources)
-  local ok, rerr = M.resolve_endpoint(schema, s, from)
+  local ok, rerr = check_placeholders(schema, s, from)
+  if not ok then return nil, rerr end
+  ok, rerr = M.resolve_endpoint(schema, s, from)
   if not ok then return nil, rerr end
   if schema.resolve then
     local why = schema.resolve(s, from)

@@ -129,23 +129,72 @@ static int list_cmp(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Each bundled workflow's first line is "-- what it does". */
-static int list_scripts(void) {
+#define MAX_SCRIPTS 256
+
+/* The bundled workflows' names, sorted, into names (each malloc'd): how
+ * many, or -1 when the folder cannot be read. */
+static int script_names(char *names[MAX_SCRIPTS]) {
   DIR *d = opendir(scriptdir);
   struct dirent *e;
-  char *names[256];
-  size_t n = 0;
-  if (!d) {
+  int n = 0;
+  if (!d) return -1;
+  while ((e = readdir(d)) != NULL && n < MAX_SCRIPTS) {
+    size_t len = strlen(e->d_name);
+    if (len > 4 && strcmp(e->d_name + len - 4, ".lua") == 0 && e->d_name[0] != '.') {
+      char *name = strndup(e->d_name, len - 4);
+      if (name) names[n++] = name;
+    }
+  }
+  closedir(d);
+  qsort(names, (size_t)n, sizeof *names, list_cmp);
+  return n;
+}
+
+/* Edit distance (insertions, deletions, substitutions) between two short
+ * words, for "did you mean" hints; words of 64 bytes or more are never
+ * close to anything. */
+static size_t edit_distance(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b), row[64], prev_diag;
+  if (la >= 64 || lb >= 64) return (size_t)-1;
+  for (size_t j = 0; j <= lb; j++) row[j] = j;
+  for (size_t i = 1; i <= la; i++) {
+    prev_diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= lb; j++) {
+      size_t up = row[j], best = prev_diag + (a[i - 1] != b[j - 1]);
+      if (up + 1 < best) best = up + 1;
+      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+      prev_diag = up;
+      row[j] = best;
+    }
+  }
+  return row[lb];
+}
+
+/* The candidate nearest to word, if it is a likely typo of it (at most two
+ * edits, and fewer than a third of the word), else NULL. */
+static const char *nearest(const char *word, const char *const *candidates, size_t n) {
+  const char *best = NULL;
+  size_t best_d = (size_t)-1, limit = strlen(word) / 3;
+  if (limit > 2) limit = 2;
+  if (limit < 1) limit = 1;
+  for (size_t i = 0; i < n; i++) {
+    size_t d = edit_distance(word, candidates[i]);
+    if (d < best_d) best_d = d, best = candidates[i];
+  }
+  return best_d <= limit ? best : NULL;
+}
+
+/* Each bundled workflow's first line is "-- what it does". */
+static int list_scripts(void) {
+  char *names[MAX_SCRIPTS];
+  int got = script_names(names);
+  size_t n;
+  if (got < 0) {
     fprintf(stderr, "%s: no bundled workflows in %s\n", progname, scriptdir);
     return 1;
   }
-  while ((e = readdir(d)) != NULL && n < 256) {
-    size_t len = strlen(e->d_name);
-    if (len > 4 && strcmp(e->d_name + len - 4, ".lua") == 0 && e->d_name[0] != '.')
-      names[n++] = strndup(e->d_name, len - 4);
-  }
-  closedir(d);
-  qsort(names, n, sizeof *names, list_cmp);
+  n = (size_t)got;
   for (size_t i = 0; i < n; i++) {
     char path[PATH_MAX + 300], line[256] = "";
     FILE *f;
@@ -317,6 +366,18 @@ static int pmain(lua_State *L) {
       i++;
       break;
     } else {
+      static const char *const host_flags[] = {"--help", "--version", "--list", "--profile", "--each-profile",
+                                               "--profiles"};
+      char flag[64];
+      const char *near;
+      snprintf(flag, sizeof flag, "%.*s", (int)strcspn(a, "="), a);
+      near = nearest(flag, host_flags, sizeof host_flags / sizeof *host_flags);
+      if (near) {
+        fprintf(stderr, "%s: unknown option '%s'\nDid you mean '%s'? (auditrun --help lists them)\n", progname, a,
+                near);
+        *exit_code = EXIT_USAGE;
+        return 0;
+      }
       return usage_error(exit_code, "unknown option '%s'", a);
     }
   }
@@ -331,8 +392,12 @@ static int pmain(lua_State *L) {
     return 0;
   }
   if (!resolve_script(argv[i], path, sizeof path)) {
-    fprintf(stderr, "%s: no script '%s' (and no bundled workflow of that name; see --list)\n",
-            progname, argv[i]);
+    char *names[MAX_SCRIPTS];
+    int n = strchr(argv[i], '/') ? -1 : script_names(names);
+    const char *near = n > 0 ? nearest(argv[i], (const char *const *)names, (size_t)n) : NULL;
+    fprintf(stderr, "%s: no script '%s' (and no bundled workflow of that name; see --list)\n", progname, argv[i]);
+    if (near) fprintf(stderr, "Did you mean '%s'?\n", near);
+    for (int k = 0; k < n; k++) free(names[k]);
     *exit_code = EXIT_USAGE;
     return 0;
   }

@@ -37,6 +37,24 @@ describe("the host", function()
     code, _, err = host.run { "no-such-workflow" }
     assert.equal(2, code)
     assert.matches("no script 'no%-such%-workflow'", err)
+    assert.is_nil(err:find("Did you mean", 1, true))
+  end)
+
+  it("says 'did you mean' for a mistyped workflow name or host option", function()
+    local code, _, err = host.run { "guest-acess", "--out", "x" }
+    assert.equal(2, code)
+    assert.equal("auditrun: no script 'guest-acess' (and no bundled workflow of that name; see --list)\n"
+      .. "Did you mean 'guest-access'?\n", err)
+    code, _, err = host.run { "--profle", "x", "config" }
+    assert.equal(2, code)
+    assert.equal("auditrun: unknown option '--profle'\nDid you mean '--profile'? (auditrun --help lists them)\n", err)
+    code, _, err = host.run { "--each-profiles=a", "config" }
+    assert.equal(2, code)
+    assert.matches("Did you mean '%-%-each%-profile'%?", err)
+    -- A path is not a typo of a workflow.
+    code, _, err = host.run { "./guest-acess.lua" }
+    assert.equal(2, code)
+    assert.is_nil(err:find("Did you mean", 1, true))
   end)
 
   it("runs a script with its arguments in arg and in ...", function()

@@ -284,26 +284,58 @@ int fsio_rename_noreplace(const char *from, const char *to, char *err, size_t er
   return fsio_fsync_dir_of(to, err, errlen);
 }
 
+/* Whether fd is the file path names now (not following a symbolic link). */
+static int names_file(const char *path, int fd) {
+  struct stat at, held;
+  return lstat(path, &at) == 0 && fstat(fd, &held) == 0 && at.st_dev == held.st_dev && at.st_ino == held.st_ino;
+}
+
+/* A holder that is done may unlink the lock file while it still holds it
+ * (fsio_unlock_remove). Another process may have opened that file just
+ * before and get its lock just after the holder closed it: it would hold a
+ * file no name leads to, while a third process creates and locks a new one.
+ * So a lock counts only if the name still leads to the locked file;
+ * otherwise this tries again with the file the name leads to now. Each try
+ * is a step of someone else's progress (an unlink, a new file), so a few
+ * suffice; LOCK_TRIES bounds them against a name that keeps changing. */
+#define LOCK_TRIES 100
+
 int fsio_lock(const char *path, char *err, size_t errlen) {
-  struct stat st;
-  int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, file_mode);
-  if (fd < 0) {
-    snprintf(err, errlen, errno == ELOOP ? "the lock file %s is a symbolic link: refusing to follow it"
-                                         : "cannot open the lock file %s: %s", path, strerror(errno));
-    return -1;
+  for (int tries = 0; tries < LOCK_TRIES; tries++) {
+    struct stat st;
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, file_mode);
+    if (fd < 0) {
+      snprintf(err, errlen, errno == ELOOP ? "the lock file %s is a symbolic link: refusing to follow it"
+                                           : "cannot open the lock file %s: %s", path, strerror(errno));
+      return -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      snprintf(err, errlen, "the lock file %s is not a regular file", path);
+      close(fd);
+      return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      int busy = errno == EWOULDBLOCK;
+      snprintf(err, errlen, busy ? "%s is held by another process" : "cannot lock %s: %s", path, strerror(errno));
+      close(fd);
+      return busy ? -2 : -1;
+    }
+    if (names_file(path, fd)) return fd;
+    close(fd);  /* its holder removed it as we came: the name's file now */
   }
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    snprintf(err, errlen, "the lock file %s is not a regular file", path);
-    close(fd);
-    return -1;
+  snprintf(err, errlen, "the lock file %s keeps being replaced", path);
+  return -1;
+}
+
+int fsio_unlock_remove(int fd, const char *path, char *err, size_t errlen) {
+  int rc = 0;
+  /* Only the file this fd locks: a name someone replaced is not ours. */
+  if (names_file(path, fd) && unlink(path) != 0 && errno != ENOENT) {
+    snprintf(err, errlen, "cannot remove the lock file %s: %s", path, strerror(errno));
+    rc = -1;
   }
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    int busy = errno == EWOULDBLOCK;
-    snprintf(err, errlen, busy ? "%s is held by another process" : "cannot lock %s: %s", path, strerror(errno));
-    close(fd);
-    return busy ? -2 : -1;
-  }
-  return fd;
+  close(fd);
+  return rc;
 }
 
 /* ".NAME.part-XXXXXX", as fsio_temp_beside makes them. */

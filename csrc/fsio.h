@@ -40,8 +40,16 @@ int fsio_rename_noreplace(const char *from, const char *to, char *err, size_t er
 /* An exclusive lock on `path` (created if missing), taken without waiting:
  * the fd holding it, -1 on error, -2 when another process holds it. The
  * kernel drops it when the fd is closed or the process dies, kill -9
- * included, so a crashed run never leaves a stale lock. */
+ * included, so a crashed run never leaves a stale lock. A lock counts only
+ * once the name still leads to the file locked: one its holder removed as
+ * it was taken is let go and the name's new file tried. */
 int fsio_lock(const char *path, char *err, size_t errlen);
+/* Releases a lock fsio_lock took on `path` and removes its file: unlinked
+ * while still held, then closed, so a process waiting to take it finds the
+ * name gone or new and never shares it (fsio_lock checks the name still
+ * leads to the file it locked). The fd is closed whatever happens.
+ * Returns 0, or -1 when the file could not be removed. */
+int fsio_unlock_remove(int fd, const char *path, char *err, size_t errlen);
 /* Removes the temporary files fsio_temp_beside made in `dir` and a crash
  * left behind: all of them when `of` is NULL, else only those for the file
  * named `of` and files named after it ("OF.something"). Only safe while

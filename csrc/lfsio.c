@@ -240,7 +240,8 @@ static int remove_parts(lua_State *L) {
   return 1;
 }
 
-/* A held lock: the fd, -1 once closed. */
+/* A held lock: the fd, -1 once closed; its path is the userdata's user
+ * value, for remove. */
 #define LOCK_META "auditrun.lock"
 typedef struct {
   int fd;
@@ -256,13 +257,28 @@ static int lock_close(lua_State *L) {
   return 0;
 }
 
+/* lock:remove() -> true | nil, err: the lock file unlinked while held,
+ * then the lock released (safe twice; a closed lock removes nothing). */
+static int lock_remove(lua_State *L) {
+  char err[CORE_ERRLEN];
+  file_lock *l = luaL_checkudata(L, 1, LOCK_META);
+  int fd = l->fd;
+  lua_getiuservalue(L, 1, 1);
+  l->fd = -1;
+  if (fd >= 0 && fsio_unlock_remove(fd, lua_tostring(L, -1), err, sizeof err) != 0) return core_fail(L, "file", err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int lock_file(lua_State *L) {
   char err[CORE_ERRLEN];
   const char *path = luaL_checkstring(L, 1);
-  file_lock *l = lua_newuserdatauv(L, sizeof *l, 0);
+  file_lock *l = lua_newuserdatauv(L, sizeof *l, 1);
   int fd;
   l->fd = -1;
   luaL_setmetatable(L, LOCK_META);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
   fd = fsio_lock(path, err, sizeof err);
   if (fd < 0) return core_fail(L, fd == -2 ? "locked" : "file", err);
   l->fd = fd;
@@ -270,7 +286,7 @@ static int lock_file(lua_State *L) {
 }
 
 int lfsio_open(lua_State *L) {
-  static const luaL_Reg methods[] = {{"close", lock_close}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"close", lock_close}, {"remove", lock_remove}, {NULL, NULL}};
   static const luaL_Reg temp_methods[] = {
       {"close", temp_close}, {"fsync", temp_fsync},     {"link", temp_link}, {"path", temp_path},
       {"read_at", temp_read_at}, {"sha256", temp_sha256}, {"size", temp_size}, {NULL, NULL}};

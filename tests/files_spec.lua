@@ -2,6 +2,7 @@
 local core = require "auditrun.core"
 local files = require "auditrun.files"
 
+local host = require "tests.helper.host"
 local util = require "tests.helper.util"
 
 local tempdir = util.tempdir
@@ -49,7 +50,6 @@ describe("files", function()
       assert(files.mkdirs(arg[1] .. "/shared"))
       assert(files.write_atomic(arg[1] .. "/shared/r.csv", "x"))
     ]])
-    local host = require "tests.helper.host"
     local code, _, stderr = host.run({ script, dir }, { env = { AUDITRUN_FILE_MODE = "0640" } })
     assert.equal(0, code, stderr)
     assert.equal("750", mode(dir .. "/shared"))
@@ -212,5 +212,70 @@ describe("files", function()
     local none, lerr = files.lock(dir .. "/missing/run.lock")
     assert.is_nil(none)
     assert.equal("file", lerr.kind)
+  end)
+
+  it("remove a lock file while holding it: the next lock makes a new one; a replaced file stays", function()
+    local path = dir .. "/run.lock"
+    local first = assert(files.lock(path))
+    assert.equal("run.lock", listing(dir))
+    assert.is_true(first:remove())
+    assert.equal("", listing(dir))
+    assert.is_true(first:remove())  -- safe twice, and after close
+    local second = assert(files.lock(path))
+    assert.equal("run.lock", listing(dir))
+    -- Someone put another file at the name: it is not this lock's to remove.
+    os.execute(("mv %s/run.lock %s/moved && touch %s/run.lock"):format(dir, dir, dir))
+    assert.is_true(second:remove())
+    assert.equal("moved run.lock", listing(dir))
+    -- A closed lock keeps its file (a slot file others share).
+    local third = assert(files.lock(path))
+    third:close()
+    assert.is_true(third:remove())
+    assert.equal("moved run.lock", listing(dir))
+  end)
+
+  -- Each process takes the lock, writes its name in a file, reads it back a
+  -- few times and removes the lock, as fast as it can for a second. A lock
+  -- taken on a file its holder had just unlinked would let two in at once:
+  -- without the check that the path still leads to the locked file, about
+  -- one take in six clashes here.
+  it("never let two processes in at once while holders remove the lock file", function()
+    local script = host.script [[
+      local files = require "auditrun.files"
+      local task = require "auditrun.task"
+      local path, owner, me = ...
+      local took, clashes, deadline = 0, 0, nil
+      for _ = 1, 10000000 do
+        local l = files.lock(path)
+        if l then
+          deadline = deadline or task.now() + 1
+          took = took + 1
+          local f = assert(io.open(owner, "w"))
+          f:write(me)
+          f:close()
+          for _ = 1, 3 do
+            local g = assert(io.open(owner))
+            local who = g:read("a")
+            g:close()
+            if who ~= me then clashes = clashes + 1 break end
+          end
+          assert(l:remove())
+        end
+        if deadline and task.now() > deadline then break end
+      end
+      print(took .. " " .. clashes)
+    ]]
+    local runs = {}
+    for i = 1, 3 do
+      runs[i] = ("%s %s %s/x.lock %s/owner p%d > %s/out%d 2>&1"):format(host.binary, script, dir, dir, i, dir, i)
+    end
+    os.execute("(" .. table.concat(runs, " & ") .. "; wait) 2>/dev/null")
+    os.remove(script)
+    for i = 1, 3 do
+      local took, clashes = util.read(dir .. "/out" .. i):match("^(%d+) (%d+)\n$")
+      assert.truthy(took, util.read(dir .. "/out" .. i))
+      assert.is_true(tonumber(took) >= 20, "p" .. i .. " took the lock only " .. took .. " times")
+      assert.equal("0", clashes, "p" .. i .. " shared the lock " .. clashes .. " times")
+    end
   end)
 end)

@@ -17,7 +17,7 @@ M.fsync_dir_of = core.fsync_dir_of          -- (path) -> true | nil, err
 M.truncate = core.truncate                  -- (path, length) -> true | nil, err: cut back in place, fsynced
 M.rename_noreplace = core.rename_noreplace  -- (from, to) -> true | nil, err ("exists")
 M.sha256 = core.sha256_file                 -- (path) -> hex | nil, err
-M.lock = core.lock                          -- (path) -> lock (close()) | nil, err ("locked")
+M.lock = core.lock                          -- (path) -> lock | nil, err ("locked"); see below
 M.remove_parts = core.remove_parts          -- (dir [, of]) -> temporary files removed | nil, err
 M.mode = core.file_mode                     -- (path) -> permission bits (0644 is 420) | nil, err
 
@@ -26,6 +26,15 @@ M.mode = core.file_mode                     -- (path) -> permission bits (0644 i
 function M.open_append(path) return core.open_private(path, "a") end
 --- open_write(path): the same, emptied for writing.
 function M.open_write(path) return core.open_private(path, "w") end
+
+-- A lock (files.lock) is an flock on the file at its path, created if
+-- missing; the kernel drops it when the process ends, kill -9 included:
+--   lock:close()        releases it; the file stays (a slot file others share)
+--   lock:remove()       removes the file, then releases it -> true | nil, err
+-- A run removes the lock files beside its output when it is done with them.
+-- remove unlinks while still holding, and files.lock counts a lock only when
+-- the path still leads to the file it locked (else it takes the new one), so
+-- a run that opened the file just before it went never shares the lock.
 
 -- A temporary file (files.temp) holds its descriptor until it is named:
 --   tmp:path()          its hidden name beside the target

@@ -110,7 +110,7 @@ function M.open(dir, workflow, answer, o)
       local to = files.old_name(path, n)
       if not files.exists(to) then
         local moved, merr = files.rename_noreplace(path, to)
-        if not moved then lock:close() return nil, merr end
+        if not moved then lock:remove() return nil, merr end
         s.set_aside = to
         break
       end
@@ -120,13 +120,13 @@ function M.open(dir, workflow, answer, o)
     local text, rerr = files.read(path)
     local b = text and json.decode(text)
     if type(b) ~= "table" or b.format ~= FORMAT or not math.tointeger(b.to) then
-      lock:close()
+      lock:remove()
       return nil, errors.new("records", string.format("%s is not a bookmark this auditrun wrote%s; move it away to "
         .. "start the series over", path, rerr and (" (" .. tostring(rerr) .. ")") or ""))
     end
     local why = require("auditrun.cli").answer_change(dir, b.series or {}, s.series)
     if why then
-      lock:close()
+      lock:remove()
       return nil, errors.new("usage", why)
     end
     s.bookmark = b
@@ -143,7 +143,7 @@ function Series:save()
 end
 
 function Series:close()
-  self.lock:close()
+  self.lock:remove()
 end
 
 -- ---- what a window keeps ----------------------------------------------------------
@@ -344,7 +344,6 @@ function M.window(s, opts, o, w, records_run, say)
     end
   end
   os.remove(records.state_path(partial))
-  os.remove(records.state_path(partial) .. ".lock")
   b.to, b.seen, b.seen_since, b.pending = w.to, w.keep, w.retain_from ~= -math.huge and w.retain_from or nil, nil
   b.runs = (math.tointeger(b.runs) or 0) + 1
   errors.try(s:save())

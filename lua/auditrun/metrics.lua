@@ -205,7 +205,7 @@ function M.check(file)
     if err.kind == "locked" then return nil end
     return string.format("--metrics %s: %s", file, err.message)
   end
-  lock:close()
+  lock:remove()
   local f = io.open(file, "rb")
   if f then
     local text = f:read("a")
@@ -237,7 +237,7 @@ function M.write(file, workflow, profile, values, code)
     old:close()
     local parsed, why = M.parse(text or "")
     if not parsed then
-      lock:close()
+      lock:remove()
       return nil, errors.new("file", string.format("--metrics %s is not a metrics file (%s): remove it, or give "
         .. "another file", file, why))
     end
@@ -264,7 +264,7 @@ function M.write(file, workflow, profile, values, code)
     if type(v) == "number" then put(d[1], number(v)) end
   end
   local ok, werr = files.write_atomic(file, render(samples, mine))
-  lock:close()
+  lock:remove()
   if not ok then return nil, errors.new("file", string.format("--metrics %s: %s", file, tostring(werr))) end
   return true
 end

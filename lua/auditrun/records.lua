@@ -23,7 +23,8 @@
 -- at each checkpoint and its record follows; a rerun deletes the rows past
 -- the recorded count (a kill between the two) the same way. A file complete from
 -- an earlier run is left alone (`w.complete`). One writer per file at a
--- time (a lock beside it).
+-- time (a lock beside it, removed when the writer closes or abandons the
+-- file; a killed writer's lock is taken over by the next).
 local cjson = require "cjson"
 local json = require "auditrun.json"
 local errors = require "auditrun.errors"
@@ -324,24 +325,24 @@ function M.open(path, o)
   local name = path:match("([^/]*)$")
   for _, of in ipairs { name, "." .. name } do
     local swept, serr = files.remove_parts(dir == "" and "/" or dir or ".", of)
-    if not swept then lock:close() return nil, serr end
+    if not swept then lock:remove() return nil, serr end
   end
   local text = files.exists(w.state_path) and files.read(w.state_path)
   if text then
     local st = json.decode(text)
     if type(st) ~= "table" or st.format ~= FORMAT then
-      lock:close()
+      lock:remove()
       return fail(w.state_path .. " is not a record this auditrun wrote; move it away to start " .. path .. " over")
     end
     if st.file_format ~= format then
-      lock:close()
+      lock:remove()
       return fail(string.format("%s was started as %s; give --format %s, or another file", path, st.file_format,
         st.file_format))
     end
     -- A resumed CSV goes on as it was started: never half neutralised.
     local cells = st.cells ~= cjson.null and st.cells or cells_of(format, true)
     if cells ~= cells_of(format, w.csv_raw) then
-      lock:close()
+      lock:remove()
       if cells == "raw" then
         return fail(path .. " was started with its cells as the vendor gave them; give --csv-raw to finish it, "
           .. "or another file")
@@ -363,44 +364,44 @@ function M.open(path, o)
     if format == "sqlite" then
       -- Its rows are counted in the table itself (open_table).
       if not files.exists(path) and w.rows > 0 then
-        lock:close()
+        lock:remove()
         return fail(string.format("%s is gone but %s says %d rows were written; remove that too to start over",
           path, w.state_path, w.rows))
       end
     elseif not size and w.rows == 0 and w.bytes == 0 then
       -- Stopped (a kill, a full disk) between the record and the empty file it describes.
       local made, merr = files.write_atomic(path, "")
-      if not made then lock:close() return nil, merr end
+      if not made then lock:remove() return nil, merr end
       size = 0
     end
     if format ~= "sqlite" and not size then
-      lock:close()
+      lock:remove()
       return fail(string.format("%s is gone but %s says %d rows were written; remove that too to start over",
         path, w.state_path, w.rows))
     elseif format ~= "sqlite" and size > w.bytes then
       -- Cut in place: a full disk or a file size limit cannot stop it.
       local ok2, err = files.truncate(path, w.bytes)
-      if not ok2 then lock:close() return nil, err end
+      if not ok2 then lock:remove() return nil, err end
     elseif format ~= "sqlite" and size < w.bytes then
-      lock:close()
+      lock:remove()
       return fail(string.format("%s is shorter than the %d bytes recorded in %s", path, w.bytes, w.state_path))
     end
   elseif files.exists(path) then
-    lock:close()
+    lock:remove()
     return fail(path .. " exists and was not written by auditrun; move it away or choose another file")
   else
     -- The record first, then the (private, empty) file it describes.
     local ok, err = save(w)
     if ok then ok, err = files.write_atomic(path, "") end
-    if not ok then lock:close() return nil, err end
+    if not ok then lock:remove() return nil, err end
   end
   if not w.complete and format == "sqlite" then
     local t, terr = open_table(w)
-    if not t then lock:close() return nil, terr end
+    if not t then lock:remove() return nil, terr end
     w.file = t
   elseif not w.complete then
     local f, ferr = files.open_append(path)
-    if not f then lock:close() return fail(tostring(ferr)) end
+    if not f then lock:remove() return fail(tostring(ferr)) end
     w.file = f
   end
   return w
@@ -537,7 +538,11 @@ end
 --- close() -> true | nil, err: the file is complete (a rerun leaves it
 --- alone). An empty CSV still gets its header row when columns were given.
 function Writer:close()
-  if not self.file then return true end
+  if not self.file then
+    -- Complete from an earlier run (nothing to write), or closed already.
+    self.lock:remove()
+    return true
+  end
   if self.format == "csv" and not self.columns and self.want_columns then
     self.columns = self.want_columns
     header(self)
@@ -552,19 +557,19 @@ function Writer:close()
   ok, err = self.file:close()
   self.file = nil
   if not ok then
-    self.lock:close()
+    self.lock:remove()
     return broken(self, "close", err)
   end
   -- The finished file's SHA-256 is kept with it (a coverage report names it).
   self.sha256, err = files.sha256(self.path)
   if not self.sha256 then
-    self.lock:close()
+    self.lock:remove()
     return nil, err
   end
   self.complete = true
   ok, err = save(self)
   if not ok then self.complete = false end
-  self.lock:close()
+  self.lock:remove()
   return ok, err
 end
 
@@ -576,7 +581,7 @@ function Writer:abandon()
     self.file:close()
     self.file = nil
   end
-  self.lock:close()
+  self.lock:remove()
 end
 
 --- set_aside(path) -> the name the file now has | nil (there was none) |
@@ -604,7 +609,7 @@ function M.set_aside(path)
     end
     if not moved and not err then err = errors.new("records", "no free name to set " .. path .. " aside") end
   end
-  lock:close()
+  lock:remove()
   if err then return nil, err end
   return moved
 end

@@ -104,7 +104,7 @@ function M.set_aside(dir)
     if ok then moved = to break end
     if rerr.kind ~= "exists" then err = rerr break end
   end
-  lock:close()
+  lock:remove()
   if err then return nil, err end
   if not moved then return nil, errors.new("file", "no free name to set " .. dir .. " aside") end
   return moved

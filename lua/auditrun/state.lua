@@ -17,7 +17,7 @@
 --
 -- One run at a time: open takes a lock (PATH.lock) that the kernel drops
 -- when the process ends, however it ends, and refuses a second run while
--- the first holds it. Holding it, open also removes the temporary files a
+-- the first holds it; close removes the lock file. Holding it, open also removes the temporary files a
 -- crashed run left in the state's folder (and in the folders listed in
 -- opts.sweep).
 local cjson = require "cjson"
@@ -96,7 +96,7 @@ function M.open(path, opts)
     return nil, lerr
   end
   local function fail(...)
-    lock:close()
+    lock:remove()
     return ...
   end
   local sweep = { dir_of(path) }
@@ -157,13 +157,14 @@ function State:set(key, value)
   return true
 end
 
---- close(): lets another run open the state (the end of the process does too).
+--- close(): lets another run open the state (the end of the process does
+--- too); its lock file goes (files.lock).
 function State:close()
   if self.file then
     self.file:close()
     self.file = nil
   end
-  self.lock:close()
+  self.lock:remove()
 end
 
 return M

@@ -359,6 +359,9 @@ function Run:finish()
   errors.try(files.write_atomic(self.dir .. "/" .. M.SUMMARY, records.encode_object(SUMMARY_FIELDS, s,
     { failures = true, extra_jobs = true })
     .. "\n"))
+  -- Every task has ended: the run state is done with, and its lock file goes.
+  -- (Those of an interrupted run may still record theirs on their way out.)
+  if self.run and not self.interrupted then self.run:close() end
   local lines = {
     string.format("%s: %d of %d reports in %s (%d from an earlier run), %d failed, %s in %s%s", self.name, s.done,
       s.listed, self.dir, s.reused, s.failed, progress.bytes(s.bytes), progress.duration(s.seconds),
@@ -511,6 +514,7 @@ function M.records(opts, o)
       files = { { file = shown:match("([^/]*)$"), bytes = w.bytes, rows = w.rows, sha256 = w.sha256,
                   complete = true } },
     }))
+    w:close()
     if not opts.shown_out then
       p:say(string.format("%s: %s is complete from an earlier run (%d rows); rerun with --fresh to fetch it again",
         name, opts.out, w.rows))

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
@@ -238,6 +239,8 @@ void jwt_shutdown(void) {
   if (legacy_provider) OSSL_PROVIDER_unload(legacy_provider);
   legacy_provider = NULL;
 }
+
+const char *jwt_openssl_version(void) { return OpenSSL_version(OPENSSL_VERSION); }
 
 void jwt_key_free(jwt_key *k) {
   EVP_PKEY_free(k->pkey);

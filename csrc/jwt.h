@@ -22,6 +22,9 @@ int jwt_key_load(jwt_key *k, const char *cert_path, const char *key_path,
 void jwt_key_free(jwt_key *k);
 /* Releases what loading keys kept process-wide; the host calls it last. */
 void jwt_shutdown(void);
+/* The OpenSSL this process runs with (not the headers it was built
+ * against): "OpenSSL 3.0.15 3 Sep 2024". */
+const char *jwt_openssl_version(void);
 
 int jwt_thumbprint(const jwt_key *k, const char *digest, unsigned char *out,
                    unsigned int *outlen, char *err, size_t errlen);

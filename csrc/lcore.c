@@ -187,6 +187,8 @@ int luaopen_auditrun_core(lua_State *L) {
    * and SASL just to name their versions, some 4 ms of every start-up. */
   lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
   lua_setfield(L, -2, "curl_version");
+  lua_pushstring(L, jwt_openssl_version());
+  lua_setfield(L, -2, "openssl_version");
   for (const lua_CFunction *f = opens; *f; f++) {
     lua_pushcfunction(L, *f);
     lua_pushvalue(L, -2);

@@ -53,7 +53,7 @@ static void help(void) {
          "                  any failed\n"
          "  --profiles A,B  with --each-profile: only these profiles\n"
          "  --list          list the bundled workflows, a line each\n"
-         "  --version       print the version\n"
+         "  --version       print the version, and those of libcurl, OpenSSL and Lua\n"
          "  -h, --help      print this help; WORKFLOW --help prints a workflow's own\n"
          "  --              end of options: the next argument is the script\n"
          "\n"
@@ -217,7 +217,7 @@ static int list_scripts(void) {
 }
 
 /* The C core is core.so beside the modules, loaded only when a script
- * needs it: --version and --list start as fast as lua itself. */
+ * (or --version) needs it: --help and --list start as fast as lua itself. */
 static void set_paths(lua_State *L) {
   lua_getglobal(L, "package");
   lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;", luadir, luadir);
@@ -304,6 +304,34 @@ static void preload_core(lua_State *L) {
   lua_pop(L, 1);
 }
 
+/* --version: auditrun's, then the libcurl and OpenSSL it runs with, as the
+ * core finds them at run time (so it loads the core, as any script does),
+ * and the Lua it was built with. */
+static int print_version(lua_State *L) {
+  const char *msg;
+  printf("auditrun %s\n", AUDITRUN_VERSION);
+  preload_core(L);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "auditrun.core");
+  if (docall(L, 1, 1) != LUA_OK) {
+    /* One line: the first of the loader's message (not its search list). */
+    int len;
+    msg = lua_tostring(L, -1);
+    if (!msg) msg = "";
+    len = (int)strcspn(msg, "\n");
+    while (len > 0 && (msg[len - 1] == ':' || msg[len - 1] == ' ')) len--;
+    fflush(stdout);
+    fprintf(stderr, "%s: cannot load its core (%s/auditrun/core.so) to name libcurl's and OpenSSL's versions: %.*s\n",
+            progname, libdir, len, msg);
+    return EXIT_FAILURE;
+  }
+  lua_getfield(L, -1, "curl_version");
+  lua_getfield(L, -2, "openssl_version");
+  printf("libcurl %s\n%s\n%s\n", lua_tostring(L, -2), lua_tostring(L, -1), LUA_RELEASE);
+  lua_pop(L, 3);
+  return EXIT_SUCCESS;
+}
+
 /* arg as in lua.c: arg[0] the script, arg[1..] its arguments, arg[-1] us. */
 static void create_arg(lua_State *L, char **argv, int argc, int script) {
   lua_createtable(L, argc - script - 1, script + 1);
@@ -345,7 +373,7 @@ static int pmain(lua_State *L) {
       help();
       return 0;
     } else if (strcmp(a, "--version") == 0) {
-      printf("auditrun %s (%s)\n", AUDITRUN_VERSION, LUA_RELEASE);
+      *exit_code = print_version(L);
       return 0;
     } else if (strcmp(a, "--list") == 0) {
       *exit_code = list_scripts();

@@ -15,10 +15,20 @@ local function wait_for_file(path, seconds)
 end
 
 describe("the host", function()
-  it("prints its version and its Lua", function()
-    local code, out = host.run { "--version" }
-    assert.equal(0, code)
-    assert.matches("^auditrun 0%.1%.0 %(Lua 5%.4%.%d+%)\n$", out)
+  it("prints its version, and those of the libcurl, OpenSSL and Lua it runs with", function()
+    local code, out, err = host.run { "--version" }
+    assert.equal(0, code, err)
+    assert.equal("", err)
+    -- The libraries as this machine has them: the tools built on the same ones say.
+    local openssl = util.sh("openssl version"):match("%(Library: (.-)%)") or util.sh("openssl version"):match("^(.-)\n")
+    local want = table.concat({
+      "auditrun 0.1.0",
+      util.sh("curl-config --version"):match("^(libcurl %S+)"),
+      openssl,
+      util.sh("lua5.4 -v"):match("^(Lua %S+)"),
+    }, "\n") .. "\n"
+    assert.equal(want, out)
+    assert.matches("^auditrun 0%.1%.0\nlibcurl 7%.%d+%.%d+\nOpenSSL 3%.[^\n]+\nLua 5%.4%.%d+\n$", out)
   end)
 
   it("prints usage for --help (0) and for no arguments (2)", function()

@@ -4,6 +4,7 @@
  * object holding its descriptor from creation to naming: it is written
  * (core.request's output), read, hashed and named through that fd, never
  * reopened by its name. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -232,6 +233,54 @@ static int rename_noreplace(lua_State *L) {
   return result(L, fsio_rename_noreplace(from, to, err, sizeof err), err);
 }
 
+/* A folder being read: the DIR closed when the listing is done, or by the
+ * collector when pushing a name raised. */
+#define DIR_META "auditrun.dir"
+typedef struct {
+  DIR *d;
+} dir_box;
+
+static int dir_close(lua_State *L) {
+  dir_box *b = luaL_checkudata(L, 1, DIR_META);
+  if (b->d) {
+    DIR *d = b->d;
+    b->d = NULL;
+    closedir(d);
+  }
+  return 0;
+}
+
+/* list_dir(path) -> {name, ...} (every entry but . and .., in no set
+ * order) | nil, err */
+static int list_dir(lua_State *L) {
+  char err[CORE_ERRLEN];
+  const char *path = luaL_checkstring(L, 1);
+  dir_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  struct dirent *e;
+  lua_Integer n = 0;
+  int failed;
+  b->d = NULL;
+  luaL_setmetatable(L, DIR_META);
+  if ((b->d = opendir(path)) == NULL) {
+    snprintf(err, sizeof err, "cannot read the directory %s: %s", path, strerror(errno));
+    return core_fail(L, "file", err);
+  }
+  lua_newtable(L);
+  while ((errno = 0, e = readdir(b->d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    lua_pushstring(L, e->d_name);
+    lua_rawseti(L, -2, ++n);
+  }
+  failed = errno;
+  closedir(b->d);
+  b->d = NULL;
+  if (failed) {
+    snprintf(err, sizeof err, "cannot read the directory %s: %s", path, strerror(failed));
+    return core_fail(L, "file", err);
+  }
+  return 1;
+}
+
 static int remove_parts(lua_State *L) {
   char err[CORE_ERRLEN];
   int n = fsio_remove_parts(luaL_checkstring(L, 1), luaL_optstring(L, 2, NULL), err, sizeof err);
@@ -291,13 +340,16 @@ int lfsio_open(lua_State *L) {
       {"close", temp_close}, {"fsync", temp_fsync},     {"link", temp_link}, {"path", temp_path},
       {"read_at", temp_read_at}, {"sha256", temp_sha256}, {"size", temp_size}, {NULL, NULL}};
   static const luaL_Reg fns[] = {{"file_mode", file_mode},       {"fsync_dir_of", fsync_dir_of}, {"fsync_file", fsync_file},
-                                 {"lock", lock_file},            {"mkdirs", mkdirs},
+                                 {"list_dir", list_dir},         {"lock", lock_file},
+                                 {"mkdirs", mkdirs},
                                  {"remove_parts", remove_parts}, {"rename_noreplace", rename_noreplace},
                                  {"open_private", open_private}, {"set_file_modes", set_file_modes},
                                  {"temp_file", temp_new},        {"truncate", truncate_file},
                                  {"write_atomic", write_atomic},
                                  {NULL, NULL}};
+  static const luaL_Reg no_methods[] = {{NULL, NULL}};
   core_newmeta(L, LOCK_META, methods, lock_close);
+  core_newmeta(L, DIR_META, no_methods, dir_close);
   core_newmeta(L, TEMP_META, temp_methods, temp_close);
   luaL_setfuncs(L, fns, 0);
   return 0;

@@ -35,8 +35,9 @@ static void usage(FILE *f) {
           "       %s [--profile NAME] config                 show the settings in effect\n"
           "       %s --each-profile [--profiles A,B] WORKFLOW [ARGS...]\n"
           "                                           run a workflow for each profile\n"
+          "       %s completion bash|zsh                     print a shell completion script\n"
           "       %s --list | --version | --help\n",
-          progname, progname, progname, progname, progname);
+          progname, progname, progname, progname, progname, progname);
 }
 
 static void help(void) {
@@ -57,6 +58,12 @@ static void help(void) {
          "  -h, --help      print this help; WORKFLOW --help prints a workflow's own\n"
          "  --              end of options: the next argument is the script\n"
          "\n"
+         "completion: `%s completion bash` (or zsh) prints a script that completes\n"
+         "workflow names and each workflow's flags; load it from ~/.bashrc with\n"
+         "  source <(%s completion bash)\n"
+         "or save it as ~/.local/share/bash-completion/completions/auditrun\n"
+         "(zsh: as _auditrun in a folder of $fpath)\n"
+         "\n"
          "environment:\n"
          "  AUDITRUN_CONFIG    the config file, a Lua file returning a table of\n"
          "                     profiles (default: ~/.config/auditrun/config.lua)\n"
@@ -70,7 +77,7 @@ static void help(void) {
          "exit codes: 0 success, 1 failure, 2 usage error, 3 incomplete (finished\n"
          "with some items failed: rerun to finish), 130 interrupted (Ctrl-C,\n"
          "SIGTERM; a second Ctrl-C exits at once)\n",
-         progname);
+         progname, progname, progname);
 }
 
 /* A usage error: one line, then the usage, exit 2. */
@@ -332,11 +339,13 @@ static int print_version(lua_State *L) {
   return EXIT_SUCCESS;
 }
 
-/* arg as in lua.c: arg[0] the script, arg[1..] its arguments, arg[-1] us. */
-static void create_arg(lua_State *L, char **argv, int argc, int script) {
+/* arg as in lua.c: arg[0] the script, arg[1..] its arguments, arg[-1] us.
+ * arg[0] is the file run: a bundled workflow's is its path in scriptdir,
+ * where it finds the others (completion). */
+static void create_arg(lua_State *L, char **argv, int argc, int script, const char *path) {
   lua_createtable(L, argc - script - 1, script + 1);
   for (int i = 0; i < argc; i++) {
-    lua_pushstring(L, argv[i]);
+    lua_pushstring(L, i == script ? path : argv[i]);
     lua_rawseti(L, -2, i - script);
   }
   lua_setglobal(L, "arg");
@@ -430,7 +439,7 @@ static int pmain(lua_State *L) {
     return 0;
   }
 
-  create_arg(L, argv, argc, i);
+  create_arg(L, argv, argc, i, path);
 
   /* One Lua entry point: auditrun.task.main runs the script and then the
    * tasks it spawned, and returns the exit code and, on failure, the

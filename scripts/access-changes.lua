@@ -12,6 +12,10 @@ local opts = cli.parse({
     .. "guest-access, user-access, site-permissions, sharing-links), or their access.sqlite files. An access is a "
     .. "group (the export's subject), a principal (its e-mail, else its name), an object URL and a permission; "
     .. "each one only NEW has is 'added', each one only OLD has is 'removed'. The counts are printed at the end.",
+  examples = {
+    "auditrun access-changes 2026-11/ 2026-12/",
+    "auditrun access-changes old/access.sqlite new/access.sqlite --out what-changed.csv",
+  },
   flags = function(p)
     p:argument("old", "The earlier run's --out folder (or its access.sqlite).")
     p:argument("new", "The later run's --out folder (or its access.sqlite).")

@@ -15,6 +15,11 @@ local spec = {
     .. "naming what is missing. Memory stays flat however long the range. A rerun with the same --out and range "
     .. "after an interruption finishes the file, each event once. --schema ocsf or ecs writes each event as "
     .. "OCSF 1.1 or ECS 8.11 instead (CSV: nested fields as dotted columns).",
+  examples = {
+    "auditrun activity-timeline --from 2025-06-01 --to 2025-06-30 --out june.jsonl",
+    "auditrun activity-timeline --from 2025-06-01 --to 2025-06-30 --schema ocsf --out june.ocsf.jsonl",
+    "auditrun activity-timeline --incremental --out-dir /var/lib/auditrun/timeline --from 2025-01-01",
+  },
   kind = "records", incremental = true, incremental_default = " (needed then)",
   flags = function(p)
     cli.time_flags(p)

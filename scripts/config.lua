@@ -9,6 +9,7 @@ local args = cli.parse({
   summary = "Shows, for each vendor, every setting in effect for a profile, its value and where it comes from: " ..
     "the config file, the environment (AUDITRUN_<KEY>, which wins over the file) or a default. " ..
     "Secrets are masked.",
+  examples = { "auditrun config", "auditrun config --profile contoso" },
 }, ...)
 
 -- A config file's warnings (one that others can read) go in the report.

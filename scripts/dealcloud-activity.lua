@@ -21,6 +21,10 @@ local opts = cli.parse({
     .. "once, oldest first. Needs AUDITRUN_DEALCLOUD_URL, AUDITRUN_DEALCLOUD_CLIENT_ID and "
     .. "AUDITRUN_DEALCLOUD_CLIENT_SECRET (or _FILE), or those keys in a config profile. A rerun with the same --out "
     .. "after an interruption continues from the last page written.",
+  examples = {
+    "auditrun dealcloud-activity --from 2025-01-01 --activity 'login failed' --out failed-logins.csv",
+    "auditrun dealcloud-activity --incremental --out-dir /var/lib/auditrun/dealcloud --lookback 1h",
+  },
   kind = "records", incremental = true, incremental_default = " (default: 90 days before its --to)",
   flags = function(p)
     cli.time_flags(p, { from = " (default: 90 days before --to)", to = " (default: now)" })

@@ -8,6 +8,11 @@ local spec = {
   summary = "Writes the detail records (each object with its risk, sensitivity and exposure) to a file.",
   description = "Graph API: every site's records, site by site (or the sites of --sites FILE). Legacy API "
     .. "(--api legacy): the tenant's detail record query.",
+  examples = {
+    "auditrun detail-records --out records.csv",
+    "auditrun detail-records --sites sites.txt --format sqlite --out records.sqlite",
+    "auditrun detail-records --api legacy",
+  },
   kind = "records", apis = { "graph", "legacy" },
   flags = function(p)
     p:option("--sites", "Only these site collections: a file of site URLs, one a line (Graph API)."):argname("FILE")

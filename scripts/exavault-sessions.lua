@@ -12,6 +12,10 @@ local opts = cli.parse({
     .. "attributes. Needs AUDITRUN_EXAVAULT_URL (the account's .../api/v2), AUDITRUN_EXAVAULT_API_KEY and "
     .. "AUDITRUN_EXAVAULT_ACCESS_TOKEN (or _FILE), or those keys in a config profile. A rerun with the same --out "
     .. "after an interruption continues from the last page written.",
+  examples = {
+    "auditrun exavault-sessions --from 2025-06-01 --type download --out downloads.csv",
+    "auditrun exavault-sessions --incremental --out-dir /var/lib/auditrun/exavault --lookback 1h",
+  },
   kind = "records", incremental = true, incremental_default = " (default: the log's beginning)",
   flags = function(p)
     cli.time_flags(p)

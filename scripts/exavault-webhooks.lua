@@ -12,6 +12,10 @@ local opts = cli.parse({
     .. "AUDITRUN_EXAVAULT_URL, AUDITRUN_EXAVAULT_API_KEY and AUDITRUN_EXAVAULT_ACCESS_TOKEN (or _FILE), or those "
     .. "keys in a config profile. A rerun with the same --out after an interruption continues from the last page "
     .. "written.",
+  examples = {
+    "auditrun exavault-webhooks --from 2025-06-01 --status 500 --out failed-webhooks.csv",
+    "auditrun exavault-webhooks --event resources.upload --user jane --out uploads.jsonl",
+  },
   kind = "records", incremental = true, incremental_default = " (default: the log's beginning)",
   flags = function(p)
     cli.time_flags(p)

@@ -8,6 +8,11 @@ local spec = {
   description = "Graph API: one group_access_export job per group. Legacy API (--api legacy): "
     .. "group_permissions_export with up to --batch-size groups a job (their ids in Emails). Each report lands "
     .. "in --out DIR and is listed in DIR/manifest.jsonl; a rerun into the same folder fetches only what is missing.",
+  examples = {
+    "auditrun external-group-access --out reports/",
+    "auditrun external-group-access --api legacy --batch-size 50 --out reports/",
+    "auditrun external-group-access --out 2026-12/ --compare 2026-11/",
+  },
   kind = "export", apis = { "graph", "legacy" }, access = true,
   flags = function(p)
     iw.data_sources_flag(p, iw.DATA_SOURCES)

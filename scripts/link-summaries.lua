@@ -8,6 +8,10 @@ local spec = {
   summary = "Writes the sharing link summaries (each link: object, type, who shared it, with whom) to a file.",
   description = "Graph API: site by site, every site or those of --sites FILE. Legacy API (--api legacy): the "
     .. "link permission query, 100 sites a request.",
+  examples = {
+    "auditrun link-summaries --type anyone --out anyone-links.csv",
+    "auditrun link-summaries --sites sites.txt --api legacy",
+  },
   kind = "records", apis = { "graph", "legacy" },
   flags = function(p)
     p:option("--type", "Link types, comma-separated or repeated: " .. table.concat(iw.LINK_TYPES, ", ")

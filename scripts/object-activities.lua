@@ -8,6 +8,10 @@ local spec = {
   description = "Graph API: one object_activities_export job per object (--google: Google Workspace objects, "
     .. "by id). Legacy API (--api legacy): the activity export for the path. Reports land in --out DIR, listed "
     .. "in DIR/manifest.jsonl; a rerun into the same folder fetches only what is missing.",
+  examples = {
+    "auditrun object-activities --path https://contoso.sharepoint.com/sites/hr --out hr/",
+    "auditrun object-activities --google --path 1AbCdEfGh --from 2025-06-01 --out drive-file/",
+  },
   kind = "export", apis = { "graph", "legacy" },
   flags = function(p)
     p:option("--path", "The object's URL (with --google: its id); repeatable."):argname("URL"):count("+")

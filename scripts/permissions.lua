@@ -8,6 +8,10 @@ local spec = {
   summary = "Writes the permission rows of the users of --users FILE, or of the site collections of "
     .. "--sites FILE, to a file.",
   description = "User rows carry the user they belong to (column user). Sites are asked 100 at a time.",
+  examples = {
+    "auditrun permissions --users users.txt --out user-permissions.csv",
+    "auditrun permissions --sites sites.txt --api legacy --format sqlite",
+  },
   kind = "records", apis = { "graph", "legacy" },
   flags = function(p)
     p:mutex(

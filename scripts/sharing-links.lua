@@ -11,6 +11,10 @@ local spec = {
     .. "export). Legacy API (--api legacy): link_permissions_export. Without --from/--to the window is the last "
     .. "30 days. Reports land in --out DIR, listed in DIR/manifest.jsonl; a rerun into the same folder fetches "
     .. "only what is missing.",
+  examples = {
+    "auditrun sharing-links --type anyone --from 2025-06-01 --out links/",
+    "auditrun sharing-links --google --type anyone --out google-links/",
+  },
   kind = "export", apis = { "graph", "legacy" }, access = true,
   flags = function(p)
     local all = {}

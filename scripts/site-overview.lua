@@ -8,6 +8,7 @@ local RISK = { "none", "low", "medium", "high", "not_defined" }
 local opts = cli.parse({
   name = "site-overview",
   summary = "Writes the site overview rows (risky, sensitive and exposed item counts per site) to a file.",
+  examples = { "auditrun site-overview --out sites.csv", "auditrun site-overview --risk high,medium --format sqlite" },
   kind = "records", apis = { "graph", "legacy" },
   flags = function(p)
     p:option("--risk", "Only sites of these risk levels, comma-separated: " .. table.concat(RISK, ", ") .. ".")

@@ -9,6 +9,10 @@ local spec = {
   description = "Graph and legacy API: site_permissions_export with up to --batch-size sites a job (at most "
     .. "100). --google: Google drives (--drives FILE of drive ids). Reports land in --out DIR, listed in "
     .. "DIR/manifest.jsonl; a rerun into the same folder fetches only what is missing.",
+  examples = {
+    "auditrun site-permissions --sites sites.txt --batch-size 20 --out site-permissions/",
+    "auditrun site-permissions --google --drives drives.txt --out drives/",
+  },
   kind = "export", apis = { "graph", "legacy" }, access = true,
   flags = function(p)
     p:option("--sites", "The site collections: a file of site URLs, one a line (default: every site)."):argname("FILE")

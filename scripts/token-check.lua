@@ -7,6 +7,10 @@ local config = require "auditrun.config"
 local opts = cli.parse({
   name = "token-check",
   summary = "Signs in with the configured app (certificate or secret) and calls one API URL with the token.",
+  examples = {
+    "auditrun token-check https://graph-us.avepointonlineservices.com/insights/groups/summary",
+    "auditrun token-check --profile contoso https://graph-us.avepointonlineservices.com/insights/sites",
+  },
   flags = function(p) p:argument("url", "The URL to call (GET) with the access token.") end,
 }, ...)
 

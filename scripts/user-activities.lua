@@ -9,6 +9,10 @@ local spec = {
     .. "(the e-mail encoded twice, times as yyyy-MM-ddTHH:mm:ss, eventTypes repeated); --google for Google "
     .. "Workspace users. Legacy API (--api legacy): the activity export, a job per user. Reports land in --out DIR, "
     .. "listed in DIR/manifest.jsonl; a rerun into the same folder fetches only what is missing.",
+  examples = {
+    "auditrun user-activities --user jane@contoso.com --from 2025-06-01 --to 2025-06-30 --out jane/",
+    "auditrun user-activities --users users.txt --event-type FileAccessed,FileDeleted --out activity/",
+  },
   kind = "export", apis = { "graph", "legacy" },
   flags = function(p)
     p:option("--user", "A user's login name or e-mail; repeatable."):argname("EMAIL"):count("*")

@@ -86,6 +86,8 @@ describe("activity workflows", function()
                               "--format", "csv", "-q" }, { env = env() })
     assert.equal(0, code, err)
     local got = lines(csv)
+    -- A clean finish leaves no lock file behind.
+    assert.same({}, util.locks(dir))
     assert.matches("^eventDate,userName,fullName,userId,activityTypeId,activityType,", got[1])
     assert.is_true(#got > 1)
     for i = 2, #got do assert.matches(",2,Login Failed,", got[i]) end
@@ -111,10 +113,13 @@ describe("activity workflows", function()
     run:wait(20)
     local before = #lines(out)
     assert.is_true(before > 0 and before < want.count, "killed too late or too early: " .. before)
+    -- The killed run's lock stays; the rerun takes it over and removes it.
+    assert.same({ ".dc.jsonl.auditrun.lock" }, util.locks(dir))
     control("DELETE", "/faults")
     control("DELETE", "/requests")
     local code, _, err = host.run(args, { env = env() })
     assert.equal(0, code, err)
+    assert.same({}, util.locks(dir))
     local rows = lines(out)
     assert.equal(want.count, #rows)
     for i, l in ipairs(rows) do assert.equal(want.sessions[i], cjson.decode(l).sessionId, "row " .. i) end

@@ -58,6 +58,7 @@ describe("export workflows", function()
     end
     local s = reports.summary(dir)
     assert.same({ expect_jobs, expect_jobs, 0 }, { s.listed, s.done, s.failed }, what)
+    assert.same({}, util.locks(dir), what .. ": lock files left after a clean finish")
     return entries, err
   end
 

@@ -42,6 +42,8 @@ describe("guest-access", function()
     assert.equal(guests, #zips(out_dir))
     assert.is_true(all_intact(out_dir))
     assert.equal(guests, control("GET", "/stats").jobs_submitted)
+    -- A clean finish leaves no lock file behind.
+    assert.same({}, util.locks(out_dir))
 
     code, out, err = host.run({ "guest-access", "--out", out_dir }, { env = env })
     assert.equal(0, code, err)
@@ -74,6 +76,8 @@ describe("guest-access", function()
     assert.is_true(all_intact(out_dir))
     local at_kill = reports.state(out_dir)
     local submitted_before = control("GET", "/stats").jobs_submitted
+    -- The killed run's lock is still there; the rerun takes it over and removes it.
+    assert.same({ ".auditrun/state.jsonl.lock" }, util.locks(out_dir))
 
     local _, err
     code, _, err = host.run({ "guest-access", "--out", out_dir }, { env = env })
@@ -83,6 +87,7 @@ describe("guest-access", function()
     for _, n in ipairs(names) do assert.is_nil(n:find("(", 1, true), "a second copy: " .. n) end
     assert.is_true(all_intact(out_dir))
     for _, n in ipairs(util.listing(out_dir)) do assert.is_nil(n:find(".part-", 1, true), "left behind: " .. n) end
+    assert.same({}, util.locks(out_dir))
     -- Every job the killed run had recorded was picked up, not submitted
     -- again: the rerun submitted only for the guests it had not reached.
     local after = reports.state(out_dir)

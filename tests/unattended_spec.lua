@@ -123,6 +123,8 @@ describe("unattended runs", function()
       assert.is_true(get("last_run_timestamp_seconds", ev) > success)
       assert.equal(1, get("last_exit_code", ev))
       assert.is_true(get("rows_written", "dealcloud-activity") > 0)
+      -- Neither the metrics file's lock nor those of the records files stay.
+      assert.same({}, util.locks(dir))
     end)
 
     it("says in one line when the file cannot be written, and the run fails", function()

@@ -16,7 +16,9 @@
 -- and --dry-run (the access workflows --compare DIR), records workflows
 -- --out FILE and --format jsonl|csv|sqlite (inferred from the extension of
 -- --out; the two contradicting each other is a usage error) and --csv-raw,
--- and both --fresh, -q, -v and --log-format.
+-- and both --fresh, -q, -v and --log-format. `examples = { "auditrun
+-- my-report --out r.csv", ... }`: whole command lines, which end its help
+-- (a spec checks each is one the workflow reads).
 --
 -- The options define the answer a run writes (answer): they are recorded
 -- with its output, and a rerun into that output with other options is
@@ -345,19 +347,61 @@ function M.answer_change(output, recorded, wanted)
   end
 end
 
---- parser(spec) -> the argparse parser of a workflow (its help and usage
---- come from here).
-function M.parser(spec)
-  assert(type(spec) == "table" and spec.name and spec.summary, "a workflow needs a name and a summary")
-  local p = argparse("auditrun " .. spec.name, spec.summary, spec.epilog)
-    :add_help(false)
-    :help_max_width(100)
-    :usage_max_width(100)
-  if spec.description then p:description(spec.summary .. "\n\n" .. spec.description) end
+-- A workflow's flags, declared on p: its own parser, or its command in
+-- the parser of the whole command line (command_line).
+local function declare(p, spec)
+  p:add_help(false)
   p:flag("-h --help", "Show this help and exit (nothing is sent).")
   if spec.flags then spec.flags(p) end
   common_flags(p, spec)
   return p
+end
+
+--- parser(spec) -> the argparse parser of a workflow (its help and usage
+--- come from here; spec.examples, whole command lines, end its help).
+function M.parser(spec)
+  assert(type(spec) == "table" and spec.name and spec.summary, "a workflow needs a name and a summary")
+  local p = argparse("auditrun " .. spec.name, spec.summary,
+    spec.examples and ("Examples:\n  " .. table.concat(spec.examples, "\n  ")) or nil)
+    :help_max_width(100)
+    :usage_max_width(100)
+  if spec.description then p:description(spec.summary .. "\n\n" .. spec.description) end
+  return declare(p, spec)
+end
+
+--- command_line(specs) -> the parser of auditrun's whole command line:
+--- the host's options (as csrc/main.c reads them) and a command per
+--- workflow of specs, for the shell completion scripts argparse writes
+--- (get_bash_complete, get_zsh_complete). It parses nothing: the host does.
+function M.command_line(specs)
+  local root = argparse("auditrun", "Runs Lua workflow scripts against reporting APIs.")
+    :add_help(false)
+  root:flag("-h --help", "Show the host's help and exit.")
+  root:option("--profile", "The config file profile to sign in with."):argname("NAME")
+  root:flag("--each-profile", "Run the workflow once for each profile of the config file.")
+  root:option("--profiles", "With --each-profile: only these profiles, comma-separated."):argname("A,B")
+  root:flag("--list", "List the bundled workflows.")
+  root:flag("--version", "Print the version, and those of libcurl, OpenSSL and Lua.")
+  for _, spec in ipairs(specs) do declare(root:command(spec.name, spec.summary), spec) end
+  return root
+end
+
+-- While spec_of runs a script: where cli.parse hands the spec back.
+local capturing
+
+--- spec_of(path) -> the spec the workflow script at path gives cli.parse |
+--- nil, message. The script runs up to that call, which raises to hand
+--- the spec back here instead of reading a command line: nothing past
+--- it runs, nothing is read or sent.
+function M.spec_of(path)
+  local chunk, err = loadfile(path)
+  if not chunk then return nil, err end
+  local box = {}
+  capturing = box
+  local ok, why = pcall(chunk)
+  capturing = nil
+  if box.spec then return box.spec end
+  return nil, ok and (path .. " declares no command line (cli.parse)") or tostring(why)
 end
 
 -- os.exit with the state closed: the core's finaliser runs, files are
@@ -393,23 +437,15 @@ function M.measure(opts)
   end)
 end
 
---- parse(spec, ...) -> options (argparse's table, dashes as underscores,
---- plus `name`). Exits 0 after --help, 2 on a usage error.
-function M.parse(spec, ...)
+--- read(spec, args) -> options | options, message | nil, message: a
+--- command line (a list of strings, without the workflow's name) read and
+--- checked as parse does, printing and exiting nothing. A message is the
+--- usage error: with the options when argparse read them and a check of
+--- what they say together refused them.
+function M.read(spec, args)
   local p = M.parser(spec)
-  local args = table.pack(...)
-  local list = {}
-  for i = 1, args.n do list[i] = tostring(args[i]) end
-  -- --help wins over everything else on the line, a missing flag included.
-  for _, a in ipairs(list) do
-    if a == "--" then break end
-    if a == "-h" or a == "--help" then
-      io.stdout:write(p:get_help(), "\n")
-      leave(0)
-    end
-  end
-  local ok, opts = p:pparse(list)
-  if not ok then M.usage_error(spec, opts) end
+  local ok, opts = p:pparse(args)
+  if not ok then return nil, opts end
   opts.help = nil
   opts.name = spec.name
   opts.kind = spec.kind
@@ -417,22 +453,43 @@ function M.parse(spec, ...)
   if opts.profile == nil then opts.profile = os.getenv("AUDITRUN_PROFILE") end
   if opts.profile == "" then opts.profile = nil end
   if M.each then each_output(opts, spec) end
-  if opts.metrics then
-    -- A file that cannot be written is said now, not after the run.
-    local why = metrics.check(opts.metrics)
-    if why then M.usage_error(spec, why) end
-    M.measure(opts)
-  end
-  if spec.kind == "records" then
-    local why = incremental_output(opts) or (not opts.incremental and records_output(opts, spec.name))
-    if why then M.usage_error(spec, why) end
-  end
-  if spec.check then
-    local why = spec.check(opts)
-    if why then M.usage_error(spec, why) end
-  end
+  local why = spec.kind == "records" and (incremental_output(opts) or (not opts.incremental
+    and records_output(opts, spec.name)))
+  why = why or (spec.check and spec.check(opts))
+  if why then return opts, why end
   -- Taken now, before a script adds to opts what it derives from them.
   if spec.kind then opts.answer = M.answer(opts, list_flags(p)) end
+  return opts
+end
+
+--- parse(spec, ...) -> options (argparse's table, dashes as underscores,
+--- plus `name`). Exits 0 after --help, 2 on a usage error.
+function M.parse(spec, ...)
+  if capturing then
+    capturing.spec = spec
+    error(capturing, 0)
+  end
+  local args = table.pack(...)
+  local list = {}
+  for i = 1, args.n do list[i] = tostring(args[i]) end
+  -- --help wins over everything else on the line, a missing flag included.
+  for _, a in ipairs(list) do
+    if a == "--" then break end
+    if a == "-h" or a == "--help" then
+      io.stdout:write(M.parser(spec):get_help(), "\n")
+      leave(0)
+    end
+  end
+  local opts, why = M.read(spec, list)
+  if not opts then M.usage_error(spec, why) end
+  if opts.metrics then
+    -- A file that cannot be written is said now, not after the run; from
+    -- here on, a usage error is measured too.
+    local bad = metrics.check(opts.metrics)
+    if bad then M.usage_error(spec, bad) end
+    M.measure(opts)
+  end
+  if why then M.usage_error(spec, why) end
   return opts
 end
 

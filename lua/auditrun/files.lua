@@ -21,6 +21,13 @@ M.lock = core.lock                          -- (path) -> lock | nil, err ("locke
 M.remove_parts = core.remove_parts          -- (dir [, of]) -> temporary files removed | nil, err
 M.mode = core.file_mode                     -- (path) -> permission bits (0644 is 420) | nil, err
 
+--- list(dir) -> the names in dir (not . and ..), sorted | nil, err
+function M.list(dir)
+  local names, err = core.list_dir(dir)
+  if names then table.sort(names) end
+  return names, err
+end
+
 --- open_append(path) -> a Lua file open for appending, created private
 --- (0600) and never through a symlink | nil, message (as io.open).
 function M.open_append(path) return core.open_private(path, "a") end

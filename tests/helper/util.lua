@@ -46,6 +46,15 @@ function M.listing(dir)
   return names
 end
 
+--- locks(dir) -> the lock files (*.lock) anywhere under dir, sorted, as
+--- paths below it.
+function M.locks(dir)
+  local names = {}
+  for l in M.sh("cd " .. dir .. " && find . -name '*.lock'"):gmatch("[^\n]+") do names[#names + 1] = l:sub(3) end
+  table.sort(names)
+  return names
+end
+
 --- lines(s) -> the non-empty lines of s.
 function M.lines(s)
   local out = {}

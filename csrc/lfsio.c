@@ -306,15 +306,18 @@ static int lock_close(lua_State *L) {
   return 0;
 }
 
-/* lock:remove() -> true | nil, err: the lock file unlinked while held,
- * then the lock released (safe twice; a closed lock removes nothing). */
+/* lock:remove([path]) -> true | nil, err: the lock file unlinked while
+ * held, then the lock released (safe twice; a closed lock removes nothing).
+ * path: the name the file has now, when it moved with its folder. */
 static int lock_remove(lua_State *L) {
   char err[CORE_ERRLEN];
   file_lock *l = luaL_checkudata(L, 1, LOCK_META);
   int fd = l->fd;
+  const char *path;
   lua_getiuservalue(L, 1, 1);
+  path = luaL_optstring(L, 2, lua_tostring(L, -1));
   l->fd = -1;
-  if (fd >= 0 && fsio_unlock_remove(fd, lua_tostring(L, -1), err, sizeof err) != 0) return core_fail(L, "file", err);
+  if (fd >= 0 && fsio_unlock_remove(fd, path, err, sizeof err) != 0) return core_fail(L, "file", err);
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -227,11 +227,17 @@ describe("files", function()
     os.execute(("mv %s/run.lock %s/moved && touch %s/run.lock"):format(dir, dir, dir))
     assert.is_true(second:remove())
     assert.equal("moved run.lock", listing(dir))
+    -- Moved with its folder: removed under the name it has now.
+    os.execute(("rm %s/moved"):format(dir))
+    local moving = assert(files.lock(path))
+    os.execute(("mv %s/run.lock %s/now.lock"):format(dir, dir))
+    assert.is_true(moving:remove(dir .. "/now.lock"))
+    assert.equal("", listing(dir))
     -- A closed lock keeps its file (a slot file others share).
     local third = assert(files.lock(path))
     third:close()
     assert.is_true(third:remove())
-    assert.equal("moved run.lock", listing(dir))
+    assert.equal("run.lock", listing(dir))
   end)
 
   -- Each process takes the lock, writes its name in a file, reads it back a

@@ -82,6 +82,8 @@ describe("a rerun with other options", function()
     assert.is_truthy(err:find("is now " .. dir .. "/" .. aside[1], 1, true), err)
     assert.equal(failed, util.read(dir .. "/" .. aside[1]))
     assert.equal(1, #named(dir, "." .. aside[1] .. ".auditrun"))
+    -- Refused, complete, set aside or fresh: no run left a lock file.
+    assert.same({}, util.locks(dir))
     assert.is_true(#util.lines(util.read(dir .. "/activity.jsonl")) > #util.lines(failed))
     -- And the new file is the answer to the new options: a rerun of those finds it complete.
     code, _, err = dealcloud {}
@@ -122,6 +124,8 @@ describe("a rerun with other options", function()
     assert.equal(manifest, util.read(dir .. "/" .. aside[1] .. "/manifest.jsonl"))
     assert.matches('"api":"legacy"', util.read(out .. "/manifest.jsonl"))
     assert.is_nil(util.read(out .. "/manifest.jsonl"):find('"api":"graph"', 1, true))
+    -- The lock taken to set the folder aside went with it, and is gone too.
+    assert.same({}, util.locks(dir))
   end)
 
   it("is refused for a records file when the list a --users FILE names has changed", function()

@@ -37,7 +37,8 @@ function M.open_write(path) return core.open_private(path, "w") end
 -- A lock (files.lock) is an flock on the file at its path, created if
 -- missing; the kernel drops it when the process ends, kill -9 included:
 --   lock:close()        releases it; the file stays (a slot file others share)
---   lock:remove()       removes the file, then releases it -> true | nil, err
+--   lock:remove([path]) removes the file, then releases it -> true | nil, err
+--                       (path: its name now, if it moved with its folder)
 -- A run removes the lock files beside its output when it is done with them.
 -- remove unlinks while still holding, and files.lock counts a lock only when
 -- the path still leads to the file it locked (else it takes the new one), so

@@ -104,7 +104,8 @@ function M.set_aside(dir)
     if ok then moved = to break end
     if rerr.kind ~= "exists" then err = rerr break end
   end
-  lock:remove()
+  -- The lock file went with the folder: removed under its new name.
+  lock:remove(moved and (moved .. "/" .. M.STATE_DIR .. "/" .. M.STATE_FILE .. ".lock") or nil)
   if err then return nil, err end
   if not moved then return nil, errors.new("file", "no free name to set " .. dir .. " aside") end
   return moved

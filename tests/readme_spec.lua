@@ -276,7 +276,25 @@ describe("the README", function()
       assert.is_true(#SH >= 8)
     end)
 
+    -- Under valgrind the command lines are left to the plain and ASan
+    -- variants: each is a whole workflow run, the same host paths the
+    -- workflow specs already run under valgrind, and together they would
+    -- add some ten minutes to the suite.
+    local under_valgrind = host.binary:find("valgrind", 1, true) ~= nil
+    local blocks_run = {}
     for _, b in ipairs(SH) do
+      local runs_host = false
+      for _, c in ipairs(commands(b)) do
+        -- sqlite3 reads the tables the auditrun lines before it wrote.
+        if c.text:match("^[%w/]*auditrun%s") or c.text:match("^sqlite3%s") then runs_host = true end
+      end
+      if under_valgrind and runs_host then
+        pending("line " .. b.line .. ": the README's auditrun command lines (run by the plain and ASan variants)")
+      else
+        blocks_run[#blocks_run + 1] = b
+      end
+    end
+    for _, b in ipairs(blocks_run) do
       local cmds, shown = {}, {}
       for _, c in ipairs(commands(b)) do
         local reason

@@ -33,7 +33,7 @@ static void usage(FILE *f) {
           "usage: %s [--profile NAME] SCRIPT.lua [ARGS...]   run a Lua script\n"
           "       %s [--profile NAME] WORKFLOW [ARGS...]     run a bundled workflow\n"
           "       %s [--profile NAME] config                 show the settings in effect\n"
-          "       %s --each-profile [--profiles A,B] WORKFLOW [ARGS...]\n"
+          "       %s --each-profile [--profiles A,B] [--parallel N] WORKFLOW [ARGS...]\n"
           "                                           run a workflow for each profile\n"
           "       %s completion bash|zsh                     print a shell completion script\n"
           "       %s --list | --version | --help\n",
@@ -47,12 +47,13 @@ static void help(void) {
          "  --profile NAME, --profile=NAME\n"
          "                  use profile NAME of the config file (default: the profile\n"
          "                  named \"default\", if there is one)\n"
-         "  --each-profile  run WORKFLOW once for each profile of the config file, one\n"
-         "                  after another in this process (each tenant with its own five\n"
+         "  --each-profile  run WORKFLOW once for each profile of the config file, side\n"
+         "                  by side in this process (each tenant with its own five\n"
          "                  export slots); --out and --out-dir are parent folders with a\n"
-         "                  folder per profile; a summary line per profile; exit 1 when\n"
-         "                  any failed\n"
+         "                  folder per profile; log lines start with the profile; a\n"
+         "                  summary line per profile; exit 3 when any failed\n"
          "  --profiles A,B  with --each-profile: only these profiles\n"
+         "  --parallel N    with --each-profile: at most N tenants at once (default 10)\n"
          "  --list          list the bundled workflows, a line each\n"
          "  --version       print the version, and those of libcurl, OpenSSL and Lua\n"
          "  -h, --help      print this help; WORKFLOW --help prints a workflow's own\n"
@@ -368,7 +369,7 @@ static int pmain(lua_State *L) {
   int *exit_code = (int *)lua_touserdata(L, 3);
   char path[PATH_MAX + 300];
   int i = 1, n, each_profile = 0, profile_given = 0;
-  const char *profiles = NULL;
+  const char *profiles = NULL, *parallel = NULL;
 
   luaL_checkversion(L);
   luaL_openlibs(L);
@@ -399,12 +400,17 @@ static int pmain(lua_State *L) {
       profiles = a[10] == '=' ? a + 11 : (i + 1 < argc ? argv[++i] : "");
       if (profiles[0] == '\0' || profiles[0] == '-')
         return usage_error(exit_code, "%s needs profile names: --profiles a,b,c", "--profiles");
+    } else if (strncmp(a, "--parallel=", 11) == 0 || strcmp(a, "--parallel") == 0) {
+      parallel = a[10] == '=' ? a + 11 : (i + 1 < argc ? argv[++i] : "");
+      if (strspn(parallel, "0123456789") != strlen(parallel) || parallel[0] == '\0' || atoi(parallel) < 1 ||
+          strlen(parallel) > 6)
+        return usage_error(exit_code, "%s needs a number of tenants: --parallel 10", "--parallel");
     } else if (strcmp(a, "--") == 0) {
       i++;
       break;
     } else {
       static const char *const host_flags[] = {"--help", "--version", "--list", "--profile", "--each-profile",
-                                               "--profiles"};
+                                               "--profiles", "--parallel"};
       char flag[64];
       const char *near;
       snprintf(flag, sizeof flag, "%.*s", (int)strcspn(a, "="), a);
@@ -420,6 +426,8 @@ static int pmain(lua_State *L) {
   }
   if (profiles && !each_profile)
     return usage_error(exit_code, "%s picks the profiles of --each-profile: give both", "--profiles");
+  if (parallel && !each_profile)
+    return usage_error(exit_code, "%s is how many tenants --each-profile runs at once: give both", "--parallel");
   if (each_profile && profile_given)
     return usage_error(exit_code, "%s picks every profile (or those of --profiles): leave --profile out",
                        "--each-profile");
@@ -463,14 +471,16 @@ static int pmain(lua_State *L) {
   lua_remove(L, -2);
   n = argc - i - 1;
   if (each_profile) {
-    /* auditrun.each runs the script once per profile: its path, its name
-     * and the profiles come before the script's own arguments. */
+    /* auditrun.each runs the script once per profile: its path, its name,
+     * the profiles and how many at once come before the script's own
+     * arguments. */
     if (luaL_loadstring(L, "return require('auditrun.each').run(...)") != LUA_OK) goto failed;
-    luaL_checkstack(L, n + 3, "too many arguments to script");
+    luaL_checkstack(L, n + 4, "too many arguments to script");
     lua_pushstring(L, path);
     lua_pushstring(L, argv[i]);
     lua_pushstring(L, profiles ? profiles : "");
-    n += 3;
+    lua_pushinteger(L, parallel ? atoi(parallel) : 10);
+    n += 4;
   } else {
     if (luaL_loadfile(L, path) != LUA_OK) goto failed;
     luaL_checkstack(L, n, "too many arguments to script");

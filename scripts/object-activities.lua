@@ -11,8 +11,9 @@ local spec = {
   examples = {
     "auditrun object-activities --path https://contoso.sharepoint.com/sites/hr --out hr/",
     "auditrun object-activities --google --path 1AbCdEfGh --from 2025-06-01 --out drive-file/",
+    "auditrun object-activities --google --path 1AbCdEfGh --incremental --from 2025-01-01 --out-dir g/",
   },
-  kind = "export", apis = { "graph", "legacy" },
+  kind = "export", apis = { "graph", "legacy" }, incremental = true, incremental_default = " (needed then)",
   flags = function(p)
     p:option("--path", "The object's URL (with --google: its id); repeatable."):argname("URL"):count("+")
     cli.time_flags(p)
@@ -29,23 +30,30 @@ local opts = cli.parse(spec, ...)
 local events = cli.flatten(opts.event_type)
 if #events == 0 then events = nil end
 
-iw.run_exports(opts, {
-  what = "objects",
+-- A single run asks for --from and --to; a series' run for its window.
+local run = opts.incremental and iw.activity_series or iw.run_exports
+run(opts, {
+  what = "objects", subjects = opts.path, source = "object_activities",
   list = function(_, add)
     for _, p in ipairs(opts.path) do add(p, "object " .. p) end
   end,
   graph = {
     name = "object_activities_export",
-    params = function(ids) return { path = ids[1], startTime = opts.from, finishTime = opts.to, eventTypes = events } end,
+    params = function(ids, from, to)
+      return { path = ids[1], startTime = from or opts.from, finishTime = to or opts.to, eventTypes = events }
+    end,
   },
   google = {
     name = "google_object_activities_export",
-    params = function(ids) return { id = ids[1], startTime = opts.from, finishTime = opts.to, eventTypes = events } end,
+    params = function(ids, from, to)
+      return { id = ids[1], startTime = from or opts.from, finishTime = to or opts.to, eventTypes = events }
+    end,
   },
   legacy = {
     name = "activity_export",
-    params = function(ids)
-      return { path = ids[1], startTime = opts.from, endTime = opts.to, eventTypes = events, Language = opts.language }
+    params = function(ids, from, to)
+      return { path = ids[1], startTime = from or opts.from, endTime = to or opts.to, eventTypes = events,
+               Language = opts.language }
     end,
   },
 })

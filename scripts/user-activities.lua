@@ -12,8 +12,9 @@ local spec = {
   examples = {
     "auditrun user-activities --user jane@contoso.com --from 2025-06-01 --to 2025-06-30 --out jane/",
     "auditrun user-activities --users users.txt --event-type FileAccessed,FileDeleted --out activity/",
+    "auditrun user-activities --users users.txt --incremental --from 2025-01-01 --out-dir users/",
   },
-  kind = "export", apis = { "graph", "legacy" },
+  kind = "export", apis = { "graph", "legacy" }, incremental = true, incremental_default = " (needed then)",
   flags = function(p)
     p:option("--user", "A user's login name or e-mail; repeatable."):argname("EMAIL"):count("*")
     p:option("--users", "A file of login names or e-mails, one a line."):argname("FILE")
@@ -34,11 +35,13 @@ for _, u in ipairs(iw.list_file(spec, "--users", opts.users) or {}) do users[#us
 local events = cli.flatten(opts.event_type)
 if #events == 0 then events = nil end
 
-local function graph(ids)
-  return { email = ids[1], startTime = opts.from, finishTime = opts.to, eventTypes = events }
+-- A single run asks for --from and --to; a series' run for its window.
+local function graph(ids, from, to)
+  return { email = ids[1], startTime = from or opts.from, finishTime = to or opts.to, eventTypes = events }
 end
-iw.run_exports(opts, {
-  what = "users",
+local run = opts.incremental and iw.activity_series or iw.run_exports
+run(opts, {
+  what = "users", subjects = users, source = "user_activities",
   list = function(_, add)
     for _, u in ipairs(users) do add(u, "user " .. u) end
   end,
@@ -46,8 +49,9 @@ iw.run_exports(opts, {
   google = { name = "google_user_activities_export", params = graph },
   legacy = {
     name = "activity_export",
-    params = function(ids)
-      return { email = ids[1], startTime = opts.from, endTime = opts.to, eventTypes = events, Language = opts.language }
+    params = function(ids, from, to)
+      return { email = ids[1], startTime = from or opts.from, endTime = to or opts.to, eventTypes = events,
+               Language = opts.language }
     end,
   },
 })

@@ -126,6 +126,19 @@ describe("--each-profile", function()
     assert.equal(a, count_lines(dir .. "/reports/fabrikam/manifest.jsonl"))
     -- Two tenants (two apps), two sets of slots.
     assert.equal("2", util.sh("ls " .. dir .. "/state/auditrun/slots/ | wc -l"):match("%d+"))
-    assert.equal(0, sb:control("GET", "/stats").jobs_refused)
+    -- Side by side: both tenants' jobs ran at once, neither above its five.
+    local stats = sb:control("GET", "/stats")
+    assert.equal(0, stats.jobs_refused)
+    assert.is_true(stats.max_jobs_in_flight <= 5, stats.max_jobs_in_flight)
+    assert.is_true(stats.max_jobs_in_flight_all > 5, stats.max_jobs_in_flight_all)
+    -- Each line of the log says whose it is.
+    code, _, err = host.run({ "--each-profile", "external-group-access", "--out", dir .. "/reports" },
+      { env = env(config) })
+    assert.equal(0, code, err)
+    for line in err:gmatch("[^\n]+") do
+      if line:match("^%d%d%d%d%-") then assert.matches("^%S+ (%a+): ", line) end
+    end
+    assert.matches("Z contoso: ", err)
+    assert.matches("Z fabrikam: ", err)
   end)
 end)

@@ -260,7 +260,7 @@ describe("exactly once", function()
     for round = 1, 2 do
       control("POST", "/faults", { match = "/access/export", delay_ms = 5000, times = 5 })
       local before = sent()
-      local h = host.start({ wf.name, "--out", dir, "--job-length", "3" }, { env = env })
+      local h = host.start({ wf.name, "--out", dir, "--job-length", "5" }, { env = env })
       local deadline = auditrun.now() + 60
       while sent() < before + 5 and auditrun.now() < deadline do auditrun.sleep(0.02) end
       assert.equal(before + 5, sent(), "round " .. round)
@@ -275,8 +275,8 @@ describe("exactly once", function()
       assert.is_true(unknown >= 5, "round " .. round)
     end
     -- Killed twice more, the moment a report lands, then run to its end.
-    for _ = 1, 2 do assert.equal(137, (run_until(wf, dir, "placed", "KILL", { "--job-length", "3" }))) end
-    local _, err = rerun(wf, dir, { "--job-length", "3" })
+    for _ = 1, 2 do assert.equal(137, (run_until(wf, dir, "placed", "KILL", { "--job-length", "5" }))) end
+    local _, err = rerun(wf, dir, { "--job-length", "5" })
     assert_one_report_each(wf, dir)
     assert_each_submitted_once(wf, dir, 4)
     local stats = control("GET", "/stats")

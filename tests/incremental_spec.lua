@@ -270,6 +270,76 @@ describe("--incremental", function()
     sb:control("POST", "/config", { activityHistory = "per-request" })
   end)
 
+  -- user-activities and object-activities as a series: each window's file
+  -- holds its reports' events, and the files of a two-run series hold what
+  -- one run over the whole range holds (the boundary inside the range).
+  for _, case in ipairs {
+    { "user-activities", function(tenant) return { "--user", tenant.users[1].loginName, "--user",
+      tenant.users[2].loginName } end },
+    { "object-activities", function(tenant) return { "--path", tenant.sites[1].url } end },
+  } do
+    local workflow, subjects = case[1], case[2]
+    it(workflow .. " --incremental: each event once across the series, its reports named after each file", function()
+      local tenant = sb:control("GET", "/tenant")
+      sb:control("POST", "/config", { jobSeconds = 0.05, activityHistory = "stable" })
+      local e = {
+        HOME = dir, AUDITRUN_CA_FILE = sb.ca_file, AUDITRUN_INSIGHTS_URL = sb.url .. "/insights",
+        AUDITRUN_IDENTITY_URL = sb.issuer, AUDITRUN_CLIENT_ID = sb.clients.secret,
+        AUDITRUN_CLIENT_SECRET = sb.clients.secret_value, XDG_STATE_HOME = dir .. "/state",
+      }
+      local from = time.parse(t.dealcloud.last) - 60 * DAY
+      local to, split = from + 30 * DAY, from + 13 * DAY + 4321
+      local function run_series(out, ranges)
+        for _, args in ipairs(ranges) do
+          local argv = { workflow, "--incremental", "--out-dir", out, "-q" }
+          for _, a in ipairs(subjects(tenant)) do argv[#argv + 1] = a end
+          for _, a in ipairs(args) do argv[#argv + 1] = a end
+          local code, _, err = host.run(argv, { env = e })
+          assert.equal(0, code, err)
+        end
+        local names = ls(out, "^" .. workflow:gsub("%p", "%%%0") .. "_.*%.jsonl$")
+        local joined = {}
+        for _, name in ipairs(names) do
+          joined[#joined + 1] = util.read(out .. "/" .. name)
+          assert.equal(1, #ls(out, "^%." .. name:gsub("%p", "%%%0") .. "%.insights$"), table.concat(ls(out, "."), " "))
+        end
+        assert.same({}, ls(out, "%.part"))
+        return names, table.concat(joined)
+      end
+      local names, whole = run_series(dir .. "/whole", { { "--from", iso(from), "--to", iso(to - 1) } })
+      assert.equal(1, #names)
+      local parts
+      names, parts = run_series(dir .. "/parts", { { "--from", iso(from), "--to", iso(split - 1) }, { "--to", iso(to - 1) } })
+      assert.equal(2, #names)
+      local n = 0
+      for l in whole:gmatch("[^\n]+") do
+        local ev = cjson.decode(l)
+        assert.equal("insights", ev.vendor)
+        assert.is_true(ev.time >= iso(from) and ev.time < iso(to), ev.time)
+        assert.is_table(ev.raw)
+        n = n + 1
+      end
+      assert.is_true(n > 0, "the window holds events")
+      assert.equal(whole, parts)
+      -- A single run still writes the vendor's reports into --out.
+      local argv = { workflow, "--from", iso(from), "--to", iso(split - 1), "--out", dir .. "/single", "-q" }
+      for _, a in ipairs(subjects(tenant)) do argv[#argv + 1] = a end
+      local code, _, err = host.run(argv, { env = e })
+      assert.equal(0, code, err)
+      assert.is_true(#ls(dir .. "/single", "%.zip$") > 0)
+      -- The series' flags are refused where they do not belong.
+      for _, bad in ipairs { { "--incremental", "--out", dir .. "/x" }, { "--format", "csv" },
+                             { "--out-dir", dir .. "/y" } } do
+        argv = { workflow, "--from", iso(from) }
+        for _, a in ipairs(subjects(tenant)) do argv[#argv + 1] = a end
+        for _, a in ipairs(bad) do argv[#argv + 1] = a end
+        code, _, err = host.run(argv, { env = e })
+        assert.equal(2, code, err)
+      end
+      sb:control("POST", "/config", { activityHistory = "per-request" })
+    end)
+  end
+
   it("refuses --out with --incremental, --out-dir without it, and another series' settings", function()
     local code, _, err = host.run({ "exavault-sessions", "--incremental", "--out", dir .. "/x.jsonl" }, { env = env() })
     assert.equal(2, code)

@@ -57,6 +57,29 @@ describe("tasks", function()
     assert.is_true(task.now() - started < 10)
   end)
 
+  it("keep each scope's tasks, failures, end functions and values apart", function()
+    local ended = {}
+    local function run(name, fail_after)
+      return task.spawn_scope({ name = name }, function()
+        return task.run_script(function()
+          task.at_exit(function(code) ended[#ended + 1] = name .. " " .. code end)
+          task.spawn(function()
+            task.sleep(fail_after)
+            assert(task.scope().name == name, "a task runs in its spawner's scope")
+            if name == "bad" then error(errors.new("job", "went wrong")) end
+          end)
+        end)
+      end)
+    end
+    -- The good run's task ends after the bad one failed: its finish waits
+    -- for its own task, and the failure is not its.
+    local bad, good = run("bad", 0.01), run("good", 0.05)
+    assert.same({ true, 1, "job: went wrong" }, { bad:join() })
+    assert.same({ true, 0 }, { good:join() })
+    assert.same({ "bad 1", "good 0" }, ended)
+    assert.is_nil(task.scope().name)
+  end)
+
   it("wake timers of equal deadline in the order they were set", function()
     local order = {}
     local ts = {}

@@ -198,21 +198,73 @@ local function incremental_output(o)
   end
 end
 
--- Under --each-profile (M.each = {profile=}): the profile, and --out and
--- --out-dir as parent folders with a folder per profile in them.
+--- each() -> under --each-profile, {profile=} of the tenant whose run
+--- this is (its task.scope().each, set by auditrun.each); else nil.
+function M.each() return task.scope().each end
+
+-- Under --each-profile: the profile, and --out and --out-dir as parent
+-- folders with a folder per profile in them.
 local function each_output(o, spec)
-  local name = M.each.profile
+  local name = M.each().profile
   o.profile = name
+  if o.out_dir then o.out_dir = o.out_dir .. "/" .. name end
   if spec.kind == "export" then
-    o.out = o.out .. "/" .. name
+    if o.out then o.out = o.out .. "/" .. name end
   elseif spec.kind == "records" then
-    if o.out_dir then o.out_dir = o.out_dir .. "/" .. name end
     if not o.incremental then
       local parent = o.out or "."
       local format = o.format or "jsonl"
       o.out = string.format("%s/%s/%s.%s", parent, name, spec.name, format)
     end
   end
+end
+
+-- An export workflow that also runs as a series (spec.incremental): a
+-- single run writes reports into --out (default: the workflow's name), an
+-- --incremental one a file per window into --out-dir. nil, or the usage
+-- error.
+local function export_series_output(o, spec)
+  if o.incremental then
+    if o.out then
+      return "--incremental writes a file per run in --out-dir; --out is the folder of a single run: give one of the two"
+    end
+    if o.dry_run then return "--dry-run lists the jobs of a single run: leave out --incremental" end
+    return incremental_output(o)
+  end
+  if o.format or o.csv_raw then
+    return (o.format and "--format" or "--csv-raw") .. " is for --incremental runs (a single run keeps the reports as "
+      .. "they come)"
+  end
+  o.out = o.out or spec.name
+  return incremental_output(o)
+end
+
+-- --incremental, --out-dir and --lookback: a workflow run again and
+-- again (auditrun.incremental), each run a file of its own.
+local function incremental_flags(p, spec, more)
+  p:flag("--incremental", "One run of a series (cron, a timer): read on from where the last completed run with "
+    .. "the same settings into --out-dir ended, up to --to (default: now less " .. (incremental.SAFETY_LAG // 60)
+    .. " minutes), into a file of its own, DIR/" .. spec.name .. "_<from>_<to>.<ext>. Every event is written "
+    .. "once across all runs. The first run starts at --from" .. (spec.incremental_default or "") .. "."
+    .. (more or ""))
+  p:option("--out-dir", "With --incremental: the folder of the series' files and its bookmark (in "
+    .. "DIR/.auditrun/incremental/).")
+    :argname("DIR")
+  p:option("--lookback", "With --incremental: read this much before where the last run ended again, for "
+    .. "events that reach the service late (90s, 15m, 2h, 1d); those written before are not written again.")
+    :argname("DURATION"):convert(M.duration)
+end
+
+local function format_flag(p, default)
+  p:option("--format", "jsonl: one JSON object a line; csv: RFC 4180, UTF-8, with a header row; sqlite: one "
+    .. "table, records, in the CSV's columns (nested values as JSON text). " .. default)
+    :choices { "jsonl", "csv", "sqlite" }
+end
+
+local function csv_raw_flag(p)
+  p:flag("--csv-raw", "CSV: write every cell as the vendor gave it, for programs that read the file. By default a "
+    .. "text a spreadsheet would run as a formula (one starting with = + - @, a tab or a carriage return; not a "
+    .. "plain negative number) gets a leading ' so it shows as text.")
 end
 
 local function common_flags(p, spec)
@@ -226,8 +278,11 @@ local function common_flags(p, spec)
       .. "resumed; needed when the other options differ from that run's.")
   end
   if spec.kind == "export" then
+    -- A workflow that also runs as a series fills in --out's default itself
+    -- (M.read): an --incremental run has --out-dir instead.
     p:option("--out", "Folder for the reports, manifest.jsonl and summary.json; the run state goes in its "
-      .. "hidden .auditrun/ folder. A rerun into the same folder resumes.", spec.name):argname("DIR")
+      .. "hidden .auditrun/ folder. A rerun into the same folder resumes" .. (spec.incremental
+      and (". Default: " .. spec.name .. ".") or "."), not spec.incremental and spec.name or nil):argname("DIR")
     p:option("--max-attempts", "Tries per report when a job ends failed.", "3"):convert(M.count):argname("N")
     p:option("--job-timeout", "Seconds to wait for a report's job, to be started by a busy service and then to "
       .. "be done; a report whose job is not done by then fails (a rerun waits for the same job again).",
@@ -237,6 +292,12 @@ local function common_flags(p, spec)
       .. "of the tenant's job slots this long after it was sent, or twice the longest job seen plus 5 s.",
       tostring(jobs.JOB_LENGTH)):convert(M.count):argname("SECONDS")
     p:flag("--dry-run", "List what would be submitted; submit nothing.")
+    if spec.incremental then
+      incremental_flags(p, spec, " Its events (each report's rows, in the activity timeline's fields, raw: the row) "
+        .. "go to that file; the window's reports are kept beside it, in .<file>.insights/.")
+      format_flag(p, "With --incremental (a single run keeps the reports as they come). Default: jsonl.")
+      csv_raw_flag(p)
+    end
     if spec.access then
       p:option("--compare", "An earlier run's --out folder: what changed in access since then goes to "
         .. "DIR/changes.csv and the page.")
@@ -246,25 +307,9 @@ local function common_flags(p, spec)
     p:option("--out", "The file the rows go to (default: " .. spec.name .. ".jsonl, or .csv with --format csv); "
       .. "a rerun after an interruption resumes it.")
       :argname("FILE")
-    p:option("--format", "jsonl: one JSON object a line; csv: RFC 4180, UTF-8, with a header row; sqlite: one "
-      .. "table, records, in the CSV's columns (nested values as JSON text). Default: what the extension of --out "
-      .. "says (.jsonl, .ndjson, .csv, .sqlite, .db), else jsonl.")
-      :choices { "jsonl", "csv", "sqlite" }
-    if spec.incremental then
-      p:flag("--incremental", "One run of a series (cron, a timer): read on from where the last completed run with "
-        .. "the same settings into --out-dir ended, up to --to (default: now less " .. (incremental.SAFETY_LAG // 60)
-        .. " minutes), into a file of its own, DIR/" .. spec.name .. "_<from>_<to>.<ext>. Every event is written "
-        .. "once across all runs. The first run starts at --from" .. (spec.incremental_default or "") .. ".")
-      p:option("--out-dir", "With --incremental: the folder of the series' files and its bookmark (in "
-        .. "DIR/.auditrun/incremental/).")
-        :argname("DIR")
-      p:option("--lookback", "With --incremental: read this much before where the last run ended again, for "
-        .. "events that reach the service late (90s, 15m, 2h, 1d); those written before are not written again.")
-        :argname("DURATION"):convert(M.duration)
-    end
-    p:flag("--csv-raw", "CSV: write every cell as the vendor gave it, for programs that read the file. By default a "
-      .. "text a spreadsheet would run as a formula (one starting with = + - @, a tab or a carriage return; not a "
-      .. "plain negative number) gets a leading ' so it shows as text.")
+    format_flag(p, "Default: what the extension of --out says (.jsonl, .ndjson, .csv, .sqlite, .db), else jsonl.")
+    if spec.incremental then incremental_flags(p, spec) end
+    csv_raw_flag(p)
   end
   if not spec.kind then return end
   p:option("--metrics", "At the end of the run, whatever its outcome, write its metrics (last success, duration, "
@@ -380,6 +425,7 @@ function M.command_line(specs)
   root:option("--profile", "The config file profile to sign in with."):argname("NAME")
   root:flag("--each-profile", "Run the workflow once for each profile of the config file.")
   root:option("--profiles", "With --each-profile: only these profiles, comma-separated."):argname("A,B")
+  root:option("--parallel", "With --each-profile: at most N tenants at once (default 10)."):argname("N")
   root:flag("--list", "List the bundled workflows.")
   root:flag("--version", "Print the version, and those of libcurl, OpenSSL and Lua.")
   for _, spec in ipairs(specs) do declare(root:command(spec.name, spec.summary), spec) end
@@ -417,7 +463,7 @@ end
 --- usage_error(spec, message): the usage line and one error line on
 --- stderr, exit 2. For checks argparse cannot express (one of two flags).
 function M.usage_error(spec, message)
-  if M.each then
+  if M.each() then
     -- Under --each-profile the loop says it once and stops (auditrun.each).
     error(errors.new("usage", string.format("%s: %s (auditrun %s --help lists the flags)", spec.name, message,
       spec.name)), 0)
@@ -452,8 +498,9 @@ function M.read(spec, args)
   opts.access = spec.access
   if opts.profile == nil then opts.profile = os.getenv("AUDITRUN_PROFILE") end
   if opts.profile == "" then opts.profile = nil end
-  if M.each then each_output(opts, spec) end
-  local why = spec.kind == "records" and (incremental_output(opts) or (not opts.incremental
+  local why = spec.kind == "export" and spec.incremental and export_series_output(opts, spec)
+  if M.each() then each_output(opts, spec) end
+  why = why or spec.kind == "records" and (incremental_output(opts) or (not opts.incremental
     and records_output(opts, spec.name)))
   why = why or (spec.check and spec.check(opts))
   if why then return opts, why end

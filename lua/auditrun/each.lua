@@ -1,13 +1,17 @@
 -- auditrun.each: one workflow for many tenants, a config profile each, in
--- one process (auditrun --each-profile [--profiles a,b] WORKFLOW ARGS).
+-- one process (auditrun --each-profile [--profiles a,b] [--parallel N]
+-- WORKFLOW ARGS), the tenants side by side on the one event loop.
 --
--- The profiles run one after another on the one event loop, each with its
--- own client and so its own five export slots (auditrun.jobs: slots are the
--- tenant's). --out and --out-dir are parent folders: each profile writes
--- in a folder of its own name under them (auditrun.cli does it, told by
--- cli.each). A failing tenant does not stop the others: its failure is
--- said as it happens, one summary line per tenant comes at the end, and
--- the exit status is 1 when any failed (2 for a usage error, which stops
+-- Each profile's run is a task in a scope of its own (auditrun.task): its
+-- own client and so its own five export slots (auditrun.jobs: slots are
+-- the tenant's), its own metrics and log listener, its tasks waited for
+-- and its failures counted apart; at most N runs go at once (default 10).
+-- --out and --out-dir are parent folders: each profile writes in a folder
+-- of its own name under them (auditrun.cli does it, told by the scope's
+-- `each`), and its log lines start with its name (auditrun.progress). A
+-- failing tenant does not stop the others: its failure is said as it
+-- happens, one summary line per tenant comes at the end, and the exit
+-- status is 3 when any failed (2 for a usage error, which stops every run
 -- at once: it would be the same for every profile; 130 on Ctrl-C).
 local cli = require "auditrun.cli"
 local config = require "auditrun.config"
@@ -23,27 +27,11 @@ local function folder_safe(name)
   return name:match("^[%w][%w._-]*$") ~= nil
 end
 
-local function message_of(err)
-  if errors.is(err) then return tostring(err) end
-  return tostring(err)
-end
-
--- Runs the script once, as task.main would: the chunk, then its tasks,
--- then what runs at its end (its metrics). -> exit code, message.
-local function once(chunk, args)
-  local ok, err = xpcall(chunk, function(e)
-    if type(e) == "string" then return debug.traceback(e, 2) end
-    return e
-  end, table.unpack(args, 1, args.n))
-  if ok then ok, err = pcall(task.finish) end
-  local code = task.exit_code(ok, err)
-  return task.run_exit_hooks(code, not ok and errors.redact(message_of(err)) or nil)
-end
-
---- run(path, workflow, profiles, ...) -> raises, or returns nothing after
---- every profile ran (the exit status is set through an error when one
---- failed). profiles: "a,b" or "" (every profile of the config file).
-function M.run(path, workflow, profiles, ...)
+--- run(path, workflow, profiles, parallel, ...) -> raises, or returns
+--- nothing after every profile ran (the exit status is set through an
+--- error when one failed). profiles: "a,b" or "" (every profile of the
+--- config file); parallel: how many run at once.
+function M.run(path, workflow, profiles, parallel, ...)
   local args = table.pack(...)
   for i = 1, args.n do
     local a = args[i]
@@ -76,32 +64,47 @@ function M.run(path, workflow, profiles, ...)
   end
   local chunk = assert(loadfile(path))
   local p = progress.new { live = false }
-  local results, failed = {}, 0
-  for _, name in ipairs(names) do
-    if core.interrupted() > 0 then break end
-    cli.each = { profile = name }
-    local started = task.now()
-    local code, message = once(chunk, args)
-    cli.each = nil
-    if code == task.EXIT_USAGE then
-      -- The same for every profile: said once, and the loop stops.
-      error(errors.new("usage", message or "usage error"), 0)
-    end
-    if code ~= 0 then
-      failed = failed + 1
-      io.stderr:write(string.format("auditrun: %s: %s\n", name, message or ("exit " .. code)))
-    end
-    results[#results + 1] = { name = name, code = code, message = message, seconds = task.now() - started }
-    if code == task.EXIT_INTERRUPTED then break end
+  local results, ok, failed, usage = {}, 0, 0, nil
+  local slots = task.semaphore(math.max(1, math.min(parallel, #names)))
+  local runs = {}
+  for i, name in ipairs(names) do
+    runs[i] = task.spawn_scope({ each = { profile = name } }, function()
+      local _ <close> = slots:acquire()
+      if usage or core.interrupted() > 0 then return end
+      local started = task.now()
+      local code, message = task.run_script(chunk, table.unpack(args, 1, args.n))
+      if code == task.EXIT_USAGE then
+        -- The same for every profile: said once, and no other run starts.
+        usage = usage or message or "usage error"
+        return
+      end
+      if code == 0 then ok = ok + 1 end
+      if code ~= 0 and code ~= task.EXIT_INTERRUPTED then
+        failed = failed + 1
+        io.stderr:write(string.format("auditrun: %s: %s\n", name, message or ("exit " .. code)))
+      end
+      results[i] = { name = name, code = code, message = message, seconds = task.now() - started }
+    end)
   end
-  local lines = { string.format("%s for each profile: %d of %d ok, %d failed", workflow, #results - failed, #names,
+  -- Ctrl-C ends the waits below with an error once the runs have stopped:
+  -- the summary still says where each tenant got to.
+  local joined, jerr = pcall(function()
+    for _, r in ipairs(runs) do r:join() end
+  end)
+  if usage then error(errors.new("usage", usage), 0) end
+  if not joined and not errors.is(jerr, "interrupted") then error(jerr, 0) end
+  local lines = { string.format("%s for each profile: %d of %d ok, %d failed", workflow, ok, #names,
     failed) }
-  for _, r in ipairs(results) do
-    local how = r.code == 0 and "ok" or r.code == task.EXIT_INTERRUPTED and "interrupted"
-      or ("failed: " .. (r.message or ("exit " .. r.code)):match("^[^\n]*"))
-    lines[#lines + 1] = string.format("  %s: %s in %s", r.name, how, progress.duration(r.seconds))
+  for i, name in ipairs(names) do
+    local r = results[i]
+    if r then
+      local how = r.code == 0 and "ok" or r.code == task.EXIT_INTERRUPTED and "interrupted"
+        or ("failed: " .. (r.message or ("exit " .. r.code)):match("^[^\n]*"))
+      lines[#lines + 1] = string.format("  %s: %s in %s", name, how, progress.duration(r.seconds))
+    else
+      lines[#lines + 1] = string.format("  %s: not run (interrupted)", name)
+    end
   end
-  for i = #results + 1, #names do lines[#lines + 1] = string.format("  %s: not run (interrupted)", names[i]) end
   p:say(table.concat(lines, "\n"))
   if core.interrupted() > 0 then error(errors.new("interrupted", "interrupted"), 0) end
   if failed > 0 then

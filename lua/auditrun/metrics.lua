@@ -37,28 +37,33 @@ M.SERIES = {
 
 local PREFIX = "auditrun_"
 
-local current  -- the run being measured, or nil
+-- The run being measured is its scope's (task.scope().metrics), so that
+-- the tenants of --each-profile, side by side, count apart.
+local function current() return task.scope().metrics end
 
 --- start{file=, workflow=, profile=}: measures a run from here. The counters
 --- start at 0; finish() writes them.
 function M.start(o)
-  current = { file = o.file, workflow = o.workflow or "script", profile = o.profile or "default",
+  task.scope().metrics = { file = o.file, workflow = o.workflow or "script", profile = o.profile or "default",
               started = task.now(), values = { retries = 0, throttled_seconds = 0, failures = 0 } }
 end
 
 --- add(name, n): adds n to a counter of the run being measured (none: ignored).
 function M.add(name, n)
-  if current then current.values[name] = (current.values[name] or 0) + n end
+  local run = current()
+  if run then run.values[name] = (run.values[name] or 0) + n end
 end
 
 --- set(name, value): sets a value of the run being measured.
 function M.set(name, value)
-  if current then current.values[name] = value end
+  local run = current()
+  if run then run.values[name] = value end
 end
 
 --- get(name) -> a value of the run being measured, or nil.
 function M.get(name)
-  return current and current.values[name]
+  local run = current()
+  return run and run.values[name]
 end
 
 -- ---- the text format -----------------------------------------------------------
@@ -273,8 +278,8 @@ end
 --- its exit code; a run that failed counts at least one failure. Ends the
 --- measurement.
 function M.finish(code)
-  local run = current
-  current = nil
+  local run = current()
+  task.scope().metrics = nil
   if not (run and run.file) then return true end
   local v = run.values
   v.run_duration_seconds = task.now() - run.started

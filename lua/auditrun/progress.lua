@@ -54,8 +54,13 @@ function M.new(o)
   o = o or {}
   local live = o.live
   if live == nil then live = not o.quiet and M.stderr_is_terminal() end
+  -- Under --each-profile the tenants run side by side: no live line, and
+  -- each line says whose it is.
+  local each = task.scope().each
+  if each then live = false end
   local p = setmetatable({
-    quiet = o.quiet, verbose = o.verbose, format = o.format or "text", live = live and not o.quiet,
+    tag = each and each.profile, quiet = o.quiet, verbose = o.verbose, format = o.format or "text",
+    live = live and not o.quiet,
     out = o.out or io.stdout, err = o.err or io.stderr, clock = o.clock or task.now,
     wall = o.now or os.time, sample = o.sample, rows = o.rows,
     counts = { listed = 0, queued = 0, running = 0, done = 0, failed = 0, bytes = 0, skipped = 0 },
@@ -180,7 +185,7 @@ end
 
 -- One JSON log line on stderr: time, level, event, message, then fields.
 local function json_line(self, level, name, message, fields)
-  local rec = { time = stamp(self), level = level, event = name, message = message }
+  local rec = { time = stamp(self), level = level, profile = self.tag, event = name, message = message }
   for k, v in pairs(fields or {}) do if rec[k] == nil then rec[k] = v end end
   write(self.err, records.encode(rec), "\n")
 end
@@ -202,7 +207,7 @@ function Progress:event(level, name, message, fields)
   elseif self.live then
     write(self.err, level == "error" and "failed: " or level == "warning" and "warning: " or "", message, "\n")
   else
-    write(self.err, stamp(self), " ", name, " ", message, "\n")
+    write(self.err, stamp(self), " ", self.tag and (self.tag .. ": ") or "", name, " ", message, "\n")
   end
   self:update(true)
 end
@@ -248,7 +253,7 @@ end
 --- say(text): a plain message for the person (the summary), on stderr.
 function Progress:say(text)
   self:clear_line()
-  write(self.err, text, "\n")
+  write(self.err, self.tag and (self.tag .. ": ") or "", text, "\n")
 end
 
 --- summary(text, fields): the run's summary, on stderr: text, or under

@@ -28,7 +28,16 @@ local live = {}          -- task -> true until it ends
 local foreground = 0     -- live tasks that are not background ones (M.background)
 local current            -- the task being resumed, if any
 local interrupts_seen = 0
-local exit_hooks = {}   -- functions(code) run by main at the end
+
+-- A scope is what one run of a script owns: the tasks it spawned that are
+-- still going, those that failed unjoined, what runs at its end, and the
+-- values modules keep per run (M.scope). The main chunk runs in the root
+-- scope; a task runs in its spawner's, and M.spawn_scope starts a task in a
+-- scope of its own (auditrun.each: a tenant each, side by side).
+local function new_scope(values)
+  return { foreground = 0, failures = {}, exit_hooks = {}, values = values or {} }
+end
+local root = new_scope()
 
 local Task = {}
 Task.__index = Task
@@ -66,15 +75,18 @@ function M.signal(ev)
   wake(ev)
 end
 
-local failures = {}      -- tasks that failed, for M.finish to report
-
 local function cancelled_error()
   return errors.new("cancelled", "task cancelled")
 end
 
 local function finish(t, ok, ...)
   live[t] = nil
-  if not t.background then foreground = foreground - 1 end
+  if not t.background then
+    foreground = foreground - 1
+    local home = t.home
+    home.foreground = home.foreground - 1
+    if home.foreground == 0 and home.idle then M.signal(home.idle) end
+  end
   if ok then
     t.results = pack(...)
     t.status = "done"
@@ -83,7 +95,7 @@ local function finish(t, ok, ...)
     if type(err) == "string" then err = debug.traceback(t.co, err) end
     t.err = err
     t.status = errors.is(err, "cancelled") and "cancelled" or "failed"
-    if t.status == "failed" then failures[#failures + 1] = t end
+    if t.status == "failed" then t.home.failures[#t.home.failures + 1] = t end
     -- An error does not unwind a coroutine's stack: close it so its
     -- <close> variables run.
     raw_close(t.co)
@@ -204,15 +216,39 @@ end
 --- The task running now, or nil in the main chunk.
 function M.current() return current end
 
-function M.spawn(fn, ...)
+local function scope_now() return current and current.scope or root end
+
+--- scope() -> the values of the run going on here (a table modules keep
+--- per-run state in: the metrics being counted, the log's listener, the
+--- profile under --each-profile). The main chunk's run has one; each
+--- scope started with M.spawn_scope has its own.
+function M.scope() return scope_now().values end
+
+-- A task in scope `home` (counted there) whose own tasks go in `scope`.
+local function new_task(home, scope, fn, ...)
   assert(type(fn) == "function", "spawn needs a function")
   local t = setmetatable({
-    co = raw_create(fn), status = "ready", ended = M.event(),
+    co = raw_create(fn), status = "ready", ended = M.event(), home = home, scope = scope,
   }, Task)
   live[t] = true
   foreground = foreground + 1
+  home.foreground = home.foreground + 1
   enqueue(t, ...)
   return t
+end
+
+function M.spawn(fn, ...)
+  local s = scope_now()
+  return new_task(s, s, fn, ...)
+end
+
+--- spawn_scope(values, fn, ...) -> task: a task that runs fn in a scope of
+--- its own, with `values` as its M.scope(): the tasks it spawns, their
+--- failures and its at_exit functions are that scope's, and M.finish and
+--- M.run_exit_hooks inside it see only those. The task itself is its
+--- spawner's to join.
+function M.spawn_scope(values, fn, ...)
+  return new_task(scope_now(), new_scope(values), fn, ...)
 end
 
 --- background(fn, ...) -> task: a task the run does not wait for: finish
@@ -224,6 +260,7 @@ function M.background(fn, ...)
   local t = M.spawn(fn, ...)
   t.background = true
   foreground = foreground - 1
+  t.home.foreground = t.home.foreground - 1
   return t
 end
 
@@ -268,21 +305,31 @@ end
 
 M.now = core.now
 
---- Runs every task to its end, background ones aside (they are left
---- where they are). A task that failed and was never joined fails the
---- run: its error is raised.
+--- Runs every task of this run (its scope) to its end, background ones
+--- aside (they are left where they are). A task that failed and was
+--- never joined fails the run: its error is raised.
 function M.finish()
-  run_until(function() return foreground == 0 end)
+  local s = scope_now()
+  if s == root then
+    run_until(function() return foreground == 0 end)
+  else
+    -- A scope's own task waits for the tasks it spawned.
+    while s.foreground > 0 do
+      s.idle = M.event()
+      M.wait(s.idle)
+    end
+    s.idle = nil
+  end
+  local failures = s.failures
+  s.failures = {}
   for _, t in ipairs(failures) do
     if not t.joined then
-      failures = {}
       local err = t.err
       -- A string error already carries the task's own traceback.
       if not errors.is(err) then err = errors.new("task", tostring(err)) end
       error(err, 0)
     end
   end
-  failures = {}
 end
 
 -- The exit codes, defined here only: 1 a run that failed or could not
@@ -320,6 +367,13 @@ end
 --- raised, the message.
 function M.main(chunk, ...)
   core.handle_signals()
+  return M.run_script(chunk, ...)
+end
+
+--- run_script(chunk, ...) -> exit code[, message]: main without the
+--- signals: the script, the tasks of its scope, what runs at its end.
+--- auditrun.each runs one per tenant, each in a scope of its own.
+function M.run_script(chunk, ...)
   local ok, err = xpcall(chunk, traceback, ...)
   if ok then ok, err = xpcall(M.finish, traceback) end
   local code = M.exit_code(ok, err)
@@ -330,8 +384,9 @@ end
 --- run_exit_hooks(code, message) -> code, message: runs the at_exit
 --- functions once (main does; so does a script that calls os.exit).
 function M.run_exit_hooks(code, message)
-  local hooks = exit_hooks
-  exit_hooks = {}
+  local s = scope_now()
+  local hooks = s.exit_hooks
+  s.exit_hooks = {}
   for _, fn in ipairs(hooks) do
     -- A hook that fails (a metrics file it cannot write) fails a run that
     -- went well, in one line; a run that failed says it after its own.
@@ -352,7 +407,8 @@ end
 --- with the exit code, whatever the outcome (tasks can still wait in it).
 --- It returns nil, or an error that makes a run that succeeded fail.
 function M.at_exit(fn)
-  exit_hooks[#exit_hooks + 1] = fn
+  local hooks = scope_now().exit_hooks
+  hooks[#hooks + 1] = fn
 end
 
 -- ---- semaphore ------------------------------------------------------------

@@ -750,7 +750,8 @@ function makeGraphHandlers(t, views, q, reports, state) {
       const { from, to } = activityTimes(ctx, 'iso');
       const eventTypes = eventTypesOf(ctx);
       const url = obj.location || obj.url;
-      return graphJob(ctx.submit('ObjectActivityReport', () => reports.activity({ subject: url, objectUrl: url, start: from, finish: to, eventTypes })));
+      const stable = state.config.activityHistory === 'stable';
+      return graphJob(ctx.submit('ObjectActivityReport', () => reports.activity({ subject: url, objectUrl: url, start: from, finish: to, eventTypes, stable })));
     },
 
     userActivitiesExport(ctx) {
@@ -1376,7 +1377,7 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
     faults: [],
     jobs: new Map(),
     nextJobId: 4790,
-    stats: { jobs_submitted: 0, jobs_refused: 0, max_jobs_in_flight: 0 },
+    stats: { jobs_submitted: 0, jobs_refused: 0, max_jobs_in_flight: 0, max_jobs_in_flight_all: 0 },
     chaos: null,
     tags: new Map(),
   };
@@ -1386,11 +1387,14 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
   const handlers = { graph: makeGraphHandlers(tenant, views, queries, reports, state), legacy: makeLegacyHandlers(tenant, views, queries, reports) };
 
   // -- jobs --
-  const jobsInFlight = (now = Date.now()) => [...state.jobs.values()].filter((j) => jobStatus(j, now) === 1).length;
+  // The job limit is each app's (its access token's client_id): two apps
+  // stand for two customer tenants, as a consultant's profiles do.
+  const jobsInFlight = (now = Date.now(), client) => [...state.jobs.values()]
+    .filter((j) => jobStatus(j, now) === 1 && (client === undefined || j.client === client)).length;
 
-  function submitJob(family, reportName, build, fault) {
+  function submitJob(family, reportName, build, fault, client) {
     const now = Date.now();
-    const inFlight = jobsInFlight(now);
+    const inFlight = jobsInFlight(now, client);
     if (inFlight >= state.config.maxJobs) {
       state.stats.jobs_refused++;
       throw new ApiError(429, 'too many jobs', { 'Retry-After': '1' });
@@ -1399,7 +1403,7 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
     // 'damaged': an .xlsx member that is not a workbook.
     const format = ACCESS_REPORTS.has(reportName) && state.config.accessFormat !== 'xlsx' ? state.config.accessFormat : null;
     const built = format ? () => build().map((f) => ({ ...f, format })) : build;
-    const job = { id: state.nextJobId++, family, reportName, build: built, submittedAt: now, durationMs: state.config.jobSeconds * 1000, fails: false };
+    const job = { id: state.nextJobId++, client, family, reportName, build: built, submittedAt: now, durationMs: state.config.jobSeconds * 1000, fails: false };
     if (fault && fault.job_fails) {
       job.fails = true;
       consumeFault(fault);
@@ -1407,6 +1411,7 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
     state.jobs.set(job.id, job);
     state.stats.jobs_submitted++;
     state.stats.max_jobs_in_flight = Math.max(state.stats.max_jobs_in_flight, inFlight + 1);
+    state.stats.max_jobs_in_flight_all = Math.max(state.stats.max_jobs_in_flight_all, jobsInFlight(now));
     return job;
   }
 
@@ -1511,6 +1516,7 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
     if (scopes && state.config.requiredScope && !scopes.includes(state.config.requiredScope)) {
       throw new ApiError(403, `The access token does not grant ${state.config.requiredScope}.`, { 'WWW-Authenticate': 'Bearer error="insufficient_scope"' });
     }
+    return claims;
   }
 
   // -- API requests --
@@ -1526,7 +1532,7 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
   }
 
   async function dispatch(req, found, rawQuery, body, fault) {
-    await authenticate(req);
+    const claims = await authenticate(req);
     if (!found) throw notFound('No HTTP resource was found that matches the request URI.');
     if (found.allowed) throw new ApiError(405, `The requested resource does not support http method '${req.method}'.`, { Allow: found.allowed.join(', ') });
     const { route, params } = found;
@@ -1536,7 +1542,7 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
       q: parseQuery(rawQuery),
       body: () => parsed || (parsed = parseBody(body)),
       submit: (reportName, build) => {
-        const job = submitJob(route.family, reportName, build, fault);
+        const job = submitJob(route.family, reportName, build, fault, claims.client_id);
         noteSubmit(job, `${req.url} ${body ? body.toString('utf8') : ''}`, fault);
         return job;
       },
@@ -1609,7 +1615,7 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
   }
 
   function resetStats() {
-    Object.assign(state.stats, { jobs_submitted: 0, jobs_refused: 0, max_jobs_in_flight: jobsInFlight() });
+    Object.assign(state.stats, { jobs_submitted: 0, jobs_refused: 0, max_jobs_in_flight: jobsInFlight(), max_jobs_in_flight_all: jobsInFlight() });
     return stats();
   }
 

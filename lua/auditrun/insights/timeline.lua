@@ -138,28 +138,30 @@ local function all_users(c)
   return out
 end
 
---- sources(client, from, to, {insights_users=, insights_dir=, warn=, coverage=}) ->
---- the timeline's sources: one per user, each the events of that user's
---- activity export for [from, to). Exports start at once, within the job
---- limit; a source waits for its own. A report that cannot be read gives
---- no events and warn("unreadable", message naming the user and the
---- file) (auditrun.workflow's records); without warn it raises. Each
---- user's export is a window of opts.coverage (auditrun.coverage).
-function M.sources(c, from, to, o)
-  local dir = assert(o.insights_dir, "the timeline needs a folder for the Insights reports")
+--- export_sources(api, from, to, o, subjects, export) -> one source per
+--- subject, each the events of that subject's activity export for [from,
+--- to). api: the client (or its .legacy); o: {insights_dir=, warn=,
+--- coverage=} as sources takes them; export: {name= (the export), params=
+--- function(subject, start, finish) -> its parameters (start and finish
+--- as yyyy-MM-ddTHH:mm:ss), source= (the coverage's name for it)}.
+--- Exports start at once, within the job limit; a source waits for its
+--- own. A report that cannot be read gives no events and warn("unreadable",
+--- message naming the subject and the file) (auditrun.workflow's records);
+--- without warn it raises. Each subject's export is a window of o.coverage
+--- (auditrun.coverage).
+function M.export_sources(api, from, to, o, subjects, export)
+  local dir = assert(o.insights_dir, "the Insights activity needs a folder for its reports")
   local run = errors.try(runs.open(dir))
-  local users = o.insights_users or all_users(c)
-  local params = { startTime = os.date("!%Y-%m-%dT%H:%M:%S", math.floor(from)),
-                   finishTime = os.date("!%Y-%m-%dT%H:%M:%S", math.ceil(to)) }
+  local start, finish = os.date("!%Y-%m-%dT%H:%M:%S", math.floor(from)), os.date("!%Y-%m-%dT%H:%M:%S", math.ceil(to))
   local out = {}
-  for _, email in ipairs(users) do
-    local key = string.format("activity:%s:%s:%s", email, params.startTime, params.finishTime)
+  for _, subject in ipairs(subjects) do
+    local key = string.format("%s:%s:%s:%s", export.source == "user_activities" and "activity" or export.name, subject,
+      start, finish)
     local job = task.spawn(function()
-      return errors.try(run:export(c, key, "user_activities_export",
-        { email = email, startTime = params.startTime, finishTime = params.finishTime }, { dir = dir }))
+      return errors.try(run:export(api, key, export.name, export.params(subject, start, finish), { dir = dir }))
     end)
     local events
-    local win = o.coverage and o.coverage:window { vendor = "insights", source = "user_activities", subject = email,
+    local win = o.coverage and o.coverage:window { vendor = "insights", source = export.source, subject = subject,
                                                    from = from, to = to }
     out[#out + 1] = activity.source(function()
       if not events then
@@ -169,16 +171,29 @@ function M.sources(c, from, to, o)
         events, err = M.events(file.path, dir)
         if not events then
           if not o.warn then error(err, 0) end
-          o.warn("unreadable", string.format("the Insights activity of %s is not in the timeline: %s", email,
-            err.message))
+          o.warn("unreadable", string.format("the Insights activity of %s is not read: %s", subject, err.message))
           if win then win:stop("the report could not be read: " .. err.message) end
           events = function() return nil end
         end
       end
       return events()
-    end, function(ev) return ev end, from, to, "user_activities", win)
+    end, function(ev) return ev end, from, to, export.source, win)
   end
   return out
+end
+
+-- The timeline's export: a user's activity.
+local USER_ACTIVITIES = {
+  name = "user_activities_export", source = "user_activities",
+  params = function(email, start, finish) return { email = email, startTime = start, finishTime = finish } end,
+}
+
+--- sources(client, from, to, {insights_users=, insights_dir=, warn=, coverage=}) ->
+--- the timeline's sources: one per user (those given, else every user of
+--- the tenant's user summaries), each the events of that user's activity
+--- export for [from, to) (export_sources).
+function M.sources(c, from, to, o)
+  return M.export_sources(c, from, to, o, o.insights_users or all_users(c), USER_ACTIVITIES)
 end
 
 return M

@@ -97,6 +97,49 @@ function M.run_exports(opts, o)
   return run:finish()
 end
 
+--- activity_series(opts, o): an activity export workflow run with
+--- --incremental --out-dir (auditrun.incremental): each run exports the
+--- window [bookmark, --to] for every subject and writes the reports' rows,
+--- as the activity timeline's events (time, vendor, user, action, verb,
+--- source, ip, object; raw: the row), to its own file, every event once
+--- across runs; the window's reports stay beside it. o: as run_exports
+--- takes it, plus subjects (the list) and source (the coverage's name);
+--- each export's params(ids, start, finish) gets the window's ends.
+function M.activity_series(opts, o)
+  local activity = require "auditrun.activity"
+  local schemas = require "auditrun.schemas"
+  local time = require "auditrun.time"
+  local timeline = require "auditrun.insights.timeline"
+  local _, api = M.connect(opts)
+  local how = opts.google and o.google or o[api.api]
+  assert(how, "no export for this API")
+  local export = { name = how.name, source = o.source, params = function(subject, start, finish)
+    return how.params({ subject }, start, finish)
+  end }
+  workflow.windowed(opts, {
+    time_of = function(row) return time.parse(row.time) end,
+    first_from_required = true,
+    source = function(given_from, given_to, out)
+      local from, to = activity.range(given_from, given_to, { inclusive_to = true })
+      -- The window's reports and their run state, beside its file.
+      local dir, base = out:match("^(.*/)([^/]*)$")
+      local reports = (dir or "") .. "." .. (base or out) .. ".insights"
+      return {
+        columns = schemas.columns("auditrun", opts.format),
+        range = { from = from, to = to },
+        run_dirs = { reports },
+        warnings = { unreadable = "report(s) could not be read: their events are not in the file" },
+        rows = function(warn, cov)
+          local sources = timeline.export_sources(api, from, to, { insights_dir = reports, warn = warn, coverage = cov },
+            o.subjects, export)
+          local events = activity.merge(sources)
+          return function() return (events()) end
+        end,
+      }
+    end,
+  })
+end
+
 -- The Graph row fields of each records endpoint, in the order of its
 -- document's response table: the CSV columns (a row's other fields follow).
 M.COLUMNS = {

@@ -36,5 +36,14 @@ int lfsio_open(lua_State *L);
 int lhttp_open(lua_State *L);
 int ljwt_open(lua_State *L);
 int lsqlite_open(lua_State *L);
+int lcsv_open(lua_State *L);
+
+/* The prepared statement of the userdata at idx (lsqlite.c); raises. */
+struct sqlite3_stmt;
+struct sqlite3_stmt *lsqlite_tostmt(lua_State *L, int idx);
+/* Adds s as one CSV cell to b (lcsv.c): quoted when it holds a comma,
+ * quote, line break, semicolon or tab; a formula-like text gets a leading '
+ * unless raw. Returns whether it did. */
+int csv_cell_add(luaL_Buffer *b, const char *s, size_t len, int raw);
 
 #endif

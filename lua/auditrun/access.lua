@@ -12,6 +12,7 @@
 -- table (and a hidden file the next build removes), a rerun or a reused
 -- report never doubles a row. Memory stays flat: a row is read, written to
 -- both files and forgotten.
+local core = require "auditrun.core"
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
 local manifest = require "auditrun.manifest"
@@ -79,24 +80,6 @@ function M.subject_noun(kinds)
   return noun or "subjects"
 end
 
-local function truthy(v)
-  if v == nil then return nil end
-  v = tostring(v):lower()
-  if v == "1" or v == "true" or v == "yes" then return true end
-  if v == "0" or v == "false" or v == "no" then return false end
-  return nil
-end
-
-local function guest_login(v)
-  return type(v) == "string" and v:lower():find("#ext#", 1, true) ~= nil
-end
-
--- v in lower case when it reads as an e-mail address (or a login such as one).
-local function email_of(v)
-  if type(v) == "string" and v:match("^[^@%s<>\"']+@[^@%s<>\"']+%.[^@%s<>\"']+$") then return v:lower() end
-  return nil
-end
-
 -- A sheet being read: its header's layout, or what its summary rows say.
 local function sheet_layout(header)
   local at = sheets.layout(header, FIELDS)
@@ -119,15 +102,86 @@ local function sheet_layout(header)
   return { at = at, fallback = fallback, others = others, names = names }
 end
 
--- The rows of one report (a manifest entry), as table rows.
-local function report_rows(dir, entry, tmpdir, summary)
+-- Each table column's place among M.COLUMNS.
+local COL = {}
+for i, c in ipairs(M.COLUMNS) do COL[c] = i end
+
+-- A chain of sources (core.row_plan) joining the given chains.
+local function chain(...)
+  local out = {}
+  for i = 1, select("#", ...) do
+    for _, s in ipairs((select(i, ...))) do out[#out + 1] = s end
+  end
+  return out
+end
+
+local function value(v)
+  if v == nil then return {} end
+  return { { value = v } }
+end
+
+-- How a row of an access sheet becomes a row of the table (a row plan run
+-- in C, csrc/lcsv.c), for the rows of one subject: each column is the
+-- first of its chain that has a value. The group is who holds the access
+-- in a group's export, and the user in a user's; a guest or external
+-- principal (a #EXT# login, a principal type that says so, anyone with a
+-- link) is external.
+local function row_plan(insert, layout, entry, subject, summary)
+  local at, fb, kind = layout.at, layout.fallback, entry.kind
+  local function get(f)
+    local out = {}
+    if at[f] then out[#out + 1] = { col = at[f] } end
+    if fb[f] then out[#out + 1] = { col = fb[f] } end
+    return out
+  end
+  local group = subject ~= nil and summary.group_by_id[tostring(subject):lower()] or {}
+  local group_name, principal, email, ptype = get("group_name"), get("principal"), get("principal_email"),
+    get("principal_type")
+  local external = { param = COL.external, value = get("external"), principal = COL.principal,
+                     email = COL.principal_email, type = COL.principal_type }
+  if GROUP_KINDS[kind] then
+    group_name = chain(group_name, value(group.name))
+    principal = chain(principal, group_name, value(subject))
+    email = chain(email, value(group.email), { { email = group_name } })
+    ptype = chain(ptype, value(group.type), value("Group"))
+    if group.external then external.group = group.external > 0 end
+  elseif USER_KINDS[kind] then
+    principal = chain(principal, value(subject))
+    email = chain(email, { { lookup = principal, map = summary.email_by_login } })
+    ptype = chain(ptype, value("User"))
+  elseif LINK_KINDS[kind] then
+    ptype = chain(ptype, value("Sharing Link"))
+    -- Anyone with the link: reachable from outside by design.
+    external.link = get("link_type")
+  end
+  email = chain(email, { { email = principal } })
+  email.lower = true
+  local params = {
+    [COL.group_id] = value(subject), [COL.group_name] = group_name, [COL.object_title] = get("object_title"),
+    [COL.object_url] = get("object_url"), [COL.object_type] = get("object_type"), [COL.permission] = get("permission"),
+    [COL.via] = get("via"), [COL.principal] = principal, [COL.principal_email] = email, [COL.principal_type] = ptype,
+    [COL.report_file] = value(entry.file), [COL.extra] = {},
+  }
+  -- The report's other columns, by header in `extra` (a header twice: the
+  -- last of its cells with a value).
+  local extra, cols = {}, {}
+  for _, o in ipairs(layout.others) do
+    cols[o[2]] = cols[o[2]] or {}
+    table.insert(cols[o[2]], o[1])
+  end
+  for i, name in ipairs(layout.names) do extra[i] = { key = records.encode(name) .. ":", cols = cols[name] } end
+  return core.row_plan { stmt = insert, params = params, row = COL.report_row, external = external,
+                         extra_param = #extra > 0 and COL.extra or nil, extra = extra, encode = records.encode }
+end
+
+-- Inserts the rows of one report (a manifest entry) into the table; how many.
+local function read_report(dir, entry, tmpdir, summary, insert)
   local path = dir .. "/" .. entry.file
   local subjects = type(entry.subjects) == "table" and entry.subjects or {}
   local by_subject = {}
   for _, s in ipairs(subjects) do by_subject[tostring(s):lower()] = s end
-  local rows = sheets.rows(path, tmpdir)
-  local current, header_seen, layout, sum_at, n = nil, false, nil, nil, 0
-  local kind = entry.kind
+  local rows, rest = sheets.rows(path, tmpdir)
+  local current, header_seen, layout, sum_at, plans, n = nil, false, nil, nil, nil, 0
   local function subject_of(row, at)
     if #subjects == 1 then return subjects[1] end
     -- A job for many subjects: the row says which (the group, the user, the site).
@@ -150,87 +204,51 @@ local function report_rows(dir, entry, tmpdir, summary)
     end
     return nil
   end
-  return function()
-    while true do
-      local row, member, sheet = rows()
-      if not row then return nil end
-      local where = member .. "\0" .. (sheet or "")
-      if where ~= current then current, header_seen, layout, sum_at = where, false, nil, nil end
-      if not header_seen then
-        -- A sheet's first row with a cell: its header. A sheet (or CSV
-        -- member) named a summary is one, whatever its columns.
-        if next(row) ~= nil then
-          header_seen = true
-          local summary_sheet = (sheet or member):lower():find("summary", 1, true)
-          layout = not summary_sheet and sheet_layout(row) or nil
-          if not layout then sum_at = sheets.layout(row, SUMMARY) end
+  local NONE = {}
+  local function plan_of(subject)
+    local key = subject == nil and NONE or subject
+    if not plans[key] then plans[key] = row_plan(insert, layout, entry, subject, summary) end
+    return plans[key]
+  end
+  local function failed(err, at)
+    error(errors.new("access", string.format("%s row %d: %s", entry.file, at, tostring(err))), 0)
+  end
+  while true do
+    local row, member, sheet = rows()
+    if not row then return n end
+    local where = member .. "\0" .. (sheet or "")
+    if where ~= current then current, header_seen, layout, sum_at, plans = where, false, nil, nil, {} end
+    if not header_seen then
+      -- A sheet's first row with a cell: its header. A sheet (or CSV
+      -- member) named a summary is one, whatever its columns.
+      if next(row) ~= nil then
+        header_seen = true
+        local summary_sheet = (sheet or member):lower():find("summary", 1, true)
+        layout = not summary_sheet and sheet_layout(row) or nil
+        if not layout then sum_at = sheets.layout(row, SUMMARY) end
+        if layout and #subjects == 1 then
+          -- One subject: the rest of a CSV member goes through in C.
+          local last, err, at = rest(plan_of(subjects[1]), n)
+          if last == nil then failed(err, at) end
+          if last then n = last end
         end
-      elseif sum_at then
-        -- A summary row: the groups' names, e-mails and external members; the users' e-mails.
-        local function get(f) return sum_at[f] and row[sum_at[f]] end
-        local id = get("group_id")
-        if id then
-          local g = { id = id, name = get("name"), email = get("email"), type = get("group_type"),
-                      external = tonumber(get("external_members") or "") }
-          summary.group_by_id[id:lower()] = g
-          if g.name then summary.group_by_name[g.name] = g end
-        end
-        local login = get("login")
-        if login and get("email") then summary.email_by_login[login:lower()] = get("email"):lower() end
-      elseif layout and next(row) then
-        n = n + 1
-        local at, fb = layout.at, layout.fallback
-        local function get(f)
-          local v = at[f] and row[at[f]]
-          if v == nil and fb[f] then v = row[fb[f]] end
-          return v
-        end
-        local out = {
-          group_id = subject_of(row, at), group_name = get("group_name"), object_title = get("object_title"),
-          object_url = get("object_url"), object_type = get("object_type"), permission = get("permission"),
-          via = get("via"), principal = get("principal"), principal_email = get("principal_email"),
-          principal_type = get("principal_type"), external = truthy(get("external")),
-          report_file = entry.file, report_row = n,
-        }
-        local group = out.group_id and summary.group_by_id[tostring(out.group_id):lower()]
-        if GROUP_KINDS[kind] then
-          -- The group is who holds the access.
-          if not out.group_name and group then out.group_name = group.name end
-          out.principal = out.principal or out.group_name or (group and group.name) or out.group_id
-          out.principal_email = out.principal_email or (group and group.email) or email_of(out.group_name)
-          out.principal_type = out.principal_type or (group and group.type) or "Group"
-          if out.external == nil and group and group.external then out.external = group.external > 0 end
-        elseif USER_KINDS[kind] then
-          out.principal = out.principal or out.group_id
-          local login = out.principal and tostring(out.principal):lower()
-          out.principal_email = out.principal_email or (login and summary.email_by_login[login]) or email_of(login)
-          out.principal_type = out.principal_type or "User"
-        elseif LINK_KINDS[kind] then
-          out.principal_type = out.principal_type or "Sharing Link"
-          -- Anyone with the link: reachable from outside by design.
-          local lt = get("link_type")
-          if out.external == nil and lt then out.external = tostring(lt):lower():find("anyone", 1, true) ~= nil end
-        end
-        out.principal_email = out.principal_email or email_of(out.principal)
-        if out.external == nil or out.external == false then
-          local t = out.principal_type and tostring(out.principal_type):lower() or ""
-          -- A guest, an external user, or anyone with the link (Google's "anyone").
-          if guest_login(out.principal) or guest_login(out.principal_email) or t:find("guest", 1, true)
-            or t:find("external", 1, true) or t == "anyone" then
-            out.external = true
-          end
-        end
-        if out.external == nil then out.external = false end
-        if out.principal_email then out.principal_email = tostring(out.principal_email):lower() end
-        if #layout.others > 0 then
-          local extra, any = {}, false
-          for _, o in ipairs(layout.others) do
-            if row[o[1]] ~= nil then extra[o[2]] = row[o[1]] any = true end
-          end
-          if any then out.extra = records.encode_object(layout.names, extra) end
-        end
-        return out
       end
+    elseif sum_at then
+      -- A summary row: the groups' names, e-mails and external members; the users' e-mails.
+      local function get(f) return sum_at[f] and row[sum_at[f]] end
+      local id = get("group_id")
+      if id then
+        local g = { id = id, name = get("name"), email = get("email"), type = get("group_type"),
+                    external = tonumber(get("external_members") or "") }
+        summary.group_by_id[id:lower()] = g
+        if g.name then summary.group_by_name[g.name] = g end
+      end
+      local login = get("login")
+      if login and get("email") then summary.email_by_login[login:lower()] = get("email"):lower() end
+    elseif layout and next(row) then
+      n = n + 1
+      local ok, err = plan_of(subject_of(row, layout.at)):add(row, n)
+      if not ok then failed(err, n) end
     end
   end
 end
@@ -345,7 +363,6 @@ function M.build(dir, o)
     -- the one in memory takes back the rows of a report that cannot be read.
     errors.try(db:exec("pragma journal_mode = memory; pragma synchronous = off;" .. SCHEMA .. "begin"))
     local insert = errors.try(db:prepare("insert into access values (" .. placeholders(#M.COLUMNS) .. ")"))
-    local values, n = {}, #M.COLUMNS
     local summary = { group_by_id = {}, group_by_name = {}, email_by_login = {} }
     local tmpdir = dir .. "/.auditrun"
     errors.try(files.mkdirs(tmpdir))
@@ -366,13 +383,7 @@ function M.build(dir, o)
           error(errors.new("report", dir .. "/" .. entry.file .. " is not the file its manifest line describes "
             .. "(another SHA-256)"), 0)
         end
-        for row in report_rows(dir, entry, tmpdir, summary) do
-          for i, c in ipairs(M.COLUMNS) do values[i] = row[c] end
-          local inserted, ierr = insert:run(values, n)
-          if not inserted then
-            error(errors.new("access", string.format("%s row %d: %s", entry.file, row.report_row, tostring(ierr))), 0)
-          end
-        end
+        read_report(dir, entry, tmpdir, summary, insert)
       end)
       if read then
         errors.try(db:exec("release report"))
@@ -385,13 +396,14 @@ function M.build(dir, o)
     insert:close()
     -- access.csv: the table, row by row.
     errors.try(csv:write((records.csv_line(M.COLUMNS))))
-    local all = errors.try(db:prepare("select " .. table.concat(M.COLUMNS, ", ") .. " from access order by rowid"))
-    while true do
-      local r = errors.try(all:step())
-      if not r then break end
-      r[11] = r[11] == 1 and "true" or "false"
-      errors.try(csv:write((records.csv_line(r, n))))
-    end
+    local cols = {}
+    for i, c in ipairs(M.COLUMNS) do cols[i] = c end
+    cols[COL.external] = "case when external = 1 then 'true' else 'false' end"
+    local all = errors.try(db:prepare("select " .. table.concat(cols, ", ") .. " from access order by rowid"))
+    repeat
+      local text, more = errors.try(all:csv(65536))
+      errors.try(csv:write(text))
+    until not more
     all:close()
     result.subject_noun = M.subject_noun(kinds)
     errors.try(db:exec(INDEXES))

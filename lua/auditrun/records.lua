@@ -26,6 +26,7 @@
 -- time (a lock beside it, removed when the writer closes or abandons the
 -- file; a killed writer's lock is taken over by the next).
 local cjson = require "cjson"
+local core = require "auditrun.core"
 local json = require "auditrun.json"
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
@@ -119,34 +120,26 @@ end
 
 -- ---- CSV ----------------------------------------------------------------------
 
--- A text a spreadsheet would read as a formula (OWASP's CSV injection
--- list): it starts with = + - @ TAB or CR, and is not a plain negative
--- number such as -5 or -2.5 (which a spreadsheet reads as the number it is).
-local function formula_like(s)
-  return s:find("^[=+%-@\t\r]") ~= nil and s:find("^%-%d+%.?%d*$") == nil
-end
-
 -- One cell's text, quoted as needed; raw: a formula-like text as it is,
 -- else after a ' (a spreadsheet shows it as text). Returns the text and
 -- whether it was neutralised. Lua numbers, booleans and tables (JSON) are
--- never formula-like.
+-- never formula-like. The rule is core.csv_cell's (csrc/lcsv.c): a text
+-- that starts with = + - @ TAB or CR and is not a plain negative number
+-- such as -5 or -2.5 (OWASP's CSV injection list) is formula-like; a cell
+-- with a comma, quote or line break is quoted (RFC 4180), and one with a
+-- semicolon or tab too: a spreadsheet that splits on those (a locale's
+-- list separator, a TSV import) must not start a cell inside this one.
 local function cell(v, raw)
   if v == nil or v == cjson.null then return "" end
-  local t, neutralised = type(v), false
+  local t = type(v)
   if t == "table" then
-    v = M.encode(v)
+    v, raw = M.encode(v), true
   elseif math.type(v) == "float" and v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then
-    v = string.format("%d", v)  -- JSON numbers decode as floats: 17, not 17.0
-  elseif t == "string" then
-    if not raw and formula_like(v) then v, neutralised = "'" .. v, true end
-  else
-    v = tostring(v)
+    v, raw = string.format("%d", v), true  -- JSON numbers decode as floats: 17, not 17.0
+  elseif t ~= "string" then
+    v, raw = tostring(v), true
   end
-  -- Quoted with a comma, quote or line break (RFC 4180), and with a
-  -- semicolon or tab too: a spreadsheet that splits on those (a locale's
-  -- list separator, a TSV import) must not start a cell inside this one.
-  if v:find('[,"\r\n;\t]') then v = '"' .. v:gsub('"', '""') .. '"' end
-  return v, neutralised
+  return core.csv_cell(v, raw)
 end
 
 --- csv_line(values, n, raw) -> one RFC 4180 record, CRLF included, and how

@@ -15,6 +15,7 @@
 -- central directory (no ZIP64).
 local lxp = require "lxp"
 local zlib = require "zlib"
+local core = require "auditrun.core"
 local download = require "auditrun.download"
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
@@ -228,133 +229,48 @@ end
 
 -- ---- CSV ---------------------------------------------------------------------------
 
-local QUOTE, COMMA, CR, LF = 34, 44, 13, 10
-local UTF8_BOM = "\239\187\191"
-
 --- csv_rows(source, where) -> iterator over the rows of CSV text (RFC
 --- 4180) read from source, an iterator over byte chunks (as chunks()
---- gives). Fields are separated by commas and records by CRLF (or LF, or
---- CR); a field in double quotes may hold commas, line breaks and doubled
---- quotes (""). A UTF-8 byte order mark at the start is dropped and blank
---- lines are passed by. Rows are lists of field texts, an empty field nil,
---- as a workbook's are; memory holds a chunk and a row however long the
---- text. where names the text in errors: an unclosed quote, text after a
---- closing quote, or UTF-16 text raise an error value of kind "report".
+--- gives), and rest(plan, n), which runs the rows not yet read through a
+--- row plan (core.row_plan) in C, numbering them from n + 1 -> the last
+--- number | nil, err, n (the statement failed at row n). Fields are
+--- separated by commas and records by CRLF (or LF, or CR); a field in
+--- double quotes may hold commas, line breaks and doubled quotes (""). A
+--- UTF-8 byte order mark at the start is dropped and blank lines are passed
+--- by. Rows are lists of field texts, an empty field nil, as a workbook's
+--- are; memory holds a chunk and a row however long the text. where names
+--- the text in errors: an unclosed quote, text after a closing quote,
+--- UTF-16 text or a record over 64 MiB raise an error value of kind
+--- "report". The reader is core.csv_reader (csrc/lcsv.c).
 function M.csv_rows(source, where)
-  local buf, pos, at_end, started = "", 1, false, false
-  local row, col, pieces, record = {}, 1, {}, 1
-  -- start: before a field; plain, quoted: in one; quote: after a quote in
-  -- a quoted field (a closing or a doubled one); cr: after a CR ending a record.
-  local mode = "start"
-
-  -- Refills a spent buffer (passing empty chunks by); false at the end of the text.
-  local function fill()
-    while pos > #buf do
-      if at_end then return false end
-      local chunk = source()
-      if chunk == nil then at_end = true return false end
-      buf, pos = chunk, 1
-      if not started then
-        -- The first three bytes decide the encoding, however the chunks fall.
-        while #buf < 3 do
-          local more = source()
-          if more == nil then at_end = true break end
-          buf = buf .. more
-        end
-        started = true
-        if buf:sub(1, 3) == UTF8_BOM then pos = 4 end
-        local two = buf:sub(1, 2)
-        if two == "\255\254" or two == "\254\255" then
-          fail("%s is UTF-16 text; only UTF-8 CSV is read (save it as CSV UTF-8)", where)
-        end
-      end
-    end
-    return true
+  local reader = core.csv_reader(where)
+  local function more()
+    reader:feed(source())
   end
-
-  local function end_field()
-    local text = #pieces == 1 and pieces[1] or table.concat(pieces)
-    pieces = {}
-    if text ~= "" then row[col] = text end
-    col = col + 1
-  end
-
-  local function end_row()
-    local r = row
-    row, col, record = {}, 1, record + 1
-    return r
-  end
-
-  return function()
+  local function rows()
     while true do
-      if pos > #buf and not fill() then
-        if mode == "quoted" then fail("%s: record %d: a quoted field is not closed at the end", where, record) end
-        if mode == "cr" or (mode == "start" and col == 1) then
-          mode = "start"
-          return nil
-        end
-        end_field()
-        mode = "start"
-        return end_row()
+      local row, err = reader:row()
+      if row then return row end
+      if row == nil then
+        if err then fail("%s", err) end
+        return nil
       end
-      if mode == "start" then
-        local c = buf:byte(pos)
-        if c == QUOTE then
-          pos, mode = pos + 1, "quoted"
-        elseif col == 1 and (c == CR or c == LF) then
-          -- A blank line.
-          pos, mode = pos + 1, c == CR and "cr" or "start"
-        else
-          mode = "plain"
-        end
-      elseif mode == "plain" then
-        local stop = buf:find("[,\r\n]", pos)
-        if not stop then
-          pieces[#pieces + 1] = buf:sub(pos)
-          pos = #buf + 1
-        else
-          pieces[#pieces + 1] = buf:sub(pos, stop - 1)
-          local c = buf:byte(stop)
-          pos = stop + 1
-          end_field()
-          if c == COMMA then
-            mode = "start"
-          else
-            mode = c == CR and "cr" or "start"
-            return end_row()
-          end
-        end
-      elseif mode == "quoted" then
-        local close = buf:find('"', pos, true)
-        if not close then
-          pieces[#pieces + 1] = buf:sub(pos)
-          pos = #buf + 1
-        else
-          pieces[#pieces + 1] = buf:sub(pos, close - 1)
-          pos, mode = close + 1, "quote"
-        end
-      elseif mode == "quote" then
-        local c = buf:byte(pos)
-        pos = pos + 1
-        if c == QUOTE then
-          pieces[#pieces + 1] = '"'
-          mode = "quoted"
-        elseif c == COMMA then
-          end_field()
-          mode = "start"
-        elseif c == CR or c == LF then
-          end_field()
-          mode = c == CR and "cr" or "start"
-          return end_row()
-        else
-          fail("%s: record %d: text after the closing quote of field %d", where, record, col)
-        end
-      else -- cr: a LF right after it is the same line end
-        if buf:byte(pos) == LF then pos = pos + 1 end
-        mode = "start"
-      end
+      more()
     end
   end
+  local function rest(plan, n)
+    while true do
+      local last, status, at = reader:pipe(plan, n)
+      if not last then
+        if at then return nil, status, at end
+        fail("%s", status)
+      end
+      if status == nil then return last end
+      n = last
+      more()
+    end
+  end
+  return rows, rest
 end
 
 --- layout(header, columns) -> {field = column index}: which column of a
@@ -399,15 +315,18 @@ end
 --- of a report zip: member is the name of the .xlsx or .csv file in the
 --- zip, sheet the name of a workbook's worksheet (nil for a CSV file,
 --- which is one sheet). A workbook is extracted to tmpdir while it is
---- read; a CSV file is read straight from the zip.
+--- read; a CSV file is read straight from the zip. The second value,
+--- rest(plan, n), runs the rest of the current CSV member's rows through a
+--- row plan in C as csv_rows' rest does (false for a workbook's sheet: its
+--- rows come one by one).
 function M.rows(zip, tmpdir)
   local members = sheet_members(zip)
   local mi, iter, temp = 0, nil, nil
   -- Runs fn(...); on an error the workbook's copy goes, and an error about
   -- the copy names the member of the report instead.
   local function guarded(fn, ...)
-    local ok, a, b = pcall(fn, ...)
-    if ok then return a, b end
+    local ok, a, b, c = pcall(fn, ...)
+    if ok then return a, b, c end
     if temp then
       os.remove(temp)
       if errors.is(a, "report") and a.message:sub(1, #temp) == temp then
@@ -417,12 +336,22 @@ function M.rows(zip, tmpdir)
     end
     error(a, 0)
   end
+  local rest_of
   local function open(m)
-    if m.kind == "csv" then return M.csv_rows(M.chunks(zip, m.entry), zip .. ": " .. m.entry.name) end
+    rest_of = nil
+    if m.kind == "csv" then
+      local it
+      it, rest_of = M.csv_rows(M.chunks(zip, m.entry), zip .. ": " .. m.entry.name)
+      return it
+    end
     -- Named after the report, so that reports read side by side never share one.
     temp = string.format("%s/.%s-%d.xlsx", tmpdir, zip:match("[^/]*$"), mi)
     M.extract(zip, m.entry, temp)
     return M.workbook_rows(temp)
+  end
+  local function rest(plan, n)
+    if not (iter and rest_of) then return false end
+    return guarded(rest_of, plan, n)
   end
   return function()
     while true do
@@ -437,7 +366,7 @@ function M.rows(zip, tmpdir)
       if not m then return nil end
       iter = guarded(open, m)
     end
-  end
+  end, rest
 end
 
 return M

@@ -1372,12 +1372,13 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
   const state = {
     // listingShift: see startPage (Graph group summaries); listingReverse:
     // the group summaries listed last group first.
-    config: { jobSeconds, maxJobs, strictPaths: true, requiredScope: REQUIRED_SCOPE, activityFormat: 'xlsx', accessFormat: 'xlsx', listingShift: 0, listingReverse: false },
+    config: { jobSeconds, jobSeed: 1, maxJobs, strictPaths: true, requiredScope: REQUIRED_SCOPE, activityFormat: 'xlsx', accessFormat: 'xlsx', listingShift: 0, listingReverse: false },
     requests: [],
     faults: [],
     jobs: new Map(),
+    jobRng: mulberry32(1),
     nextJobId: 4790,
-    stats: { jobs_submitted: 0, jobs_refused: 0, max_jobs_in_flight: 0, max_jobs_in_flight_all: 0 },
+    stats: { jobs_submitted: 0, job_seconds: 0, jobs_refused: 0, max_jobs_in_flight: 0, max_jobs_in_flight_all: 0 },
     chaos: null,
     tags: new Map(),
   };
@@ -1392,6 +1393,15 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
   const jobsInFlight = (now = Date.now(), client) => [...state.jobs.values()]
     .filter((j) => jobStatus(j, now) === 1 && (client === undefined || j.client === client)).length;
 
+  // A job's length: config jobSeconds, a number, or [min, max] for lengths
+  // drawn uniformly in that range, one per job in submit order, from a
+  // generator seeded by jobSeed (drawn anew from the seed at each /reset
+  // and each change of either field), so that a run repeats its lengths.
+  const jobLength = () => {
+    const s = state.config.jobSeconds;
+    return Array.isArray(s) ? s[0] + (s[1] - s[0]) * state.jobRng() : s;
+  };
+
   function submitJob(family, reportName, build, fault, client) {
     const now = Date.now();
     const inFlight = jobsInFlight(now, client);
@@ -1403,13 +1413,14 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
     // 'damaged': an .xlsx member that is not a workbook.
     const format = ACCESS_REPORTS.has(reportName) && state.config.accessFormat !== 'xlsx' ? state.config.accessFormat : null;
     const built = format ? () => build().map((f) => ({ ...f, format })) : build;
-    const job = { id: state.nextJobId++, client, family, reportName, build: built, submittedAt: now, durationMs: state.config.jobSeconds * 1000, fails: false };
+    const job = { id: state.nextJobId++, client, family, reportName, build: built, submittedAt: now, durationMs: jobLength() * 1000, fails: false };
     if (fault && fault.job_fails) {
       job.fails = true;
       consumeFault(fault);
     }
     state.jobs.set(job.id, job);
     state.stats.jobs_submitted++;
+    state.stats.job_seconds += job.durationMs / 1000;
     state.stats.max_jobs_in_flight = Math.max(state.stats.max_jobs_in_flight, inFlight + 1);
     state.stats.max_jobs_in_flight_all = Math.max(state.stats.max_jobs_in_flight_all, jobsInFlight(now));
     return job;
@@ -1600,6 +1611,8 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
     const cfg = {};
     for (const [k, v] of Object.entries(body)) {
       if (k === 'jobSeconds' && typeof v === 'number' && v >= 0) cfg.jobSeconds = v;
+      else if (k === 'jobSeconds' && Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === 'number' && x >= 0) && v[0] <= v[1]) cfg.jobSeconds = v;
+      else if (k === 'jobSeed' && Number.isInteger(v) && v >= 0) cfg.jobSeed = v;
       else if (k === 'maxJobs' && Number.isInteger(v) && v >= 0) cfg.maxJobs = v;
       else if (k === 'strictPaths' && typeof v === 'boolean') cfg.strictPaths = v;
       else if (k === 'requiredScope' && (v === null || typeof v === 'string')) cfg.requiredScope = v;
@@ -1608,14 +1621,15 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
       else if (k === 'listingShift' && Number.isInteger(v) && v >= 0) cfg.listingShift = v;
       else if (k === 'listingReverse' && typeof v === 'boolean') cfg.listingReverse = v;
       else if (k === 'activityHistory' && ['per-request', 'stable'].includes(v)) cfg.activityHistory = v;
-      else throw bad(`Bad config field '${k}'. Known: jobSeconds (number >= 0), maxJobs (integer >= 0), strictPaths (boolean), requiredScope (string or null), activityFormat (xlsx, csv or mix: how user activity reports are served), accessFormat (xlsx, csv or damaged: how access reports are served), listingShift (integer >= 0: Graph group summary pages after the first start that many rows earlier, those rows changed), listingReverse (boolean: Graph group summaries listed last group first), activityHistory (per-request or stable: a user's activity drawn anew for each range asked, or the same history whatever the range).`);
+      else throw bad(`Bad config field '${k}'. Known: jobSeconds (number >= 0, or [min, max]: each job's length drawn uniformly in that range), jobSeed (integer >= 0: the seed of those draws, taken anew at each /reset), maxJobs (integer >= 0), strictPaths (boolean), requiredScope (string or null), activityFormat (xlsx, csv or mix: how user activity reports are served), accessFormat (xlsx, csv or damaged: how access reports are served), listingShift (integer >= 0: Graph group summary pages after the first start that many rows earlier, those rows changed), listingReverse (boolean: Graph group summaries listed last group first), activityHistory (per-request or stable: a user's activity drawn anew for each range asked, or the same history whatever the range).`);
     }
     Object.assign(state.config, cfg);
+    if ('jobSeconds' in cfg || 'jobSeed' in cfg) state.jobRng = mulberry32(state.config.jobSeed);
     return state.config;
   }
 
   function resetStats() {
-    Object.assign(state.stats, { jobs_submitted: 0, jobs_refused: 0, max_jobs_in_flight: jobsInFlight(), max_jobs_in_flight_all: jobsInFlight() });
+    Object.assign(state.stats, { jobs_submitted: 0, job_seconds: 0, jobs_refused: 0, max_jobs_in_flight: jobsInFlight(), max_jobs_in_flight_all: jobsInFlight() });
     return stats();
   }
 
@@ -1643,7 +1657,7 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
     'GET /config': () => state.config,
     'POST /config': (b) => setConfig(b),
     'POST /reset': () => {
-      Object.assign(state, { requests: [], faults: [], jobs: new Map() });
+      Object.assign(state, { requests: [], faults: [], jobs: new Map(), jobRng: mulberry32(state.config.jobSeed) });
       state.tags.clear();
       return resetStats();
     },

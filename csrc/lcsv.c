@@ -31,8 +31,13 @@
  * number), spec.extra (the other columns as a JSON object: spec.extra is a
  * list of {key = '"name":', cols = {c...}}, the last non-empty cell of cols
  * the value, JSON-encoded by spec.encode(text) unless plain) or
- * spec.external (the row's external flag: see external_of). */
+ * spec.external (the row's external flag: see external_of). spec.csv, a
+ * Lua file: each row inserted is also written there, as a CSV line of the
+ * values the table now holds (csv_cell's rule for texts; a number in a text
+ * column as SQLite writes it, so constants are best given as texts). */
+#include <errno.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,24 +63,34 @@ static int formula_like(const char *s, size_t len) {
   return i != len;
 }
 
-int csv_cell_add(luaL_Buffer *b, const char *s, size_t len, int raw) {
-  int neutralised = !raw && formula_like(s, len);
+/* Writes s as one CSV cell to dst (room for 2 * len + 3 bytes): its length.
+ * *neutralised: whether it got a leading '. */
+static size_t csv_cell_put(char *dst, const char *s, size_t len, int raw, int *neutralised) {
+  *neutralised = !raw && formula_like(s, len);
   int quote = 0;
   for (size_t i = 0; i < len && !quote; i++) {
     char c = s[i];
     quote = c == ',' || c == '"' || c == '\r' || c == '\n' || c == ';' || c == '\t';
   }
-  if (quote) luaL_addchar(b, '"');
-  if (neutralised) luaL_addchar(b, '\'');
+  size_t n = 0;
+  if (quote) dst[n++] = '"';
+  if (*neutralised) dst[n++] = '\'';
   if (!quote) {
-    luaL_addlstring(b, s, len);
-    return neutralised;
+    memcpy(dst + n, s, len);
+    return n + len;
   }
   for (size_t i = 0; i < len; i++) {
-    if (s[i] == '"') luaL_addchar(b, '"');
-    luaL_addchar(b, s[i]);
+    if (s[i] == '"') dst[n++] = '"';
+    dst[n++] = s[i];
   }
-  luaL_addchar(b, '"');
+  dst[n++] = '"';
+  return n;
+}
+
+int csv_cell_add(luaL_Buffer *b, const char *s, size_t len, int raw) {
+  int neutralised;
+  char *dst = luaL_prepbuffsize(b, 2 * len + 3);
+  luaL_addsize(b, csv_cell_put(dst, s, len, raw, &neutralised));
   return neutralised;
 }
 
@@ -392,6 +407,9 @@ typedef struct {
   int ext_first, ext_n, ext_group, link_first, link_n, p_principal, p_email, p_type;
   char *scratch; /* the extra column's JSON and lower-case texts of a row */
   size_t scratch_len, scratch_cap;
+  luaL_Stream *csv; /* spec.csv: where each row inserted is written as CSV */
+  char *line;
+  size_t line_cap;
 } plan;
 
 static plan *checkplan(lua_State *L, int idx) { return luaL_checkudata(L, idx, PLAN_META); }
@@ -403,6 +421,7 @@ static int plan_gc(lua_State *L) {
   free(p->extra);
   free(p->cols);
   free(p->scratch);
+  free(p->line);
   memset(p, 0, sizeof *p);
   return 0;
 }
@@ -510,6 +529,8 @@ static int l_row_plan(lua_State *L) {
   lua_setiuservalue(L, -2, 2); /* the maps lookups read */
   lua_getfield(L, 1, "stmt");
   p->stmt = lsqlite_tostmt(L, -1);
+  lua_pop(L, 1);
+  if (lua_getfield(L, 1, "csv") != LUA_TNIL) p->csv = luaL_checkudata(L, -1, LUA_FILEHANDLE);
   lua_pop(L, 1);
   p->nparams = sqlite3_bind_parameter_count(p->stmt);
   p->params = calloc((size_t)p->nparams + 1, sizeof *p->params);
@@ -895,6 +916,42 @@ static int run_row(lua_State *L, plan *p, const cell *cells, int ncells, lua_Int
     char msg[CORE_ERRLEN];
     snprintf(msg, sizeof msg, "insert: %s", sqlite3_errmsg(sqlite3_db_handle(st)));
     return core_fail(L, "sqlite", msg);
+  }
+  if (p->csv) {
+    /* The row as the table holds it: texts as cells, numbers as SQLite
+     * writes them in a text column, the external flag true or false. */
+    size_t need = 2;
+    for (int i = 0; i < p->nparams; i++) need += 2 * (i + 1 == extra_at ? extra_len : vals[i].len) + 40;
+    if (!grow((void **)&p->line, &p->line_cap, need, 1)) return luaL_error(L, "row_plan: out of memory");
+    size_t at = 0;
+    for (int i = 0; i < p->nparams; i++) {
+      const value *v = &vals[i];
+      if (i) p->line[at++] = ',';
+      if (i + 1 == ext_at) {
+        memcpy(p->line + at, v->i ? "true" : "false", v->i ? 4 : 5);
+        at += v->i ? 4 : 5;
+      } else if (v->type == V_TEXT) {
+        const char *t = v->s;
+        size_t len = v->len;
+        if (i + 1 == extra_at) t = p->scratch + extra_start, len = extra_len;
+        else if (lower_at[i] != (size_t)-1) t = p->scratch + lower_at[i];
+        int neutralised;
+        at += csv_cell_put(p->line + at, t, len, 0, &neutralised);
+      } else if (v->type == V_INT || v->type == V_BOOL) {
+        at += (size_t)snprintf(p->line + at, 32, "%lld", (long long)v->i);
+      } else if (v->type == V_FLOAT) {
+        sqlite3_snprintf(32, p->line + at, "%!.15g", v->d);
+        at += strlen(p->line + at);
+      }
+    }
+    p->line[at++] = '\r';
+    p->line[at++] = '\n';
+    if (!p->csv->closef) return luaL_error(L, "row_plan: attempt to use a closed file");
+    if (fwrite(p->line, 1, at, p->csv->f) != at) {
+      char msg[CORE_ERRLEN];
+      snprintf(msg, sizeof msg, "cannot write the CSV: %s", strerror(errno));
+      return core_fail(L, "file", msg);
+    }
   }
   return 0;
 }

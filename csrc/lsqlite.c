@@ -65,7 +65,7 @@ static int db_open(lua_State *L) {
   d->db = NULL;
   luaL_setmetatable(L, DB_META);
   sqlite3 *db = NULL;
-  int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW, NULL);
+  int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX, NULL);
   if (rc != SQLITE_OK) {
     int n = fail_db(L, db, path);
     sqlite3_close(db);

@@ -115,8 +115,12 @@ local function chain(...)
   return out
 end
 
+-- A constant, as the table's text columns hold it (true is 1, as SQLite
+-- stores it; a whole number its digits).
 local function value(v)
   if v == nil then return {} end
+  if type(v) == "boolean" then v = v and 1 or 0 end
+  if math.type(v) == "integer" then v = tostring(v) end
   return { { value = v } }
 end
 
@@ -126,7 +130,7 @@ end
 -- in a group's export, and the user in a user's; a guest or external
 -- principal (a #EXT# login, a principal type that says so, anyone with a
 -- link) is external.
-local function row_plan(insert, layout, entry, subject, summary)
+local function row_plan(dest, layout, entry, subject, summary)
   local at, fb, kind = layout.at, layout.fallback, entry.kind
   local function get(f)
     local out = {}
@@ -170,12 +174,13 @@ local function row_plan(insert, layout, entry, subject, summary)
     table.insert(cols[o[2]], o[1])
   end
   for i, name in ipairs(layout.names) do extra[i] = { key = records.encode(name) .. ":", cols = cols[name] } end
-  return core.row_plan { stmt = insert, params = params, row = COL.report_row, external = external,
+  return core.row_plan { stmt = dest.insert, csv = dest.csv, params = params, row = COL.report_row, external = external,
                          extra_param = #extra > 0 and COL.extra or nil, extra = extra, encode = records.encode }
 end
 
--- Inserts the rows of one report (a manifest entry) into the table; how many.
-local function read_report(dir, entry, tmpdir, summary, insert)
+-- Inserts the rows of one report (a manifest entry) into the table (out.insert)
+-- and writes them to the CSV (out.csv); how many.
+local function read_report(dir, entry, tmpdir, summary, out)
   local path = dir .. "/" .. entry.file
   local subjects = type(entry.subjects) == "table" and entry.subjects or {}
   local by_subject = {}
@@ -207,7 +212,7 @@ local function read_report(dir, entry, tmpdir, summary, insert)
   local NONE = {}
   local function plan_of(subject)
     local key = subject == nil and NONE or subject
-    if not plans[key] then plans[key] = row_plan(insert, layout, entry, subject, summary) end
+    if not plans[key] then plans[key] = row_plan(out, layout, entry, subject, summary) end
     return plans[key]
   end
   local function failed(err, at)
@@ -363,6 +368,8 @@ function M.build(dir, o)
     -- the one in memory takes back the rows of a report that cannot be read.
     errors.try(db:exec("pragma journal_mode = memory; pragma synchronous = off;" .. SCHEMA .. "begin"))
     local insert = errors.try(db:prepare("insert into access values (" .. placeholders(#M.COLUMNS) .. ")"))
+    -- access.csv: its header, then each row as it goes into the table.
+    errors.try(csv:write((records.csv_line(M.COLUMNS))))
     local summary = { group_by_id = {}, group_by_name = {}, email_by_login = {} }
     local tmpdir = dir .. "/.auditrun"
     errors.try(files.mkdirs(tmpdir))
@@ -377,34 +384,28 @@ function M.build(dir, o)
       -- A report that cannot be read, or is not the file the manifest
       -- describes, adds none of its rows and is named.
       errors.try(db:exec("savepoint report"))
+      local start = errors.try(csv:seek())
       local read, rerr = pcall(function()
         local digest = type(entry.sha256) == "string" and files.sha256(dir .. "/" .. entry.file)
         if digest and digest ~= entry.sha256 then
           error(errors.new("report", dir .. "/" .. entry.file .. " is not the file its manifest line describes "
             .. "(another SHA-256)"), 0)
         end
-        read_report(dir, entry, tmpdir, summary, insert)
+        read_report(dir, entry, tmpdir, summary, { insert = insert, csv = csv })
       end)
       if read then
         errors.try(db:exec("release report"))
       else
         if not errors.is(rerr, "report") then error(rerr, 0) end
         errors.try(db:exec("rollback to report; release report"))
+        local flushed, ferr = csv:flush()
+        if not flushed then error(errors.new("file", ferr), 0) end
+        errors.try(files.truncate(csv_tmp, start))
+        errors.try(csv:seek("set", start))
         result.unreadable[#result.unreadable + 1] = { file = entry.file, error = rerr.message }
       end
     end
     insert:close()
-    -- access.csv: the table, row by row.
-    errors.try(csv:write((records.csv_line(M.COLUMNS))))
-    local cols = {}
-    for i, c in ipairs(M.COLUMNS) do cols[i] = c end
-    cols[COL.external] = "case when external = 1 then 'true' else 'false' end"
-    local all = errors.try(db:prepare("select " .. table.concat(cols, ", ") .. " from access order by rowid"))
-    repeat
-      local text, more = errors.try(all:csv(65536))
-      errors.try(csv:write(text))
-    until not more
-    all:close()
     result.subject_noun = M.subject_noun(kinds)
     errors.try(db:exec(INDEXES))
     result.counts = M.counts(db)

@@ -98,9 +98,10 @@ int csv_cell_add(luaL_Buffer *b, const char *s, size_t len, int raw) {
 static int l_csv_cell(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
+  int raw = lua_toboolean(L, 2);
   luaL_Buffer b;
   luaL_buffinit(L, &b);
-  int n = csv_cell_add(&b, s, len, lua_toboolean(L, 2));
+  int n = csv_cell_add(&b, s, len, raw);
   luaL_pushresult(&b);
   lua_pushboolean(L, n);
   return 2;

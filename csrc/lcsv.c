@@ -148,6 +148,7 @@ static int fail_reader(reader *r, const char *fmt, int a, int b) {
 }
 
 static int add_out(reader *r, const char *s, size_t n) {
+  if (n == 0) return 0;
   if (r->out_len + n > CSV_MAX_RECORD)
     return fail_reader(r, "%s: record %d is longer than %d MiB", r->record, (int)(CSV_MAX_RECORD >> 20));
   if (!grow((void **)&r->out, &r->out_cap, r->out_len + n, 1)) return fail_reader(r, "%s: record %d: out of memory",
@@ -175,7 +176,7 @@ static int row_cells(reader *r) {
   r->cells_cap = (int)cap;
   size_t start = 0;
   for (int i = 0; i < r->nfields; i++) {
-    r->cells[i].s = r->out + start;
+    r->cells[i].s = r->out ? r->out + start : "";
     r->cells[i].len = r->ends[i] - start;
     r->cells[i].present = r->cells[i].len > 0;
     start = r->ends[i];
@@ -197,7 +198,7 @@ static int next_row(reader *r) {
     /* The first three bytes decide the encoding, however the chunks fall. */
     if (r->in_len - r->pos < 3 && !r->at_end) return 0;
     r->started = 1;
-    const unsigned char *u = (const unsigned char *)r->in + r->pos;
+    const unsigned char *u = (const unsigned char *)(r->in ? r->in + r->pos : "");
     size_t have = r->in_len - r->pos;
     if (have >= 3 && u[0] == 0xEF && u[1] == 0xBB && u[2] == 0xBF) r->pos += 3;
     else if (have >= 2 && ((u[0] == 0xFF && u[1] == 0xFE) || (u[0] == 0xFE && u[1] == 0xFF)))
@@ -313,6 +314,19 @@ static int l_csv_reader(lua_State *L) {
   return 1;
 }
 
+/* Adds text after what is left unread: 0, or -1 when out of memory. */
+static int reader_append(reader *r, const char *s, size_t len) {
+  if (r->pos > 0) {
+    memmove(r->in, r->in + r->pos, r->in_len - r->pos);
+    r->in_len -= r->pos;
+    r->pos = 0;
+  }
+  if (!grow((void **)&r->in, &r->in_cap, r->in_len + len, 1)) return -1;
+  if (len) memcpy(r->in + r->in_len, s, len);
+  r->in_len += len;
+  return 0;
+}
+
 static int reader_feed(lua_State *L) {
   reader *r = checkreader(L);
   if (lua_isnoneornil(L, 2)) {
@@ -322,14 +336,7 @@ static int reader_feed(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 2, &len);
   if (r->at_end) return luaL_error(L, "csv_reader: fed after the end");
-  if (r->pos > 0) {
-    memmove(r->in, r->in + r->pos, r->in_len - r->pos);
-    r->in_len -= r->pos;
-    r->pos = 0;
-  }
-  if (!grow((void **)&r->in, &r->in_cap, r->in_len + len, 1)) return luaL_error(L, "csv_reader: out of memory");
-  memcpy(r->in + r->in_len, s, len);
-  r->in_len += len;
+  if (reader_append(r, s, len)) return luaL_error(L, "csv_reader: out of memory");
   return 0;
 }
 

@@ -38,8 +38,11 @@ describe("core.csv_reader", function()
     for size = 1, #text do assert.same(want, (rows_of(text, size)), "chunks of " .. size) end
   end)
 
-  it("keeps NUL bytes as text", function()
+  it("keeps NUL bytes as text, and reads no text and rows of empty fields", function()
     assert.same({ { "a\0b", "\0" }, { '"\0"' } }, (rows_of('a\0b,\0\r\n"""\0"""')))
+    -- Found by the csv fuzz target: a reader that never held a byte.
+    assert.same({}, (rows_of("")))
+    assert.same({ {}, {} }, (rows_of(',,\r\n""')))
   end)
 
   it("names the record of a quote left open, of text after a closing quote, and UTF-16", function()

@@ -61,7 +61,7 @@ DEPS_TEST := lua-busted lua-check luarocks valgrind time curl perl python3 pytho
 # Debian's when there is no npm at all.
 DEPS_NODE    = $(if $(shell command -v npm 2>/dev/null),,nodejs npm)
 
-.PHONY: all asan test demo sandbox bench install clean deps demo-deps sandbox-deps dist fuzz fuzz-build chaos
+.PHONY: all asan test demo sandbox bench install clean deps demo-deps sandbox-deps dist fuzz fuzz-build chaos docs
 
 all: build/auditrun build/lib/auditrun/core.so
 
@@ -162,6 +162,11 @@ bench: deps
 	@$(MAKE) --no-print-directory all sandbox-deps build/bench/curl-floor
 	build/auditrun tests/bench/run.lua
 
+# docs/workflows.md is every workflow's --help, made from the workflows
+# (auditrun reference); cli_spec fails when it is not current.
+docs: all
+	build/auditrun reference --out docs/workflows.md
+
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/auditrun $(DESTDIR)$(SCRIPTDIR)
 	install -m 755 build/auditrun $(DESTDIR)$(BINDIR)/auditrun
@@ -175,7 +180,7 @@ install: all
 # `luarocks pack` turns into a .src.rock. DIST_URL is where the tarball
 # will be published.
 DIST_NAME  := auditrun-$(VERSION)
-DIST_FILES := LICENSE README.md Makefile auditrun-scm-1.rockspec csrc lua scripts
+DIST_FILES := LICENSE README.md docs Makefile auditrun-scm-1.rockspec csrc lua scripts
 DIST_URL   ?= https://github.com/auditrun/auditrun/releases/download/v$(VERSION)/$(DIST_NAME).tar.gz
 dist:
 	@rm -rf build/dist && mkdir -p build/dist

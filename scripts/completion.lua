@@ -1,6 +1,5 @@
 -- Prints a bash or zsh completion script for auditrun: its options, the workflows' names and their flags
 local cli = require "auditrun.cli"
-local files = require "auditrun.files"
 
 local opts = cli.parse({
   name = "completion",
@@ -13,13 +12,5 @@ local opts = cli.parse({
   flags = function(p) p:argument("shell", "The shell the script is for."):choices { "bash", "zsh" } end,
 }, ...)
 
--- The workflows are the scripts beside this one, each declaring its command line.
-local dir = arg[0]:match("^(.*)/[^/]*$") or "."
-local specs = {}
-for _, file in ipairs(assert(files.list(dir))) do
-  if file:match("^[^.].*%.lua$") then
-    specs[#specs + 1] = assert(cli.spec_of(dir .. "/" .. file))
-  end
-end
-local parser = cli.command_line(specs)
+local parser = cli.command_line(cli.bundled_specs())
 io.stdout:write(opts.shell == "zsh" and parser:get_zsh_complete() or parser:get_bash_complete())

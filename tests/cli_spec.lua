@@ -64,6 +64,16 @@ describe("the command line", function()
     assert.matches("declares no command line", err)
   end)
 
+  it("is documented in docs/workflows.md as auditrun reference makes it: the reference is every --help", function()
+    local code, out, err = host.run { "reference" }
+    assert.equal(0, code, err)
+    assert.equal(util.read("docs/workflows.md"), out, "docs/workflows.md is not current: run make docs")
+    for _, wf in ipairs(workflows()) do
+      local _, help = host.run { wf.name, "--help" }
+      assert.is_truthy(out:find("\n## " .. wf.name .. "\n\n```text\n" .. help:gsub("%s+$", ""), 1, true), wf.name)
+    end
+  end)
+
   it("gives every workflow two or three examples its own parser reads, and ends its help with them", function()
     local all = workflows()
     assert.is_true(#all >= 18, "only " .. #all .. " workflows")

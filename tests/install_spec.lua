@@ -16,7 +16,7 @@ describe("installing", function()
   local src
   setup(function()
     src = tempdir()
-    assert.equal(0, (sh(("cp -r csrc lua scripts Makefile auditrun-scm-1.rockspec LICENSE README.md %s/"):format(q(src)))))
+    assert.equal(0, (sh(("cp -r csrc lua scripts docs Makefile auditrun-scm-1.rockspec LICENSE README.md %s/"):format(q(src)))))
   end)
   teardown(function() os.execute("rm -rf " .. q(src)) end)
 

@@ -1,11 +1,12 @@
--- The README is the guide: every Lua block in it runs. Config files (a block
--- that returns a table of profiles) are read as config files and each
--- profile checked against every vendor's settings; every other block runs
--- as a script in the host against the sandbox tenant, with the environment
--- a user would set (Insights, DealCloud and ExaVault all configured).
--- whoami.lua also fails as the README says it does. The command lines of
--- the ```sh blocks run too, in a shell with `auditrun` the host, in the
--- README's order in one temporary folder (see "commands" below).
+-- The guide is the README and the docs it lists under "Read on", in that
+-- order: every Lua block in them runs. Config files (a block that returns a
+-- table of profiles) are read as config files and each profile checked
+-- against every vendor's settings; every other block runs as a script in
+-- the host against the sandbox tenant, with the environment a user would
+-- set (Insights, DealCloud and ExaVault all configured). whoami.lua also
+-- fails as the README says it does. The command lines of the ```sh blocks
+-- run too, in a shell with `auditrun` the host, in reading order in one
+-- temporary folder (see "commands" below).
 local sandbox = require "tests.helper.sandbox"
 local auditrun = require "auditrun"
 local http = sandbox.http()
@@ -13,15 +14,16 @@ local host = require "tests.helper.host"
 local util = require "tests.helper.util"
 local q = host.quote
 
---- blocks(text, lang) -> the ```LANG blocks of a Markdown text, list
---- items' indentation removed, each {source, line}.
-local function blocks(text, lang)
+--- blocks(text, lang, file) -> the ```LANG blocks of a Markdown text, list
+--- items' indentation removed, each {source, line, file, at = "FILE:LINE"}.
+local function blocks_of(text, lang, file)
   local out, n, current, indent, start = {}, 0, nil, nil, nil
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     n = n + 1
     if current then
       if line:match("^" .. indent .. "```%s*$") then
-        out[#out + 1] = { source = table.concat(current, "\n") .. "\n", line = start }
+        out[#out + 1] = { source = table.concat(current, "\n") .. "\n", line = start, file = file,
+                          at = file .. ":" .. start }
         current = nil
       else
         current[#current + 1] = line:sub(#indent + 1)
@@ -31,7 +33,7 @@ local function blocks(text, lang)
       if ind then current, indent, start = {}, ind, n + 1 end
     end
   end
-  assert(current == nil, "README: a ```" .. lang .. " block is not closed")
+  assert(current == nil, file .. ": a ```" .. lang .. " block is not closed")
   return out
 end
 
@@ -78,14 +80,40 @@ local function commands(b)
     end
     i = i + 1
   end
-  assert(quote == nil and #cur == 0, "README line " .. tostring(start) .. ": a quote is not closed")
+  assert(quote == nil and #cur == 0, b.file .. ":" .. tostring(start) .. ": a quote is not closed")
   return out
 end
 
+-- The guide's files in reading order: the README, then the docs its "Read
+-- on" section links, each once.
 local README = assert(util.read("README.md"))
-local BLOCKS = blocks(README, "lua")
+local GUIDE = { "README.md" }
+do
+  local read_on = assert(README:match("\n## Read on\n(.-)\n## "), "the README has a Read on section")
+  for path in read_on:gmatch("%]%((docs/[%w._-]+%.md)%)") do
+    if GUIDE[#GUIDE] ~= path then GUIDE[#GUIDE + 1] = path end
+  end
+end
+
+--- blocks(lang) -> the ```LANG blocks of the whole guide, in reading order.
+local function blocks(lang)
+  local out = {}
+  for _, file in ipairs(GUIDE) do
+    for _, b in ipairs(blocks_of(assert(util.read(file), file), lang, file)) do out[#out + 1] = b end
+  end
+  return out
+end
+local BLOCKS = blocks("lua")
 
 describe("the README", function()
+  it("lists every file of docs/ under Read on", function()
+    local listed = {}
+    for _, f in ipairs(GUIDE) do listed[f] = true end
+    for name in util.sh("ls docs"):gmatch("[^\n]+") do
+      assert.is_true(listed["docs/" .. name] == true, "docs/" .. name .. " is not under Read on")
+    end
+  end)
+
   -- Jobs of a tenth of a second, as fast as make demo's or faster: the
   -- commands run every export workflow of the guide.
   local sb = sandbox.for_describe { job_seconds = 0.1 }
@@ -137,7 +165,7 @@ describe("the README", function()
   for _, b in ipairs(BLOCKS) do
     local first = b.source:match("^[^\n]*")
     if is_config(b.source) then
-      it("line " .. b.line .. ": a config file the host reads, every profile (" .. first .. ")", function()
+      it(b.at .. ": a config file the host reads, every profile (" .. first .. ")", function()
         local path = dir .. "/config.lua"
         util.write(path, b.source)
         -- the variables it reads are set, as its user would set them
@@ -160,7 +188,7 @@ describe("the README", function()
         end
       end)
     else
-      it("line " .. b.line .. ": runs against the sandbox (" .. first .. ")", function()
+      it(b.at .. ": runs against the sandbox (" .. first .. ")", function()
         local code, out, err = run(b.source, user_env())
         assert.equal(0, code, out .. err)
         assert.equal("", err)
@@ -175,7 +203,7 @@ describe("the README", function()
   -- hold to its end), in the README's order, so a block finds what the
   -- blocks before it wrote. Each command exits 0, so a mistyped flag fails.
   describe("commands", function()
-    local SH = blocks(README, "sh")
+    local SH = blocks("sh")
     -- What cannot run here, and why.
     local SKIP = {
       { "^make demo$", "make demo is the demo itself, run by hand; this suite runs the same workflow" },
@@ -289,7 +317,7 @@ describe("the README", function()
         if c.text:match("^[%w/]*auditrun%s") or c.text:match("^sqlite3%s") then runs_host = true end
       end
       if under_valgrind and runs_host then
-        pending("line " .. b.line .. ": the README's auditrun command lines (run by the plain and ASan variants)")
+        pending(b.at .. ": the guide's auditrun command lines (run by the plain and ASan variants)")
       else
         blocks_run[#blocks_run + 1] = b
       end
@@ -302,7 +330,7 @@ describe("the README", function()
           if c.text:match(s[1]) then reason = s[2] end
         end
         if reason then
-          pending("line " .. c.line .. ": " .. c.text .. " (not run: " .. reason .. ")")
+          pending(b.file .. ":" .. c.line .. ": " .. c.text .. " (not run: " .. reason .. ")")
         else
           for _, pre in ipairs(before(c.text)) do cmds[#cmds + 1] = pre end
           cmds[#cmds + 1] = c.text
@@ -314,7 +342,7 @@ describe("the README", function()
         for _, s in ipairs(START) do
           if cmds[1]:match(s[1]) then start = s[2] end
         end
-        it("line " .. b.line .. ": " .. table.concat(shown, "; "), function()
+        it(b.at .. ": " .. table.concat(shown, "; "), function()
           local ran = run_block(start, cmds)
           for i, c in ipairs(cmds) do
             local r = ran[i]

@@ -1,4 +1,4 @@
--- The README's recipes for runs nobody watches: the systemd service and
+-- The recipes for runs nobody watches (docs/unattended.md): the systemd service and
 -- timer, the crontab line and the Kubernetes CronJob. Each is parsed and
 -- checked for what it promises (a oneshot service its timer starts and
 -- catches up, a valid schedule, concurrencyPolicy Forbid, a persistent
@@ -12,12 +12,12 @@ local cjson = require "cjson"
 local host = require "tests.helper.host"
 local util = require "tests.helper.util"
 
-local README = assert(util.read("README.md"))
+local GUIDE = assert(util.read("docs/unattended.md"))
 
 -- The fenced blocks of one language, each its text.
 local function blocks(lang)
   local out = {}
-  for body in README:gmatch("\n```" .. lang .. "\n(.-)\n```") do out[#out + 1] = body .. "\n" end
+  for body in GUIDE:gmatch("\n```" .. lang .. "\n(.-)\n```") do out[#out + 1] = body .. "\n" end
   return out
 end
 
@@ -43,7 +43,7 @@ end
 
 local function has_tool(cmd) return os.execute(cmd .. " >/dev/null 2>&1") == true end
 
-describe("the README's schedule recipes", function()
+describe("the schedule recipes of docs/unattended.md", function()
   local sb = sandbox.for_describe()
   local t, dir
 
@@ -107,7 +107,7 @@ describe("the README's schedule recipes", function()
       if path then units[path:match("[^/]+$")] = b end
     end
     local service, timer = units["auditrun-exavault.service"], units["auditrun-exavault.timer"]
-    assert(service and timer, "the README has the service and its timer")
+    assert(service and timer, "docs/unattended.md has the service and its timer")
     local s, tm = unit(service), unit(timer)
     assert.equal("oneshot", s.Service.Type[1])
     assert.equal("true", tm.Timer.Persistent[1])

@@ -450,6 +450,19 @@ function M.spec_of(path)
   return nil, ok and (path .. " declares no command line (cli.parse)") or tostring(why)
 end
 
+--- bundled_specs() -> the specs of the bundled workflows, by name: the
+--- scripts beside the one running (arg[0]), each declaring its command
+--- line. For what is made from all of them (completion, the reference).
+function M.bundled_specs()
+  local dir = arg[0]:match("^(.*)/[^/]*$") or "."
+  local specs = {}
+  for _, file in ipairs(assert(files.list(dir))) do
+    if file:match("^[^.].*%.lua$") then specs[#specs + 1] = assert(M.spec_of(dir .. "/" .. file)) end
+  end
+  table.sort(specs, function(a, b) return a.name < b.name end)
+  return specs
+end
+
 -- os.exit with the state closed: the core's finaliser runs, files are
 -- flushed, and what runs at the end of a run (the metrics) has run.
 local function leave(code)

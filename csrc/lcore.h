@@ -37,6 +37,7 @@ int lhttp_open(lua_State *L);
 int ljwt_open(lua_State *L);
 int lsqlite_open(lua_State *L);
 int lcsv_open(lua_State *L);
+int ljson_open(lua_State *L);
 
 /* The prepared statement of the userdata at idx (lsqlite.c); raises. */
 struct sqlite3_stmt;

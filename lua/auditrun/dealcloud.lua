@@ -117,9 +117,10 @@ local UNREAD_REMEMBERED = 10000
 -- whose eventDate cannot be read is no window's by its time: the first
 -- window whose answer holds it keeps it, with a warning, and `unread`
 -- (shared by the windows of one walk, and saved in its cursor) keeps the
--- next window from writing it again.
+-- next window from writing it again. Also returns the times of the first
+-- and last of them, as far as they can be read (for the coverage).
 local function window_rows(body, w, unread)
-  local out = {}
+  local out, first, last = {}, nil, nil
   for _, row in ipairs(type(body) == "table" and type(body.rows) == "table" and body.rows or {}) do
     local t = time.read(row.eventDate)
     local keep = t and t >= w.from and t < w.to
@@ -137,9 +138,11 @@ local function window_rows(body, w, unread)
     if keep then
       if row.ipAddress ~= nil then row.ip = M.dotted(row.ipAddress) end
       out[#out + 1] = row
+      if t and (not first or t < first) then first = t end
+      if t and (not last or t > last) then last = t end
     end
   end
-  return out
+  return out, first, last
 end
 
 -- Forgets the unreadable rows of windows before the one before `index`.
@@ -176,17 +179,6 @@ local function coverage_window(cov, w)
   return cov and cov:window { vendor = "dealcloud", source = "user_activity", from = w.from, to = w.to }
 end
 
--- The times of the first and last of rows, as far as they can be read.
-local function span(rows)
-  local first, last
-  for _, row in ipairs(rows) do
-    local t = time.read(row.eventDate)
-    if t and (not first or t < first) then first = t end
-    if t and (not last or t > last) then last = t end
-  end
-  return first, last
-end
-
 --- window_pages(rest, window, first_page[, unread, coverage]) -> iterator
 --- over (rows of the window on that page, page number), from first_page
 --- (1 by default). `rest` holds the other parameters by their documented
@@ -210,8 +202,8 @@ function Client:window_pages(rest, w, first_page, unread, cov)
       if win then win:done() end
       return nil
     end
-    local rows = window_rows(body, w, unread)
-    if win then win:page(type(body.rows) == "table" and #body.rows or 0, #rows, span(rows)) end
+    local rows, first, last = window_rows(body, w, unread)
+    if win then win:page(type(body.rows) == "table" and #body.rows or 0, #rows, first, last) end
     return rows, (first_page or 1) + n - 1
   end
 end

@@ -10,6 +10,7 @@
 -- service that wrote one into a row would otherwise fail that page on
 -- every rerun. Text that decodes as it is never pays for the repair.
 local cjson_safe = require "cjson.safe"
+local core = require "auditrun.core"
 
 local M = {}
 
@@ -18,18 +19,9 @@ M.encode = cjson_safe.encode
 
 local tointeger, mtype = math.tointeger, math.type
 
-local function integers(v)
-  for k, x in pairs(v) do
-    local t = type(x)
-    if t == "table" then
-      integers(x)
-    elseif t == "number" and mtype(x) == "float" then
-      local i = tointeger(x)
-      if i and i > -2^53 and i < 2^53 then v[k] = i end
-    end
-  end
-  return v
-end
+-- Every whole float of a decoded value as an integer, in place (in C:
+-- csrc/ljson.c).
+local integers = core.json_integers
 
 local BACKSLASH = string.byte("\\")
 

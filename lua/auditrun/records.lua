@@ -100,7 +100,8 @@ end
 --- paths). Safe: in its output a '/' is always right after the one
 --- backslash that escapes it.
 function M.encode(value)
-  return (encode_sorted(value, 1):gsub("\\/", "/"))
+  -- In C (csrc/ljson.c) unless the value holds what only this file writes.
+  return core.json_encode(value, ARRAY) or (encode_sorted(value, 1):gsub("\\/", "/"))
 end
 
 --- encode_object(order, values, lists) -> a JSON object with its fields in
@@ -400,6 +401,8 @@ function M.open(path, o)
   return w
 end
 
+local NO_COLUMNS = {}
+
 local function columns_of(self, row)
   local cols, seen = {}, {}
   for _, c in ipairs(self.want_columns or {}) do
@@ -470,8 +473,10 @@ function Writer:write(row)
   if self.seen <= self.skip then return true end
   local line
   if self.format == "jsonl" then
-    -- Keys in a fixed order: the declared columns, then the others sorted.
-    line = M.encode_object(columns_of(self, row), row) .. "\n"
+    -- Keys in a fixed order: the declared columns, then the others sorted
+    -- (in C, csrc/ljson.c, unless the row holds what only Lua writes).
+    line = (core.json_line(self.want_columns or NO_COLUMNS, row, ARRAY)
+      or M.encode_object(columns_of(self, row), row)) .. "\n"
   elseif self.format == "sqlite" then
     if not self.columns then
       local cols = columns_of(self, row)

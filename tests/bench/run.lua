@@ -92,53 +92,8 @@ else
 end
 os.execute("rm -rf " .. dir)
 
--- 4. Activity logs to JSON Lines: a year of DealCloud activity (100 rows
--- a day) and 100,000 ExaVault session rows, the workflows run by the host
--- against the python requests peer asking for the same pages. CPU (user +
--- system) and peak RSS of the whole process each.
-local function control(path, body)
-  return auditrun.try(http.request_json { method = "POST", url = sb.url .. "/activity-control" .. path, json = body })
-end
-local t = control("/config", { dcPerDay = 100, evSessions = 100000 })
-dir = sh("mktemp -d"):gsub("%s+$", "")
-local function metered(cmd)
-  local code, cpu_s, kib = sh("python3 tests/bench/rusage.py " .. cmd):match("^(%d+) (%S+) (%d+)")
-  assert(code == "0", "failed: " .. cmd)
-  return tonumber(cpu_s), tonumber(kib)
-end
-local function count_lines(path) return tonumber(sh("wc -l < " .. path)) end
-local from = t.dealcloud.last:sub(1, 10) .. "T00:00:00"
-local year_ago = os.date("!%Y-%m-%dT%H:%M:%S", require("auditrun.time").parse(from) - 365 * 86400)
-local env = ("env HOME=/nonexistent AUDITRUN_CA_FILE=%s AUDITRUN_DEALCLOUD_URL=%s/dealcloud "
-  .. "AUDITRUN_DEALCLOUD_CLIENT_ID=%s AUDITRUN_DEALCLOUD_CLIENT_SECRET=%s AUDITRUN_EXAVAULT_URL=%s/exavault/api/v2 "
-  .. "AUDITRUN_EXAVAULT_API_KEY=%s AUDITRUN_EXAVAULT_ACCESS_TOKEN=%s "):format(sb.ca_file, sb.url,
-  t.dealcloud.client_id, t.dealcloud.client_secret, sb.url, t.exavault.api_key, t.exavault.access_token)
-local runs = {
-  { "DealCloud, a year",
-    ("%s%s dealcloud-activity --from %s --to %s --out %s/dc.jsonl -q"):format(env, HOST, year_ago, from, dir),
-    ("python3 tests/bench/peer_activity.py dealcloud %s/dealcloud %s %s %s %s %s %s/dc-peer.jsonl"):format(sb.url,
-      sb.ca_file, t.dealcloud.client_id, t.dealcloud.client_secret, year_ago, from, dir), "dc" },
-  { "ExaVault, 100,000 session rows",
-    ("%s%s exavault-sessions --out %s/ev.jsonl -q"):format(env, HOST, dir),
-    ("python3 tests/bench/peer_activity.py exavault %s/exavault/api/v2 %s %s %s %s/ev-peer.jsonl"):format(sb.url,
-      sb.ca_file, t.exavault.api_key, t.exavault.access_token, dir), "ev" },
-}
-local rss_single
-for _, r in ipairs(runs) do
-  local cpu_ours, rss_ours = metered(r[2])
-  rss_single = math.max(rss_single or 0, rss_ours)
-  local cpu_peer, rss_peer = metered(r[3])
-  local rows, peer_rows = count_lines(dir .. "/" .. r[4] .. ".jsonl"), count_lines(dir .. "/" .. r[4] .. "-peer.jsonl")
-  report(r[1] .. ": CPU vs python requests", cpu_ours, cpu_peer, "s", "at most 1.0")
-  report(r[1] .. ": peak RSS vs python requests", rss_ours / 1024, rss_peer / 1024, "MiB", "under 1.0")
-  print(string.format("%-44s auditrun %d rows, peer %d rows   (goal: the same)", r[1] .. ": rows", rows, peer_rows))
-end
--- The timeline over the same year: both vendors merged, memory as flat as one.
-local _, rss_timeline = metered(("%s%s activity-timeline --from %s --to %s --out %s/timeline.jsonl -q"):format(env,
-  HOST, year_ago, from, dir))
-report(("timeline, %d events: peak RSS vs one log"):format(count_lines(dir .. "/timeline.jsonl")),
-  rss_timeline / 1024, rss_single / 1024, "MiB", "about 1")
-os.execute("rm -rf " .. dir)
+-- 4. Activity logs to JSON Lines (tests/bench/activity.lua).
+require("tests.bench.activity").logs(sb, http, HOST, report)
 
 -- 5. Export jobs: makespan and polls per job; the cost of a state record.
 local bench_jobs = require "tests.bench.jobs"

@@ -1,0 +1,375 @@
+/* ljson.c: the JSON text of a records row, and the integers of a decoded
+ * value, in C: the two steps every row of a records workflow goes through.
+ * lua-cjson still decodes, and auditrun.records still defines the text.
+ *
+ * core.json_line(order, row, array_mt) -> the text auditrun.records writes
+ * for a row (records.encode_object over the columns of the row: the names
+ * in `order` first, then its other string keys sorted; nested objects' keys
+ * sorted; '/' left bare), or nil when the row holds anything this file does
+ * not write exactly as records.lua would (a table with a metatable other
+ * than array_mt, keys that are neither a list 1..n nor all strings, NaN or
+ * infinity, a function, nesting past 1000): the caller then encodes it in
+ * Lua, which gives the same text or raises the same error as before.
+ * core.json_encode(value, array_mt) is records.encode of one value, the
+ * same way. Numbers are written as lua-cjson writes them ("%.14g", as a
+ * double); strings with lua-cjson's escapes.
+ *
+ * core.json_integers(value) -> value, every float in it that is a whole
+ * number between -2^53 and 2^53 turned into an integer (auditrun.json: the
+ * Debian lua-cjson decodes every number as a float). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lcore.h"
+
+#define SCRATCH_META "auditrun.json_scratch"
+#define MAX_DEPTH 1000 /* records.lua's limit; deeper goes to Lua, which raises */
+
+typedef struct {
+  const char *s;
+  size_t len;
+} keyref;
+
+/* The output text and the keys of the objects being written, reused from
+ * row to row; a userdata (an upvalue of the functions) so that nothing
+ * leaks if Lua raises (out of memory) part way. */
+typedef struct {
+  char *buf;
+  size_t len, cap;
+  keyref *keys;
+  size_t nkeys, capkeys;
+} scratch;
+
+static int scratch_gc(lua_State *L) {
+  scratch *s = luaL_checkudata(L, 1, SCRATCH_META);
+  free(s->buf);
+  free(s->keys);
+  s->buf = NULL;
+  s->keys = NULL;
+  s->len = s->cap = s->nkeys = s->capkeys = 0;
+  return 0;
+}
+
+/* Room for n more bytes; 0 when memory ran out. */
+static int reserve(scratch *s, size_t n) {
+  if (s->len + n <= s->cap) return 1;
+  size_t cap = s->cap ? s->cap : 4096;
+  while (cap < s->len + n) cap *= 2;
+  char *p = realloc(s->buf, cap);
+  if (!p) return 0;
+  s->buf = p;
+  s->cap = cap;
+  return 1;
+}
+
+static int put(scratch *s, const char *p, size_t n) {
+  if (!reserve(s, n)) return 0;
+  memcpy(s->buf + s->len, p, n);
+  s->len += n;
+  return 1;
+}
+
+/* lua-cjson's escapes, but '/' bare (records.encode). */
+static const char *const escapes[256] = {
+    "\\u0000", "\\u0001", "\\u0002", "\\u0003", "\\u0004", "\\u0005", "\\u0006", "\\u0007",
+    "\\b",     "\\t",     "\\n",     "\\u000b", "\\f",     "\\r",     "\\u000e", "\\u000f",
+    "\\u0010", "\\u0011", "\\u0012", "\\u0013", "\\u0014", "\\u0015", "\\u0016", "\\u0017",
+    "\\u0018", "\\u0019", "\\u001a", "\\u001b", "\\u001c", "\\u001d", "\\u001e", "\\u001f",
+    [34] = "\\\"", [92] = "\\\\", [127] = "\\u007f",
+};
+
+static int put_string(scratch *s, const char *p, size_t n) {
+  if (!reserve(s, n + 2)) return 0;
+  s->buf[s->len++] = '"';
+  size_t run = 0; /* bytes of p before i not yet copied */
+  for (size_t i = 0; i < n; i++) {
+    const char *e = escapes[(unsigned char)p[i]];
+    if (!e) continue;
+    if (!put(s, p + run, i - run)) return 0;
+    if (!put(s, e, strlen(e))) return 0;
+    run = i + 1;
+  }
+  if (!put(s, p + run, n - run)) return 0;
+  return put(s, "\"", 1);
+}
+
+/* As lua-cjson writes a number: the double, "%.14g". Whole numbers of at
+ * most 14 digits print alike without printf. 0 for NaN and infinity. */
+static int put_number(scratch *s, lua_State *L, int idx) {
+  char tmp[64];
+  int n;
+  if (lua_isinteger(L, idx)) {
+    lua_Integer i = lua_tointeger(L, idx);
+    if (i > -100000000000000LL && i < 100000000000000LL) {
+      n = snprintf(tmp, sizeof tmp, "%lld", (long long)i);
+      return put(s, tmp, (size_t)n);
+    }
+  }
+  double d = (double)lua_tonumber(L, idx);
+  if (isnan(d) || isinf(d)) return 0;
+  if (d == floor(d) && d > -1e14 && d < 1e14 && !(d == 0 && signbit(d))) {
+    n = snprintf(tmp, sizeof tmp, "%lld", (long long)d);
+  } else {
+    n = snprintf(tmp, sizeof tmp, "%.14g", d);
+  }
+  return put(s, tmp, (size_t)n);
+}
+
+static int keycmp(const void *a, const void *b) {
+  const keyref *x = a, *y = b;
+  size_t n = x->len < y->len ? x->len : y->len;
+  int c = memcmp(x->s, y->s, n);
+  if (c) return c;
+  return x->len < y->len ? -1 : x->len > y->len;
+}
+
+static int push_key(scratch *s, const char *p, size_t len) {
+  if (s->nkeys == s->capkeys) {
+    size_t cap = s->capkeys ? s->capkeys * 2 : 256;
+    keyref *k = realloc(s->keys, cap * sizeof *k);
+    if (!k) return 0;
+    s->keys = k;
+    s->capkeys = cap;
+  }
+  s->keys[s->nkeys].s = p;
+  s->keys[s->nkeys].len = len;
+  s->nkeys++;
+  return 1;
+}
+
+static int put_value(scratch *s, lua_State *L, int idx, int amt, int depth);
+
+/* Whether the table at idx is one records.lua writes as this file does: no
+ * metatable but the array one. */
+static int plain_table(lua_State *L, int idx, int amt) {
+  if (!lua_getmetatable(L, idx)) return 1;
+  int same = amt && lua_rawequal(L, -1, amt);
+  lua_pop(L, 1);
+  return same;
+}
+
+/* The fields of the object at idx, from key keys[base] on (sorted). */
+static int put_fields(scratch *s, lua_State *L, int idx, size_t base, int amt, int depth) {
+  size_t n = s->nkeys - base;
+  qsort(s->keys + base, n, sizeof *s->keys, keycmp);
+  for (size_t i = 0; i < n; i++) {
+    keyref k = s->keys[base + i];
+    if (i > 0 && !put(s, ",", 1)) return 0;
+    if (!put_string(s, k.s, k.len) || !put(s, ":", 1)) return 0;
+    lua_pushlstring(L, k.s, k.len);
+    lua_rawget(L, idx);
+    int ok = put_value(s, L, lua_gettop(L), amt, depth + 1);
+    lua_pop(L, 1);
+    if (!ok) return 0;
+  }
+  return 1;
+}
+
+static int put_table(scratch *s, lua_State *L, int idx, int amt, int depth) {
+  if (depth > MAX_DEPTH || !plain_table(L, idx, amt)) return 0;
+  luaL_checkstack(L, 4, "JSON nested too deep");
+  lua_Integer count = 0, ints = 0, strs = 0, maxint = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    count++;
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      strs++;
+    } else if (lua_isinteger(L, -1)) {
+      lua_Integer k = lua_tointeger(L, -1);
+      if (k < 1) {
+        lua_pop(L, 1);
+        return 0;
+      }
+      ints++;
+      if (k > maxint) maxint = k;
+    } else {
+      lua_pop(L, 1);
+      return 0;
+    }
+  }
+  if (count == 0) {
+    /* Empty: {} unless marked a list (plain_table: its metatable is array_mt). */
+    int list = lua_getmetatable(L, idx);
+    if (list) lua_pop(L, 1);
+    return put(s, list ? "[]" : "{}", 2);
+  }
+  if (ints == count && maxint == count) {
+    if (!put(s, "[", 1)) return 0;
+    for (lua_Integer i = 1; i <= count; i++) {
+      if (i > 1 && !put(s, ",", 1)) return 0;
+      lua_rawgeti(L, idx, i);
+      int ok = put_value(s, L, lua_gettop(L), amt, depth + 1);
+      lua_pop(L, 1);
+      if (!ok) return 0;
+    }
+    return put(s, "]", 1);
+  }
+  if (strs != count) return 0;
+  size_t base = s->nkeys;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    size_t len;
+    const char *k = lua_tolstring(L, -1, &len);
+    if (!push_key(s, k, len)) {
+      lua_pop(L, 1);
+      return 0;
+    }
+  }
+  int ok = put(s, "{", 1) && put_fields(s, L, idx, base, amt, depth) && put(s, "}", 1);
+  s->nkeys = base;
+  return ok;
+}
+
+/* records.encode's text of the value at idx; 0: not written here. */
+static int put_value(scratch *s, lua_State *L, int idx, int amt, int depth) {
+  switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+      size_t len;
+      const char *p = lua_tolstring(L, idx, &len);
+      return put_string(s, p, len);
+    }
+    case LUA_TNUMBER:
+      return put_number(s, L, idx);
+    case LUA_TBOOLEAN:
+      return lua_toboolean(L, idx) ? put(s, "true", 4) : put(s, "false", 5);
+    case LUA_TLIGHTUSERDATA:
+      return lua_touserdata(L, idx) == NULL && put(s, "null", 4);
+    case LUA_TTABLE:
+      return put_table(s, L, idx, amt, depth);
+    default:
+      return 0;
+  }
+}
+
+static scratch *get_scratch(lua_State *L) {
+  scratch *s = lua_touserdata(L, lua_upvalueindex(1));
+  s->len = 0;
+  s->nkeys = 0;
+  return s;
+}
+
+/* The array metatable argument at idx (0 when none). */
+static int array_meta(lua_State *L, int idx) {
+  if (lua_isnoneornil(L, idx)) return 0;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  return idx;
+}
+
+static int push_result(lua_State *L, scratch *s, int ok) {
+  if (ok) {
+    lua_pushlstring(L, s->buf, s->len);
+  } else {
+    lua_pushnil(L);
+  }
+  return 1;
+}
+
+/* Whether key (a string) is one of the names in the list at idx. */
+static int listed(lua_State *L, int order, lua_Integer n, const char *k, size_t len) {
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, order, i);
+    size_t l;
+    const char *c = lua_tolstring(L, -1, &l);
+    int same = c && l == len && memcmp(c, k, len) == 0;
+    lua_pop(L, 1);
+    if (same) return 1;
+  }
+  return 0;
+}
+
+static int l_json_line(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int amt = array_meta(L, 3);
+  scratch *s = get_scratch(L);
+  if (!plain_table(L, 1, 0) || !plain_table(L, 2, 0)) return push_result(L, s, 0);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  int ok = put(s, "{", 1), first = 1;
+  for (lua_Integer i = 1; ok && i <= n; i++) {
+    if (lua_rawgeti(L, 1, i) != LUA_TSTRING) {
+      lua_pop(L, 1);
+      return push_result(L, s, 0);
+    }
+    lua_pushvalue(L, -1);
+    lua_rawget(L, 2);
+    if (!lua_isnil(L, -1)) {
+      size_t len;
+      const char *k = lua_tolstring(L, -2, &len);
+      ok = (first || put(s, ",", 1)) && put_string(s, k, len) && put(s, ":", 1) &&
+           put_value(s, L, lua_gettop(L), amt, 1);
+      first = 0;
+    }
+    lua_pop(L, 2);
+  }
+  if (!ok) return push_result(L, s, 0);
+  /* The row's other string keys, sorted (records.lua: columns_of). */
+  lua_pushnil(L);
+  while (lua_next(L, 2)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING) continue;
+    size_t len;
+    const char *k = lua_tolstring(L, -1, &len);
+    if (listed(L, 1, n, k, len)) continue;
+    if (!push_key(s, k, len)) {
+      lua_pop(L, 1);
+      return push_result(L, s, 0);
+    }
+  }
+  if (s->nkeys > 0) ok = (first || put(s, ",", 1)) && put_fields(s, L, 2, 0, amt, 0);
+  ok = ok && put(s, "}", 1);
+  return push_result(L, s, ok);
+}
+
+static int l_json_encode(lua_State *L) {
+  luaL_checkany(L, 1);
+  int amt = array_meta(L, 2);
+  scratch *s = get_scratch(L);
+  return push_result(L, s, put_value(s, L, 1, amt, 1));
+}
+
+static void integers(lua_State *L, int idx) {
+  luaL_checkstack(L, 4, "JSON nested too deep");
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      integers(L, lua_gettop(L));
+    } else if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1)) {
+      double d = (double)lua_tonumber(L, -1);
+      if (d == floor(d) && d > -9007199254740992.0 && d < 9007199254740992.0) {
+        lua_pushvalue(L, -2);
+        lua_pushinteger(L, (lua_Integer)d);
+        lua_rawset(L, idx);
+      }
+    }
+    lua_pop(L, 1);
+  }
+}
+
+static int l_json_integers(lua_State *L) {
+  if (lua_type(L, 1) == LUA_TTABLE) integers(L, 1);
+  lua_settop(L, 1);
+  return 1;
+}
+
+int ljson_open(lua_State *L) {
+  scratch *s = lua_newuserdatauv(L, sizeof *s, 0);
+  memset(s, 0, sizeof *s);
+  if (luaL_newmetatable(L, SCRATCH_META)) {
+    lua_pushcfunction(L, scratch_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  /* module table at 1, scratch on top: both functions share it. */
+  lua_pushvalue(L, -1);
+  lua_pushcclosure(L, l_json_line, 1);
+  lua_setfield(L, 1, "json_line");
+  lua_pushcclosure(L, l_json_encode, 1);
+  lua_setfield(L, 1, "json_encode");
+  lua_pushcfunction(L, l_json_integers);
+  lua_setfield(L, 1, "json_integers");
+  return 0;
+}

@@ -39,7 +39,7 @@ for _, vendor in ipairs(vendors) do
   local secret = {}
   for _, k in ipairs(schema.secrets or {}) do secret[k] = true end
   local keys = {}
-  for k in pairs(schema.keys) do keys[#keys + 1] = k end
+  for k in pairs(config.keys(schema)) do keys[#keys + 1] = k end
   table.sort(keys)
   print(string.format("%s: %s", schema.name,
     loaded and "ready" or (set and ("not ready: " .. lerr.message) or "not configured")))

@@ -1,8 +1,8 @@
 -- Signs in with the configured app (certificate or secret) and calls one API URL with the token
 local auditrun = require "auditrun"
-local auth = require "auditrun.auth"
 local cli = require "auditrun.cli"
 local config = require "auditrun.config"
+local insights = require "auditrun.insights"
 
 local opts = cli.parse({
   name = "token-check",
@@ -16,8 +16,8 @@ local opts = cli.parse({
 
 local try = auditrun.try
 local url = opts.url
-local cfg = try(config.load(require("auditrun.insights.settings").schema, nil, { profile = opts.profile }))
-local session = try(auth.from_config(cfg))
+local cfg = try(config.load(insights.settings, nil, { profile = opts.profile }))
+local session = try(insights.session(cfg))
 local t0 = auditrun.now()
 try(session:token())
 -- The token is the identity service's business: it may be a JWT or an

@@ -136,22 +136,6 @@ function M.session(o)
   return s
 end
 
---- The session for loaded settings (auditrun.config): loads the
---- certificate, or uses the secret. -> session | nil, err
-function M.from_config(cfg)
-  local key
-  if cfg.cert then
-    local err
-    key, err = jwt.load_key { cert = cfg.cert, key = cfg.key, password = errors.secret(cfg.cert_password) }
-    if not key then return nil, err end
-  end
-  return M.session {
-    identity_url = cfg.identity_url, client_id = cfg.client_id, scope = cfg.scope,
-    key = key, secret = not key and cfg.client_secret or nil,
-    audience = cfg.audience, kid = cfg.kid, ca_file = cfg.ca_file,
-  }
-end
-
 --- Forgets every cached session and discovery (tests; a config change).
 function M.reset()
   discovered, sessions = {}, {}

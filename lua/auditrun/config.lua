@@ -40,16 +40,24 @@ local M = {}
 -- timeline's OCSF and ECS events (metadata.tenant_uid, organization.id).
 M.COMMON = { ca_file = "string", tenant = "string" }
 
---- schema(s) -> s, with the common keys added. Vendors' settings modules
---- declare their schema through this.
-function M.schema(s)
-  for k, v in pairs(M.COMMON) do s.keys[k] = s.keys[k] or v end
-  return s
+-- A schema's keys with the common ones: the settings modules are plain
+-- data (they require nothing), so the common keys are added here.
+local keys_of = setmetatable({}, { __mode = "k" })
+
+--- keys(schema) -> {key = type}: the schema's keys and the common ones.
+function M.keys(schema)
+  local k = keys_of[schema]
+  if not k then
+    k = util.copy(M.COMMON)
+    util.merge(k, schema.keys)
+    keys_of[schema] = k
+  end
+  return k
 end
 
 -- Every vendor's keys (auditrun.vendors), so that a profile may hold the
 -- settings of every vendor while a misspelt key is still refused. Read on
--- first use: the settings modules require this one.
+-- first use.
 local declared, declared_secrets
 local function declared_keys()
   if not declared then
@@ -119,7 +127,7 @@ end
 local function check_layer(schema, layer, where)
   local out = {}
   for k, v in pairs(layer) do
-    local want = type(k) == "string" and (schema.keys[k] or declared_keys()[k])
+    local want = type(k) == "string" and (M.keys(schema)[k] or declared_keys()[k])
     if not want then
       return fail(string.format("%s: unknown key '%s'", where, tostring(k)))
     end
@@ -132,7 +140,7 @@ local function check_layer(schema, layer, where)
     elseif type(v) ~= "string" then
       return fail(string.format("%s: '%s' must be a string", where, k))
     end
-    if schema.keys[k] then out[k] = v end
+    if M.keys(schema)[k] then out[k] = v end
   end
   return out
 end
@@ -300,7 +308,7 @@ function M.layers(schema, explicit, opts)
     return fail("profile '" .. profile .. "' asked for, but there is no config file (set AUDITRUN_CONFIG)")
   end
   local env = {}
-  for k in pairs(schema.keys) do env[k] = getenv(M.env_name(k)) end
+  for k in pairs(M.keys(schema)) do env[k] = getenv(M.env_name(k)) end
   local checked, err = check_layer(schema, env, "environment")
   if not checked then return nil, err end
   layers[#layers + 1] = { checked, "environment" }
@@ -373,7 +381,7 @@ local function check_placeholders(schema, s, from)
   local secret = {}
   for _, k in ipairs(schema.secrets or {}) do secret[k] = true end
   local keys = {}
-  for k in pairs(schema.keys) do keys[#keys + 1] = k end
+  for k in pairs(M.keys(schema)) do keys[#keys + 1] = k end
   table.sort(keys)
   for _, k in ipairs(keys) do
     if M.placeholder(s[k]) then
@@ -469,7 +477,7 @@ local function tostring_of(schema)
   for _, k in ipairs(schema.secrets or {}) do secret[k] = true end
   return function(t)
     local parts = {}
-    for k in pairs(schema.keys) do
+    for k in pairs(M.keys(schema)) do
       if t[k] ~= nil then parts[#parts + 1] = k .. "=" .. (secret[k] and "(hidden)" or tostring(t[k])) end
     end
     table.sort(parts)

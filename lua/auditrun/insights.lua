@@ -24,6 +24,7 @@ local config = util.lazy "auditrun.config"
 local settings_module = util.lazy "auditrun.insights.settings"
 local endpoints = util.lazy "auditrun.insights.endpoints"
 local jobs = util.lazy "auditrun.jobs"
+local jwt = util.lazy "auditrun.jwt"
 local paging = util.lazy "auditrun.paging"
 local runs = util.lazy "auditrun.run"
 
@@ -102,12 +103,29 @@ end
 
 local GraphClient, LegacyClient
 
+--- session(cfg) -> the app's session for loaded Insights settings
+--- (auditrun.config: the certificate, loaded here, or the client secret;
+--- identity_url, client_id, scope, audience, kid, ca_file) | nil, err.
+function M.session(cfg)
+  local key
+  if cfg.cert then
+    local err
+    key, err = jwt.load_key { cert = cfg.cert, key = cfg.key, password = errors.secret(cfg.cert_password) }
+    if not key then return nil, err end
+  end
+  return auth.session {
+    identity_url = cfg.identity_url, client_id = cfg.client_id, scope = cfg.scope,
+    key = key, secret = not key and cfg.client_secret or nil,
+    audience = cfg.audience, kid = cfg.kid, ca_file = cfg.ca_file,
+  }
+end
+
 --- connect(settings, {profile=}) -> client | nil, err. Settings and their
 --- sources are those of auditrun.config.
 function M.connect(settings, opts)
   local cfg, err = config.load(settings_module.schema, settings, opts)
   if not cfg then return nil, err end
-  local session, serr = auth.from_config(cfg)
+  local session, serr = M.session(cfg)
   if not session then return nil, serr end
   GraphClient = GraphClient or client.class(M.catalogues.graph, "auditrun.insights.graph", Client)
   LegacyClient = LegacyClient or client.class(M.catalogues.legacy, "auditrun.insights.legacy", Client)
@@ -129,4 +147,6 @@ function M.timeline(c, from, to, opts)
 end
 
 M.errors = errors
-return M
+-- M.settings, the settings schema every vendor has (auditrun.insights.settings),
+-- loads on first use, as the rest does.
+return setmetatable(M, { __index = function(_, k) if k == "settings" then return settings_module.schema end end })

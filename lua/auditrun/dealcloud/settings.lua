@@ -1,11 +1,9 @@
 -- auditrun.dealcloud.settings: the settings of a DealCloud client, as an
 -- auditrun.config schema: the site's URL and an API client's id and
 -- secret (client credentials).
-local config = require "auditrun.config"
-
 local M = {}
 
-M.schema = config.schema {
+M.schema = {
   name = "DealCloud",
   keys = {
     dealcloud_url = "string", dealcloud_client_id = "string", dealcloud_client_secret = "string",

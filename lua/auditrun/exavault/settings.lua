@@ -1,11 +1,9 @@
 -- auditrun.exavault.settings: the settings of an ExaVault client, as an
 -- auditrun.config schema: the account's API base (https://ACCOUNT.exavault.com/api/v2),
 -- an API key and an access token.
-local config = require "auditrun.config"
-
 local M = {}
 
-M.schema = config.schema {
+M.schema = {
   name = "ExaVault",
   keys = {
     exavault_url = "string", exavault_api_key = "string", exavault_access_token = "string",

@@ -2,8 +2,6 @@
 -- auditrun.config schema: data centers by region code, the identity
 -- service of each environment, and app credentials (a certificate or a
 -- client secret).
-local config = require "auditrun.config"
-
 local M = {}
 
 -- Data centers, from the union of the Graph API's and the legacy Web API's
@@ -59,7 +57,7 @@ local function resolve(s, from)
   if s.key and not s.cert then return "a key file was given without its certificate (AUDITRUN_CERT)" end
 end
 
-M.schema = config.schema {
+M.schema = {
   name = "Insights",
   keys = {
     insights_url = "string", insights_region = "string", identity_url = "string",

@@ -100,7 +100,7 @@ FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS    = -std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
                 -fno-sanitize-recover=undefined -Icsrc $(LUA_CFLAGS) $(CURL_CFLAGS) $(SSL_CFLAGS) $(SQLITE_CFLAGS)
-FUZZ_C       := b64url key http
+FUZZ_C       := b64url key http csv
 FUZZ_LUA     := jwt_decode disposition zip retry_after
 FUZZ_BINS    := $(FUZZ_C:%=build/fuzz/%) $(FUZZ_LUA:%=build/fuzz/%)
 FUZZ_OBJ     := $(CORE_SRC:csrc/%.c=build/fuzz/obj/%.o)
@@ -109,10 +109,12 @@ build/fuzz/obj/%.o: csrc/%.c $(HEADERS)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
-# The http target includes http.c itself, to reach its static callbacks.
+# The http and csv targets include http.c and lcsv.c themselves, to reach
+# their static functions.
 $(FUZZ_C:%=build/fuzz/%): build/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< \
-	  $(filter-out $(if $(filter http,$*),build/fuzz/obj/http.o),$(FUZZ_OBJ)) $(CORE_LIBS) $(LUA_LIBS)
+	  $(filter-out $(if $(filter http,$*),build/fuzz/obj/http.o) $(if $(filter csv,$*),build/fuzz/obj/lcsv.o),\
+	  $(FUZZ_OBJ)) $(CORE_LIBS) $(LUA_LIBS)
 
 $(FUZZ_LUA:%=build/fuzz/%): build/fuzz/%: tests/fuzz/lua_target.c $(FUZZ_OBJ)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -DFUZZ_TARGET='"$*"' -DFUZZ_ROOT='"$(CURDIR)"' -o $@ $< \

@@ -53,8 +53,15 @@
  * it starts with = + - @ TAB or CR, and is not a plain negative number such
  * as -5 or -2.5. */
 static int formula_like(const char *s, size_t len) {
-  if (len == 0 || !strchr("=+-@\t\r", s[0]) || s[0] == '\0') return 0;
-  if (s[0] != '-') return 1;
+  if (len == 0) return 0;
+  switch (s[0]) {
+    case '=': case '+': case '@': case '\t': case '\r':
+      return 1;
+    case '-':
+      break;
+    default:
+      return 0;
+  }
   size_t i = 1;
   while (i < len && s[i] >= '0' && s[i] <= '9') i++;
   if (i == 1) return 1;
@@ -66,11 +73,14 @@ static int formula_like(const char *s, size_t len) {
 /* Writes s as one CSV cell to dst (room for 2 * len + 3 bytes): its length.
  * *neutralised: whether it got a leading '. */
 static size_t csv_cell_put(char *dst, const char *s, size_t len, int raw, int *neutralised) {
+  static const unsigned char special[256] = {['\t'] = 1, ['\n'] = 1, ['\r'] = 1, [','] = 1, ['"'] = 1, [';'] = 1};
   *neutralised = !raw && formula_like(s, len);
   int quote = 0;
-  for (size_t i = 0; i < len && !quote; i++) {
-    char c = s[i];
-    quote = c == ',' || c == '"' || c == '\r' || c == '\n' || c == ';' || c == '\t';
+  for (size_t i = 0; i < len; i++) {
+    if (special[(unsigned char)s[i]]) {
+      quote = 1;
+      break;
+    }
   }
   size_t n = 0;
   if (quote) dst[n++] = '"';
@@ -918,8 +928,7 @@ static int run_row(lua_State *L, plan *p, const cell *cells, int ncells, lua_Int
     rc = sqlite3_step(st);
     if (rc == SQLITE_DONE || rc == SQLITE_ROW) rc = SQLITE_OK;
   }
-  sqlite3_reset(st);
-  sqlite3_clear_bindings(st);
+  sqlite3_reset(st); /* every parameter is bound again for the next row */
   if (rc != SQLITE_OK) {
     char msg[CORE_ERRLEN];
     snprintf(msg, sizeof msg, "insert: %s", sqlite3_errmsg(sqlite3_db_handle(st)));

@@ -366,7 +366,10 @@ function M.build(dir, o)
   local done, berr = pcall(function()
     -- A file renamed into place only when whole needs no journal on disk;
     -- the one in memory takes back the rows of a report that cannot be read.
-    errors.try(db:exec("pragma journal_mode = memory; pragma synchronous = off;" .. SCHEMA .. "begin"))
+    -- Pages of 16 KiB: a quarter of the B-tree work of 4 KiB ones for the
+    -- same cache (pages of 64 KiB would double the build's peak memory).
+    errors.try(db:exec("pragma page_size = 16384; pragma journal_mode = memory; pragma synchronous = off;" .. SCHEMA
+      .. "begin"))
     local insert = errors.try(db:prepare("insert into access values (" .. placeholders(#M.COLUMNS) .. ")"))
     -- access.csv: its header, then each row as it goes into the table.
     errors.try(csv:write((records.csv_line(M.COLUMNS))))

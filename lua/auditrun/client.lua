@@ -7,6 +7,7 @@
 -- A client object holds: catalogue, base (the URL paths are relative to),
 -- session (anything with request(opts) -> res | nil, err: it adds the
 -- vendor's credentials) and, for vendors with jobs, limiter.
+local catalog = require "auditrun.catalog"
 local cjson_safe = require "cjson.safe"
 local config = require "auditrun.config"
 local http = require "auditrun.http"
@@ -257,6 +258,35 @@ function M.class(catalogue, name, methods)
   class.__index = class
   class.__name = name
   return class
+end
+
+--- vendor(V, o) -> V: the part of a vendor module every vendor shares
+--- (the contract is in auditrun.vendors). o: name ("dealcloud"), title
+--- ("DealCloud", for messages), endpoints (its catalogue's data),
+--- settings (its settings module), base (the setting holding the API's
+--- URL), session(cfg) -> session | nil, err (the vendor's credentials on
+--- each request), methods (its client methods over the generic ones).
+--- Sets V.catalogue, V.settings, V.name and V.id (its enum tables both
+--- ways, when it has some) and V.connect(given, opts) -> client | nil,
+--- err, which loads the settings (auditrun.config) and makes the client.
+function M.vendor(V, o)
+  V.catalogue = catalog.new(o.name, o.endpoints)
+  V.settings = o.settings.schema
+  if o.endpoints.enums then
+    local tables = catalog.tables(o.endpoints.enums, o.title)
+    V.name, V.id = tables.name, tables.id
+  end
+  local class
+  function V.connect(given, opts)
+    local cfg, err = config.load(V.settings, given, opts)
+    if not cfg then return nil, err end
+    local session, serr = o.session(cfg)
+    if not session then return nil, serr end
+    class = class or M.class(V.catalogue, "auditrun." .. o.name, o.methods)
+    return setmetatable({ api = o.name, catalogue = V.catalogue, base = cfg[o.base], session = session, config = cfg },
+      class)
+  end
+  return V
 end
 
 return M

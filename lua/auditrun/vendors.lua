@@ -1,5 +1,32 @@
--- auditrun.vendors: the vendors auditrun has clients for, each a module
--- auditrun.<name> with its settings schema in auditrun.<name>.settings.
--- Generic code (configuration, the activity timeline) walks this list
--- instead of naming a vendor.
+-- auditrun.vendors: the vendors auditrun has clients for, and what a vendor
+-- is. Generic code (configuration, the activity timeline, `auditrun
+-- config`) walks this list instead of naming a vendor.
+--
+-- A vendor is one folder, lua/auditrun/<name>/: init.lua is the module
+-- auditrun.<name>, endpoints.lua its catalogue as data (auditrun.catalog),
+-- settings.lua its settings schema as plain data (auditrun.config). Every
+-- vendor module gives:
+--
+--   settings                        its settings schema
+--   connect(given, {profile=}) -> client | nil, err
+--                                   the profile's settings loaded and checked,
+--                                   a client (auditrun.client) signed in on
+--                                   first use; auditrun.client.vendor makes
+--                                   it, and catalogue, name and id, for a
+--                                   vendor with one API
+--   timeline(client, from, to, {coverage=, ...}) -> sources
+--                                   its activity in [from, to) for the
+--                                   activity timeline (auditrun.activity)
+--
+-- and a vendor whose logs the records workflows read page by page:
+--
+--   pages(client, ..., params, given) -> pages(cursor[, warn, coverage])
+--                                   (rows, cursor after them) from a saved
+--                                   cursor on (auditrun.workflow.records)
+--   event(row, ...) -> event        a row in the timeline's schema
+--   COLUMNS                         the CSV columns of its records files
+--
+-- Insights has two APIs on one host (catalogues.graph and .legacy) and
+-- export jobs, so it builds its client itself; its records and exports go
+-- through auditrun.insights.workflows.
 return { "insights", "dealcloud", "exavault" }

@@ -18,9 +18,7 @@
 -- its ipAddress integer as a dotted quad.
 local activity = require "auditrun.activity"
 local auth = require "auditrun.auth"
-local catalog = require "auditrun.catalog"
 local client = require "auditrun.client"
-local config = require "auditrun.config"
 local core = require "auditrun.core"
 local data = require "auditrun.dealcloud.endpoints"
 local errors = require "auditrun.errors"
@@ -33,16 +31,29 @@ local util = require "auditrun.util"
 
 local M = {}
 
-M.catalogue = catalog.new("dealcloud", data)
-M.settings = settings.schema
 M.MAX_DAYS = data.max_days
 
-local TABLES = catalog.tables(data.enums, "DealCloud")
+-- The client's methods over the generic ones (auditrun.client), below.
+local Client = {}
 
---- name(kind, id) -> the documented name of an activity, source or
---- export_data id, or nil; id(kind, name_or_id) -> the id a name (any
---- documented or sample spelling, without regard to case) or id stands for.
-M.name, M.id = TABLES.name, TABLES.id
+--- connect(settings, {profile=, getenv=}) -> client | nil, err. Settings
+--- (dealcloud_url, dealcloud_client_id, dealcloud_client_secret or _file,
+--- dealcloud_scope, ca_file) come from auditrun.config; sign-in is OAuth
+--- client credentials at the site's token endpoint. Also M.catalogue,
+--- M.settings, and name(kind, id) -> the documented name of an activity,
+--- source or export_data id, or nil; id(kind, name_or_id) -> the id a name
+--- (any documented or sample spelling, without regard to case) or id
+--- stands for (auditrun.client.vendor).
+client.vendor(M, {
+  name = "dealcloud", title = "DealCloud", endpoints = data, settings = settings, base = "dealcloud_url",
+  methods = Client,
+  session = function(cfg)
+    return auth.session {
+      token_url = cfg.dealcloud_url .. data.token_path, client_id = cfg.dealcloud_client_id,
+      secret = cfg.dealcloud_client_secret, scope = cfg.dealcloud_scope, ca_file = cfg.ca_file,
+    }
+  end,
+})
 
 --- dotted(n) -> "a.b.c.d" for an IPv4 address given as an integer.
 function M.dotted(n)
@@ -83,8 +94,6 @@ function M.windows(from, to)
   end
   return out
 end
-
-local Client = {}
 
 -- The documented parameters with the range taken out: from, to (seconds),
 -- the rest as given. Every value is checked before anything is sent.
@@ -294,22 +303,5 @@ end
 -- with ip after ipAddress.
 M.COLUMNS = { "eventDate", "userName", "fullName", "userId", "activityTypeId", "activityType", "sourceTypeId",
               "sourceType", "exportDataType", "ipAddress", "ip", "sessionId" }
-
-local Class
-
---- connect(settings, {profile=, getenv=}) -> client | nil, err. Settings
---- (dealcloud_url, dealcloud_client_id, dealcloud_client_secret or _file,
---- dealcloud_scope, ca_file) come from auditrun.config.
-function M.connect(given, opts)
-  local cfg, err = config.load(M.settings, given, opts)
-  if not cfg then return nil, err end
-  local session = auth.session {
-    token_url = cfg.dealcloud_url .. data.token_path, client_id = cfg.dealcloud_client_id,
-    secret = cfg.dealcloud_client_secret, scope = cfg.dealcloud_scope, ca_file = cfg.ca_file,
-  }
-  Class = Class or client.class(M.catalogue, "auditrun.dealcloud", Client)
-  return setmetatable({ api = "dealcloud", catalogue = M.catalogue, base = cfg.dealcloud_url, session = session,
-                        config = cfg }, Class)
-end
 
 return M

@@ -15,9 +15,7 @@
 -- manager's name (exavault.name / exavault.id translate both ways).
 local activity = require "auditrun.activity"
 local auth = require "auditrun.auth"
-local catalog = require "auditrun.catalog"
 local client = require "auditrun.client"
-local config = require "auditrun.config"
 local data = require "auditrun.exavault.endpoints"
 local errors = require "auditrun.errors"
 local http = require "auditrun.http"
@@ -28,15 +26,6 @@ local util = require "auditrun.util"
 
 local M = {}
 
-M.catalogue = catalog.new("exavault", data)
-M.settings = settings.schema
-
-local TABLES = catalog.tables(data.enums, "ExaVault")
-
---- name(kind, value) -> the file manager's name of an operation type
---- ("RETR" -> "Download"); id(kind, name) -> the API value for a name or
---- value ("download" -> "RETR").
-M.name, M.id = TABLES.name, TABLES.id
 
 -- A session carrying the account's key and token on every request; they
 -- are credential headers, so no redirect takes them to another origin.
@@ -205,21 +194,21 @@ M.COLUMNS = {
                    "response", "type" },
 }
 
-local Class
-
 --- connect(settings, {profile=, getenv=}) -> client | nil, err. Settings
 --- (exavault_url, exavault_api_key, exavault_access_token or _file,
---- ca_file) come from auditrun.config.
-function M.connect(given, opts)
-  local cfg, err = config.load(M.settings, given, opts)
-  if not cfg then return nil, err end
-  errors.secret(cfg.exavault_api_key)
-  errors.secret(cfg.exavault_access_token)
-  local session = setmetatable({ api_key = cfg.exavault_api_key, access_token = cfg.exavault_access_token,
-                                 ca_file = cfg.ca_file }, Session)
-  Class = Class or client.class(M.catalogue, "auditrun.exavault", Client)
-  return setmetatable({ api = "exavault", catalogue = M.catalogue, base = cfg.exavault_url, session = session,
-                        config = cfg }, Class)
-end
+--- ca_file) come from auditrun.config. Also M.catalogue, M.settings, and
+--- name(kind, value) -> the file manager's name of an operation type
+--- ("RETR" -> "Download"); id(kind, name) -> the API value for a name or
+--- value ("download" -> "RETR") (auditrun.client.vendor).
+client.vendor(M, {
+  name = "exavault", title = "ExaVault", endpoints = data, settings = settings, base = "exavault_url",
+  methods = Client,
+  session = function(cfg)
+    errors.secret(cfg.exavault_api_key)
+    errors.secret(cfg.exavault_access_token)
+    return setmetatable({ api_key = cfg.exavault_api_key, access_token = cfg.exavault_access_token,
+                          ca_file = cfg.ca_file }, Session)
+  end,
+})
 
 return M

@@ -4,7 +4,7 @@
 --   local run = require "auditrun.run"
 --   local r = auditrun.try(run.open("reports"))     -- state in reports/.auditrun/
 --   local file = auditrun.try(r:export(client, "jane@contoso.com",
---     "user_permissions_export", { email = "jane@contoso.com" }, { dir = "reports" }))
+--     "user_permissions_export", { email = "jane@contoso.com" }))   -- the report lands in reports/
 --   -- file = {path, name, size, sha256, job, reused, extra_job, submits}
 --   r:close()
 --
@@ -27,12 +27,12 @@
 -- job failed, the service no longer knows it, or the submit's outcome is
 -- unknown ("posting" when killed, or "unknown": no usable answer). Then the
 -- service may hold a job nobody will fetch: the record and the result say
--- so (extra_job = true), and Run:extra_jobs() lists them for a summary.
+-- so (extra_job = true), and ExportRun:extra_jobs() lists them for a summary.
 -- Such a job still takes one of the tenant's slots while it runs: the
 -- record keeps when each unknown submit was sent (posted_at, unknown_at),
 -- the state keeps the longest job of each export seen done, and a rerun
 -- holds a slot for each unknown submit as long as its job could run
--- (Run:hold_slots, auditrun.jobs.held_for) while the workflow submits
+-- (ExportRun:hold_slots, auditrun.jobs.held_for) while the workflow submits
 -- those subjects again last, so the tenant never has to refuse a job.
 -- A job an earlier run submitted and recorded (its id known, its report
 -- not yet in place) holds a slot from the rerun's start as well, whatever
@@ -62,9 +62,9 @@ local M = {}
 M.STATE_DIR = ".auditrun"
 M.STATE_FILE = "state.jsonl"
 
-local Run = {}
-Run.__index = Run
-Run.__name = "auditrun.run"
+local ExportRun = {}
+ExportRun.__index = ExportRun
+ExportRun.__name = "auditrun.run"
 
 --- open(dir) -> run | nil, err: the run state of output folder `dir`
 --- (created if missing), locked for this process; the temporary files a
@@ -75,7 +75,7 @@ function M.open(dir)
   if not ok then return nil, err end
   local st, serr = state.open(dir .. "/" .. M.STATE_DIR .. "/" .. M.STATE_FILE, { sweep = { dir } })
   if not st then return nil, serr end
-  return setmetatable({ dir = dir, state = st }, Run)
+  return setmetatable({ dir = dir, state = st }, ExportRun)
 end
 
 --- set_aside(dir) -> the name the folder now has | nil (it holds no run
@@ -112,13 +112,13 @@ function M.set_aside(dir)
 end
 
 --- record(key) -> what is recorded for key (a table), or nil
-function Run:record(key)
+function ExportRun:record(key)
   return self.state:get(key)
 end
 
 --- extra_jobs() -> sorted keys whose submit was repeated after an unknown
 --- outcome: the service may hold an extra job for each.
-function Run:extra_jobs()
+function ExportRun:extra_jobs()
   local keys = {}
   for k, v in self.state:each() do
     if type(v) == "table" and v.extra_job then keys[#keys + 1] = k end
@@ -127,7 +127,7 @@ function Run:extra_jobs()
   return keys
 end
 
-function Run:close()
+function ExportRun:close()
   self.state:close()
 end
 
@@ -163,7 +163,7 @@ end
 --- unknown_submit(key) -> true when the last submit for key has an unknown
 --- outcome (the process died while it was out, or it got no usable
 --- answer): the service may be running a job for it nobody can name.
-function Run:unknown_submit(key)
+function ExportRun:unknown_submit(key)
   return unknown(self.state:get(key))
 end
 
@@ -200,7 +200,7 @@ end
 --- long, or until this run's export of its key takes the hold over (see
 --- export). So this run never starts a job the tenant would have to
 --- refuse. Also gives the limiter the job lengths the state keeps.
-function Run:hold_slots(limiter, job_length)
+function ExportRun:hold_slots(limiter, job_length)
   local lengths = self.state:get(JOB_LENGTHS)
   for name, seconds in pairs(type(lengths) == "table" and lengths or {}) do
     local t = jobs.timing(limiter, name)
@@ -251,7 +251,7 @@ end
 function M.export(st, client, key, name, params, opts)
   -- The slot held since this run started for key's recorded job, if any.
   local hold
-  if getmetatable(st) == Run then
+  if getmetatable(st) == ExportRun then
     hold = st.job_holds and st.job_holds[key]
     if hold then st.job_holds[key] = nil end
     st = st.state
@@ -344,8 +344,16 @@ function M.export(st, client, key, name, params, opts)
   end
 end
 
---- Run:export(client, key, name, params, opts): export(run, ...) above.
-function Run:export(client, key, name, params, opts)
+--- ExportRun:export(client, key, name, params, opts): export(run, ...)
+--- above; the report lands in the run's folder unless opts.dir says
+--- otherwise.
+function ExportRun:export(client, key, name, params, opts)
+  opts = opts or {}
+  if opts.dir == nil then
+    local o = { dir = self.dir }
+    for k, v in pairs(opts) do o[k] = v end
+    opts = o
+  end
   return M.export(self, client, key, name, params, opts)
 end
 

@@ -4,8 +4,7 @@
 --   for each subject:
 --     run:add { key = "group:" .. id, kind = "group_access_export", api = "graph", subjects = { id },
 --               label = "group " .. name,
---               export = function(ctx) return ctx.run:export(client, "group:" .. id, ...,
---                                                            { dir = ctx.dir }) end }
+--               export = function(ctx) return ctx.run:export(client, "group:" .. id, ...) end }
 --   (inside run:list("groups", function() ... end), so a failed listing is
 --   reported and the items already added still finish)
 --   run:finish()            -- waits, prints and writes the summary; raises if any failed
@@ -45,8 +44,8 @@ local SUMMARY_FIELDS = { "workflow", "api", "out", "dry_run", "started", "finish
                          "done", "reused", "failed", "bytes", "interrupted", "manifest", "access", "failures",
                          "extra_jobs", "warnings", "coverage" }
 
-local Run = {}
-Run.__index = Run
+local WorkflowRun = {}
+WorkflowRun.__index = WorkflowRun
 
 local function iso(t)
   return os.date("!%Y-%m-%dT%H:%M:%SZ", t)
@@ -67,7 +66,7 @@ function M.open(opts, o)
     max_attempts = opts.max_attempts or 3, tasks = {}, failures = {}, reused = 0, active = 0, keys = {},
     repeated = 0, deferred = {},
     started_at = os.time(),
-  }, Run)
+  }, WorkflowRun)
   r.progress = progress.new { quiet = opts.quiet, verbose = opts.verbose, format = opts.log_format,
                               every = opts.progress_every, sample = function(c) r:sample(c) end }
   -- Retries, waits for a busy service and token renewals, for -v.
@@ -90,7 +89,7 @@ function M.open(opts, o)
     error(err, 0)
   end
   r.manifest = errors.try(manifest.open(r.dir))
-  r.ctx = { run = r.run, dir = r.dir, deadline = opts.job_timeout }
+  r.ctx = { run = r.run, deadline = opts.job_timeout }
   -- What this run exports, subject by subject: "running" until it ends.
   -- (--to is the last second included; the report's ends are excluded.)
   local from, to = opts.from and time.read(opts.from), opts.to and time.read(opts.to)
@@ -136,7 +135,7 @@ end
 
 -- running: jobs holding a slot on the service; queued: the rest of the
 -- items under way (waiting for a slot, or being fetched).
-function Run:sample(c)
+function WorkflowRun:sample(c)
   local running = self.slots and math.min(self.slots.in_use, self.active) or 0
   c.running, c.queued = running, self.active - running
 end
@@ -160,13 +159,13 @@ end
 
 --- write_coverage(status, why) -> the report: DIR/coverage.json, each
 --- subject's report or why it has none (auditrun.coverage).
-function Run:write_coverage(status, why)
+function WorkflowRun:write_coverage(status, why)
   local r = self.coverage:report { workflow = self.name, status = status, error = why, files = self.coverage_files }
   errors.try(coverage.write_to(self.dir .. "/" .. coverage.NAME, r))
   return r
 end
 
-function Run:record(item, file)
+function WorkflowRun:record(item, file)
   local c = self.progress.counts
   local rel = relative(self.dir, file.path)
   if item.window then item.window:done { file = rel, bytes = file.size, sha256 = file.sha256 } end
@@ -185,7 +184,7 @@ function Run:record(item, file)
   self.progress:result(file.path)
 end
 
-function Run:fail(item, err, attempts)
+function WorkflowRun:fail(item, err, attempts)
   if item.window then item.window:stop(err) end
   local c = self.progress.counts
   c.failed = c.failed + 1
@@ -210,7 +209,7 @@ local function call_export(item, ctx)
   return r[2], r[3]
 end
 
-function Run:run_item(item)
+function WorkflowRun:run_item(item)
   self.active = self.active + 1
   self.progress:update()
   local attempt, file, err = 0
@@ -231,12 +230,13 @@ function Run:run_item(item)
 end
 
 --- add(item): item = {key, kind, api, subjects = {...}, label, export =
---- function(ctx) -> file | nil, err}. ctx = {run= (auditrun.run), dir=,
---- deadline= (--job-timeout: seconds to wait for a job)};
+--- function(ctx) -> file | nil, err}. ctx = {run= (auditrun.run: it owns
+--- the folder the report lands in), deadline= (--job-timeout: seconds to
+--- wait for a job)};
 --- file = {path, size, sha256, job, reused, extra_job}. Under --dry-run the
 --- item is only listed. An item whose key was added before in this run is
 --- counted as a repeat of the listing (repeat_of), not exported again.
-function Run:add(item)
+function WorkflowRun:add(item)
   assert(type(item.export) == "function" and item.label, "an item needs a label and an export function")
   if self:repeat_of(item.key, item.label) then return end
   local c = self.progress.counts
@@ -261,7 +261,7 @@ end
 --- repeat_of(key, label) -> true when key was listed before in this run
 --- (a listing that shifted while it was paged shows a row twice): the
 --- repeat is counted (summary: repeated) and told with -v. Else notes key.
-function Run:repeat_of(key, label)
+function WorkflowRun:repeat_of(key, label)
   if key == nil then return false end
   if not self.keys[key] then
     self.keys[key] = true
@@ -275,7 +275,7 @@ end
 --- list(what, fn): runs fn, which adds the items (reading them from the
 --- service as it goes). A listing that fails part way is a failure of its
 --- own: the items it added still run, and the summary says what happened.
-function Run:list(what, fn)
+function WorkflowRun:list(what, fn)
   self.list_what = what
   local ok, err = pcall(fn)
   if not ok then
@@ -299,7 +299,7 @@ function Run:list(what, fn)
 end
 
 --- listed(): the list of items is complete.
-function Run:listed()
+function WorkflowRun:listed()
   self.progress.listing = false
   self.progress:update(true)
   local later = self.deferred
@@ -309,7 +309,7 @@ function Run:listed()
   end
 end
 
-function Run:summary()
+function WorkflowRun:summary()
   local c = self.progress.counts
   return {
     workflow = self.name, api = self.opts.api, out = self.dir, dry_run = self.opts.dry_run or false,
@@ -329,7 +329,7 @@ end
 
 --- finish() -> summary: waits for every item, writes DIR/summary.json,
 --- prints the summary; raises (exit 1) when any item failed.
-function Run:finish()
+function WorkflowRun:finish()
   self:listed()
   if not self.interrupted then
     local ok, err = pcall(function()
@@ -414,7 +414,7 @@ end
 
 -- The access table, its changes and the page, from the reports in the
 -- folder: s.access for the summary | nil, err.
-function Run:build_access(s)
+function WorkflowRun:build_access(s)
   local ok, t, err = pcall(access.build, self.dir, {
     run = { started = s.started, workflow = self.name, profile = self.opts.profile, api = self.opts.api,
             reports_failed = s.failed },

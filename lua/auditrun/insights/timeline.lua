@@ -158,7 +158,7 @@ function M.export_sources(api, from, to, o, subjects, export)
     local key = string.format("%s:%s:%s:%s", export.source == "user_activities" and "activity" or export.name, subject,
       start, finish)
     local job = task.spawn(function()
-      return errors.try(run:export(api, key, export.name, export.params(subject, start, finish), { dir = dir }))
+      return errors.try(run:export(api, key, export.name, export.params(subject, start, finish)))
     end)
     local events
     local win = o.coverage and o.coverage:window { vendor = "insights", source = export.source, subject = subject,

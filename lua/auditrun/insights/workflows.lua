@@ -414,7 +414,7 @@ function M.item(client, key, name, params, subjects, label)
   return {
     key = key, kind = name, api = client.api, subjects = subjects, label = label,
     export = function(ctx)
-      return ctx.run:export(client, key, name, params, { dir = ctx.dir, deadline = ctx.deadline })
+      return ctx.run:export(client, key, name, params, { deadline = ctx.deadline })
     end,
   }
 end

@@ -11,7 +11,6 @@
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
 #include <openssl/provider.h>
-#include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <stdio.h>
 #include <string.h>
@@ -355,44 +354,4 @@ long jwt_b64url_decode(const char *in, size_t len, unsigned char *out) {
   OPENSSL_free(tmp);
   if (n < 0) return -1;
   return (long)(n - (long)pad);
-}
-
-int jwt_sha256(const unsigned char *data, size_t len, unsigned char out[32]) {
-  return EVP_Digest(data, len, out, NULL, EVP_sha256(), NULL) == 1 ? 0 : -1;
-}
-
-int jwt_sha256_fd(int fd, unsigned char out[32], char *err, size_t errlen) {
-  int rc = -1;
-  unsigned char buf[65536];
-  off_t at = 0;
-  ssize_t n;
-  EVP_MD_CTX *md = EVP_MD_CTX_new();
-  if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) goto fail;
-  while ((n = pread(fd, buf, sizeof buf, at)) != 0) {
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      snprintf(err, errlen, "read error: %s", strerror(errno));
-      goto done;
-    }
-    if (EVP_DigestUpdate(md, buf, (size_t)n) != 1) goto fail;
-    at += n;
-  }
-  if (EVP_DigestFinal_ex(md, out, NULL) != 1) goto fail;
-  rc = 0;
-  goto done;
-fail:
-  snprintf(err, errlen, "sha256 failed");
-  drain_errors(err, errlen);
-done:
-  EVP_MD_CTX_free(md);
-  return rc;
-}
-
-int jwt_random(unsigned char *out, size_t len, char *err, size_t errlen) {
-  if (RAND_bytes(out, (int)len) != 1) {
-    snprintf(err, errlen, "random generator failed");
-    drain_errors(err, errlen);
-    return -1;
-  }
-  return 0;
 }

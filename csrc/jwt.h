@@ -41,9 +41,6 @@ size_t jwt_b64url_encode(const unsigned char *in, size_t len, char *out);
 /* out must hold len+3 bytes; returns decoded length or -1 on bad input. */
 long jwt_b64url_decode(const char *in, size_t len, unsigned char *out);
 
-int jwt_sha256(const unsigned char *data, size_t len, unsigned char out[32]);
 /* Digest of the whole file open as fd (read with pread: the offset stays). */
-int jwt_sha256_fd(int fd, unsigned char out[32], char *err, size_t errlen);
-int jwt_random(unsigned char *out, size_t len, char *err, size_t errlen);
 
 #endif

@@ -141,7 +141,7 @@ static void keylog_check(void) {
   unsetenv("SSLKEYLOGFILE");
 }
 
-static const lua_CFunction opens[] = {lfsio_open, lhttp_open, ljwt_open, lloop_open, lsqlite_open, lcsv_open, ljson_open, NULL};
+static const lua_CFunction opens[] = {lfsio_open, lhttp_open, ljwt_open, ldigest_open, lloop_open, lsqlite_open, lcsv_open, ljson_open, NULL};
 
 static int core_handle_signals(lua_State *L) {
   lloop_handle_signals(L);

@@ -35,6 +35,7 @@ void lloop_handle_signals(lua_State *L);
 int lfsio_open(lua_State *L);
 int lhttp_open(lua_State *L);
 int ljwt_open(lua_State *L);
+int ldigest_open(lua_State *L);
 int lsqlite_open(lua_State *L);
 int lcsv_open(lua_State *L);
 int ljson_open(lua_State *L);

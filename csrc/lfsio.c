@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "jwt.h"
+#include "digest.h"
 
 #include "fsio.h"
 #include "lcore.h"
@@ -137,7 +137,7 @@ static int temp_sha256(lua_State *L) {
   char err[CORE_ERRLEN], hex[64];
   unsigned char md[32];
   temp_file *t = checkopentemp(L);
-  if (jwt_sha256_fd(t->fd, md, err, sizeof err) != 0) return core_fail(L, "file", err);
+  if (digest_sha256_fd(t->fd, md, err, sizeof err) != 0) return core_fail(L, "file", err);
   for (int i = 0; i < 32; i++) {
     hex[2 * i] = digits[md[i] >> 4];
     hex[2 * i + 1] = digits[md[i] & 15];

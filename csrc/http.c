@@ -194,8 +194,6 @@ int http_init(http_request *req, loop *lp, char *err, size_t errlen) {
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(e, CURLOPT_USERAGENT, "auditrun/" AUDITRUN_VERSION);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-  curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
   /* Authorization set by us is dropped by libcurl when a redirect changes
    * host; keep it that way. Other credential headers are not: a request
    * that carries any refuses such a redirect (http_set_same_origin). */
@@ -204,7 +202,6 @@ int http_init(http_request *req, loop *lp, char *err, size_t errlen) {
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024L);
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 30000L);
   return 0;
 }
 

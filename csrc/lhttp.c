@@ -49,12 +49,14 @@ static int request_new(lua_State *L) {
   http_request *req;
   const char *s, *url, *method;
   size_t len;
-  double max_redirects, max_body;
+  double max_redirects, max_body, connect_timeout;
 
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
+  /* The defaults are auditrun.http.DEFAULTS: they come with every request. */
   max_redirects = req_number(L, "max_redirects");
   max_body = req_number(L, "max_body");
+  connect_timeout = req_number(L, "connect_timeout");
   if (http_refusal[0]) return core_fail(L, "tls", http_refusal);
   url = opt_string(L, "url");
   luaL_argcheck(L, url != NULL, 1, "request needs a url");
@@ -103,7 +105,7 @@ static int request_new(lua_State *L) {
     if (http_set_output_fd(req, fd, err, sizeof err) != 0) return core_fail(L, "file", err);
   }
   lua_pop(L, 1);
-  http_set_timeouts(req, opt_number(L, "connect_timeout", 0), opt_number(L, "timeout", 0),
+  http_set_timeouts(req, connect_timeout, opt_number(L, "timeout", 0),
                     (long)opt_number(L, "low_speed_limit", 0), opt_number(L, "low_speed_time", 0));
   http_set_max_redirects(req, (long)max_redirects);
   lua_getfield(L, 1, "same_origin");

@@ -50,11 +50,12 @@ local REASONS = {
 -- overall timeout; a download to a file (output) has none (a big report
 -- takes what it takes) but must keep moving.
 M.DEFAULTS = {
-  timeout = 120, low_speed_limit = 1, low_speed_time = 60, max_redirects = 5, max_body = 64 * 1024 * 1024,
+  connect_timeout = 30, timeout = 120, low_speed_limit = 1, low_speed_time = 60, max_redirects = 5,
+  max_body = 64 * 1024 * 1024,
 }
 -- A download stops at 4 GiB, counted after decompression.
-M.DOWNLOAD_DEFAULTS = { low_speed_limit = 1, low_speed_time = 120, max_redirects = 5, max_body = 64 * 1024 * 1024,
-                        max_download = 4 * 1024 ^ 3 }
+M.DOWNLOAD_DEFAULTS = { connect_timeout = 30, low_speed_limit = 1, low_speed_time = 120, max_redirects = 5,
+                        max_body = 64 * 1024 * 1024, max_download = 4 * 1024 ^ 3 }
 
 -- Options passed to the C core as they are.
 local CORE_OPTIONS = {

@@ -40,9 +40,10 @@ int lsqlite_open(lua_State *L);
 int lcsv_open(lua_State *L);
 int ljson_open(lua_State *L);
 
-/* The prepared statement of the userdata at idx (lsqlite.c); raises. */
+/* Where the prepared statement of the userdata at idx is kept (lsqlite.c):
+ * NULL there once it is closed. Raises when it is not an open one. */
 struct sqlite3_stmt;
-struct sqlite3_stmt *lsqlite_tostmt(lua_State *L, int idx);
+struct sqlite3_stmt **lsqlite_stmt_slot(lua_State *L, int idx);
 /* Adds s as one CSV cell to b (lcsv.c): quoted when it holds a comma,
  * quote, line break, semicolon or tab; a formula-like text gets a leading '
  * unless raw. Returns whether it did. */

@@ -46,6 +46,7 @@
 #define READER_META "auditrun.csv_reader"
 #define PLAN_META "auditrun.row_plan"
 #define CSV_MAX_RECORD (64u << 20)
+#define CSV_MAX_FIELDS 65536
 
 /* ---- cells out ------------------------------------------------------------ */
 
@@ -169,6 +170,8 @@ static int add_out(reader *r, const char *s, size_t n) {
 }
 
 static int end_field(reader *r) {
+  if (r->nfields >= CSV_MAX_FIELDS)
+    return fail_reader(r, "%s: record %d has more than %d fields", r->record, CSV_MAX_FIELDS);
   size_t cap = (size_t)r->fields_cap;
   if (!grow((void **)&r->ends, &cap, (size_t)r->nfields + 1, sizeof *r->ends))
     return fail_reader(r, "%s: record %d: out of memory", r->record, 0);
@@ -380,6 +383,7 @@ static int reader_row(lua_State *L) {
 enum { S_COL, S_VALUE, S_EMAIL, S_LOOKUP };
 enum { V_NIL, V_TEXT, V_INT, V_FLOAT, V_BOOL };
 enum { P_CHAIN, P_ROW, P_EXTRA, P_EXTERNAL };
+#define MAX_PARAMS 64
 
 typedef struct {
   int type; /* V_* */
@@ -410,7 +414,7 @@ typedef struct {
 } extra_field;
 
 typedef struct {
-  sqlite3_stmt *stmt;
+  sqlite3_stmt **stmt; /* the statement's slot in its userdata: NULL once closed */
   int nparams;
   param *params;
   source *sources;
@@ -546,11 +550,12 @@ static int l_row_plan(lua_State *L) {
   lua_newtable(L);
   lua_setiuservalue(L, -2, 2); /* the maps lookups read */
   lua_getfield(L, 1, "stmt");
-  p->stmt = lsqlite_tostmt(L, -1);
+  p->stmt = lsqlite_stmt_slot(L, -1);
   lua_pop(L, 1);
   if (lua_getfield(L, 1, "csv") != LUA_TNIL) p->csv = luaL_checkudata(L, -1, LUA_FILEHANDLE);
   lua_pop(L, 1);
-  p->nparams = sqlite3_bind_parameter_count(p->stmt);
+  p->nparams = sqlite3_bind_parameter_count(*p->stmt);
+  if (p->nparams > MAX_PARAMS) return luaL_error(L, "row_plan: at most %d parameters", MAX_PARAMS);
   p->params = calloc((size_t)p->nparams + 1, sizeof *p->params);
   p->ext_group = -1;
   if (!p->params) return luaL_error(L, "row_plan: out of memory");
@@ -857,9 +862,9 @@ static int extra_of(lua_State *L, plan *p, const cell *cells, int ncells, size_t
 /* Runs one row (its cells) through the plan at the top of the stack into
  * the statement: 0, or pushes nil, err and returns 2. */
 static int run_row(lua_State *L, plan *p, const cell *cells, int ncells, lua_Integer n) {
-  sqlite3_stmt *st = p->stmt;
-  value vals[64];
-  if (p->nparams > 64) return luaL_error(L, "row_plan: at most 64 parameters");
+  sqlite3_stmt *st = *p->stmt;
+  value vals[MAX_PARAMS];
+  if (!st) return luaL_error(L, "row_plan: its statement is closed");
   int ext_at = 0, extra_at = 0, pidx = lua_gettop(L);
   p->scratch_len = 0;
   for (int i = 0; i < p->nparams; i++) {
@@ -888,7 +893,7 @@ static int run_row(lua_State *L, plan *p, const cell *cells, int ncells, lua_Int
     if (rc) vals[extra_at - 1].type = V_TEXT;
   }
   /* Lower-case copies, in the scratch after the JSON (which stays put). */
-  size_t lower_at[64];
+  size_t lower_at[MAX_PARAMS];
   for (int i = 0; i < p->nparams; i++) {
     lower_at[i] = (size_t)-1;
     if (vals[i].type == V_TEXT && vals[i].lower) {
@@ -980,7 +985,7 @@ static int plan_add(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 3);
   int ncells = p->maxcol;
   cell *cells = lua_newuserdatauv(L, sizeof *cells * ((size_t)ncells + 1), 0);
-  luaL_checkstack(L, ncells + 8, "row_plan");
+  luaL_checkstack(L, 2 * ncells + 8, "row_plan");
   int base = lua_gettop(L);
   for (int i = 1; i <= ncells; i++) {
     int t = lua_rawgeti(L, 2, i);

@@ -293,11 +293,12 @@ static int stmt_csv(lua_State *L) {
   return 2;
 }
 
-/* The statement of the userdata at idx, for the other bindings. */
-sqlite3_stmt *lsqlite_tostmt(lua_State *L, int idx) {
+/* Where the statement of the userdata at idx is kept, for the other
+ * bindings: it holds NULL once the statement is closed. */
+sqlite3_stmt **lsqlite_stmt_slot(lua_State *L, int idx) {
   sqlite_stmt *s = luaL_checkudata(L, idx, STMT_META);
   if (!s->stmt) luaL_error(L, "attempt to use a closed statement");
-  return s->stmt;
+  return &s->stmt;
 }
 
 static int stmt_columns(lua_State *L) {

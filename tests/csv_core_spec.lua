@@ -83,6 +83,13 @@ describe("core.csv_reader", function()
     assert.matches("^big%.csv: record 2 is longer than 64 MiB$", err)
   end)
 
+  it("refuses a record of more than 65536 fields", function()
+    local rows, err = rows_of(string.rep(",", 70000))
+    assert.is_nil(rows)
+    assert.matches("^t%.csv: record 1 has more than 65536 fields$", err)
+    assert.equal("x", (rows_of(string.rep(",", 65535) .. "x"))[1][65536])
+  end)
+
   it("refuses more text after the end", function()
     local rd = core.csv_reader("t.csv")
     rd:feed(nil)
@@ -206,6 +213,11 @@ describe("core.row_plan", function()
     assert.has_error(function() core.row_plan { stmt = insert, params = { { { value = {} } } } } end)
     assert.has_error(function() core.row_plan { stmt = insert, params = { { { col = 0 } } } } end)
     assert.has_error(function() core.row_plan { params = {} } end)
+    -- A plan whose statement was closed refuses rows.
+    local other = assert(db:prepare("insert into t values (?, ?, ?, ?, ?, ?)"))
+    local p = core.row_plan { stmt = other, params = { { { col = 1 } } }, row = 5 }
+    other:close()
+    assert.has_error(function() p:add({ "a" }, 1) end, "row_plan: its statement is closed")
   end)
 end)
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "jwt.h"
+#include "exitcode.h"
 #include "version.h"
 
 #define ERROR_META "auditrun.error"
@@ -189,6 +190,14 @@ int luaopen_auditrun_core(lua_State *L) {
   lua_setfield(L, -2, "curl_version");
   lua_pushstring(L, jwt_openssl_version());
   lua_setfield(L, -2, "openssl_version");
+  lua_pushinteger(L, AUDITRUN_EXIT_FAILURE);
+  lua_setfield(L, -2, "EXIT_FAILURE");
+  lua_pushinteger(L, AUDITRUN_EXIT_USAGE);
+  lua_setfield(L, -2, "EXIT_USAGE");
+  lua_pushinteger(L, AUDITRUN_EXIT_INCOMPLETE);
+  lua_setfield(L, -2, "EXIT_INCOMPLETE");
+  lua_pushinteger(L, AUDITRUN_EXIT_INTERRUPTED);
+  lua_setfield(L, -2, "EXIT_INTERRUPTED");
   for (const lua_CFunction *f = opens; *f; f++) {
     lua_pushcfunction(L, *f);
     lua_pushvalue(L, -2);

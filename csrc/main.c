@@ -20,10 +20,8 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "exitcode.h"
 #include "version.h"
-
-
-#define EXIT_USAGE 2
 
 static const char *progname = "auditrun";
 static char luadir[PATH_MAX + 64], libdir[PATH_MAX + 64], scriptdir[PATH_MAX + 64];
@@ -87,7 +85,7 @@ static int usage_error(int *exit_code, const char *fmt, const char *arg) {
   fprintf(stderr, fmt, arg);
   fputc('\n', stderr);
   usage(stderr);
-  *exit_code = EXIT_USAGE;
+  *exit_code = AUDITRUN_EXIT_USAGE;
   return 0;
 }
 
@@ -331,7 +329,7 @@ static int print_version(lua_State *L) {
     fflush(stdout);
     fprintf(stderr, "%s: cannot load its core (%s/auditrun/core.so) to name libcurl's and OpenSSL's versions: %.*s\n",
             progname, libdir, len, msg);
-    return EXIT_FAILURE;
+    return AUDITRUN_EXIT_FAILURE;
   }
   lua_getfield(L, -1, "curl_version");
   lua_getfield(L, -2, "openssl_version");
@@ -418,7 +416,7 @@ static int pmain(lua_State *L) {
       if (near) {
         fprintf(stderr, "%s: unknown option '%s'\nDid you mean '%s'? (auditrun --help lists them)\n", progname, a,
                 near);
-        *exit_code = EXIT_USAGE;
+        *exit_code = AUDITRUN_EXIT_USAGE;
         return 0;
       }
       return usage_error(exit_code, "unknown option '%s'", a);
@@ -433,7 +431,7 @@ static int pmain(lua_State *L) {
                        "--each-profile");
   if (i >= argc) {
     usage(stderr);
-    *exit_code = EXIT_USAGE;
+    *exit_code = AUDITRUN_EXIT_USAGE;
     return 0;
   }
   if (!resolve_script(argv[i], path, sizeof path)) {
@@ -443,7 +441,7 @@ static int pmain(lua_State *L) {
     fprintf(stderr, "%s: no script '%s' (and no bundled workflow of that name; see --list)\n", progname, argv[i]);
     if (near) fprintf(stderr, "Did you mean '%s'?\n", near);
     for (int k = 0; k < n; k++) free(names[k]);
-    *exit_code = EXIT_USAGE;
+    *exit_code = AUDITRUN_EXIT_USAGE;
     return 0;
   }
 
@@ -462,7 +460,7 @@ static int pmain(lua_State *L) {
     if (msg && strstr(msg, "module 'auditrun.task' not found")) {
       fprintf(stderr, "%s: its Lua modules are not where it looks (%s/auditrun, then LUA_PATH): "
               "run the auditrun that make install or luarocks installed with them\n", progname, luadir);
-      *exit_code = EXIT_FAILURE;
+      *exit_code = AUDITRUN_EXIT_FAILURE;
       return 0;
     }
     goto failed;
@@ -488,12 +486,12 @@ static int pmain(lua_State *L) {
   for (int j = i + 1; j < argc; j++) lua_pushstring(L, argv[j]);
   if (docall(L, n + 1, 2) != LUA_OK) goto failed;
   if (lua_isstring(L, -1)) report(lua_tostring(L, -1));
-  *exit_code = (int)luaL_optinteger(L, -2, EXIT_FAILURE);
+  *exit_code = (int)luaL_optinteger(L, -2, AUDITRUN_EXIT_FAILURE);
   return 0;
 
 failed:
   report(lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error with no message)");
-  *exit_code = EXIT_FAILURE;
+  *exit_code = AUDITRUN_EXIT_FAILURE;
   return 0;
 }
 
@@ -509,7 +507,7 @@ int main(int argc, char **argv) {
   L = luaL_newstate();
   if (!L) {
     report("cannot create state: not enough memory");
-    return EXIT_FAILURE;
+    return AUDITRUN_EXIT_FAILURE;
   }
   lua_pushcfunction(L, pmain);
   lua_pushinteger(L, argc);
@@ -518,7 +516,7 @@ int main(int argc, char **argv) {
   status = lua_pcall(L, 3, 0, 0);
   if (status != LUA_OK) {
     report(lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error with no message)");
-    exit_code = EXIT_FAILURE;
+    exit_code = AUDITRUN_EXIT_FAILURE;
   }
   lua_close(L);  /* the core's finaliser releases libcurl, OpenSSL, the loop */
   fflush(stdout);

@@ -36,7 +36,6 @@ local time = require "auditrun.time"
 
 local M = {}
 
-M.EXIT_USAGE = 2
 
 --- The default of --job-timeout: 6 hours.
 M.JOB_TIMEOUT = 6 * 3600
@@ -483,7 +482,7 @@ function M.usage_error(spec, message)
   end
   io.stderr:write(M.parser(spec):get_usage(), "\n", "auditrun: ", spec.name, ": ", message,
     " (auditrun ", spec.name, " --help lists the flags)\n")
-  leave(M.EXIT_USAGE)
+  leave(task.EXIT_USAGE)
 end
 
 --- measure(opts): the run's metrics go to opts.metrics at its end

@@ -332,11 +332,14 @@ function M.finish()
   end
 end
 
--- The exit codes, defined here only: 1 a run that failed or could not
--- start, 2 a usage error, 3 a run that finished without all it was asked
--- for (an error of kind "incomplete": reports that failed, profiles that
--- failed), 130 interrupted.
-M.EXIT_FAILURE, M.EXIT_USAGE, M.EXIT_INCOMPLETE, M.EXIT_INTERRUPTED = 1, 2, 3, 130
+-- The exit codes are the host's (csrc/exitcode.h, through the core): 1 a
+-- run that failed or could not start, 2 a usage error, 3 a run that
+-- finished without all it was asked for (an error of kind "incomplete":
+-- reports that failed, profiles that failed), 130 interrupted. Which one a
+-- run gets is decided here only (exit_code); the host prints the message
+-- main returns, as "auditrun: MESSAGE".
+M.EXIT_FAILURE, M.EXIT_USAGE = core.EXIT_FAILURE, core.EXIT_USAGE
+M.EXIT_INCOMPLETE, M.EXIT_INTERRUPTED = core.EXIT_INCOMPLETE, core.EXIT_INTERRUPTED
 
 --- exit_code(ok, err) -> the exit code of a script that ended so.
 function M.exit_code(ok, err)

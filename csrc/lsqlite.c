@@ -313,6 +313,10 @@ static int stmt_columns(lua_State *L) {
 }
 
 int lsqlite_open(lua_State *L) {
+  /* No memory statistics: they take a global mutex on every allocation
+   * (a table of millions of rows makes tens of millions). It can only be
+   * set before SQLite's first use in the process; later it stays as it is. */
+  (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   static const luaL_Reg db_methods[] = {
       {"close", db_close}, {"exec", db_exec}, {"prepare", db_prepare}, {NULL, NULL}};
   static const luaL_Reg stmt_methods[] = {{"bind", stmt_bind},       {"close", stmt_close}, {"columns", stmt_columns}, {"csv", stmt_csv},

@@ -23,7 +23,7 @@ local spec = {
   end,
   check = function(o)
     if o.google and o.api ~= "graph" then return "--google uses the Graph API; leave out --api legacy" end
-    return cli.check_times(o) or iw.check_language(o)
+    return iw.check_language(o)
   end,
 }
 local opts = cli.parse(spec, ...)

@@ -34,7 +34,7 @@ local spec = {
     for _, t in ipairs(cli.flatten(o.type)) do
       if not known[t] then return "--type " .. t .. " is not a " .. (o.google and "Google" or "Microsoft 365") .. " link type" end
     end
-    return cli.check_times(o) or iw.check_language(o)
+    return iw.check_language(o)
   end,
 }
 local opts = cli.parse(spec, ...)
@@ -42,15 +42,17 @@ local types = cli.flatten(opts.type)
 if #types == 0 then types = opts.google and iw.GOOGLE_LINK_TYPES or iw.LINK_TYPES end
 -- The Graph export needs both ends of the window.
 local now = os.time()
-local to = opts.to or os.date("!%Y-%m-%dT%H:%M:%S", now)
-local from = opts.from or os.date("!%Y-%m-%dT%H:%M:%S", now - 30 * DAY)
-if from > to then cli.usage_error(spec, "--from " .. from .. " is after --to " .. to) end
+local to = opts.to or now
+local from = opts.from or now - 30 * DAY
+if from > to then
+  cli.usage_error(spec, "--from " .. cli.time_text(from) .. " is after --to " .. cli.time_text(to))
+end
 
 local function graph(ids) return { exportLinkType = ids[1], startTime = from, finishTime = to } end
 iw.run_exports(opts, {
   what = "link types",
   list = function(_, add)
-    for _, t in ipairs(types) do add(t, t .. " links " .. from .. " to " .. to) end
+    for _, t in ipairs(types) do add(t, t .. " links " .. cli.time_text(from) .. " to " .. cli.time_text(to)) end
   end,
   graph = { name = "sharing_links_export", params = graph },
   google = { name = "google_sharing_links_export", params = graph },

@@ -26,7 +26,7 @@ local spec = {
   check = function(o)
     if #o.user == 0 and not o.users then return "give --user EMAIL (repeatable) or --users FILE" end
     if o.google and o.api ~= "graph" then return "--google uses the Graph API; leave out --api legacy" end
-    return cli.check_times(o) or iw.check_language(o)
+    return iw.check_language(o)
   end,
 }
 local opts = cli.parse(spec, ...)

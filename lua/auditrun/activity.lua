@@ -31,25 +31,19 @@ function M.configured(name, opts)
   return config.configured(require("auditrun." .. name .. ".settings").schema, { profile = opts and opts.profile })
 end
 
---- range(from, to, inclusive_to) -> from, to as seconds: text or seconds;
---- to defaults to now, from to `default_days` before to. inclusive_to: the
---- given end is the last second wanted (a bare date's 23:59:59).
+--- range(from, to, {inclusive_to=, default_days=}) -> from, to: the
+--- range a records workflow reads, in seconds (the command line read the
+--- times, auditrun.cli: every check of what the user gave is there). to
+--- defaults to now, from to `default_days` before to (else nil: the log's
+--- beginning). inclusive_to: the given end is the last second wanted (a
+--- bare date's 23:59:59), so the range runs to the second after it.
 function M.range(from, to, o)
   o = o or {}
-  local function read(v, name)
-    if v == nil or math.type(v) then return v end
-    local t = time.parse(v)
-    if not t then error(errors.new("usage", string.format("%s '%s' is not a time", name, tostring(v))), 0) end
-    return t
-  end
-  local t_to = read(to, "--to")
-  if t_to and o.inclusive_to then t_to = t_to + 1 end
-  t_to = t_to or os.time()
-  local t_from = read(from, "--from") or (o.default_days and t_to - o.default_days * time.DAY)
-  if t_from and t_from >= t_to then
-    error(errors.new("usage", string.format("--from (%s) must be before --to (%s)", time.iso(t_from),
-      time.iso(t_to - (o.inclusive_to and 1 or 0)))), 0)
-  end
+  assert(from == nil or math.type(from), "range: from must be seconds")
+  assert(to == nil or math.type(to), "range: to must be seconds")
+  local t_to = to and o.inclusive_to and to + 1 or to or os.time()
+  local t_from = from or (o.default_days and t_to - o.default_days * time.DAY)
+  assert(not t_from or t_from < t_to, "range: from must be before to")
   return t_from, t_to
 end
 

@@ -64,8 +64,9 @@ function M.duration(s)
   return n * ({ [""] = 1, s = 1, m = 60, h = 3600, d = 86400 })[unit]
 end
 
--- yyyy-MM-dd or yyyy-MM-ddTHH:mm:ss, as the services take them; a bare date
--- is the start of that day (from) or its last second (to).
+-- yyyy-MM-dd or yyyy-MM-ddTHH:mm:ss (UTC), read once, here, into seconds
+-- since the epoch, the one currency of time below the command line; a bare
+-- date is the start of that day (from) or its last second (to).
 local function time_converter(end_of_day, flag)
   return function(s)
     local t
@@ -75,10 +76,18 @@ local function time_converter(end_of_day, flag)
       t = s
     end
     -- The shape alone lets 2025-13-45 through: said here, before anything is read.
-    if t and time.parse(t) then return t end
+    local seconds = t and time.parse(t)
+    if seconds then return math.tointeger(math.floor(seconds)) end
     return nil, flag .. " must be a date (2025-06-30) or a time (2025-06-30T08:00:00), not '" .. s .. "'"
   end
 end
+
+-- The options that hold a time (seconds): an answer and a message show them
+-- as the command line takes them, yyyy-MM-ddTHH:mm:ss (UTC).
+local TIME_OPTIONS = { from = true, to = true }
+--- time_text(seconds) -> the time as --from and --to take it.
+function M.time_text(t) return os.date("!%Y-%m-%dT%H:%M:%S", t) end
+local shown_time = M.time_text
 M.from_time = time_converter(false, "--from")
 M.to_time = time_converter(true, "--to")
 
@@ -92,9 +101,16 @@ function M.time_flags(p, notes)
     :argname("TIME"):convert(M.to_time)
 end
 
---- check_times(opts) -> a usage error message when --from is after --to, or nil
-function M.check_times(o)
-  if o.from and o.to and o.from > o.to then return "--from " .. o.from .. " is after --to " .. o.to end
+-- A usage error message when --from is after --to, or (a single run
+-- reading up to now) in the future; nil when they are fine. M.read checks
+-- every workflow's times so.
+local function check_times(o)
+  if o.from and o.to and o.from > o.to then
+    return "--from " .. shown_time(o.from) .. " is after --to " .. shown_time(o.to)
+  end
+  if o.from and not o.to and not o.incremental and o.from >= os.time() then
+    return "--from " .. shown_time(o.from) .. " is in the future: there is nothing to read yet"
+  end
 end
 
 --- Words separated by commas (and the flag repeatable): --x a,b --x c.
@@ -346,6 +362,7 @@ function M.answer(opts, lists)
       and not (type(v) == "table" and next(v) == nil) then
       local flag = "--" .. k:gsub("_", "-")
       local digest = lists and lists[flag] and type(v) == "string" and files.sha256(v)
+      if TIME_OPTIONS[k] and math.type(v) == "integer" then v = shown_time(v) end
       out[flag] = digest and string.format("%s (sha256 %s)", v, digest:sub(1, 16)) or v
     end
   end
@@ -514,7 +531,7 @@ function M.read(spec, args)
   if M.each() then each_output(opts, spec) end
   why = why or spec.kind == "records" and (incremental_output(opts) or (not opts.incremental
     and records_output(opts, spec.name)))
-  why = why or (spec.check and spec.check(opts))
+  why = why or check_times(opts) or (spec.check and spec.check(opts))
   if why then return opts, why end
   -- Taken now, before a script adds to opts what it derives from them.
   if spec.kind then opts.answer = M.answer(opts, list_flags(p)) end

@@ -199,7 +199,7 @@ local function ext_of(format) return format end  -- jsonl, csv, sqlite
 local function next_window(s, opts, o)
   local to
   if opts.to then
-    to = math.floor(assert(time.parse(opts.to))) + 1
+    to = opts.to + 1
   else
     to = os.time() - M.SAFETY_LAG
   end
@@ -215,7 +215,7 @@ local function next_window(s, opts, o)
              retain_from = math.max(to - retain, read_from), lookback = lookback,
              short = read_from > from - retain and read_from or nil }
   end
-  local from = opts.from and math.floor(assert(time.parse(opts.from))) or (o.default_from and o.default_from(to))
+  local from = opts.from or (o.default_from and o.default_from(to))
   if not from and o.first_from_required then
     error(usage("the first run of a series in %s needs --from: where the series starts", opts.out_dir), 0)
   end
@@ -225,7 +225,7 @@ local function next_window(s, opts, o)
 end
 
 --- run(opts, o, records_run): the whole of an incremental run. o: source =
---- function(from_text, to_text) -> the table workflow.records takes
+--- function(from, to) (seconds) -> the table workflow.records takes
 --- (columns, pages or rows, warnings); time_of(row) -> seconds | nil; id_of
 --- (row) -> the vendor's id (default: a digest); default_from(to) -> the
 --- first run's start without --from (nil: the log's beginning, unless
@@ -275,7 +275,7 @@ function M.window(s, opts, o, w, records_run, say)
   local final = opts.out_dir .. "/" .. w.file
   local partial = opts.out_dir .. "/." .. w.file .. ".part"
   local b = s.bookmark
-  local source = o.source(w.read_from and time.iso(w.read_from):sub(1, 19), time.iso(w.to):sub(1, 19), partial)
+  local source = o.source(w.read_from, w.to, partial)
   if not (w.keep and files.exists(final) and not files.exists(partial)) then
     if files.exists(final) and not w.keep then
       error(errors.new("records", string.format("%s exists but the bookmark says its window was not finished: move "

@@ -28,7 +28,6 @@ local progress = require "auditrun.progress"
 local records = require "auditrun.records"
 local runs = require "auditrun.run"
 local task = require "auditrun.task"
-local time = require "auditrun.time"
 local util = require "auditrun.util"
 
 local access = util.lazy "auditrun.access"
@@ -92,7 +91,7 @@ function M.open(opts, o)
   r.ctx = { run = r.run, deadline = opts.job_timeout }
   -- What this run exports, subject by subject: "running" until it ends.
   -- (--to is the last second included; the report's ends are excluded.)
-  local from, to = opts.from and time.read(opts.from), opts.to and time.read(opts.to)
+  local from, to = opts.from, opts.to
   if to then to = to + 1 end
   r.coverage = coverage.new((from or to) and { from = from, to = to } or nil)
   r.range, r.coverage_files = { from = from, to = to }, {}

@@ -142,7 +142,8 @@ static void keylog_check(void) {
   unsetenv("SSLKEYLOGFILE");
 }
 
-static const lua_CFunction opens[] = {lfsio_open, lhttp_open, ljwt_open, ldigest_open, lloop_open, lsqlite_open, lcsv_open, ljson_open, NULL};
+static const lua_CFunction opens[] = {lfsio_open, lhttp_open, ljwt_open, ldigest_open, lloop_open, lsqlite_open, lcsv_open, ljson_open,
+                                       ltime_open, NULL};
 
 static int core_handle_signals(lua_State *L) {
   lloop_handle_signals(L);

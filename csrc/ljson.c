@@ -2,14 +2,15 @@
  * value, in C: the two steps every row of a records workflow goes through.
  * lua-cjson still decodes, and auditrun.records still defines the text.
  *
- * core.json_line(order, row, array_mt) -> the text auditrun.records writes
+ * core.json_line(order, row, array_mt[, set]) -> the text auditrun.records writes
  * for a row (records.encode_object over the columns of the row: the names
  * in `order` first, then its other string keys sorted; nested objects' keys
  * sorted; '/' left bare), or nil when the row holds anything this file does
  * not write exactly as records.lua would (a table with a metatable other
  * than array_mt, keys that are neither a list 1..n nor all strings, NaN or
  * infinity, a function, nesting past 1000): the caller then encodes it in
- * Lua, which gives the same text or raises the same error as before.
+ * Lua, which gives the same text or raises the same error as before. set:
+ * the names of order as keys (each true), to look them up by.
  * core.json_encode(value, array_mt) is records.encode of one value, the
  * same way. Numbers are written as lua-cjson writes them ("%.14g", as a
  * double); strings with lua-cjson's escapes.
@@ -281,21 +282,22 @@ static int listed(lua_State *L, int order, lua_Integer n, const char *k, size_t 
   return 0;
 }
 
-static int l_json_line(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  int amt = array_meta(L, 3);
-  scratch *s = get_scratch(L);
-  if (!plain_table(L, 1, 0) || !plain_table(L, 2, 0)) return push_result(L, s, 0);
-  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
-  int ok = put(s, "{", 1), first = 1;
-  for (lua_Integer i = 1; ok && i <= n; i++) {
-    if (lua_rawgeti(L, 1, i) != LUA_TSTRING) {
+/* Appends the line of the row at `row` (no newline): the names of the list
+ * at `order` (n of them) first, then the row's other string keys sorted
+ * (records.lua: columns_of); set (0: none) holds the names as keys. */
+static int put_line(scratch *s, lua_State *L, int order, lua_Integer n, int row, int amt, int set) {
+  if (!plain_table(L, row, 0)) return 0;
+  luaL_checkstack(L, 4, "JSON nested too deep");
+  int first = 1;
+  if (!put(s, "{", 1)) return 0;
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, order, i) != LUA_TSTRING) {
       lua_pop(L, 1);
-      return push_result(L, s, 0);
+      return 0;
     }
     lua_pushvalue(L, -1);
-    lua_rawget(L, 2);
+    lua_rawget(L, row);
+    int ok = 1;
     if (!lua_isnil(L, -1)) {
       size_t len;
       const char *k = lua_tolstring(L, -2, &len);
@@ -304,24 +306,71 @@ static int l_json_line(lua_State *L) {
       first = 0;
     }
     lua_pop(L, 2);
+    if (!ok) return 0;
   }
-  if (!ok) return push_result(L, s, 0);
-  /* The row's other string keys, sorted (records.lua: columns_of). */
+  size_t base = s->nkeys;
   lua_pushnil(L);
-  while (lua_next(L, 2)) {
+  while (lua_next(L, row)) {
     lua_pop(L, 1);
     if (lua_type(L, -1) != LUA_TSTRING) continue;
     size_t len;
     const char *k = lua_tolstring(L, -1, &len);
-    if (listed(L, 1, n, k, len)) continue;
+    if (set) {
+      lua_pushvalue(L, -1);
+      int in = lua_rawget(L, set) != LUA_TNIL;
+      lua_pop(L, 1);
+      if (in) continue;
+    } else if (listed(L, order, n, k, len)) {
+      continue;
+    }
     if (!push_key(s, k, len)) {
       lua_pop(L, 1);
-      return push_result(L, s, 0);
+      s->nkeys = base;
+      return 0;
     }
   }
-  if (s->nkeys > 0) ok = (first || put(s, ",", 1)) && put_fields(s, L, 2, 0, amt, 0);
-  ok = ok && put(s, "}", 1);
+  int ok = 1;
+  if (s->nkeys > base) ok = (first || put(s, ",", 1)) && put_fields(s, L, row, base, amt, 0);
+  s->nkeys = base;
+  return ok && put(s, "}", 1);
+}
+
+/* The optional set of names at idx (0: none). */
+static int name_set(lua_State *L, int idx) {
+  if (lua_isnoneornil(L, idx)) return 0;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  return idx;
+}
+
+static int l_json_line(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int amt = array_meta(L, 3), set = name_set(L, 4);
+  scratch *s = get_scratch(L);
+  int ok = plain_table(L, 1, 0) && put_line(s, L, 1, (lua_Integer)lua_rawlen(L, 1), 2, amt, set);
   return push_result(L, s, ok);
+}
+
+/* core.json_lines(order, rows, i, j, array_mt[, set]) -> the lines of
+ * rows[i..j] (each as json_line writes it, each with its newline) | nil
+ * when one of them is not written here (the caller writes those rows one
+ * by one). */
+static int l_json_lines(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_Integer i = luaL_checkinteger(L, 3), j = luaL_checkinteger(L, 4);
+  int amt = array_meta(L, 5), set = name_set(L, 6);
+  lua_settop(L, 6);
+  scratch *s = get_scratch(L);
+  if (!plain_table(L, 1, 0)) return push_result(L, s, 0);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  for (lua_Integer k = i; k <= j; k++) {
+    lua_rawgeti(L, 2, k);
+    int ok = lua_type(L, -1) == LUA_TTABLE && put_line(s, L, 1, n, 7, amt, set) && put(s, "\n", 1);
+    lua_pop(L, 1);
+    if (!ok) return push_result(L, s, 0);
+  }
+  return push_result(L, s, 1);
 }
 
 static int l_json_encode(lua_State *L) {
@@ -363,10 +412,14 @@ int ljson_open(lua_State *L) {
     lua_setfield(L, -2, "__gc");
   }
   lua_setmetatable(L, -2);
-  /* module table at 1, scratch on top: both functions share it. */
+  /* module table at 1, scratch on top: the functions share it. */
+  lua_pushvalue(L, -1);
   lua_pushvalue(L, -1);
   lua_pushcclosure(L, l_json_line, 1);
   lua_setfield(L, 1, "json_line");
+  lua_pushvalue(L, -1);
+  lua_pushcclosure(L, l_json_lines, 1);
+  lua_setfield(L, 1, "json_lines");
   lua_pushcclosure(L, l_json_encode, 1);
   lua_setfield(L, 1, "json_encode");
   lua_pushcfunction(L, l_json_integers);

@@ -9,6 +9,7 @@ local records = require "auditrun.records"
 
 local ARRAY = getmetatable(records.array())
 local ORDER = { "eventDate", "userName", "a", "b", "ip" }
+local SET = { eventDate = true, userName = true, a = true, b = true, ip = true }
 
 -- records.lua's line of a row, without C: the declared columns, then the others sorted.
 local function lua_line(row)
@@ -77,6 +78,7 @@ describe("records lines in C", function()
       for _ = 1, R(0, 8) do row[R(2) == 1 and ORDER[R(#ORDER)] or text()] = value(1) end
       if R(10) == 1 then row[R(3)] = "not a column" end
       assert.equal(lua_line(row), core.json_line(ORDER, row, ARRAY))
+      assert.equal(lua_line(row), core.json_line(ORDER, row, ARRAY, SET))
     end
   end)
 

@@ -300,9 +300,11 @@ function M.open(path, o)
   local format = o.format or M.format_of(path) or "jsonl"
   assert(format == "jsonl" or format == "csv" or format == "sqlite", "records format is jsonl, csv or sqlite")
   local w = setmetatable({ path = path, state_path = state_path(path), format = format, rows = 0, bytes = 0,
-                           written = 0, seen = 0, skip = 0, saved_bytes = 0, saved_rows = 0, buffer = {},
+                           written = 0, seen = 0, skip = 0, saved_bytes = 0, saved_rows = 0, buffer = {}, pending = 0,
                            want_columns = o.columns, dropped = {}, csv_raw = o.csv_raw == true, neutralised = 0,
                            answer = o.answer }, Writer)
+  w.column_set = {}
+  for _, c in ipairs(o.columns or {}) do w.column_set[c] = true end
   local dir = path:match("^(.*)/[^/]*$")
   if dir and dir ~= "" then
     local ok, err = files.mkdirs(dir)
@@ -402,6 +404,8 @@ function M.open(path, o)
 end
 
 local NO_COLUMNS = {}
+-- Lines held before they are written to the file.
+local FLUSH_ROWS = 64
 
 local function columns_of(self, row)
   local cols, seen = {}, {}
@@ -431,7 +435,7 @@ local function flush(self)
   if self.broken then return nil, self.broken end
   if #self.buffer == 0 then return true end
   local data = table.concat(self.buffer)
-  self.buffer = {}
+  self.buffer, self.pending = {}, 0
   local ok, err = self.file:write(data)
   if not ok then return broken(self, "write", err) end
   self.bytes = self.bytes + #data
@@ -462,6 +466,7 @@ end
 local function header(self)
   local line, neutralised = M.csv_line(self.columns, #self.columns, self.csv_raw)
   self.buffer[#self.buffer + 1] = line
+  self.pending = self.pending + 1
   self.neutralised = self.neutralised + neutralised
 end
 
@@ -475,7 +480,7 @@ function Writer:write(row)
   if self.format == "jsonl" then
     -- Keys in a fixed order: the declared columns, then the others sorted
     -- (in C, csrc/ljson.c, unless the row holds what only Lua writes).
-    line = (core.json_line(self.want_columns or NO_COLUMNS, row, ARRAY)
+    line = (core.json_line(self.want_columns or NO_COLUMNS, row, ARRAY, self.column_set)
       or M.encode_object(columns_of(self, row), row)) .. "\n"
   elseif self.format == "sqlite" then
     if not self.columns then
@@ -512,14 +517,68 @@ function Writer:write(row)
     self.neutralised = self.neutralised + neutralised
   end
   self.buffer[#self.buffer + 1] = line
+  self.pending = self.pending + 1
   self.rows = self.rows + 1
   self.written = self.written + 1
-  if #self.buffer >= 64 then
+  if self.pending >= FLUSH_ROWS then
     local ok, err = flush(self)
     if not ok then return nil, err end
   end
   if self.written % M.CHECKPOINT == 0 or self.bytes - self.saved_bytes >= M.CHECKPOINT_BYTES then
     return self:checkpoint()
+  end
+  return true
+end
+
+--- write_rows(rows[, page]) -> true | nil, err: each of rows (a list) as
+--- write takes it, in order; the same file and errors. JSON Lines rows go
+--- to C (csrc/ljson.c) in runs that end where write would flush. page:
+--- the caller marks (mark) right after these rows, and that checkpoint
+--- stands for them in place of one every CHECKPOINT rows (one every
+--- CHECKPOINT_BYTES still holds: a page may be long).
+function Writer:write_rows(rows, page)
+  local every = not page and M.CHECKPOINT or nil
+  local n, i = #rows, 1
+  if self.format ~= "jsonl" then
+    for k = 1, n do
+      local ok, err = self:write(rows[k])
+      if not ok then return nil, err end
+    end
+    return true
+  end
+  assert(self.file, "the records file is closed")
+  while i <= n and self.seen < self.skip do
+    local ok, err = self:write(rows[i])
+    if not ok then return nil, err end
+    i = i + 1
+  end
+  local order, set = self.want_columns or NO_COLUMNS, self.column_set
+  while i <= n do
+    -- As far as write would go before its next flush or row checkpoint.
+    local room = FLUSH_ROWS - self.pending
+    if every then room = math.min(room, every - self.written % every) end
+    local j = math.min(n, i + room - 1)
+    local text = core.json_lines(order, rows, i, j, ARRAY, set)
+    if not text then
+      for k = i, j do
+        local ok, err = self:write(rows[k])
+        if not ok then return nil, err end
+      end
+    else
+      local count = j - i + 1
+      self.buffer[#self.buffer + 1] = text
+      self.pending = self.pending + count
+      self.seen, self.rows, self.written = self.seen + count, self.rows + count, self.written + count
+      if self.pending >= FLUSH_ROWS then
+        local ok, err = flush(self)
+        if not ok then return nil, err end
+      end
+      if (every and self.written % every == 0) or self.bytes - self.saved_bytes >= M.CHECKPOINT_BYTES then
+        local ok, err = self:checkpoint()
+        if not ok then return nil, err end
+      end
+    end
+    i = j + 1
   end
   return true
 end

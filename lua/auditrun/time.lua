@@ -1,6 +1,8 @@
 -- auditrun.time: UTC instants as seconds since the epoch, read from and
 -- written as ISO 8601, without the local time zone ever taking part
 -- (os.time reads its table as local time).
+local iso_time = require("auditrun.core").iso_time
+
 local M = {}
 
 -- Days from 1970-01-01 to a civil date (proleptic Gregorian); H. Hinnant's
@@ -63,6 +65,9 @@ end
 --- nothing (taken as UTC); a space may stand for the T.
 function M.parse(s)
   if type(s) ~= "string" then return nil end
+  -- The plain form in C (csrc/ltime.c), to the same value.
+  local t = iso_time(s)
+  if t then return t end
   local y, mo, d, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$")
   return utc_date(y, mo, d, rest, false)
 end

@@ -564,12 +564,24 @@ function M.records(opts, o)
       p:update()
     end
   end
+  -- A page's rows at once; the counts as write's.
+  local function write_rows(rows, marked)
+    local before = math.max(w.seen, w.skip)
+    local wrote, werr = w:write_rows(rows, marked)
+    if w.seen > before then
+      c.done = c.done + (w.seen - before)
+      c.bytes = w.bytes
+      p:update()
+    end
+    errors.try(wrote, werr)
+  end
   local incomplete = false
   local ok, err = pcall(function()
     if o.pages then
       -- Page by page from where the last run marked, the cursor saved after each.
       for rows, cursor in o.pages(w.cursor, warn, cov) do
-        for _, row in ipairs(rows) do write(row) end
+        -- (With a cursor, the mark after the page is its checkpoint.)
+        write_rows(rows, cursor ~= nil)
         -- nil: no new place to resume from (the last one still holds).
         if cursor ~= nil then
           w.coverage = cov:state()

@@ -155,9 +155,11 @@ function M.timeline(c, from, to, opts)
   return out
 end
 
--- An item as one flat record: id, type and its attributes.
+-- An item as one flat record: id, type and its attributes (the item's own
+-- attributes table, which nothing reads after this).
 local function flat(item)
-  local row = util.copy(item.attributes)
+  local a = item.attributes
+  local row = type(a) == "table" and getmetatable(a) == nil and a or util.copy(a)
   row.id, row.type = item.id, item.type
   return row
 end

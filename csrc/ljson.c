@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "digest.h"
 #include "lcore.h"
 
 #define SCRATCH_META "auditrun.json_scratch"
@@ -380,6 +381,41 @@ static int l_json_encode(lua_State *L) {
   return push_result(L, s, put_value(s, L, 1, amt, 1));
 }
 
+/* core.json_digests(rows[, array_mt]) -> {digest, ...}: for each row of
+ * the list, the first 16 hex digits of the SHA-256 of its json_encode
+ * text, or false where json_encode gives nil (the caller digests those
+ * rows its own way). For auditrun.paging's detector of repeated pages. */
+static int l_json_digests(lua_State *L) {
+  static const char hex[] = "0123456789abcdef";
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int amt = array_meta(L, 2);
+  lua_settop(L, 2);
+  scratch *s = lua_touserdata(L, lua_upvalueindex(1));
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  lua_createtable(L, (int)n, 0);
+  for (lua_Integer i = 1; i <= n; i++) {
+    s->len = 0;
+    s->nkeys = 0;
+    lua_rawgeti(L, 1, i);
+    int ok = put_value(s, L, 4, amt, 1);
+    lua_pop(L, 1);
+    if (!ok) {
+      lua_pushboolean(L, 0);
+    } else {
+      unsigned char md[32];
+      char text[16];
+      if (digest_sha256((const unsigned char *)s->buf, s->len, md) != 0) return luaL_error(L, "sha256 failed");
+      for (int k = 0; k < 8; k++) {
+        text[2 * k] = hex[md[k] >> 4];
+        text[2 * k + 1] = hex[md[k] & 15];
+      }
+      lua_pushlstring(L, text, sizeof text);
+    }
+    lua_rawseti(L, 3, i);
+  }
+  return 1;
+}
+
 static void integers(lua_State *L, int idx) {
   luaL_checkstack(L, 4, "JSON nested too deep");
   lua_pushnil(L);
@@ -420,6 +456,9 @@ int ljson_open(lua_State *L) {
   lua_pushvalue(L, -1);
   lua_pushcclosure(L, l_json_lines, 1);
   lua_setfield(L, 1, "json_lines");
+  lua_pushvalue(L, -1);
+  lua_pushcclosure(L, l_json_digests, 1);
+  lua_setfield(L, 1, "json_digests");
   lua_pushcclosure(L, l_json_encode, 1);
   lua_setfield(L, 1, "json_encode");
   lua_pushcfunction(L, l_json_integers);

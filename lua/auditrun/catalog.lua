@@ -38,14 +38,14 @@
 --   { "one_of", a, b }                     a or b is required
 --   { "not_value", p, value, why }        p must not be value
 --   { "only_with", p, q, value, why }     p may be given only when q == value
-local cjson = require "cjson"
 local core = require "auditrun.core"
 local errors = require "auditrun.errors"
 local http = require "auditrun.http"
+local json = require "auditrun.json"
 
 local M = {}
 
-local NULL = cjson.null
+local NULL = json.null
 local escape = core.url_escape
 
 local function absent(v) return v == nil or v == NULL end

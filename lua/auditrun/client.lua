@@ -8,10 +8,10 @@
 -- session (anything with request(opts) -> res | nil, err: it adds the
 -- vendor's credentials) and, for vendors with jobs, limiter.
 local catalog = require "auditrun.catalog"
-local cjson_safe = require "cjson.safe"
 local config = require "auditrun.config"
 local http = require "auditrun.http"
 local jobs = require "auditrun.jobs"
+local json = require "auditrun.json"
 local paging = require "auditrun.paging"
 local util = require "auditrun.util"
 
@@ -55,7 +55,7 @@ local function api_message(self, err)
     if hint then err.message = err.message .. "; " .. hint end
     return err
   end
-  local v = cjson_safe.decode(err.response.body or "")
+  local v = json.decode(err.response.body or "")
   for _, k in ipairs(path) do
     if type(v) ~= "table" then return err end
     v = v[k]
@@ -74,7 +74,7 @@ function Client:call(name, params)
   if not req then return nil, err end
   local res, rerr = self:request(self:spec_for(req))
   if not res then return nil, api_message(self, rerr) end
-  if res.body == "" then return http.null, res end
+  if res.body == "" then return json.null, res end
   local body, derr = http.decode(res, name)
   if body == nil then return nil, derr end
   return body, res

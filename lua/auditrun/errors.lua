@@ -18,7 +18,7 @@
 -- as in a JSON string value ("abc"), a header value (key: abc) or a form
 -- value (key=abc&...).
 local core = require "auditrun.core"
-local cjson_encode  -- lua-cjson, loaded when a secret is first registered
+local json_encode  -- auditrun.json's, loaded when a secret is first registered
 
 local M = {}
 
@@ -39,8 +39,8 @@ local function spellings(value)
   if escaped ~= value then out[#out + 1] = escaped end
   local plus = escaped:gsub("%%20", "+")  -- form encoding of a space
   if plus ~= escaped then out[#out + 1] = plus end
-  cjson_encode = cjson_encode or require("cjson").encode
-  local json = cjson_encode(value):sub(2, -2)
+  json_encode = json_encode or require("auditrun.json").encode
+  local json = json_encode(value):sub(2, -2)
   if json ~= value then out[#out + 1] = json end
   return out
 end

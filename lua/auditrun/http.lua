@@ -10,7 +10,6 @@
 -- an overall deadline, and one retry budget shared by every task so that an
 -- outage does not become a retry storm.
 local core = require "auditrun.core"
-local cjson = require "cjson"
 local json = require "auditrun.json"
 local errors = require "auditrun.errors"
 local log = require "auditrun.log"
@@ -20,7 +19,7 @@ local time = require "auditrun.time"
 
 local M = {}
 
-M.null = cjson.null
+M.null = json.null
 
 local function env(name)
   local v = os.getenv(name)
@@ -249,7 +248,7 @@ local function build(opts)
     + (opts.body_file and 1 or 0)
   if nbodies > 1 then error("give one of body, json, form and body_file", 4) end
   if opts.json ~= nil then
-    body = cjson.encode(opts.json)
+    body = json.encode(opts.json)
     if not has_header(lines, "content-type") then lines[#lines + 1] = "Content-Type: application/json" end
   elseif opts.form then
     body = M.encode_query(opts.form)

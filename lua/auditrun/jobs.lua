@@ -28,6 +28,7 @@ local log = require "auditrun.log"
 local metrics = require "auditrun.metrics"
 local download = require "auditrun.download"
 local http = require "auditrun.http"
+local json = require "auditrun.json"
 local task = require "auditrun.task"
 
 local M = {}
@@ -365,7 +366,7 @@ function M.submit(o)
     if res and not NOT_STARTED_STATUS[res.status] then
       local body, derr = http.decode(res, "the answer to the export request")
       local id = body and o.job_id(body)
-      if id == nil or id == http.null or id == "" then
+      if id == nil or id == json.null or id == "" then
         permit:release()
         return nil, unknown_outcome(o.name, derr and derr.message or "the answer has no job id",
           { status = res.status, body = errors.excerpt(res.body) })

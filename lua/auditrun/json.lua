@@ -1,4 +1,5 @@
--- auditrun.json: the one place JSON is decoded. lua-cjson parses, then
+-- auditrun.json: the one place JSON is decoded and encoded, and null named
+-- (modules require this one, not lua-cjson). lua-cjson parses, then
 -- numbers written without a fraction come back as Lua integers: Debian's
 -- lua-cjson 2.1.0 decodes every number as a float, so an API's 16 would
 -- print as "16.0" in lines and CSV. Integers beyond 2^53 have already lost
@@ -9,13 +10,18 @@
 -- character, and counted: lua-cjson refuses the whole text for one, and a
 -- service that wrote one into a row would otherwise fail that page on
 -- every rerun. Text that decodes as it is never pays for the repair.
+local cjson = require "cjson"
 local cjson_safe = require "cjson.safe"
 local core = require "auditrun.core"
 
 local M = {}
 
-M.null = cjson_safe.null
-M.encode = cjson_safe.encode
+--- JSON null, as decoded and encoded (http.null is the same value).
+M.null = cjson.null
+--- encode(value) -> JSON text. Raises on what JSON cannot hold (a
+--- function, a cycle, NaN, nesting deeper than 1000). Records rows have
+--- their own writer (auditrun.records: sorted keys, in C).
+M.encode = cjson.encode
 
 local tointeger, mtype = math.tointeger, math.type
 

@@ -1,8 +1,7 @@
 -- auditrun.jwt: app certificates and signed JWTs. The header and claims are
--- built here with lua-cjson; the signature comes from the C core (OpenSSL).
+-- built here (auditrun.json); the signature comes from the C core (OpenSSL).
 -- There is no way to make an unsigned ("alg": "none") token.
 local core = require "auditrun.core"
-local cjson = require "cjson"
 local json = require "auditrun.json"
 local errors = require "auditrun.errors"
 
@@ -41,7 +40,7 @@ end
 --- sign(key, header, claims) -> compact JWT. header.alg must be RS256 or PS256.
 function M.sign(key, header, claims)
   assert(ALGS[header.alg], "JWT alg must be RS256 or PS256")
-  local input = core.b64url_encode(cjson.encode(header)) .. "." .. core.b64url_encode(cjson.encode(claims))
+  local input = core.b64url_encode(json.encode(header)) .. "." .. core.b64url_encode(json.encode(claims))
   return input .. "." .. core.b64url_encode(key:sign(header.alg, input))
 end
 

@@ -22,10 +22,9 @@
 -- rows". Errors name the walk (vendor, endpoint, window) and the page.
 -- Iterators raise error values; wrap the loop in pcall (or let the script
 -- fail) to handle them.
-local cjson = require "cjson"
 local core = require "auditrun.core"
 local errors = require "auditrun.errors"
-local http = require "auditrun.http"
+local json = require "auditrun.json"
 
 local M = {}
 
@@ -57,7 +56,7 @@ function M.repeats()
     -- marked so that it never meets a digest of the other kind.
     local keys, rows = core.json_digests(list), {}
     for i = 1, #list do
-      if not keys[i] then keys[i] = digest("\0" .. cjson.encode(list[i])) end
+      if not keys[i] then keys[i] = digest("\0" .. json.encode(list[i])) end
       rows[keys[i]] = true
     end
     local whole = digest(table.concat(keys))
@@ -77,7 +76,7 @@ function M.repeats()
 end
 
 local function present(v)
-  return v ~= nil and v ~= http.null and v ~= ""
+  return v ~= nil and v ~= json.null and v ~= ""
 end
 
 --- rows_of(body, fields) -> the rows of a page body: the first of the
@@ -101,7 +100,7 @@ local function shape_error(body, fields)
     local v = body[f]
     if type(v) == "table" then return nil end
     if v ~= nil and not bad then
-      bad = string.format("'%s' is %s where a list belongs", f, v == http.null and "null" or ("a " .. type(v)))
+      bad = string.format("'%s' is %s where a list belongs", f, v == json.null and "null" or ("a " .. type(v)))
     end
   end
   return bad

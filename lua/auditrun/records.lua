@@ -25,7 +25,6 @@
 -- an earlier run is left alone (`w.complete`). One writer per file at a
 -- time (a lock beside it, removed when the writer closes or abandons the
 -- file; a killed writer's lock is taken over by the next).
-local cjson = require "cjson"
 local core = require "auditrun.core"
 local json = require "auditrun.json"
 local errors = require "auditrun.errors"
@@ -71,7 +70,7 @@ end
 local function encode_sorted(v, depth)
   if type(v) ~= "table" or next(v) == nil then
     if type(v) == "table" and getmetatable(v) == ARRAY then return "[]" end
-    return cjson.encode(v)
+    return json.encode(v)
   end
   if depth > MAX_DEPTH then error("records.encode: tables nested deeper than " .. MAX_DEPTH .. " (a cycle?)", 0) end
   local keys, n = {}, 0
@@ -89,7 +88,7 @@ local function encode_sorted(v, depth)
   for i, k in ipairs(keys) do
     local value = v[k]
     if value == nil then value = v[math.tointeger(tonumber(k))] end
-    parts[i] = cjson.encode(k) .. ":" .. encode_sorted(value, depth + 1)
+    parts[i] = json.encode(k) .. ":" .. encode_sorted(value, depth + 1)
   end
   return "{" .. table.concat(parts, ",") .. "}"
 end
@@ -131,7 +130,7 @@ end
 -- semicolon or tab too: a spreadsheet that splits on those (a locale's
 -- list separator, a TSV import) must not start a cell inside this one.
 local function cell(v, raw)
-  if v == nil or v == cjson.null then return "" end
+  if v == nil or v == json.null then return "" end
   local t = type(v)
   if t == "table" then
     v, raw = M.encode(v), true
@@ -172,7 +171,7 @@ local function cells_of(format, raw)
 end
 
 local function save(self)
-  return files.write_atomic(self.state_path, cjson.encode {
+  return files.write_atomic(self.state_path, json.encode {
     format = FORMAT, file_format = self.format, cells = cells_of(self.format, self.csv_raw), rows = self.rows,
     bytes = self.bytes, columns = self.columns, complete = self.complete or nil, cursor = self.cursor,
     cursor_rows = self.cursor_rows, answer = self.answer, coverage = self.coverage, sha256 = self.sha256,
@@ -260,7 +259,7 @@ end
 function Table:add(values, n)
   for i = 1, n do
     local v = values[i]
-    if type(v) == "table" then values[i] = M.encode(v) elseif v == cjson.null then values[i] = nil end
+    if type(v) == "table" then values[i] = M.encode(v) elseif v == json.null then values[i] = nil end
   end
   return self.insert:run(values, n)
 end
@@ -336,7 +335,7 @@ function M.open(path, o)
         st.file_format))
     end
     -- A resumed CSV goes on as it was started: never half neutralised.
-    local cells = st.cells ~= cjson.null and st.cells or cells_of(format, true)
+    local cells = st.cells ~= json.null and st.cells or cells_of(format, true)
     if cells ~= cells_of(format, w.csv_raw) then
       lock:remove()
       if cells == "raw" then
@@ -348,10 +347,10 @@ function M.open(path, o)
     end
     w.rows, w.bytes = math.tointeger(st.rows) or 0, math.tointeger(st.bytes) or 0
     -- Rows past the last cursor (mark) are read again and passed by.
-    if st.cursor ~= nil and st.cursor ~= cjson.null then w.cursor, w.cursor_rows = st.cursor, st.cursor_rows end
+    if st.cursor ~= nil and st.cursor ~= json.null then w.cursor, w.cursor_rows = st.cursor, st.cursor_rows end
     w.skip = w.rows - (math.tointeger(w.cursor_rows) or 0)
     w.saved_bytes, w.saved_rows = w.bytes, w.rows
-    w.columns = st.columns ~= cjson.null and st.columns or nil
+    w.columns = st.columns ~= json.null and st.columns or nil
     w.complete = st.complete == true
     if type(st.answer) == "table" then w.answer = st.answer end
     if type(st.coverage) == "table" then w.coverage = st.coverage end

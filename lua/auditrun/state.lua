@@ -20,7 +20,6 @@
 -- the first holds it; close removes the lock file. Holding it, open also removes the temporary files a
 -- crashed run left in the state's folder (and in the folders listed in
 -- opts.sweep).
-local cjson = require "cjson"
 local json = require "auditrun.json"
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
@@ -28,7 +27,7 @@ local files = require "auditrun.files"
 local M = {}
 
 local FORMAT = "auditrun-journal/1"
-local HEADER = cjson.encode { format = FORMAT } .. "\n"
+local HEADER = json.encode { format = FORMAT } .. "\n"
 -- The whole-file state of earlier versions, read once and compacted into a journal.
 local OLD_FORMAT = "auditrun-state/1"
 
@@ -67,18 +66,17 @@ local function replay(path, text)
 end
 
 local function parse(path, text)
-  local ok, head = pcall(cjson.decode, text:match("^([^\n]*)\n") or "")
-  if ok and type(head) == "table" and head.format == FORMAT then return replay(path, text) end
-  local doc
-  ok, doc = pcall(cjson.decode, text)
-  if ok and type(doc) == "table" and doc.format == OLD_FORMAT and type(doc.entries) == "table" then
+  local head = json.decode(text:match("^([^\n]*)\n") or "")
+  if type(head) == "table" and head.format == FORMAT then return replay(path, text) end
+  local doc = json.decode(text)
+  if type(doc) == "table" and doc.format == OLD_FORMAT and type(doc.entries) == "table" then
     return doc.entries
   end
-  return not_ours(path, ok and "unexpected content" or "malformed JSON")
+  return not_ours(path, doc ~= nil and "unexpected content" or "malformed JSON")
 end
 
 local function line_for(key, value)
-  return cjson.encode { k = key, v = value } .. "\n"
+  return json.encode { k = key, v = value } .. "\n"
 end
 
 --- open(path, {sweep = {dir, ...}}) -> state | nil, err. A missing file is

@@ -1,7 +1,8 @@
 -- make bench, the activity logs to JSON Lines: a year of DealCloud activity
 -- (100 rows a day) and 100,000 ExaVault session rows, the workflows run by
 -- the host against the python requests peer (tests/bench/peer_activity.py)
--- asking for the same pages; then the timeline over the same year.
+-- asking for the same pages; then the timeline over the same year; and
+-- the timeline's merge of many sources against Python's heapq.merge.
 --
 -- CPU (user + system) and peak RSS of the whole process each
 -- (tests/bench/rusage.py).
@@ -57,6 +58,19 @@ function M.logs(sb, http, host, report)
   report(("timeline, %d events: peak RSS vs one log"):format(count_lines(dir .. "/timeline.jsonl")),
     rss_timeline / 1024, rss_single / 1024, "MiB", "about 1")
   os.execute("rm -rf " .. dir)
+end
+
+--- merge(host, report, sources, events): the timeline's merge of that many
+--- sources (1,000 of 100 events by default) against Python's heapq.merge
+--- (tests/bench/merge.lua, tests/bench/peer_merge.py): CPU of the merge.
+function M.merge(host, report, sources, events)
+  sources, events = sources or 1000, events or 100
+  local args = string.format("%d %d", sources, events)
+  local ours, n = sh(host .. " tests/bench/merge.lua " .. args):match("^(%S+) (%d+)")
+  local peer, peer_n = sh("python3 tests/bench/peer_merge.py " .. args):match("^(%S+) (%d+)")
+  local name = string.format("timeline merge, %d sources x %d", sources, events)
+  report(name .. ": CPU vs python heapq.merge", tonumber(ours), tonumber(peer), "s", "at most 0.5")
+  print(string.format("%-44s auditrun %d events, peer %d events   (goal: the same)", name .. ": events", n, peer_n))
 end
 
 return M

@@ -17,6 +17,7 @@
 -- --out resumes. An item whose job ends failed is tried again, up to
 -- --max-attempts times; one that still fails does not stop the others.
 local cli = require "auditrun.cli"
+local core = require "auditrun.core"
 local coverage = require "auditrun.coverage"
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
@@ -653,6 +654,59 @@ function M.records(opts, o)
     error(errors.new("incomplete", table.concat(parts, "; ")), 0)
   end
   return w
+end
+
+--- export_item(client, key, name, params, subjects, label) -> an item
+--- (WorkflowRun:add) that exports `name` once, remembered in the run
+--- state under key (auditrun.run), its report landing in the run's folder.
+function M.export_item(client, key, name, params, subjects, label)
+  return {
+    key = key, kind = name, api = client.api, subjects = subjects, label = label,
+    export = function(ctx)
+      return ctx.run:export(client, key, name, params, { deadline = ctx.deadline })
+    end,
+  }
+end
+
+--- batch_key(prefix, ids) -> a state key for a job that covers many subjects.
+function M.batch_key(prefix, ids)
+  return prefix .. ":" .. core.sha256(table.concat(ids, "\n")):sub(1, 24)
+end
+
+--- exports(opts, client, slots, o) -> the summary: the whole of an export
+--- workflow once signed in, for any vendor with export jobs. Lists the
+--- subjects (o.list(client, add): add(id, label[, name]) for each; name:
+--- what a batch's label shows, default label) and exports each, or each
+--- batch of o.how.batch, as o.how.name with o.how.params(ids), exactly
+--- once across reruns, into opts.out (progress, manifest, summary,
+--- resume). o.what names the subjects ("groups") in messages; slots is the
+--- tenant's job limiter.
+function M.exports(opts, client, slots, o)
+  local how = o.how
+  local run = M.open(opts, { slots = slots, access = opts.access })
+  local pending = {}
+  local function add_job(list)
+    local ids, labels = {}, {}
+    for i, s in ipairs(list) do ids[i], labels[i] = s.id, s.name or s.label end
+    local key = #ids == 1 and not how.batch and (how.name .. ":" .. ids[1]) or M.batch_key(how.name, ids)
+    local label = #list == 1 and list[1].label or string.format("%d %s (%s ... %s)", #labels, o.what, labels[1],
+      labels[#labels])
+    run:add(M.export_item(client, key, how.name, how.params(ids), ids, label))
+  end
+  run:list(o.what, function()
+    o.list(client, function(id, label, name)
+      -- A subject listed twice (a listing that shifted while paged) goes in one job.
+      if run:repeat_of("subject:" .. id, label) then return end
+      if not how.batch then return add_job { { id = id, label = label } } end
+      pending[#pending + 1] = { id = id, label = label, name = name }
+      if #pending == how.batch then
+        add_job(pending)
+        pending = {}
+      end
+    end)
+    if #pending > 0 then add_job(pending) end
+  end)
+  return run:finish()
 end
 
 --- windowed(opts, o): a records workflow over a time range, run once or,

@@ -71,30 +71,7 @@ function M.run_exports(opts, o)
   local c, api = M.connect(opts)
   local how = opts.google and o.google or o[api.api]
   assert(how, "no export for this API")
-  local run = workflow.open(opts, { slots = c.limiter, access = opts.access })
-  local pending = {}
-  local function add_job(list)
-    local ids, labels = {}, {}
-    for i, s in ipairs(list) do ids[i], labels[i] = s.id, s.name or s.label end
-    local key = #ids == 1 and not how.batch and (how.name .. ":" .. ids[1]) or M.batch_key(how.name, ids)
-    local label = #list == 1 and list[1].label or string.format("%d %s (%s ... %s)", #labels, o.what, labels[1],
-      labels[#labels])
-    run:add(M.item(api, key, how.name, how.params(ids), ids, label))
-  end
-  run:list(o.what, function()
-    o.list(api, function(id, label, name)
-      -- A subject listed twice (a listing that shifted while paged) goes in one job.
-      if run:repeat_of("subject:" .. id, label) then return end
-      if not how.batch then return add_job { { id = id, label = label } } end
-      pending[#pending + 1] = { id = id, label = label, name = name }
-      if #pending == how.batch then
-        add_job(pending)
-        pending = {}
-      end
-    end)
-    if #pending > 0 then add_job(pending) end
-  end)
-  return run:finish()
+  return workflow.exports(opts, api, c.limiter, { what = o.what, list = o.list, how = how })
 end
 
 --- activity_series(opts, o): an activity export workflow run with
@@ -406,22 +383,6 @@ function M.user_access(spec, ...)
       params = function(ids) return { email = ids[1], dataSources = sources, exportOptionType = option } end,
     },
   })
-end
-
---- item(client, key, name, params, subjects, label) -> a workflow item that
---- exports `name` once (remembered in the run state under key).
-function M.item(client, key, name, params, subjects, label)
-  return {
-    key = key, kind = name, api = client.api, subjects = subjects, label = label,
-    export = function(ctx)
-      return ctx.run:export(client, key, name, params, { deadline = ctx.deadline })
-    end,
-  }
-end
-
---- batch_key(prefix, ids) -> a state key for a job that covers many subjects.
-function M.batch_key(prefix, ids)
-  return prefix .. ":" .. auditrun.sha256(table.concat(ids, "\n")):sub(1, 24)
 end
 
 return M

@@ -55,12 +55,9 @@ describe("access table", function()
   local home, env
 
   setup(function()
-    home = util.tempdir()
-    env = sb:host_env(home)
+    home, env = sb:new_home()
   end)
-  teardown(function()
-    if home then os.execute("rm -rf " .. home) end
-  end)
+  teardown(function() util.remove(home) end)
   before_each(function()
     sb:control("POST", "/reset")
     sb:control("POST", "/config", { jobSeconds = 0.05, accessFormat = "xlsx" })
@@ -284,8 +281,7 @@ describe("access changes", function()
   local home, env, old, new
 
   setup(function()
-    home = util.tempdir()
-    env = sb:host_env(home)
+    home, env = sb:new_home()
     sb:control("POST", "/config", { jobSeconds = 0.05 })
     -- The earlier run reports on Teams and OneDrive, the later on Teams and SharePoint: accesses come and go.
     old, new = home .. "/old", home .. "/new"
@@ -293,9 +289,7 @@ describe("access changes", function()
       { env = env })
     assert.equal(0, code, err)
   end)
-  teardown(function()
-    if home then os.execute("rm -rf " .. home) end
-  end)
+  teardown(function() util.remove(home) end)
 
   -- What Python finds between two access.csv files: added and removed keys.
   local function expected(from, to)
@@ -382,8 +376,7 @@ describe("access table, changes and page with hostile names", function()
   local home, env, old, new, page
 
   setup(function()
-    home = util.tempdir()
-    env = sb:host_env(home)
+    home, env = sb:new_home()
     sb:control("POST", "/config", { jobSeconds = 0.05 })
     old, new = home .. "/old", home .. "/new"
     for _, run in ipairs { { "teams,onedrive", old }, { "teams,sharepoint", new, "--compare", old } } do
@@ -394,9 +387,7 @@ describe("access table, changes and page with hostile names", function()
     local json = util.sh("python3 tests/helper/page.py " .. q(new .. "/summary.html"))
     page = require("cjson").decode(json)
   end)
-  teardown(function()
-    if home then os.execute("rm -rf " .. home) end
-  end)
+  teardown(function() util.remove(home) end)
 
   it("the table keeps the names as the reports give them; the CSVs start no formula", function()
     assert_table_is_reports(new)

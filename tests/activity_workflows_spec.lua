@@ -15,14 +15,7 @@ local util = require "tests.helper.util"
 
 local DAY = 86400
 
-local function lines(path)
-  local out = {}
-  local f = io.open(path, "rb")
-  if not f then return out end
-  for l in f:lines() do out[#out + 1] = l end
-  f:close()
-  return out
-end
+local lines = util.file_lines
 
 -- Asserts that a JSON line's keys come in the given order (those it has;
 -- none of its text values holds a quoted key and a colon).
@@ -45,25 +38,15 @@ describe("activity workflows", function()
   local function requests(match) return control("GET", "/requests?match=" .. http.escape(match)) end
 
   -- The environment of a user with DealCloud and ExaVault set up (and no
-  -- config file); `without` leaves settings out.
-  local function env(without)
-    local e = {
-      HOME = "/nonexistent", AUDITRUN_CA_FILE = sb.ca_file,
-      AUDITRUN_DEALCLOUD_URL = sb.url .. "/dealcloud", AUDITRUN_DEALCLOUD_CLIENT_ID = t.dealcloud.client_id,
-      AUDITRUN_DEALCLOUD_CLIENT_SECRET = t.dealcloud.client_secret,
-      AUDITRUN_EXAVAULT_URL = sb.url .. "/exavault/api/v2", AUDITRUN_EXAVAULT_API_KEY = t.exavault.api_key,
-      AUDITRUN_EXAVAULT_ACCESS_TOKEN = t.exavault.access_token,
-    }
-    for _, k in ipairs(without or {}) do e[k] = "" end
-    return e
-  end
+  -- config file); further tables are set over it.
+  local function env(...) return sb:activity_env(t, ...) end
+  local NO_DEALCLOUD = { AUDITRUN_DEALCLOUD_URL = "", AUDITRUN_DEALCLOUD_CLIENT_ID = "", AUDITRUN_DEALCLOUD_CLIENT_SECRET = "" }
+  local NO_EXAVAULT = { AUDITRUN_EXAVAULT_URL = "", AUDITRUN_EXAVAULT_API_KEY = "", AUDITRUN_EXAVAULT_ACCESS_TOKEN = "" }
 
   before_each(function()
-    control("POST", "/reset")
-    t = control("GET", "/tenant")
-    dir = util.tempdir()
+    t, dir = sb:reset_activity(), util.tempdir()
   end)
-  after_each(function() os.execute("rm -rf " .. dir) end)
+  after_each(function() util.remove(dir) end)
 
   it("write a year of DealCloud activity as JSON Lines, and as CSV with a header", function()
     local from = time.parse(t.dealcloud.start)
@@ -359,9 +342,7 @@ describe("activity workflows", function()
     local f = assert(io.open(users, "w"))
     f:write(tenant.users[1].loginName, "\n", tenant.users[2].loginName, "\n")
     f:close()
-    local e = env { "AUDITRUN_EXAVAULT_URL", "AUDITRUN_EXAVAULT_API_KEY", "AUDITRUN_EXAVAULT_ACCESS_TOKEN" }
-    e.AUDITRUN_INSIGHTS_URL, e.AUDITRUN_IDENTITY_URL = sb.url .. "/insights", sb.issuer
-    e.AUDITRUN_CLIENT_ID, e.AUDITRUN_CLIENT_SECRET = sb.clients.secret, sb.clients.secret_value
+    local e = env(NO_EXAVAULT, sb:secret_client_env())
     local from = time.parse(t.dealcloud.last) - 60 * DAY
     local out = dir .. "/timeline.jsonl"
     local args = { "activity-timeline", "--from", time.iso(from):sub(1, 19), "--to", time.iso(from + 30 * DAY - 1):sub(1, 19),
@@ -418,10 +399,7 @@ describe("activity workflows", function()
     local f = assert(io.open(users, "w"))
     for i = 1, n do f:write(tenant.users[i].loginName, "\n") end
     f:close()
-    local e = env { "AUDITRUN_DEALCLOUD_URL", "AUDITRUN_DEALCLOUD_CLIENT_ID", "AUDITRUN_DEALCLOUD_CLIENT_SECRET",
-                    "AUDITRUN_EXAVAULT_URL", "AUDITRUN_EXAVAULT_API_KEY", "AUDITRUN_EXAVAULT_ACCESS_TOKEN" }
-    e.AUDITRUN_INSIGHTS_URL, e.AUDITRUN_IDENTITY_URL = sb.url .. "/insights", sb.issuer
-    e.AUDITRUN_CLIENT_ID, e.AUDITRUN_CLIENT_SECRET = sb.clients.secret, sb.clients.secret_value
+    local e = env(NO_DEALCLOUD, NO_EXAVAULT, sb:secret_client_env())
     local from = time.parse(t.dealcloud.last) - 60 * DAY
     local args = { "activity-timeline", "--from", time.iso(from):sub(1, 19), "--to",
                    time.iso(from + 30 * DAY - 1):sub(1, 19), "--insights-users", users, "--out", dir .. "/" .. name }

@@ -32,7 +32,7 @@ describe("malformed answers", function()
             AUDITRUN_CLIENT_ID = sb.clients.cert, AUDITRUN_CERT = FX .. "app.pfx",
             AUDITRUN_CERT_PASSWORD = "sandbox-pass", AUDITRUN_CA_FILE = sb.ca_file }
   end)
-  teardown(function() os.execute("rm -rf " .. home) end)
+  teardown(function() util.remove(home) end)
   before_each(function() control("POST", "/reset") end)
 
   local SUMMARY = "GET /insights/users/summary"
@@ -106,7 +106,7 @@ end)
 describe("bad local input", function()
   local dir
   before_each(function() dir = util.tempdir() end)
-  after_each(function() os.execute("rm -rf " .. dir) end)
+  after_each(function() util.remove(dir) end)
 
   local base = { AUDITRUN_INSIGHTS_URL = "https://127.0.0.1:9/insights", AUDITRUN_IDENTITY_URL = "https://127.0.0.1:9/id",
                  AUDITRUN_CLIENT_ID = "app" }

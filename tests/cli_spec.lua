@@ -115,7 +115,7 @@ describe("the command line", function()
   describe("completion", function()
     local dir
     before_each(function() dir = util.tempdir() end)
-    after_each(function() os.execute("rm -rf " .. dir) end)
+    after_each(function() util.remove(dir) end)
 
     it("for bash completes the workflows' names, their flags and the flags' values", function()
       local code, out, err = host.run { "completion", "bash" }

@@ -18,7 +18,7 @@ describe("config", function()
   before_each(function()
     dir = util.tempdir()
   end)
-  after_each(function() os.execute("rm -rf " .. dir) end)
+  after_each(function() util.remove(dir) end)
 
   local base = { AUDITRUN_CLIENT_ID = "app", AUDITRUN_CLIENT_SECRET = "s3cret", HOME = "/nonexistent" }
   local function with(extra)

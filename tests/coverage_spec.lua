@@ -17,14 +17,7 @@ local DAY = 86400
 -- A time as the report gives it.
 local function iso(t) return time.iso(t, 3) end
 
-local function lines(path)
-  local out = {}
-  local f = io.open(path, "rb")
-  if not f then return out end
-  for l in f:lines() do out[#out + 1] = l end
-  f:close()
-  return out
-end
+local lines = util.file_lines
 
 local function report_of(out)
   local text = util.read(out .. ".coverage.json")
@@ -45,28 +38,14 @@ describe("the coverage report", function()
 
   local function control(method, path, body) return sb:activity_control(method, path, body) end
 
-  local function env(insights)
-    local e = {
-      HOME = "/nonexistent", AUDITRUN_CA_FILE = sb.ca_file,
-      AUDITRUN_DEALCLOUD_URL = sb.url .. "/dealcloud", AUDITRUN_DEALCLOUD_CLIENT_ID = t.dealcloud.client_id,
-      AUDITRUN_DEALCLOUD_CLIENT_SECRET = t.dealcloud.client_secret,
-      AUDITRUN_EXAVAULT_URL = sb.url .. "/exavault/api/v2", AUDITRUN_EXAVAULT_API_KEY = t.exavault.api_key,
-      AUDITRUN_EXAVAULT_ACCESS_TOKEN = t.exavault.access_token,
-    }
-    if insights then
-      e.AUDITRUN_INSIGHTS_URL, e.AUDITRUN_IDENTITY_URL = sb.url .. "/insights", sb.issuer
-      e.AUDITRUN_CLIENT_ID, e.AUDITRUN_CLIENT_SECRET = sb.clients.secret, sb.clients.secret_value
-    end
-    return e
-  end
+  local function env(insights) return sb:activity_env(t, insights and sb:secret_client_env()) end
 
   before_each(function()
-    control("POST", "/reset")
+    t = sb:reset_activity()
     control("DELETE", "/faults")
-    t = control("GET", "/tenant")
     dir = util.tempdir()
   end)
-  after_each(function() os.execute("rm -rf " .. dir) end)
+  after_each(function() util.remove(dir) end)
 
   it("say a DealCloud range was walked end to end, window by window, with the file's SHA-256", function()
     local from = time.parse(t.dealcloud.start)

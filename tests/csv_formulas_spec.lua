@@ -77,9 +77,7 @@ describe("formula-like vendor values", function()
     util.write(home .. "/sites.txt", tenant.sites[1].url .. "\n" .. tenant.sites[2].url .. "\n")
     util.write(home .. "/users.txt", tenant.users[1].loginName .. "\n")
   end)
-  teardown(function()
-    if home then os.execute("rm -rf " .. home) end
-  end)
+  teardown(function() util.remove(home) end)
 
   -- Runs a workflow to NAME.csv and NAME.jsonl (and NAME.raw.csv with
   -- --csv-raw); returns their paths and the CSV run's summary.

@@ -12,11 +12,7 @@ local util = require "tests.helper.util"
 local auditrun = require "auditrun"
 local cjson = require "cjson"
 
-local function jsonl(path)
-  local rows = {}
-  for _, l in ipairs(util.lines(util.read(path) or "")) do rows[#rows + 1] = cjson.decode(l) end
-  return rows
-end
+local jsonl = require("tests.helper.reports").jsonl
 
 local function size_of(path)
   return tonumber(util.sh("stat -c %s " .. host.quote(path) .. " 2>/dev/null")) or 0
@@ -79,13 +75,10 @@ describe("out of room", function()
   local home, env, tenant
 
   setup(function()
-    home = util.tempdir()
-    env = sb:host_env(home)
+    home, env = sb:new_home()
     tenant = sb:control("GET", "/tenant")
   end)
-  teardown(function()
-    if home then os.execute("rm -rf " .. home) end
-  end)
+  teardown(function() util.remove(home) end)
 
   it("a records file that reaches the file size limit fails in one line; a rerun with room finishes it", function()
     local path = home .. "/limited.jsonl"

@@ -8,20 +8,11 @@ local sandbox = require "tests.helper.sandbox"
 local host = require "tests.helper.host"
 local util = require "tests.helper.util"
 
-local function count_lines(path)
-  local n = 0
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  for _ in f:lines() do n = n + 1 end
-  f:close()
-  return n
-end
+local count_lines = util.count_lines
 
 describe("--each-profile", function()
   local sb = sandbox.for_describe()
   local t, dir
-
-  local function control(method, path, body) return sb:activity_control(method, path, body) end
 
   -- A config file of `n` ExaVault tenants t01 ... tNN; those in `bad` have a wrong token.
   local function exavault_config(n, bad)
@@ -43,11 +34,9 @@ describe("--each-profile", function()
   end
 
   before_each(function()
-    control("POST", "/reset")
-    t = control("GET", "/tenant")
-    dir = util.tempdir()
+    t, dir = sb:reset_activity(), util.tempdir()
   end)
-  after_each(function() os.execute("rm -rf " .. dir) end)
+  after_each(function() util.remove(dir) end)
 
   it("runs a workflow for 20 tenants in one process: a folder each, a line each, exit 3 when one failed", function()
     local config = exavault_config(20, { t07 = true })

@@ -21,16 +21,13 @@ describe("export workflows", function()
 
   setup(function()
     tenant = sb:control("GET", "/tenant")
-    home = util.tempdir()
-    env = sb:host_env(home)
+    home, env = sb:new_home()
     util.write(home .. "/sites.txt", tenant.sites[1].url .. "\n# a comment\n\n" .. tenant.sites[2].url .. "\n")
     util.write(home .. "/users.txt", tenant.users[1].loginName .. "\n" .. tenant.guests[2].loginName .. "\n")
     util.write(home .. "/google-users.txt", tenant.google.users[1] .. "\n")
     util.write(home .. "/drives.txt", tenant.google.sharedDrives[1] .. "\n" .. tenant.google.sharedDrives[2] .. "\n")
   end)
-  teardown(function()
-    if home then os.execute("rm -rf " .. home) end
-  end)
+  teardown(function() util.remove(home) end)
   before_each(function()
     sb:control("POST", "/reset")
     sb:control("POST", "/config", { jobSeconds = 0.05 })
@@ -174,9 +171,7 @@ describe("an export workflow through faults", function()
   local home
 
   setup(function() home = util.tempdir() end)
-  teardown(function()
-    if home then os.execute("rm -rf " .. home) end
-  end)
+  teardown(function() util.remove(home) end)
 
   it("finishes every report through 429s, 503s, dropped downloads and token renewals", function()
     local tenant = sb:control("GET", "/tenant")
@@ -209,14 +204,11 @@ describe("a job-status answer with a huge Retry-After", function()
   local home, env
 
   setup(function()
-    home = util.tempdir()
-    env = sb:host_env(home)
+    home, env = sb:new_home()
     local tenant = sb:control("GET", "/tenant")
     util.write(home .. "/users.txt", tenant.users[1].loginName .. "\n" .. tenant.guests[2].loginName .. "\n")
   end)
-  teardown(function()
-    if home then os.execute("rm -rf " .. home) end
-  end)
+  teardown(function() util.remove(home) end)
 
   -- Runs user-access for the two users into dir, bounded so that a run that
   -- hangs fails the spec. The exit code, stderr and seconds taken.

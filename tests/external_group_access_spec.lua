@@ -29,15 +29,12 @@ describe("external-group-access", function()
 
   setup(function()
     tenant = sb:control("GET", "/tenant")
-    home = util.tempdir()
-    env = sb:host_env(home)
+    home, env = sb:new_home()
     -- Every group the summaries list (what the workflow must cover).
     group_ids = {}
     for g in connect():groups() do group_ids[#group_ids + 1] = g.groupId end
   end)
-  teardown(function()
-    if home then os.execute("rm -rf " .. home) end
-  end)
+  teardown(function() util.remove(home) end)
   before_each(function() sb:control("POST", "/reset") end)
 
   -- Export requests sent (both match strings name only a submit path).

@@ -11,7 +11,7 @@ local function listing(dir) return table.concat(util.listing(dir), " ") end
 describe("files", function()
   local dir
   before_each(function() dir = tempdir() end)
-  after_each(function() os.execute("rm -rf " .. dir) end)
+  after_each(function() util.remove(dir) end)
 
   it("write atomically, replacing the old content and leaving no temporary file", function()
     assert.is_true(files.write_atomic(dir .. "/state.json", "one"))

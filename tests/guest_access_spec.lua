@@ -21,12 +21,9 @@ describe("guest-access", function()
 
   setup(function()
     tenant = control("GET", "/tenant")
-    home = util.tempdir()
-    env = sb:host_env(home)
+    home, env = sb:new_home()
   end)
-  teardown(function()
-    if home then os.execute("rm -rf " .. home) end
-  end)
+  teardown(function() util.remove(home) end)
   before_each(function() control("POST", "/reset") end)
 
   it("exports every guest's report once, and a rerun fetches nothing again", function()

@@ -65,7 +65,7 @@ describe("auditrun config", function()
     file = dir .. "/config.lua"
     base = { HOME = dir, AUDITRUN_CONFIG = file }
   end)
-  after_each(function() os.execute("rm -rf " .. dir) end)
+  after_each(function() util.remove(dir) end)
 
   local function run(args, env)
     local e = {}

@@ -16,7 +16,7 @@ describe("hostile file names", function()
     root = util.tempdir()
     dir = root .. "/reports"
   end)
-  after_each(function() os.execute("rm -rf " .. root) end)
+  after_each(function() util.remove(root) end)
 
   -- The TC2231 Content-Disposition cases (greenbytes.de/tech/tc2231),
   -- traversal, NUL and control characters, dot-only names, device names,

@@ -13,23 +13,9 @@ local util = require "tests.helper.util"
 
 local DAY = 86400
 
-local function lines(path)
-  local out = {}
-  local f = io.open(path, "rb")
-  if not f then return out end
-  for l in f:lines() do out[#out + 1] = l end
-  f:close()
-  return out
-end
+local lines = util.file_lines
 
-local function ls(dir, pattern)
-  local out = {}
-  for name in util.sh("ls -A " .. dir .. " 2>/dev/null"):gmatch("[^\n]+") do
-    if name:match(pattern) then out[#out + 1] = name end
-  end
-  table.sort(out)
-  return out
-end
+local ls = util.listing
 
 local function iso(t) return time.iso(t):sub(1, 19) end
 
@@ -39,22 +25,12 @@ describe("--incremental", function()
 
   local function control(method, path, body) return sb:activity_control(method, path, body) end
 
-  local function env()
-    return {
-      HOME = "/nonexistent", AUDITRUN_CA_FILE = sb.ca_file,
-      AUDITRUN_DEALCLOUD_URL = sb.url .. "/dealcloud", AUDITRUN_DEALCLOUD_CLIENT_ID = t.dealcloud.client_id,
-      AUDITRUN_DEALCLOUD_CLIENT_SECRET = t.dealcloud.client_secret,
-      AUDITRUN_EXAVAULT_URL = sb.url .. "/exavault/api/v2", AUDITRUN_EXAVAULT_API_KEY = t.exavault.api_key,
-      AUDITRUN_EXAVAULT_ACCESS_TOKEN = t.exavault.access_token,
-    }
-  end
+  local function env() return sb:activity_env(t) end
 
   before_each(function()
-    control("POST", "/reset")
-    t = control("GET", "/tenant")
-    dir = util.tempdir()
+    t, dir = sb:reset_activity(), util.tempdir()
   end)
-  after_each(function() os.execute("rm -rf " .. dir) end)
+  after_each(function() util.remove(dir) end)
 
   local today = os.time() // DAY * DAY
   local B = today - DAY + 43200  -- a boundary second, yesterday noon

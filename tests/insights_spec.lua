@@ -110,7 +110,7 @@ describe("insights client", function()
     control("POST", "/config", { jobSeconds = 0.05, maxJobs = 5 })
     dir = util.tempdir()
   end)
-  after_each(function() os.execute("rm -rf " .. dir) end)
+  after_each(function() util.remove(dir) end)
 
   describe("sends every endpoint as built", function()
     for _, api in ipairs { "graph", "legacy" } do

@@ -54,7 +54,7 @@ describe("the schedule recipes of docs/unattended.md", function()
     t = control("GET", "/tenant")
     dir = util.tempdir()
   end)
-  after_each(function() os.execute("rm -rf " .. dir) end)
+  after_each(function() util.remove(dir) end)
 
   -- A path of the recipe, moved under dir (the binary: the one under test).
   local function moved(word)

@@ -17,7 +17,7 @@ local python_csv, jsonl = reports.csv, reports.jsonl
 describe("records writer", function()
   local dir
   before_each(function() dir = util.tempdir() end)
-  after_each(function() os.execute("rm -rf " .. dir) end)
+  after_each(function() util.remove(dir) end)
 
   it("writes RFC 4180 CSV: header row, CRLF, quoting that round-trips", function()
     local path = dir .. "/out.csv"
@@ -219,13 +219,10 @@ describe("records workflows", function()
   local home, env, tenant
 
   setup(function()
-    home = util.tempdir()
-    env = sb:host_env(home)
+    home, env = sb:new_home()
     tenant = sb:control("GET", "/tenant")
   end)
-  teardown(function()
-    if home then os.execute("rm -rf " .. home) end
-  end)
+  teardown(function() util.remove(home) end)
 
   it("site-overview writes every site's row as CSV with the documented columns", function()
     local path = home .. "/sites.csv"

@@ -20,11 +20,7 @@ local function table_rows(db)
   return cjson.decode(text)
 end
 
-local function jsonl(path)
-  local out = {}
-  for l in (util.read(path) or ""):gmatch("[^\n]+") do out[#out + 1] = cjson.decode(l) end
-  return out
-end
+local jsonl = require("tests.helper.reports").jsonl
 
 -- A JSON Lines row as the table holds it: nested values as their JSON text
 -- (compared decoded), booleans as 1 and 0, JSON null as NULL.
@@ -49,23 +45,13 @@ describe("records in SQLite", function()
 
   local function control(method, path, body) return sb:activity_control(method, path, body) end
 
-  local function env()
-    return {
-      HOME = "/nonexistent", AUDITRUN_CA_FILE = sb.ca_file,
-      AUDITRUN_DEALCLOUD_URL = sb.url .. "/dealcloud", AUDITRUN_DEALCLOUD_CLIENT_ID = t.dealcloud.client_id,
-      AUDITRUN_DEALCLOUD_CLIENT_SECRET = t.dealcloud.client_secret,
-      AUDITRUN_EXAVAULT_URL = sb.url .. "/exavault/api/v2", AUDITRUN_EXAVAULT_API_KEY = t.exavault.api_key,
-      AUDITRUN_EXAVAULT_ACCESS_TOKEN = t.exavault.access_token,
-    }
-  end
+  local function env() return sb:activity_env(t) end
 
   setup(function()
     t = control("GET", "/tenant")
     dir = util.tempdir()
   end)
-  teardown(function()
-    if dir then os.execute("rm -rf " .. dir) end
-  end)
+  teardown(function() util.remove(dir) end)
   before_each(function()
     control("DELETE", "/faults")
   end)
@@ -129,7 +115,7 @@ end)
 describe("records.open in SQLite", function()
   local dir
   before_each(function() dir = util.tempdir() end)
-  after_each(function() os.execute("rm -rf " .. dir) end)
+  after_each(function() util.remove(dir) end)
 
   local function rows(n)
     local i = 0

@@ -39,7 +39,7 @@ describe("a rerun with other options", function()
     env.AUDITRUN_DEALCLOUD_CLIENT_ID = t.dealcloud.client_id
     env.AUDITRUN_DEALCLOUD_CLIENT_SECRET = t.dealcloud.client_secret
   end)
-  after_each(function() os.execute("rm -rf " .. dir) end)
+  after_each(function() util.remove(dir) end)
 
   local function dealcloud(args)
     local from = time.parse(t.dealcloud.start)

@@ -14,14 +14,7 @@ local util = require "tests.helper.util"
 
 local DAY = 86400
 
-local function lines(path)
-  local out = {}
-  local f = io.open(path, "rb")
-  if not f then return out end
-  for l in f:lines() do out[#out + 1] = l end
-  f:close()
-  return out
-end
+local lines = util.file_lines
 
 local function events(path)
   local out = {}
@@ -178,18 +171,7 @@ describe("the timeline in OCSF and ECS", function()
   local function control(method, path, body) return sb:activity_control(method, path, body) end
 
   -- Every vendor set up: DealCloud, ExaVault and the first Insights user.
-  local function env()
-    local e = {
-      HOME = "/nonexistent", AUDITRUN_CA_FILE = sb.ca_file, AUDITRUN_TENANT = "acme-audit",
-      AUDITRUN_DEALCLOUD_URL = sb.url .. "/dealcloud", AUDITRUN_DEALCLOUD_CLIENT_ID = t.dealcloud.client_id,
-      AUDITRUN_DEALCLOUD_CLIENT_SECRET = t.dealcloud.client_secret,
-      AUDITRUN_EXAVAULT_URL = sb.url .. "/exavault/api/v2", AUDITRUN_EXAVAULT_API_KEY = t.exavault.api_key,
-      AUDITRUN_EXAVAULT_ACCESS_TOKEN = t.exavault.access_token,
-      AUDITRUN_INSIGHTS_URL = sb.url .. "/insights", AUDITRUN_IDENTITY_URL = sb.issuer,
-      AUDITRUN_CLIENT_ID = sb.clients.secret, AUDITRUN_CLIENT_SECRET = sb.clients.secret_value,
-    }
-    return e
-  end
+  local function env() return sb:activity_env(t, sb:secret_client_env(), { AUDITRUN_TENANT = "acme-audit" }) end
 
   local function timeline(name, extra)
     local args = { "activity-timeline", "--from", time.iso(from):sub(1, 19), "--to",
@@ -208,7 +190,7 @@ describe("the timeline in OCSF and ECS", function()
     util.write(dir .. "/users.txt", tenant.users[1].loginName .. "\n")
     from = time.parse(t.dealcloud.last) - 60 * DAY
   end)
-  teardown(function() os.execute("rm -rf " .. dir) end)
+  teardown(function() util.remove(dir) end)
 
   it("write each vendor's events in their OCSF class with every required field, and ECS alike", function()
     local code, _, err = timeline("ocsf.jsonl", { "--schema", "ocsf" })

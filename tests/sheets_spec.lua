@@ -151,7 +151,7 @@ end)
 describe("report sheets", function()
   local dir
   before_each(function() dir = util.tempdir() end)
-  after_each(function() os.execute("rm -rf " .. dir) end)
+  after_each(function() util.remove(dir) end)
 
   it("stream every sheet's rows of a workbook inside a zip", function()
     local zip = make_report(dir, {

@@ -13,7 +13,7 @@ describe("state", function()
     dir = util.tempdir()
     path = dir .. "/.auditrun/state.jsonl"
   end)
-  after_each(function() os.execute("rm -rf " .. dir) end)
+  after_each(function() util.remove(dir) end)
 
   it("appends one line per change and reads every change back after a reopen", function()
     local st = assert(state.open(path))

@@ -14,7 +14,7 @@ describe("token-check with opaque access tokens", function()
             AUDITRUN_CERT = os.getenv("PWD") .. "/tests/fixtures/app.pfx", AUDITRUN_CERT_PASSWORD = "sandbox-pass",
             AUDITRUN_CA_FILE = sb.ca_file, AUDITRUN_INSIGHTS_URL = sb.url .. "/insights" }
   end)
-  teardown(function() os.execute("rm -rf " .. home) end)
+  teardown(function() util.remove(home) end)
 
   it("signs in, says how long the token lasts, and calls the URL with it", function()
     local url = sb.url .. "/test/protected"

@@ -47,24 +47,12 @@ describe("unattended runs", function()
 
   local function control(method, path, body) return sb:activity_control(method, path, body) end
 
-  local function env(extra)
-    local e = {
-      HOME = "/nonexistent", AUDITRUN_CA_FILE = sb.ca_file,
-      AUDITRUN_DEALCLOUD_URL = sb.url .. "/dealcloud", AUDITRUN_DEALCLOUD_CLIENT_ID = t.dealcloud.client_id,
-      AUDITRUN_DEALCLOUD_CLIENT_SECRET = t.dealcloud.client_secret,
-      AUDITRUN_EXAVAULT_URL = sb.url .. "/exavault/api/v2", AUDITRUN_EXAVAULT_API_KEY = t.exavault.api_key,
-      AUDITRUN_EXAVAULT_ACCESS_TOKEN = t.exavault.access_token,
-    }
-    for k, v in pairs(extra or {}) do e[k] = v end
-    return e
-  end
+  local function env(extra) return sb:activity_env(t, extra) end
 
   before_each(function()
-    control("POST", "/reset")
-    t = control("GET", "/tenant")
-    dir = util.tempdir()
+    t, dir = sb:reset_activity(), util.tempdir()
   end)
-  after_each(function() os.execute("rm -rf " .. dir) end)
+  after_each(function() util.remove(dir) end)
 
   describe("--metrics", function()
     it("writes each run's series, keeps every workflow's, and keeps the last success when a run fails", function()

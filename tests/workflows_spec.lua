@@ -25,12 +25,9 @@ describe("bundled workflows", function()
   local home, env
 
   setup(function()
-    home = util.tempdir()
-    env = sb:host_env(home)
+    home, env = sb:new_home()
   end)
-  teardown(function()
-    if home then os.execute("rm -rf " .. home) end
-  end)
+  teardown(function() util.remove(home) end)
   before_each(function() sb:control("POST", "/reset") end)
 
   it("are listed, each with its one-line description", function()

@@ -150,6 +150,46 @@ function Sandbox:host_env(home)
            AUDITRUN_CERT_PASSWORD = APP_CERT_PASSWORD, AUDITRUN_CA_FILE = self.ca_file }
 end
 
+--- activity_env(t, ...) -> the environment of a user with this tenant's
+--- DealCloud site and ExaVault account set up (t: the answer of
+--- activity_control GET /tenant) and no config file (HOME=/nonexistent).
+--- Each further table's keys are set over it in turn ("" unsets one; nil
+--- or false is no table).
+function Sandbox:activity_env(t, ...)
+  local e = {
+    HOME = "/nonexistent", AUDITRUN_CA_FILE = self.ca_file,
+    AUDITRUN_DEALCLOUD_URL = self.url .. "/dealcloud", AUDITRUN_DEALCLOUD_CLIENT_ID = t.dealcloud.client_id,
+    AUDITRUN_DEALCLOUD_CLIENT_SECRET = t.dealcloud.client_secret,
+    AUDITRUN_EXAVAULT_URL = self.url .. "/exavault/api/v2", AUDITRUN_EXAVAULT_API_KEY = t.exavault.api_key,
+    AUDITRUN_EXAVAULT_ACCESS_TOKEN = t.exavault.access_token,
+  }
+  for i = 1, select("#", ...) do
+    for k, v in pairs(select(i, ...) or {}) do e[k] = v end
+  end
+  return e
+end
+
+--- secret_client_env() -> the environment keys that add this tenant's
+--- Insights with the client that signs in with a secret (for activity_env).
+function Sandbox:secret_client_env()
+  return { AUDITRUN_INSIGHTS_URL = self.url .. "/insights", AUDITRUN_IDENTITY_URL = self.issuer,
+           AUDITRUN_CLIENT_ID = self.clients.secret, AUDITRUN_CLIENT_SECRET = self.clients.secret_value }
+end
+
+--- new_home() -> a new empty folder for a user's home, and host_env of it;
+--- the caller removes the folder (util.remove).
+function Sandbox:new_home()
+  local home = util.tempdir()
+  return home, self:host_env(home)
+end
+
+--- reset_activity() -> the DealCloud site and ExaVault account reset to
+--- their first state: the tenant (activity_control GET /tenant).
+function Sandbox:reset_activity()
+  self:activity_control("POST", "/reset")
+  return self:activity_control("GET", "/tenant")
+end
+
 --- settings() -> the config keys that reach every vendor of this tenant,
 --- secrets as values: Insights with the app certificate, the DealCloud
 --- site, the ExaVault account and the CA. Needs the core.

@@ -38,10 +38,19 @@ function M.tempdir()
   return dir
 end
 
---- listing(dir) -> the names in dir, hidden ones included, sorted.
-function M.listing(dir)
+--- remove(path): removes a file or folder and all below it (rm -rf); nil
+--- is let go, for a teardown whose setup did not get that far.
+function M.remove(path)
+  if path then os.execute("rm -rf " .. path) end
+end
+
+--- listing(dir, pattern) -> the names in dir, hidden ones included, sorted;
+--- with a Lua pattern, only the names it matches. No dir: an empty list.
+function M.listing(dir, pattern)
   local names = {}
-  for l in M.sh("ls -A " .. dir):gmatch("[^\n]+") do names[#names + 1] = l end
+  for l in M.sh("ls -A " .. dir .. " 2>/dev/null"):gmatch("[^\n]+") do
+    if not pattern or l:match(pattern) then names[#names + 1] = l end
+  end
   table.sort(names)
   return names
 end
@@ -60,6 +69,25 @@ function M.lines(s)
   local out = {}
   for l in s:gmatch("[^\n]+") do out[#out + 1] = l end
   return out
+end
+
+--- file_lines(path) -> every line of a file, empty ones too; an empty list
+--- when it cannot be read.
+function M.file_lines(path)
+  local out = {}
+  local f = io.open(path, "rb")
+  if not f then return out end
+  for l in f:lines() do out[#out + 1] = l end
+  f:close()
+  return out
+end
+
+--- count_lines(path) -> how many lines a file has, or nil when it cannot be read.
+function M.count_lines(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  f:close()
+  return #M.file_lines(path)
 end
 
 return M

@@ -54,9 +54,7 @@ describe("access table", function()
   local sb = sandbox.for_describe {}
   local home, env
 
-  setup(function()
-    home, env = sb:new_home()
-  end)
+  setup(function() home, env = sb:new_home() end)
   teardown(function() util.remove(home) end)
   before_each(function()
     sb:control("POST", "/reset")

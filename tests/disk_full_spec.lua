@@ -12,7 +12,6 @@ local util = require "tests.helper.util"
 local auditrun = require "auditrun"
 local cjson = require "cjson"
 
-local jsonl = require("tests.helper.reports").jsonl
 
 local function size_of(path)
   return tonumber(util.sh("stat -c %s " .. host.quote(path) .. " 2>/dev/null")) or 0
@@ -35,14 +34,7 @@ local function assert_one_line_naming(err, name, why)
   assert.matches(why, last)
 end
 
-local function assert_each_object_once(path, count)
-  local seen, rows = {}, jsonl(path)
-  for _, r in ipairs(rows) do
-    assert.is_nil(seen[r.id], "twice: " .. tostring(r.id))
-    seen[r.id] = true
-  end
-  assert.equal(count, #rows)
-end
+local assert_each_object_once = require("tests.helper.reports").assert_each_once
 
 -- kill -9 once the file has `bytes` bytes; returns what is on disk then.
 local function kill_at(args, env, path, bytes)

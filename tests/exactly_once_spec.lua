@@ -119,6 +119,15 @@ describe("exactly once", function()
     return out, err
   end
 
+  -- Reruns the workflow into dir (rerun) to its end: one report per subject, each
+  -- submitted once (see assert_each_submitted_once for `kills`).
+  local function rerun_finishes(wf, dir, kills)
+    local out, err = rerun(wf, dir)
+    assert_one_report_each(wf, dir)
+    assert_each_submitted_once(wf, dir, kills)
+    return out, err
+  end
+
   setup(function()
     tenant = control("GET", "/tenant")
     home, env = sb:new_home()
@@ -137,26 +146,20 @@ describe("exactly once", function()
           local code = run_until(wf, dir, "placed", "KILL")
           assert.equal(137, code)
         end
-        rerun(wf, dir)
-        assert_one_report_each(wf, dir)
-        assert_each_submitted_once(wf, dir, 3)
+        rerun_finishes(wf, dir, 3)
       end)
 
       it("kill -9 between recording a report's name and the rename: the rerun names it once", function()
         local dir = home .. "/" .. wf.name .. "-placing"
         assert.equal(137, (run_until(wf, dir, "placing", "KILL")))
-        rerun(wf, dir)
-        assert_one_report_each(wf, dir)
-        assert_each_submitted_once(wf, dir, 1)
+        rerun_finishes(wf, dir, 1)
       end)
 
       it("kill -9 right after a submit's job id is recorded: the rerun waits for that job", function()
         local dir = home .. "/" .. wf.name .. "-submitted"
         assert.equal(137, (run_until(wf, dir, "submitted", "KILL")))
         local at_kill = read_state(dir)
-        rerun(wf, dir)
-        assert_one_report_each(wf, dir)
-        assert_each_submitted_once(wf, dir, 1)
+        rerun_finishes(wf, dir, 1)
         local after = read_state(dir)
         for k, v in pairs(at_kill) do
           if type(v) == "table" and v.job then assert.equal(v.job, after[k].job, k) end
@@ -219,9 +222,7 @@ describe("exactly once", function()
           h:signal("INT")
           assert.equal(130, (h:wait(60)))
         end
-        rerun(wf, dir)
-        assert_one_report_each(wf, dir)
-        assert_each_submitted_once(wf, dir)
+        rerun_finishes(wf, dir)
       end)
 
       it("finish every report once through 429s with Retry-After, 503s, cut downloads and a revoked token", function()
@@ -233,9 +234,7 @@ describe("exactly once", function()
           { match = "/exportstatus", token_revoked = true, times = 1 },
           { match = "/access/export", token_revoked = true, times = 1 },
         })
-        rerun(wf, dir)
-        assert_one_report_each(wf, dir)
-        assert_each_submitted_once(wf, dir)
+        rerun_finishes(wf, dir)
         assert.same({}, control("GET", "/faults"))
       end)
     end)
@@ -304,9 +303,7 @@ describe("exactly once", function()
     -- its own while theirs still run.
     -- (The rerun's own jobs are short: the first five keep their 4 s.)
     control("POST", "/config", { listingReverse = true, jobSeconds = 0.05 })
-    local _, err = rerun(wf, dir)
-    assert_one_report_each(wf, dir)
-    assert_each_submitted_once(wf, dir)
+    local _, err = rerun_finishes(wf, dir)
     local stats = control("GET", "/stats")
     assert.equal(0, stats.jobs_refused, err)
     assert.is_true(stats.max_jobs_in_flight <= 5)

@@ -343,13 +343,7 @@ describe("records workflows", function()
     sb:control("DELETE", "/requests")
     local code, _, err = host.run({ "link-summaries", "--out", path }, { env = env })
     assert.equal(0, code, err)
-    local rows = jsonl(path)
-    local seen = {}
-    for _, r in ipairs(rows) do
-      assert.is_nil(seen[r.id], "twice: " .. tostring(r.id))
-      seen[r.id] = true
-    end
-    assert.equal(tenant.counts.sharingLinks, #rows)
+    reports.assert_each_once(path, tenant.counts.sharingLinks)
     local after = #sb:control("GET", "/requests?match=/sharingLinks/summary")
     sb:control("DELETE", "/requests")
     code = host.run({ "link-summaries", "--out", home .. "/links-whole.jsonl" }, { env = env })
@@ -375,13 +369,7 @@ describe("records workflows", function()
     local code, _, err = host.run({ "detail-records", "--out", path }, { env = env })
     assert.equal(0, code, err)
     assert.matches("[1-9]%d* from an earlier run", err)
-    local rows = jsonl(path)
-    local seen = {}
-    for _, r in ipairs(rows) do
-      assert.is_nil(seen[r.id], "twice: " .. tostring(r.id))
-      seen[r.id] = true
-    end
-    assert.equal(tenant.counts.objects, #rows)
+    reports.assert_each_once(path, tenant.counts.objects)
     -- Each site's pages were read once across the two runs, give or take
     -- the site the kill interrupted (read again from its first page).
     local after = #sb:control("GET", "/requests?match=/sites/detailrecords")

@@ -132,13 +132,32 @@ describe("unattended runs", function()
     end)
   end)
 
+  -- A new home with its own state folder and the host environment for it,
+  -- the Insights tenant reset with export jobs of `job_seconds`.
+  local function insights_home(job_seconds)
+    local home, ienv = sb:new_home()
+    ienv.XDG_STATE_HOME = home .. "/state"
+    sb:control("POST", "/reset")
+    sb:control("POST", "/config", { jobSeconds = job_seconds })
+    return home, ienv
+  end
+
+  -- Waits (up to 20 s) until the tenant runs five jobs at once.
+  local function until_five_jobs()
+    for _ = 1, 400 do
+      if sb:control("GET", "/stats").jobs_in_flight >= 5 then return end
+      os.execute("sleep 0.05")
+    end
+  end
+
+  -- The folder of the tenant's slot files under a home's state folder ("" while there is none).
+  local function slots_dir(home)
+    return (util.sh("ls -d " .. home .. "/state/auditrun/slots/*/ 2>/dev/null"):match("^%s*(.-)%s*$"))
+  end
+
   describe("one tenant's five slots", function()
     it("are shared by two processes at once: never more than five jobs, none refused, both complete", function()
-      local home = util.tempdir()
-      local ienv = sb:host_env(home)
-      ienv.XDG_STATE_HOME = home .. "/state"
-      sb:control("POST", "/reset")
-      sb:control("POST", "/config", { jobSeconds = 0.6 })
+      local home, ienv = insights_home(0.6)
       local a = host.start({ "external-group-access", "--out", home .. "/a", "-q" }, { env = ienv })
       local b = host.start({ "external-group-access", "--out", home .. "/b", "-q" }, { env = ienv })
       local code_a, _, err_a = a:wait(180)
@@ -157,23 +176,16 @@ describe("unattended runs", function()
       local slots = util.sh("ls " .. home .. "/state/auditrun/slots/*/")
       assert.matches("slot%-1", slots)
       assert.matches("tenant", slots)
-      os.execute("rm -rf " .. home)
+      util.remove(home)
     end)
 
     it("a run waiting for another process's slots says so, and counts its jobs queued, not running", function()
-      local home = util.tempdir()
-      local ienv = sb:host_env(home)
-      ienv.XDG_STATE_HOME = home .. "/state"
-      sb:control("POST", "/reset")
-      sb:control("POST", "/config", { jobSeconds = 4 })
+      local home, ienv = insights_home(4)
       -- The first run holds all five slots with legacy batches of 10 groups
       -- (some twenty jobs of 4 s), so the second waits, but not for long.
       local a = host.start({ "external-group-access", "--api", "legacy", "--batch-size", "10", "--out", home .. "/a",
         "-q" }, { env = ienv })
-      for _ = 1, 400 do
-        if sb:control("GET", "/stats").jobs_in_flight >= 5 then break end
-        os.execute("sleep 0.05")
-      end
+      until_five_jobs()
       -- The second run asks for few jobs (legacy batches of 100 groups), so
       -- it ends soon after it gets slots; the first is stopped then (or has
       -- just finished).
@@ -186,15 +198,11 @@ describe("unattended runs", function()
       assert.matches("all 5 job slots of the tenant are held by other auditrun processes", err)
       assert.matches("progress [^\n]*queued [1-9]%d*  running 0  done 0", err)
       assert.equal(0, sb:control("GET", "/stats").jobs_refused)
-      os.execute("rm -rf " .. home)
+      util.remove(home)
     end)
 
     it("hold a slot of the tenant's five for each submit a killed run left without an answer", function()
-      local home = util.tempdir()
-      local ienv = sb:host_env(home)
-      ienv.XDG_STATE_HOME = home .. "/state"
-      sb:control("POST", "/reset")
-      sb:control("POST", "/config", { jobSeconds = 1 })
+      local home, ienv = insights_home(1)
       -- Killed with five submits recorded as about to be sent: their outcome is unknown.
       local paused = {}
       for k, v in pairs(ienv) do paused[k] = v end
@@ -217,7 +225,7 @@ describe("unattended runs", function()
       local locked
       for _ = 1, 100 do
         os.execute("sleep 0.1")
-        local dirs = util.sh("ls -d " .. home .. "/state/auditrun/slots/*/ 2>/dev/null"):match("^%s*(.-)%s*$")
+        local dirs = slots_dir(home)
         locked = 0
         for i = 1, 5 do
           local lock = dirs ~= "" and files.lock(dirs .. "slot-" .. i)
@@ -229,23 +237,16 @@ describe("unattended runs", function()
       assert.equal(0, sb:control("GET", "/stats").jobs_in_flight)
       b:signal("KILL")
       b:wait(20)
-      os.execute("rm -rf " .. home)
+      util.remove(home)
     end)
 
     it("are freed when a process holding them is killed with kill -9", function()
-      local home = util.tempdir()
-      local ienv = sb:host_env(home)
-      ienv.XDG_STATE_HOME = home .. "/state"
-      sb:control("POST", "/reset")
-      sb:control("POST", "/config", { jobSeconds = 30 })
+      local home, ienv = insights_home(30)
       local a = host.start({ "external-group-access", "--out", home .. "/a", "-q" }, { env = ienv })
-      for _ = 1, 400 do
-        if sb:control("GET", "/stats").jobs_in_flight >= 5 then break end
-        os.execute("sleep 0.05")
-      end
+      until_five_jobs()
       assert.equal(5, sb:control("GET", "/stats").jobs_in_flight)
       local files = require "auditrun.files"
-      local dirs = util.sh("ls -d " .. home .. "/state/auditrun/slots/*/ 2>/dev/null"):match("^%s*(.-)%s*$")
+      local dirs = slots_dir(home)
       assert.matches("/slots/%x+/$", dirs)
       for i = 1, 5 do
         local lock, err = files.lock(dirs .. "slot-" .. i)
@@ -260,7 +261,7 @@ describe("unattended runs", function()
         lock:close()
       end
       sb:control("POST", "/reset")
-      os.execute("rm -rf " .. home)
+      util.remove(home)
     end)
   end)
 
@@ -293,14 +294,10 @@ describe("unattended runs", function()
       assert.is_true(n >= 2, err)
 
       -- An export run whose jobs take a while: the line says what is running.
-      local home = util.tempdir()
-      local ienv = sb:host_env(home)
-      ienv.XDG_STATE_HOME = home .. "/state"
-      sb:control("POST", "/reset")
-      sb:control("POST", "/config", { jobSeconds = 2.5 })
+      local home, ienv = insights_home(2.5)
       code, _, err = host.run({ "external-group-access", "--out", home .. "/out", "--progress-every", "1",
                                 "--batch-size", "100", "--api", "legacy" }, { env = ienv })
-      os.execute("rm -rf " .. home)
+      util.remove(home)
       assert.equal(0, code, err)
       assert.matches("Z progress [^\n]*listed %d+  queued %d+  running [1-5]  done", err)
 

@@ -21,6 +21,17 @@ function M.jsonl(path)
   return rows
 end
 
+--- assert_each_once(path, count): asserts (busted's assert) that the JSON
+--- Lines file has `count` rows and no id twice.
+function M.assert_each_once(path, count)
+  local seen, rows = {}, M.jsonl(path)
+  for _, r in ipairs(rows) do
+    assert.is_nil(seen[r.id], "twice: " .. tostring(r.id))
+    seen[r.id] = true
+  end
+  assert.equal(count, #rows)
+end
+
 --- zips(dir) -> the names of the .zip files in dir, sorted.
 function M.zips(dir)
   return util.lines(util.sh("cd " .. dir .. " && ls *.zip 2>/dev/null"))

@@ -2,7 +2,6 @@
 local activity = require "auditrun.activity"
 local cli = require "auditrun.cli"
 local exavault = require "auditrun.exavault"
-local time = require "auditrun.time"
 local workflow = require "auditrun.workflow"
 
 local opts = cli.parse({
@@ -32,19 +31,7 @@ local opts = cli.parse({
 }, ...)
 
 local c = activity.connect(exavault, opts)
-workflow.windowed(opts, {
-  time_of = function(row) return time.read(row.created) end,
-  id_of = function(row) return row.id end,
-  source = function(given_from, given_to)
-    local from, to = activity.range(given_from, given_to, { inclusive_to = true })
-    if not given_to then to = nil end
-    return {
-      range = { from = from, to = to },
-      columns = exavault.COLUMNS.webhook_logs,
-      pages = exavault.pages(c, "webhook_logs", {
-        from = from, to = to, username = opts.user, endpointUrl = opts.endpoint_url, event = opts.event,
-        statusCode = opts.status, resourcePath = opts.resource_path,
-      }, { from = given_from and from, to = given_to and to }),
-    }
-  end,
-})
+workflow.windowed(opts, exavault.log_workflow(c, "webhook_logs", {
+  username = opts.user, endpointUrl = opts.endpoint_url, event = opts.event, statusCode = opts.status,
+  resourcePath = opts.resource_path,
+}))

@@ -196,6 +196,32 @@ M.COLUMNS = {
                    "response", "type" },
 }
 
+-- The column of a log's rows that holds the entry's time.
+local TIME_COLUMN = { session_logs = "date", webhook_logs = "created" }
+
+--- log_workflow(client, which, filters) -> what auditrun.workflow.windowed
+--- takes to write session_logs or webhook_logs, oldest first: the range
+--- given (to included; no --to: up to the moment the walk starts), the
+--- log's filters (its query parameters) applied, rows keyed by their id.
+function M.log_workflow(c, which, filters)
+  local column = TIME_COLUMN[which]
+  return {
+    time_of = function(row) return time.read(row[column]) end,
+    id_of = function(row) return row.id end,
+    source = function(given_from, given_to)
+      local from, to = activity.range(given_from, given_to, { inclusive_to = true })
+      if not given_to then to = nil end
+      local params = util.copy(filters)
+      params.from, params.to = from, to
+      return {
+        range = { from = from, to = to },
+        columns = M.COLUMNS[which],
+        pages = M.pages(c, which, params, { from = given_from and from, to = given_to and to }),
+      }
+    end,
+  }
+end
+
 --- connect(settings, {profile=, getenv=}) -> client | nil, err. Settings
 --- (exavault_url, exavault_api_key, exavault_access_token or _file,
 --- ca_file) come from auditrun.config. Also M.catalogue, M.settings, and

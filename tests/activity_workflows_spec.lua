@@ -322,12 +322,11 @@ describe("activity workflows", function()
     -- ExaVault unconfigured: left out. DealCloud half configured: an error naming what is missing.
     local only = dir .. "/only-dc.jsonl"
     args[#args - 1] = only
-    code, _, err = host.run(args, { env = env { "AUDITRUN_EXAVAULT_URL", "AUDITRUN_EXAVAULT_API_KEY",
-                                               "AUDITRUN_EXAVAULT_ACCESS_TOKEN" } })
+    code, _, err = host.run(args, { env = env(NO_EXAVAULT) })
     assert.equal(0, code, err)
     assert.equal(vendors.dealcloud, #lines(only))
     code, _, err = host.run({ "dealcloud-activity", "--out", dir .. "/x.jsonl" },
-      { env = env { "AUDITRUN_DEALCLOUD_CLIENT_SECRET" } })
+      { env = env { AUDITRUN_DEALCLOUD_CLIENT_SECRET = "" } })
     assert.equal(1, code)
     assert.equal("auditrun: config: DealCloud is not configured: set AUDITRUN_DEALCLOUD_CLIENT_SECRET (or _FILE) in "
       .. "the environment, or dealcloud_client_secret in profile 'default' of /nonexistent/.config/auditrun/config.lua\n",

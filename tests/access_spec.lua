@@ -67,6 +67,16 @@ describe("access table", function()
     return out, err
   end
 
+  -- Runs args into home/NAME (--out added) and checks that folder's table
+  -- against its reports; -> the folder's access.sqlite.
+  local function built(name, args)
+    local dir = home .. "/" .. name
+    args[#args + 1], args[#args + 2] = "--out", dir
+    run(args)
+    assert_table_is_reports(dir)
+    return dir .. "/access.sqlite"
+  end
+
   it("external-group-access: one row per access row, the group as principal, indexes and a runs table", function()
     local dir = home .. "/groups"
     local _, err = run { "external-group-access", "--out", dir }
@@ -145,10 +155,7 @@ describe("access table", function()
   end
 
   it("site-permissions: principals and external users from their columns; the overview is not access", function()
-    local dir = home .. "/sites"
-    run { "site-permissions", "--out", dir }
-    assert_table_is_reports(dir)
-    local db = dir .. "/access.sqlite"
+    local db = built("sites", { "site-permissions" })
     -- isExternalUser decides, and #EXT# logins are external whatever it says.
     local external = tonumber(sql_value(db, "select count(*) from access where external"))
     assert.is_true(external > 0)
@@ -158,10 +165,7 @@ describe("access table", function()
   end)
 
   it("guest-access on the legacy API (many users a job): each row's subject is its user", function()
-    local dir = home .. "/guests-legacy"
-    run { "guest-access", "--api", "legacy", "--out", dir }
-    assert_table_is_reports(dir)
-    local db = dir .. "/access.sqlite"
+    local db = built("guests-legacy", { "guest-access", "--api", "legacy" })
     assert.equal("0", sql_value(db, "select count(*) from access where group_id is null or group_id <> principal"))
     assert.equal("0", sql_value(db, "select count(*) from access where not external"))
     -- The e-mail is the one the summary sheet gives for the login.
@@ -172,10 +176,7 @@ describe("access table", function()
     local tenant = sb:control("GET", "/tenant")
     local drives = home .. "/drives.txt"
     util.write(drives, table.concat(tenant.google.sharedDrives, "\n") .. "\n")
-    local dir = home .. "/google"
-    run { "site-permissions", "--google", "--drives", drives, "--out", dir }
-    assert_table_is_reports(dir)
-    local db = dir .. "/access.sqlite"
+    local db = built("google", { "site-permissions", "--google", "--drives", drives })
     assert.equal("0", sql_value(db, "select count(*) from access where group_id is null "
       .. "or group_id <> json_extract(extra, '$.\"Drive ID\"')"))
     assert.equal("0", sql_value(db, "select count(*) from access where principal_type = 'user' "
@@ -186,10 +187,7 @@ describe("access table", function()
   end)
 
   it("sharing-links: anyone links are reachable from outside", function()
-    local dir = home .. "/links"
-    run { "sharing-links", "--from", "2015-01-01", "--out", dir }
-    assert_table_is_reports(dir)
-    local db = dir .. "/access.sqlite"
+    local db = built("links", { "sharing-links", "--from", "2015-01-01" })
     assert.equal(sql_value(db, "select count(*) from access where json_extract(extra, '$.linkType') like '%anyone%'"),
       sql_value(db, "select count(*) from access where external"))
   end)

@@ -19,6 +19,20 @@ local ls = util.listing
 
 local function iso(t) return time.iso(t):sub(1, 19) end
 
+-- The files of a series of `workflow` with Insights reports in out: their
+-- names and their text joined, each file's reports named after it, no part
+-- file left.
+local function insights_series(out, workflow)
+  local names = ls(out, "^" .. workflow:gsub("%p", "%%%0") .. "_.*%.jsonl$")
+  local joined = {}
+  for _, name in ipairs(names) do
+    joined[#joined + 1] = util.read(out .. "/" .. name)
+    assert.equal(1, #ls(out, "^%." .. name:gsub("%p", "%%%0") .. "%.insights$"), table.concat(ls(out, "."), " "))
+  end
+  assert.same({}, ls(out, "%.part"))
+  return names, table.concat(joined)
+end
+
 describe("--incremental", function()
   local sb = sandbox.for_describe()
   local t, dir
@@ -215,11 +229,8 @@ describe("--incremental", function()
     sb:control("POST", "/config", { jobSeconds = 0.05, activityHistory = "stable" })
     local users = dir .. "/users.txt"
     util.write(users, tenant.users[1].loginName .. "\n" .. tenant.users[2].loginName .. "\n")
-    local e = env()
-    e.AUDITRUN_EXAVAULT_URL, e.AUDITRUN_EXAVAULT_API_KEY, e.AUDITRUN_EXAVAULT_ACCESS_TOKEN = "", "", ""
-    e.AUDITRUN_INSIGHTS_URL, e.AUDITRUN_IDENTITY_URL = sb.url .. "/insights", sb.issuer
-    e.AUDITRUN_CLIENT_ID, e.AUDITRUN_CLIENT_SECRET = sb.clients.secret, sb.clients.secret_value
-    e.HOME = dir
+    local e = sb:activity_env(t, sb:secret_client_env(), { HOME = dir, AUDITRUN_EXAVAULT_URL = "",
+                                 AUDITRUN_EXAVAULT_API_KEY = "", AUDITRUN_EXAVAULT_ACCESS_TOKEN = "" })
     local from = time.parse(t.dealcloud.last) - 60 * DAY
     local to, split = from + 30 * DAY, from + 13 * DAY + 4321
     local code, _, err = host.run({ "activity-timeline", "--from", iso(from), "--to", iso(to - 1), "--insights-users",
@@ -231,18 +242,11 @@ describe("--incremental", function()
                                 "-q", table.unpack(args) }, { env = e })
       assert.equal(0, code, err)
     end
-    local names = ls(out, "^activity%-timeline_.*%.jsonl$")
+    local names, joined = insights_series(out, "activity-timeline")
     assert.equal(2, #names)
-    local joined = {}
-    for _, name in ipairs(names) do
-      joined[#joined + 1] = util.read(out .. "/" .. name)
-      -- The window's Insights reports, named after its file.
-      assert.equal(1, #ls(out, "^%." .. name:gsub("%p", "%%%0") .. "%.insights$"), table.concat(ls(out, "."), " "))
-    end
-    assert.same({}, ls(out, "%.part"))
     local all = util.read(dir .. "/all.jsonl")
     assert.matches('"vendor":"insights"', all)
-    assert.equal(all, table.concat(joined))
+    assert.equal(all, joined)
     sb:control("POST", "/config", { activityHistory = "per-request" })
   end)
 
@@ -273,14 +277,7 @@ describe("--incremental", function()
           local code, _, err = host.run(argv, { env = e })
           assert.equal(0, code, err)
         end
-        local names = ls(out, "^" .. workflow:gsub("%p", "%%%0") .. "_.*%.jsonl$")
-        local joined = {}
-        for _, name in ipairs(names) do
-          joined[#joined + 1] = util.read(out .. "/" .. name)
-          assert.equal(1, #ls(out, "^%." .. name:gsub("%p", "%%%0") .. "%.insights$"), table.concat(ls(out, "."), " "))
-        end
-        assert.same({}, ls(out, "%.part"))
-        return names, table.concat(joined)
+        return insights_series(out, workflow)
       end
       local names, whole = run_series(dir .. "/whole", { { "--from", iso(from), "--to", iso(to - 1) } })
       assert.equal(1, #names)

@@ -11,6 +11,26 @@ local function family()
   return { status = function() return {} end, state = STATE }
 end
 
+-- A job whose status polls get `answers` in turn ({body, headers} each)
+-- on a clock only its sleeps move (o: timing, name); -> the job and the
+-- list of its sleeps.
+local function job_with(answers, o)
+  local now, sleeps, i = 0, {}, 0
+  o = o or {}
+  local job = jobs.new {
+    id = "42", name = o.name or "group_access_export", family = family(), timing = o.timing, sent = o.timing and 0,
+    answered = o.timing and 0,
+    request = function()
+      i = i + 1
+      return { status = 200, body = answers[i][1], headers = answers[i][2] }
+    end,
+    clock = function() return now end,
+    sleep = function(s) sleeps[#sleeps + 1] = s; now = now + s end,
+    random = function() return 0.5 end,   -- the middle of the jitter: no change
+  }
+  return job, sleeps
+end
+
 describe("jobs", function()
   it("map status codes to running, done and failed, numbers and strings alike", function()
     local map = { field = "state", running = { "queued", "working" }, done = { "ok" }, failed = { "error", 9 } }
@@ -48,38 +68,12 @@ describe("jobs", function()
     for _ = 1, 12 do answers[#answers + 1] = { '{"jobStatus": 1}', {} } end
     table.insert(answers, 3, { '{"jobStatus": 1}', { ["retry-after"] = "7" } })
     answers[#answers + 1] = { '{"jobStatus": 2}', {} }
-    local now, sleeps, i = 0, {}, 0
-    local job = jobs.new {
-      id = "42", name = "site_permissions_export", family = family(),
-      request = function()
-        i = i + 1
-        return { status = 200, body = answers[i][1], headers = answers[i][2] }
-      end,
-      clock = function() return now end,
-      sleep = function(s) sleeps[#sleeps + 1] = s; now = now + s end,
-      random = function() return 0.5 end,   -- the middle of the jitter: no change
-    }
+    local job, sleeps = job_with(answers, { name = "site_permissions_export" })
     assert.is_true(job:wait())
     assert.same({ 1, 1.5, 7, 3.375, 5.0625, 7.59375, 11.390625, 17.0859375, 25.62890625, 30, 30, 30, 30 }, sleeps)
   end)
 
   it("wait at most 10 minutes a poll and never past the deadline, whatever Retry-After asks", function()
-    local function job_with(answers, o)
-      local now, sleeps, i = 0, {}, 0
-      o = o or {}
-      local job = jobs.new {
-        id = "42", name = "group_access_export", family = family(), timing = o.timing, sent = o.timing and 0,
-        answered = o.timing and 0,
-        request = function()
-          i = i + 1
-          return { status = 200, body = answers[i][1], headers = answers[i][2] }
-        end,
-        clock = function() return now end,
-        sleep = function(s) sleeps[#sleeps + 1] = s; now = now + s end,
-        random = function() return 0.5 end,
-      }
-      return job, sleeps
-    end
     local running = '{"jobStatus": 1}'
     local huge = { ["retry-after"] = "999999" }
     local year2100 = { ["retry-after"] = "Fri, 01 Jan 2100 00:00:00 GMT" }

@@ -136,6 +136,23 @@ end
 local STATE_FIELDS = { "vendor", "source", "subject", "from", "to", "status", "pages", "received", "written",
                        "first", "last", "reason", "notes" }
 
+local function told(win, ok, body, ...)
+  if not ok then
+    win:stop(body)
+    error(body, 0)
+  end
+  if body == nil then win:done() end
+  return body, ...
+end
+
+--- watch(win, pages) -> pages, the iterator of a window's pages (nil at
+--- the end), that tells win of the end and of an error that stops the
+--- walk (raised on as it was); no win: pages itself.
+function M.watch(win, pages)
+  if not win then return pages end
+  return function() return told(win, pcall(pages)) end
+end
+
 --- state() -> the account as plain data (kept beside the output with each
 --- page's cursor, so a rerun that resumes the walk continues it).
 function Coverage:state()

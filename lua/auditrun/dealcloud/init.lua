@@ -20,6 +20,7 @@ local activity = require "auditrun.activity"
 local auth = require "auditrun.auth"
 local client = require "auditrun.client"
 local core = require "auditrun.core"
+local coverage = require "auditrun.coverage"
 local data = require "auditrun.dealcloud.endpoints"
 local errors = require "auditrun.errors"
 local json = require "auditrun.json"
@@ -201,16 +202,10 @@ function Client:window_pages(rest, w, first_page, unread, cov)
   local win = coverage_window(cov, w)
   unread = unread or {}
   forget_unread(unread, w.index)
+  pages = coverage.watch(win, pages)
   return function()
-    local ok, body, n = pcall(pages)
-    if not ok then
-      if win then win:stop(body) end
-      error(body, 0)
-    end
-    if body == nil then
-      if win then win:done() end
-      return nil
-    end
+    local body, n = pages()
+    if body == nil then return nil end
     local rows, first, last = window_rows(body, w, unread)
     if win then win:page(type(body.rows) == "table" and #body.rows or 0, #rows, first, last) end
     return rows, (first_page or 1) + n - 1

@@ -16,6 +16,7 @@
 local activity = require "auditrun.activity"
 local auth = require "auditrun.auth"
 local client = require "auditrun.client"
+local coverage = require "auditrun.coverage"
 local data = require "auditrun.exavault.endpoints"
 local errors = require "auditrun.errors"
 local http = require "auditrun.http"
@@ -77,16 +78,10 @@ function Client:log_pages(name, params, offset, win)
   local field = data.fields[name].time
   -- A page shorter than the longest before it, until the next page shows rows came after it.
   local longest, short = 0, nil
+  pages = coverage.watch(win, pages)
   return function()
-    local ok, body = pcall(pages)
-    if not ok then
-      if win then win:stop(body) end
-      error(body, 0)
-    end
-    if body == nil then
-      if win then win:done() end
-      return nil
-    end
+    local body = pages()
+    if body == nil then return nil end
     local rows = type(body.data) == "table" and body.data or {}
     if win and short and #rows > 0 then
       win:note(string.format("the page at offset %d held %d rows, fewer than the %d of the pages before, and rows "
@@ -196,15 +191,12 @@ M.COLUMNS = {
                    "response", "type" },
 }
 
--- The column of a log's rows that holds the entry's time.
-local TIME_COLUMN = { session_logs = "date", webhook_logs = "created" }
-
 --- log_workflow(client, which, filters) -> what auditrun.workflow.windowed
 --- takes to write session_logs or webhook_logs, oldest first: the range
 --- given (to included; no --to: up to the moment the walk starts), the
 --- log's filters (its query parameters) applied, rows keyed by their id.
 function M.log_workflow(c, which, filters)
-  local column = TIME_COLUMN[which]
+  local column = data.fields[which].time
   return {
     time_of = function(row) return time.read(row[column]) end,
     id_of = function(row) return row.id end,

@@ -384,21 +384,21 @@ local function check_call(name, url, opts)
   end
 end
 
---- get(url, opts) -> response | nil, err: request{} with method GET.
-function M.get(url, opts)
-  check_call("get", url, opts)
-  opts = opts or {}
-  opts.url, opts.method = url, "GET"
-  return M.request(opts)
+-- The function http.NAME(url, opts): request{} with the URL and method set.
+local function with_method(name, method)
+  return function(url, opts)
+    check_call(name, url, opts)
+    opts = opts or {}
+    opts.url, opts.method = url, method
+    return M.request(opts)
+  end
 end
 
+--- get(url, opts) -> response | nil, err: request{} with method GET.
+M.get = with_method("get", "GET")
+
 --- post(url, opts) -> response | nil, err: request{} with method POST.
-function M.post(url, opts)
-  check_call("post", url, opts)
-  opts = opts or {}
-  opts.url, opts.method = url, "POST"
-  return M.request(opts)
-end
+M.post = with_method("post", "POST")
 
 --- Decodes a response body as JSON: value, or nil and an error of kind
 --- "json". Lone UTF-16 surrogates are replaced (auditrun.json) with a

@@ -469,6 +469,20 @@ local function header(self)
   self.neutralised = self.neutralised + neutralised
 end
 
+-- The row's values in the file's columns (CSV, SQLite); its other keys are
+-- noted as dropped.
+local function column_values(self, row)
+  local values, known = {}, {}
+  for i, c in ipairs(self.columns) do
+    values[i] = row[c]
+    known[c] = true
+  end
+  for k in pairs(row) do
+    if not known[k] then self.dropped[k] = true end
+  end
+  return values
+end
+
 --- write(row) -> true | nil, err. A row an earlier run wrote is passed by.
 function Writer:write(row)
   assert(type(row) == "table", "a record is a table")
@@ -488,14 +502,7 @@ function Writer:write(row)
       if not ok then return broken(self, "write", err) end
       self.columns = cols
     end
-    local values, known = {}, {}
-    for i, c in ipairs(self.columns) do
-      values[i] = row[c]
-      known[c] = true
-    end
-    for k in pairs(row) do
-      if not known[k] then self.dropped[k] = true end
-    end
+    local values = column_values(self, row)
     local ok, err = self.file:add(values, #self.columns)
     if not ok then return broken(self, "write", err) end
   else
@@ -503,14 +510,7 @@ function Writer:write(row)
       self.columns = columns_of(self, row)
       header(self)
     end
-    local values, known = {}, {}
-    for i, c in ipairs(self.columns) do
-      values[i] = row[c]
-      known[c] = true
-    end
-    for k in pairs(row) do
-      if not known[k] then self.dropped[k] = true end
-    end
+    local values = column_values(self, row)
     local neutralised
     line, neutralised = M.csv_line(values, #self.columns, self.csv_raw)
     self.neutralised = self.neutralised + neutralised

@@ -16,39 +16,28 @@ local spec = {
   kind = "export", apis = { "graph", "legacy" }, incremental = true, incremental_default = " (needed then)",
   flags = function(p)
     p:option("--path", "The object's URL (with --google: its id); repeatable."):argname("URL"):count("+")
-    cli.time_flags(p)
-    iw.event_types_flag(p)
-    p:flag("--google", "Google Workspace objects (Graph API; --path takes their ids).")
-    iw.language_flag(p)
+    iw.activity_flags(p, "Google Workspace objects (Graph API; --path takes their ids).")
   end,
-  check = function(o)
-    if o.google and o.api ~= "graph" then return "--google uses the Graph API; leave out --api legacy" end
-    return iw.check_language(o)
-  end,
+  check = iw.check_activity,
 }
 local opts = cli.parse(spec, ...)
-local events = cli.flatten(opts.event_type)
-if #events == 0 then events = nil end
+local events = iw.event_types(opts)
 
 -- A single run asks for --from and --to; a series' run for its window.
+-- key: the parameter that names the object.
+local function graph(key)
+  return function(ids, from, to)
+    return { [key] = ids[1], startTime = from or opts.from, finishTime = to or opts.to, eventTypes = events }
+  end
+end
 local run = opts.incremental and iw.activity_series or iw.run_exports
 run(opts, {
   what = "objects", subjects = opts.path, source = "object_activities",
   list = function(_, add)
     for _, p in ipairs(opts.path) do add(p, "object " .. p) end
   end,
-  graph = {
-    name = "object_activities_export",
-    params = function(ids, from, to)
-      return { path = ids[1], startTime = from or opts.from, finishTime = to or opts.to, eventTypes = events }
-    end,
-  },
-  google = {
-    name = "google_object_activities_export",
-    params = function(ids, from, to)
-      return { id = ids[1], startTime = from or opts.from, finishTime = to or opts.to, eventTypes = events }
-    end,
-  },
+  graph = { name = "object_activities_export", params = graph("path") },
+  google = { name = "google_object_activities_export", params = graph("id") },
   legacy = {
     name = "activity_export",
     params = function(ids, from, to)

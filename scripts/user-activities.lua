@@ -18,22 +18,17 @@ local spec = {
   flags = function(p)
     p:option("--user", "A user's login name or e-mail; repeatable."):argname("EMAIL"):count("*")
     p:option("--users", "A file of login names or e-mails, one a line."):argname("FILE")
-    cli.time_flags(p)
-    iw.event_types_flag(p)
-    p:flag("--google", "Google Workspace users (Graph API).")
-    iw.language_flag(p)
+    iw.activity_flags(p, "Google Workspace users (Graph API).")
   end,
   check = function(o)
     if #o.user == 0 and not o.users then return "give --user EMAIL (repeatable) or --users FILE" end
-    if o.google and o.api ~= "graph" then return "--google uses the Graph API; leave out --api legacy" end
-    return iw.check_language(o)
+    return iw.check_activity(o)
   end,
 }
 local opts = cli.parse(spec, ...)
 local users = { table.unpack(opts.user) }
 for _, u in ipairs(iw.list_file(spec, "--users", opts.users) or {}) do users[#users + 1] = u end
-local events = cli.flatten(opts.event_type)
-if #events == 0 then events = nil end
+local events = iw.event_types(opts)
 
 -- A single run asks for --from and --to; a series' run for its window.
 local function graph(ids, from, to)

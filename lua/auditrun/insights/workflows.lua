@@ -152,6 +152,30 @@ function M.event_types_flag(p)
     :argname("TYPE"):count("*"):convert(cli.words)
 end
 
+--- activity_flags(p, google): the flags of an activity export (user- and
+--- object-activities) after its subjects: --from and --to, --event-type,
+--- --google (google: its help, what the subjects are then) and --language.
+function M.activity_flags(p, google)
+  cli.time_flags(p)
+  M.event_types_flag(p)
+  p:flag("--google", google)
+  M.language_flag(p)
+end
+
+--- check_activity(opts) -> a usage error of the activity_flags, or nil
+--- (cli.read checks --from and --to).
+function M.check_activity(opts)
+  if opts.google and opts.api ~= "graph" then return "--google uses the Graph API; leave out --api legacy" end
+  return M.check_language(opts)
+end
+
+--- event_types(opts) -> the events --event-type names, or nil for all.
+function M.event_types(opts)
+  local events = cli.flatten(opts.event_type)
+  if #events == 0 then return nil end
+  return events
+end
+
 --- site_ids(api, urls) -> the Graph site ids of site URLs, one site_id call
 --- each. Raises on a site the service does not know.
 function M.site_ids(api, urls)

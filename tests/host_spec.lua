@@ -80,48 +80,30 @@ describe("the host", function()
     os.remove(script)
   end)
 
-  it("prints an error value as one line and exits 1", function()
-    local script = host.script [[
+  -- Scripts that fail: exit 1, what they printed, and stderr's patterns.
+  for _, case in ipairs {
+    { "prints an error value as one line and exits 1", [[
       local auditrun = require "auditrun"
       auditrun.try(auditrun.http.get("https://127.0.0.1:1/nothing", { retry = false }))
-    ]]
-    local code, out, err = host.run { script }
-    assert.equal(1, code)
-    assert.equal("", out)
-    assert.matches("^auditrun: connect: .*Could.*connect.*%(GET https://127%.0%.0%.1:1/nothing%)\n$", err)
-    os.remove(script)
-  end)
-
-  it("prints an unexpected error with its traceback and exits 1", function()
-    local script = host.script "local t = nil\nreturn t.x\n"
-    local code, _, err = host.run { script }
-    assert.equal(1, code)
-    assert.matches("^auditrun: .*:2: attempt to index a nil value", err)
-    assert.matches("stack traceback:", err)
-    os.remove(script)
-  end)
-
-  it("reports a syntax error", function()
-    local script = host.script "this is not lua"
-    local code, _, err = host.run { script }
-    assert.equal(1, code)
-    assert.matches("^auditrun: .*syntax error", err)
-    os.remove(script)
-  end)
-
-  it("runs spawned tasks to their end, and fails on one that failed unseen", function()
-    local script = host.script [[
+    ]], "", { "^auditrun: connect: .*Could.*connect.*%(GET https://127%.0%.0%.1:1/nothing%)\n$" } },
+    { "prints an unexpected error with its traceback and exits 1", "local t = nil\nreturn t.x\n", "",
+      { "^auditrun: .*:2: attempt to index a nil value", "stack traceback:" } },
+    { "reports a syntax error", "this is not lua", "", { "^auditrun: .*syntax error" } },
+    { "runs spawned tasks to their end, and fails on one that failed unseen", [[
       local auditrun = require "auditrun"
       auditrun.spawn(function() auditrun.sleep(0.05) print("late task done") end)
       auditrun.spawn(function() auditrun.sleep(0.02) error(auditrun.error("job", "export 42 failed")) end)
       print("main done")
-    ]]
-    local code, out, err = host.run { script }
-    assert.equal(1, code)
-    assert.equal("main done\nlate task done\n", out)
-    assert.matches("^auditrun: job: export 42 failed\n$", err)
-    os.remove(script)
-  end)
+    ]], "main done\nlate task done\n", { "^auditrun: job: export 42 failed\n$" } },
+  } do
+    local name, source, printed, patterns = table.unpack(case)
+    it(name, function()
+      local code, out, err = host.run_script(source)
+      assert.equal(1, code, err)
+      assert.equal(printed, out)
+      for _, pattern in ipairs(patterns) do assert.matches(pattern, err) end
+    end)
+  end
 
   it("lists the bundled workflows with a line each, from any directory", function()
     local code, out = host.run { "--list" }

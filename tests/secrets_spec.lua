@@ -92,15 +92,13 @@ describe("secrets", function()
     assert.matches("[redacted]", err.response.body, 1, true)
     assert_hidden(err, token)
 
-    local script = host.script(([[
+    local code, out, stderr = host.run_script(([[
       local auth = require "auditrun.auth"
       local s = auth.session { ca_file = %q, identity_url = %q, client_id = %q, scope = %q, secret = %q }
       io.stdout:write(assert(s:token()))
       local _, err = s:request { url = %q, retry = false }
       error(err, 0)
     ]]):format(sb.ca_file, sb.issuer, sb.clients.secret, sb.scope, sb.clients.secret_value, sb.url .. "/test/echo?status=500"))
-    local code, out, stderr = host.run { script }
-    os.remove(script)
     assert.equal(1, code)
     assert.truthy(#out > 20, stderr)
     assert.matches("^auditrun: http: HTTP 500", stderr)
@@ -122,14 +120,12 @@ describe("secrets", function()
     assert.equal("q=[redacted]&r=[redacted] s=[redacted]", errors.redact("q=a%20b&r=a+b s=a b"))
     errors.forget("a b")
 
-    local script = host.script(([[
+    local code, _, stderr = host.run_script(([[
       local auth = require "auditrun.auth"
       local s = auth.session { ca_file = %q, identity_url = %q, client_id = "app", scope = "s", secret = "x9z" }
       local _, err = s:token()
       error(err, 0)
     ]]):format(sb.ca_file, oidc("echo")))
-    local code, _, stderr = host.run { script }
-    os.remove(script)
     assert.equal(1, code)
     assert.matches("^auditrun: auth: token request refused %(HTTP 400%): invalid_client: cannot accept .*"
       .. "client_secret=%[redacted%]", stderr)
@@ -142,12 +138,10 @@ describe("secrets", function()
     assert.equal("http: echo: [redacted]", tostring(err))
     assert.equal("x [redacted]", err.body)
     errors.forget("dealcloud-key-0123456789")
-    local script = host.script([[
+    local code, _, stderr = host.run_script([[
       require("auditrun.errors").secret("exavault-token-abcdef")
       error("the server said exavault-token-abcdef")
     ]])
-    local code, _, stderr = host.run { script }
-    os.remove(script)
     assert.equal(1, code)
     assert.matches("the server said %[redacted%]", stderr)
     assert.is_nil(stderr:find("exavault-token-abcdef", 1, true))
@@ -219,9 +213,8 @@ describe("secrets", function()
     } do
       assert.equal(allowed, auth.check_https(url, "u") == true, url)
     end
-    local script = host.script([[print(require("auditrun.auth").check_https("http://10.0.0.1/x", "lab"))]])
-    local code, out = host.run({ script }, { env = { AUDITRUN_LAB = "1" } })
-    os.remove(script)
+    local code, out = host.run_script([[print(require("auditrun.auth").check_https("http://10.0.0.1/x", "lab"))]],
+      { env = { AUDITRUN_LAB = "1" } })
     assert.equal(0, code)
     assert.equal("true\n", out)
   end)

@@ -93,4 +93,13 @@ function M.script(source)
   return path
 end
 
+--- run_script(source[, opts]) -> code, stdout, stderr: the host run (run)
+--- on a throwaway script of source, removed after.
+function M.run_script(source, opts)
+  local script = M.script(source)
+  local code, out, err = M.run({ script }, opts)
+  os.remove(script)
+  return code, out, err
+end
+
 return M

@@ -80,15 +80,21 @@ int fsio_open_regular(const char *path, char *err, size_t errlen) {
   return fd;
 }
 
-int fsio_fsync_file(const char *path, char *err, size_t errlen) {
-  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+/* Opens path read-only with flags added and syncs it to disk; what ("" or
+   "directory ") goes before the path in the error. */
+static int sync_path(const char *path, int flags, const char *what, char *err, size_t errlen) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | flags);
   if (fd < 0 || fsync(fd) != 0) {
-    snprintf(err, errlen, "cannot sync %s: %s", path, strerror(errno));
+    snprintf(err, errlen, "cannot sync %s%s: %s", what, path, strerror(errno));
     if (fd >= 0) close(fd);
     return -1;
   }
   close(fd);
   return 0;
+}
+
+int fsio_fsync_file(const char *path, char *err, size_t errlen) {
+  return sync_path(path, O_NOFOLLOW, "", err, errlen);
 }
 
 int fsio_truncate(const char *path, off_t length, char *err, size_t errlen) {
@@ -123,16 +129,8 @@ int fsio_truncate(const char *path, off_t length, char *err, size_t errlen) {
 
 int fsio_fsync_dir_of(const char *path, char *err, size_t errlen) {
   char dir[PATH_MAX];
-  int fd;
   dir_of(path, dir, sizeof dir);
-  fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0 || fsync(fd) != 0) {
-    snprintf(err, errlen, "cannot sync directory %s: %s", dir, strerror(errno));
-    if (fd >= 0) close(fd);
-    return -1;
-  }
-  close(fd);
-  return 0;
+  return sync_path(dir, O_DIRECTORY, "directory ", err, errlen);
 }
 
 #define TEMP_BASE_MAX 200

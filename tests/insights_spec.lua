@@ -504,14 +504,21 @@ describe("insights client", function()
   end)
 end)
 
+-- A new client of a sandbox's Insights that signs in with the secret
+-- client (no token kept from before); extra: more settings.
+local function secret_client(sb, extra)
+  auth.reset()
+  local s = { insights_url = sb.url .. "/insights", identity_url = sb.issuer, client_id = sb.clients.secret,
+              client_secret = sb.clients.secret_value, ca_file = sb.ca_file }
+  for k, v in pairs(extra or {}) do s[k] = v end
+  return auditrun.try(insights.connect(s, NO_ENV))
+end
+
 describe("insights client with short-lived tokens", function()
   local sb = sandbox.for_describe { token_ttl = 2 }
 
   it("renews the token mid-run, once for many tasks", function()
-    auth.reset()
-    local c = auditrun.try(insights.connect({
-      insights_url = sb.url .. "/insights", identity_url = sb.issuer, client_id = sb.clients.secret,
-      client_secret = sb.clients.secret_value, ca_file = sb.ca_file }, NO_ENV))
+    local c = secret_client(sb)
     local expected = count(c:groups())
     local started = auditrun.now()
     local deadline = started + 3.5
@@ -545,10 +552,7 @@ describe("insights client with a lower job limit", function()
   local sb = sandbox.for_describe { job_seconds = 0.2 }
 
   it("never runs more jobs at once than max_jobs says", function()
-    auth.reset()
-    local c = auditrun.try(insights.connect({
-      insights_url = sb.url .. "/insights", identity_url = sb.issuer, client_id = sb.clients.secret,
-      client_secret = sb.clients.secret_value, ca_file = sb.ca_file, max_jobs = 2 }, NO_ENV))
+    local c = secret_client(sb, { max_jobs = 2 })
     local site = auditrun.try(http.request_json { url = sb.url .. "/insights-control/tenant" }).sites[1].url
     local dir = util.tempdir()
     local tasks = {}

@@ -39,18 +39,24 @@ function encodeEntry(data, compress) {
   return { method: 0, payload: data };
 }
 
+// The fields the local and the central header share, from "version
+// needed" to the name's length, written into h from offset at.
+function entryFields(h, e, at) {
+  h.writeUInt16LE(20, at);           // version needed: 2.0 (deflate)
+  h.writeUInt16LE(e.flags, at + 2);
+  h.writeUInt16LE(e.method, at + 4);
+  h.writeUInt16LE(e.dos.time, at + 6);
+  h.writeUInt16LE(e.dos.date, at + 8);
+  h.writeUInt32LE(e.crc, at + 10);
+  h.writeUInt32LE(e.payload.length, at + 14);
+  h.writeUInt32LE(e.size, at + 18);
+  h.writeUInt16LE(e.name.length, at + 22);
+}
+
 function localHeader(e) {
   const h = Buffer.alloc(30);
   h.writeUInt32LE(0x04034b50, 0);
-  h.writeUInt16LE(20, 4);            // version needed: 2.0 (deflate)
-  h.writeUInt16LE(e.flags, 6);
-  h.writeUInt16LE(e.method, 8);
-  h.writeUInt16LE(e.dos.time, 10);
-  h.writeUInt16LE(e.dos.date, 12);
-  h.writeUInt32LE(e.crc, 14);
-  h.writeUInt32LE(e.payload.length, 18);
-  h.writeUInt32LE(e.size, 22);
-  h.writeUInt16LE(e.name.length, 26);
+  entryFields(h, e, 4);
   h.writeUInt16LE(0, 28);            // no extra field
   return Buffer.concat([h, e.name]);
 }
@@ -59,15 +65,7 @@ function centralHeader(e) {
   const h = Buffer.alloc(46);
   h.writeUInt32LE(0x02014b50, 0);
   h.writeUInt16LE(20, 4);            // made by: MS-DOS, 2.0
-  h.writeUInt16LE(20, 6);
-  h.writeUInt16LE(e.flags, 8);
-  h.writeUInt16LE(e.method, 10);
-  h.writeUInt16LE(e.dos.time, 12);
-  h.writeUInt16LE(e.dos.date, 14);
-  h.writeUInt32LE(e.crc, 16);
-  h.writeUInt32LE(e.payload.length, 20);
-  h.writeUInt32LE(e.size, 24);
-  h.writeUInt16LE(e.name.length, 28);
+  entryFields(h, e, 6);
   // extra length, comment length, disk number, internal attributes: all 0
   h.writeUInt32LE(0, 38);            // external attributes
   h.writeUInt32LE(e.offset, 42);

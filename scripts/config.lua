@@ -2,6 +2,7 @@
 local cli = require "auditrun.cli"
 local config = require "auditrun.config"
 local errors = require "auditrun.errors"
+local util = require "auditrun.util"
 local vendors = require "auditrun.vendors"
 
 local args = cli.parse({
@@ -38,9 +39,7 @@ for _, vendor in ipairs(vendors) do
   local loaded, lerr = config.load(schema, nil, opts)
   local secret = {}
   for _, k in ipairs(schema.secrets or {}) do secret[k] = true end
-  local keys = {}
-  for k in pairs(config.keys(schema)) do keys[#keys + 1] = k end
-  table.sort(keys)
+  local keys = util.sorted_keys(config.keys(schema))
   print(string.format("%s: %s", schema.name,
     loaded and "ready" or (set and ("not ready: " .. lerr.message) or "not configured")))
   if not (set or loaded) then

@@ -42,6 +42,7 @@ local core = require "auditrun.core"
 local errors = require "auditrun.errors"
 local http = require "auditrun.http"
 local json = require "auditrun.json"
+local util = require "auditrun.util"
 
 local M = {}
 
@@ -425,10 +426,7 @@ end
 
 --- list() -> the endpoint names, sorted.
 function Catalog:list()
-  local names = {}
-  for n in pairs(self.endpoints) do names[#names + 1] = n end
-  table.sort(names)
-  return names
+  return util.sorted_keys(self.endpoints)
 end
 
 --- definition(name) -> the endpoint's data; an unknown name raises.

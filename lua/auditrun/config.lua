@@ -258,9 +258,7 @@ function M.read_file(path, profile, required)
   end
   local chosen = profiles[profile or "default"]
   if not chosen then
-    local names = {}
-    for name in pairs(profiles) do names[#names + 1] = name end
-    table.sort(names)
+    local names = util.sorted_keys(profiles)
     if profile then
       return fail(string.format("config file %s has no profile '%s' (it has: %s)", path, profile,
         #names > 0 and table.concat(names, ", ") or "none"))
@@ -282,10 +280,7 @@ function M.profiles(opts)
   local profiles, err = read_profiles(path)
   if err then return nil, err end
   if not profiles then return fail("config file " .. path .. " cannot be read") end
-  local names = {}
-  for name in pairs(profiles) do names[#names + 1] = name end
-  table.sort(names)
-  return names, path
+  return util.sorted_keys(profiles), path
 end
 
 --- layers(schema, explicit, {profile=, config_path=, getenv=}) -> a list
@@ -380,9 +375,7 @@ end
 local function check_placeholders(schema, s, from)
   local secret = {}
   for _, k in ipairs(schema.secrets or {}) do secret[k] = true end
-  local keys = {}
-  for k in pairs(M.keys(schema)) do keys[#keys + 1] = k end
-  table.sort(keys)
+  local keys = util.sorted_keys(M.keys(schema))
   for _, k in ipairs(keys) do
     if M.placeholder(s[k]) then
       return fail(string.format("%s (%s) is still a placeholder%s: put the real value there", k, from(k),

@@ -17,6 +17,7 @@
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
 local task = require "auditrun.task"
+local util = require "auditrun.util"
 
 local M = {}
 
@@ -152,9 +153,7 @@ local function number(v)
 end
 
 local function label_text(labels)
-  local names = {}
-  for k in pairs(labels) do names[#names + 1] = k end
-  table.sort(names)
+  local names = util.sorted_keys(labels)
   local parts = {}
   for i, k in ipairs(names) do parts[i] = string.format('%s="%s"', k, escape(labels[k])) end
   return "{" .. table.concat(parts, ",") .. "}"

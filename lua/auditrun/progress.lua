@@ -13,6 +13,7 @@
 --   p:close()
 local records = require "auditrun.records"
 local task = require "auditrun.task"
+local util = require "auditrun.util"
 
 local M = {}
 
@@ -224,10 +225,8 @@ end
 
 --- warning_summary() -> "" or "; replaced_surrogates 1, unparsed_times 3".
 function Progress:warning_summary()
-  local names = {}
-  for name in pairs(self.warnings) do names[#names + 1] = name end
+  local names = util.sorted_keys(self.warnings)
   if #names == 0 then return "" end
-  table.sort(names)
   for i, name in ipairs(names) do names[i] = string.format("%s %d", name, self.warnings[name]) end
   return "; " .. table.concat(names, ", ")
 end

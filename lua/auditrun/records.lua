@@ -30,6 +30,7 @@ local json = require "auditrun.json"
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
 local sqlite = require "auditrun.sqlite"
+local util = require "auditrun.util"
 
 local M = {}
 
@@ -674,10 +675,7 @@ end
 
 --- dropped_columns() -> sorted keys some row had that the CSV has no column for.
 function Writer:dropped_columns()
-  local out = {}
-  for k in pairs(self.dropped) do out[#out + 1] = k end
-  table.sort(out)
-  return out
+  return util.sorted_keys(self.dropped)
 end
 
 return M

@@ -8,6 +8,14 @@ function M.copy(t)
   return c
 end
 
+--- sorted_keys(t) -> the keys of t, sorted.
+function M.sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+
 --- merge(into, from) -> into, with every key of `from` that `into` lacks.
 function M.merge(into, from)
   if from then

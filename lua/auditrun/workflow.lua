@@ -521,9 +521,8 @@ function M.records(opts, o)
     end
     return w
   end
-  local warnings, counted = o.warnings or {}, {}
-  for what in pairs(warnings) do counted[#counted + 1] = what end
-  table.sort(counted)
+  local warnings = o.warnings or {}
+  local counted = util.sorted_keys(warnings)
   local counts = {}
   for _, what in ipairs(counted) do counts[what] = 0 end
   local function warn(what, message)

@@ -14,6 +14,21 @@ local function wait_for_file(path, seconds)
   return false
 end
 
+-- Starts the host on a script of source, whose %q is a path the script
+-- makes once it is ready, and waits for that file; -> the run (host.start)
+-- and a function that removes the script and the file.
+local function start_when_ready(source)
+  local ready = os.tmpname()
+  os.remove(ready)
+  local script = host.script(source:format(ready))
+  local h = host.start { script }
+  assert.is_true(wait_for_file(ready, 60))
+  return h, function()
+    os.remove(script)
+    os.remove(ready)
+  end
+end
+
 describe("the host", function()
   it("prints its version, and those of the libcurl, OpenSSL and Lua it runs with", function()
     local code, out, err = host.run { "--version" }
@@ -146,45 +161,35 @@ describe("the host", function()
   end)
 
   it("exits 130 on SIGTERM during the main chunk's own wait", function()
-    local ready = os.tmpname()
-    os.remove(ready)
-    local script = host.script(([[
+    local h, clean = start_when_ready [[
       io.open(%q, "w"):close()
       require("auditrun").sleep(60)
       print("not reached")
-    ]]):format(ready))
-    local h = host.start { script }
-    assert.is_true(wait_for_file(ready, 60))
+    ]]
     h:signal("TERM")
     local code, out, err = h:wait(60)
     assert.equal(130, code)
     assert.equal("", out)
     assert.matches("interrupted", err)
-    os.remove(script)
-    os.remove(ready)
+    clean()
   end)
 
   it("exits at once on a second Ctrl-C while tasks are still saving", function()
-    local ready = os.tmpname()
-    os.remove(ready)
-    local script = host.script(([[
+    local h, clean = start_when_ready [[
       local auditrun = require "auditrun"
       auditrun.spawn(function()
         local _guard <close> = setmetatable({}, { __close = function() while true do end end })
         auditrun.sleep(60)
       end)
       auditrun.spawn(function() io.open(%q, "w"):close() end)
-    ]]):format(ready))
-    local h = host.start { script }
-    assert.is_true(wait_for_file(ready, 60))
+    ]]
     task.sleep(0.1)
     h:signal("INT")
     task.sleep(0.2)
     h:signal("INT")
     local code = h:wait(30)
     assert.equal(130, code)
-    os.remove(script)
-    os.remove(ready)
+    clean()
   end)
 
   -- Regression: a CPU-bound loop ignored the first Ctrl-C; only a second one

@@ -104,6 +104,30 @@ describe("external-group-access", function()
     assert.equal(n, reports.summary(dir).reused)
   end)
 
+  it("exports each group once when its jobs' lengths vary, in at most 4 status polls a job", function()
+    -- Lengths drawn in 0.1-0.5 s, a new one for each job: the polls follow
+    -- the spread the run learns, not one length.
+    local before = sb:control("GET", "/config").jobSeconds
+    finally(function() sb:control("POST", "/config", { jobSeconds = before }) end)
+    sb:control("POST", "/config", { jobSeconds = { 0.1, 0.5 }, jobSeed = 7 })
+    local dir = home .. "/varying"
+    local code, _, err = host.run({ "external-group-access", "--out", dir, "-q" }, { env = env })
+    assert.equal(0, code, err)
+    local n = #group_ids
+    local entries = check_manifest(dir, "group_access_export", "graph")
+    assert.equal(n, #entries)
+    assert.equal(n, #reports.zips(dir))
+    assert.equal(n, submits("/access/export"))
+    local covered = {}
+    for _, e in ipairs(entries) do
+      assert.is_nil(covered[e.subjects[1]], e.subjects[1])
+      covered[e.subjects[1]] = true
+    end
+    for _, id in ipairs(group_ids) do assert.is_true(covered[id], id) end
+    local polls = #sb:control("GET", "/requests?match=/exportstatus")
+    assert.is_true(polls <= 4 * n, polls .. " status polls for " .. n .. " jobs")
+  end)
+
   it("exports a group listed on two pages once, when the listing shifts while it is paged", function()
     -- Groups inserted ahead after the first page move 12 rows onto the next.
     sb:control("POST", "/config", { jobSeconds = 0.05, listingShift = 12 })

@@ -116,13 +116,62 @@ describe("jobs", function()
     assert.same({ 11.5 }, { tm:next_poll(0, 0, 1) })
     -- A job that outlasts every job seen: growing again from its own length.
     assert.equal(18, tm:next_poll(12, 4, 1))
-    -- Lengths that differ (seen running longer than another was seen done):
-    -- the median length first.
+    -- Lengths that differ (seen running longer than another was seen done)
+    -- and no lengths kept (no poll times given): growing from the job's own.
     tm:done(20)
     tm:done(30)
     tm:running(25)
-    assert.equal(20, tm:next_poll(0, 0, 1))
+    assert.equal(1, tm:next_poll(0, 0, 1))
     assert.equal(37.5, tm:next_poll(25, 2, 1))
+    -- Never two polls of a job less than MIN_STEP apart.
+    local alike = jobs.timing(auditrun.semaphore(5), "site_permissions_export")
+    alike:running(7.5)
+    alike:done(11.5)
+    assert.near(11.49 + jobs.MIN_STEP, alike:next_poll(11.49, 1, 1), 1e-9)
+  end)
+
+  it("poll jobs whose lengths differ from the low end of those seen, a fraction of their spread apart", function()
+    local tm = jobs.timing(auditrun.semaphore(5), "user_permissions_export")
+    -- Eleven jobs, each seen running at lo and done at lo + 0.1: lengths
+    -- (their middles) 0.55, 0.85, 1.05, 1.15, ..., 1.75, 2.05. They cross
+    -- (seen running at 2.0, another done by 0.6): lengths differ.
+    for _, lo in ipairs { 0.5, 0.8, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 2.0 } do
+      tm:running(lo)
+      tm:done(lo + 0.1, lo, lo + 0.1)
+    end
+    -- The low end: the 20th percentile (the third of eleven), 1.05; the
+    -- longest 2.05; the step a fifth of their spread, widened by 12/10
+    -- for a sample of eleven: 0.24.
+    local low, step, top = tm:grid()
+    assert.near(1.05, low, 1e-9)
+    assert.near(0.24, step, 1e-9)
+    assert.near(2.05, top, 1e-9)
+    assert.near(1.05, tm:next_poll(0, 0, 1), 1e-9)
+    -- Then a step at a time from the grid point last polled, sent a little late.
+    assert.near(1.29, tm:next_poll(1.06, 1, 1), 1e-9)
+    assert.near(1.53, tm:next_poll(1.31, 2, 1), 1e-9)
+    -- Past the longest: the distance past it doubles each poll, a step at least.
+    assert.near(2.34, tm:next_poll(2.10, 5, 1), 1e-9)
+    assert.near(2.63, tm:next_poll(2.34, 6, 1), 1e-9)
+    -- Bounds that do not cross (a slow answer made the shortest done look
+    -- long), but two lengths told by close polls 0.2 s apart: they differ.
+    local slow = jobs.timing(auditrun.semaphore(5), "group_access_export")
+    slow:running(1.0)
+    slow:done(1.5, 1.0, 1.05)
+    slow:running(1.2)
+    slow:done(1.6, 1.2, 1.25)
+    assert.near(1.025, slow:next_poll(0, 0, 1), 1e-9)
+    assert.near(1.025 + 0.12, slow:next_poll(1.03, 1, 1), 1e-9)
+    -- Jobs done at their first poll count a step below it: three of them at
+    -- 1.05 bring the low end down to 1.05 - step.
+    for _ = 1, 3 do tm:done(1.1, nil, 1.05) end
+    low, step = tm:grid()
+    assert.near(1.05 - step, low, 1e-9)
+    -- Only the last 32 lengths count: 32 more jobs of 3.0 s, alike, make them
+    -- all 3.0 s: the first poll at 3.0, the step the least.
+    for _ = 1, 32 do tm:done(3.1, 2.95, 3.05) end
+    low, step, top = tm:grid()
+    assert.same({ 3, jobs.MIN_STEP, 3 }, { low, step, top })
   end)
 
   it("note the intent before each submit is sent, and withdraw it when the service started nothing", function()

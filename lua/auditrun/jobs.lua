@@ -8,15 +8,10 @@
 -- a timeout, a dropped connection, a 500, 502 or 504, or an answer without
 -- a job id nobody knows, and the caller is told so.
 -- A slot is held until the job is seen done, so a late poll idles a slot.
--- Polls aim at the expected finish: jobs of one export on one tenant tend to
--- take alike, and each poll bounds how long they take (seen running x s
--- after the submit was answered: longer than x; seen done y s after it was
--- sent: at most y). A job polls first where those bounds say, halving them
--- when they are wide, then at their upper end; a job waiting for its poll
--- is woken when another job of the export narrows them. With nothing
--- known yet (or a job that outlasts them) it polls after first_interval
--- (1 s), then each time the job has run 1.5 times longer, at most 30 s
--- apart. A status answer that carries Retry-After sets the next wait, up
+-- Polls aim at the expected finish, from what the jobs of the same export
+-- have shown of their lengths: alike, or spread (see "how long jobs take").
+-- With nothing known yet a job polls after first_interval (1 s), then each
+-- time it has run 1.5 times longer, at most 30 s apart. A status answer that carries Retry-After sets the next wait, up
 -- to MAX_POLL_WAIT (10 minutes): a service that asks for days is asked
 -- again then. A job an earlier run submitted polls at once, then 1 s,
 -- growing 1.5 times up to 30 s, with jitter. Every wait ends by the job's
@@ -64,10 +59,39 @@ local TOLD_WAIT = 30
 
 -- ---- how long jobs take ------------------------------------------------------
 
+-- Polls aim where the jobs of the export so far say a job will be done: at
+-- their common length when they take alike, else on a grid learnt from the
+-- spread of their lengths (first near the low end, then a fraction apart).
+--
+-- Each poll bounds how long jobs take (seen running x s after the submit
+-- was answered: longer than x; seen done y s after it was sent: at most y).
+-- Each job done gives a length, the middle of its last running poll and
+-- the poll that found it done; the export keeps the last SPREAD of them.
+-- While the longest seen running is shorter than the shortest seen done,
+-- and no two lengths told by close polls are far apart (close()), the
+-- jobs take alike: a job polls first where those bounds say, halving them
+-- once when they are wide (one job probes at a time), then at their upper
+-- end. Otherwise the lengths differ, and a job polls
+-- first at their LOW_QUANTILE (low), then every (longest - low) / STEPS,
+-- widened by (n + 1) / (n - 1) while only n lengths are known (what the
+-- range of n draws falls short of the spread by); past the longest, each
+-- poll doubles the distance past it. A job found done at its first poll
+-- counts a step below that poll, as it may have been done a while: when
+-- too many are, the low end moves down. On lengths spread uniformly that
+-- is about 3.5 polls a job, a finished job idling its slot about a tenth
+-- of the spread. With nothing known, or past what is known of jobs alike,
+-- a job polls after first_interval (1 s), then each time it has run 1.5
+-- times longer, at most 30 s apart. Polls of a job are at least MIN_STEP
+-- apart, and a job napping till its poll wakes when another of its export
+-- teaches something.
 local Timing = {}
 Timing.__index = Timing
 
-local KEEP = 16  -- observations kept per export
+local KEEP = 16           -- bounds kept per export
+local SPREAD = 32         -- lengths kept per export
+local LOW_QUANTILE = 0.2  -- where the grid's first poll goes among them
+local STEPS = 5           -- the grid's steps from there to the longest
+M.MIN_STEP = 0.05         -- the least gap between two polls of a job (s)
 
 --- timing(limiter, name) -> what jobs of export `name` on the limiter's
 --- tenant have shown of their length (shared by those jobs).
@@ -75,15 +99,15 @@ function M.timing(limiter, name)
   limiter.timings = limiter.timings or {}
   local t = limiter.timings[name]
   if not t then
-    t = setmetatable({ los = {}, his = {}, nappers = {} }, Timing)
+    t = setmetatable({ los = {}, his = {}, lengths = {}, nappers = {} }, Timing)
     limiter.timings[name] = t
   end
   return t
 end
 
-local function keep(list, v)
+local function keep(list, v, n)
   list[#list + 1] = v
-  if #list > KEEP then table.remove(list, 1) end
+  if #list > (n or KEEP) then table.remove(list, 1) end
 end
 
 -- Wakes the jobs napping on this timing: what they aim at may have moved.
@@ -99,11 +123,21 @@ function Timing:running(x)
   self:learnt()
 end
 
---- done(y): a job was seen done at most y s after its submit was sent.
---- longest: the longest such y ever seen (or given by an earlier run).
-function Timing:done(y)
+-- How near two lengths of about `at` s are taken as alike, and how close
+-- a job's last two polls must be for its length to tell: 2 MIN_STEP or 5 %.
+local function close(at) return math.max(2 * M.MIN_STEP, at * 0.05) end
+
+--- done(y, lo, at): a job was seen done at most y s after its submit was
+--- sent. longest: the longest such y ever seen (or given by an earlier
+--- run). at: the poll that found it done, s after the submit was answered,
+--- and lo its last poll that found it running (nil: none did); with them
+--- the job's length joins those the grid is made from.
+function Timing:done(y, lo, at)
   keep(self.his, y)
   self.longest = math.max(self.longest or 0, y)
+  if at then
+    keep(self.lengths, lo and { (lo + at) / 2, close = at - lo <= close(at) } or { at, early = true }, SPREAD)
+  end
   self:learnt()
 end
 
@@ -118,28 +152,71 @@ function Timing:bounds()
   return lo, sorted[1], sorted[(#sorted + 1) // 2]
 end
 
+--- alike() -> false when two lengths told closely differ by more than that.
+function Timing:alike()
+  local min, max
+  for _, l in ipairs(self.lengths) do
+    if l.close then min, max = math.min(min or l[1], l[1]), math.max(max or l[1], l[1]) end
+  end
+  return not min or max - min <= close(max)
+end
+
+--- grid() -> low, step, top: where the first poll of a job goes when
+--- lengths differ, how far apart its next ones, and the longest length
+--- kept; nil when none is kept.
+function Timing:grid()
+  local n = #self.lengths
+  if n == 0 then return nil end
+  -- The low end and the longest, with the jobs done at their first poll
+  -- counted `early` s below it.
+  local function ends(early)
+    local list = {}
+    for i, l in ipairs(self.lengths) do list[i] = l.early and l[1] - early or l[1] end
+    table.sort(list)
+    return list[math.max(1, math.ceil(n * LOW_QUANTILE))], list[n]
+  end
+  local low, top = ends(0)
+  local step = math.max((top - low) * (n > 1 and (n + 1) / (n - 1) or 1) / STEPS, M.MIN_STEP)
+  low = ends(step)
+  return math.max(low, 0), step, top
+end
+
 local function grown(own_lo, polls, first)
   if polls == 0 then return first end
   return own_lo + math.min(math.max(own_lo * 0.5, 0.1), 30)
 end
 
---- next_poll(own_lo, polls, first) -> seconds after the submit's answer at
---- which a job that has been polled `polls` times, and seen running own_lo
---- s after that answer, should be polled next; true when that poll probes
---- below the upper bound.
-function Timing:next_poll(own_lo, polls, first)
+local function aim(self, own_lo, polls, first)
   local lo, hi, typical = self:bounds()
-  if not lo or own_lo >= typical then return grown(own_lo, polls, first) end
-  if lo < hi and own_lo < hi then
+  if not lo then return grown(own_lo, polls, first) end
+  if lo < hi and self:alike() then
     -- Alike so far: somewhere in (lo, hi]. Halve a wide gap once, else hi.
-    -- One job probes at a time; the others wait for what it learns.
+    -- One job probes at a time; the others wait for what it learns. A job
+    -- that outlasts them: the typical length, then growing.
+    if own_lo >= typical then return grown(own_lo, polls, first) end
+    if own_lo >= hi then return typical end
     lo = math.max(lo, own_lo)
     if polls > 0 or self.probing or hi - lo <= math.max(0.02, hi * 0.01) then return hi end
     return lo + (hi - lo) / 2, true
   end
-  -- Lengths differ: the typical one, then growing.
-  if own_lo < typical then return typical end
-  return grown(own_lo, polls, first)
+  -- Lengths differ: the grid, from its low end a step at a time; past the
+  -- longest, each poll doubles the distance past it, at most as far apart
+  -- as for a job nothing is known of.
+  local low, step, top = self:grid()
+  if not low then return grown(own_lo, polls, first) end
+  if polls == 0 then return low end
+  if own_lo >= top then return math.min(own_lo + math.max(step, own_lo - top), grown(own_lo, polls, first)) end
+  return low + math.max(0, math.floor((own_lo - low) / step + 0.5) + 1) * step
+end
+
+--- next_poll(own_lo, polls, first) -> seconds after the submit's answer at
+--- which a job that has been polled `polls` times, and seen running own_lo
+--- s after that answer, should be polled next; true when that poll probes
+--- below the upper bound of jobs alike.
+function Timing:next_poll(own_lo, polls, first)
+  local at, probe = aim(self, own_lo, polls, first)
+  if polls > 0 then at = math.max(at, own_lo + M.MIN_STEP) end
+  return at, probe
 end
 
 --- nap(seconds): sleeps, or less when another job teaches something.
@@ -476,9 +553,9 @@ end
 -- the service asked for (or an error's backoff) it polls at once.
 local function wait_aimed(self, first, deadline)
   local tm, t0, t1 = self.timing, self.sent, self.answered
-  local own_lo, polls, errs, asked = 0, 0, 0, false
+  local own_lo, polls, errs, asked = nil, 0, 0, false
   while true do
-    local at, probe = tm:next_poll(own_lo, polls, first)
+    local at, probe = tm:next_poll(own_lo or 0, polls, first)
     local now = self.clock()
     if not asked and now - t1 > deadline then return overdue(self, deadline) end
     if not asked and t1 + at > now + 0.001 then
@@ -491,7 +568,7 @@ local function wait_aimed(self, first, deadline)
       if not ok then error(code, 0) end
       polls = polls + 1
       if code == M.DONE then
-        tm:done(self.clock() - t0)
+        tm:done(self.clock() - t0, own_lo, now - t1)
         return true
       end
       if code == M.FAILED then return failed(self) end

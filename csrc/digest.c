@@ -20,8 +20,16 @@ static void fail(char *err, size_t errlen, const char *what) {
   snprintf(err, errlen, last ? "%s (%s)" : "%s", what, reason);
 }
 
+/* SHA-256 fetched from its provider once: EVP_sha256() would be looked up
+ * again (under a lock) at each digest, as long as the digest of a row. */
+static const EVP_MD *sha256_md(void) {
+  static EVP_MD *md;
+  if (!md) md = EVP_MD_fetch(NULL, "SHA256", NULL);
+  return md ? md : EVP_sha256();
+}
+
 int digest_sha256(const unsigned char *data, size_t len, unsigned char out[32]) {
-  return EVP_Digest(data, len, out, NULL, EVP_sha256(), NULL) == 1 ? 0 : -1;
+  return EVP_Digest(data, len, out, NULL, sha256_md(), NULL) == 1 ? 0 : -1;
 }
 
 int digest_sha256_fd(int fd, unsigned char out[32], char *err, size_t errlen) {

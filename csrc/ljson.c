@@ -29,9 +29,12 @@
 #define SCRATCH_META "auditrun.json_scratch"
 #define MAX_DEPTH 1000 /* records.lua's limit; deeper goes to Lua, which raises */
 
+/* A field written to the buffer, "key":value from `at` to `end`, waiting
+ * to be put in its place among the object's fields sorted by key. */
 typedef struct {
   const char *s;
   size_t len;
+  size_t at, end;
 } keyref;
 
 /* The output text and the keys of the objects being written, reused from
@@ -42,6 +45,7 @@ typedef struct {
   size_t len, cap;
   keyref *keys;
   size_t nkeys, capkeys;
+  int sorted; /* objects' keys sorted (0: as lua_next gives them) */
 } scratch;
 
 static int scratch_gc(lua_State *L) {
@@ -55,8 +59,13 @@ static int scratch_gc(lua_State *L) {
 }
 
 /* Room for n more bytes; 0 when memory ran out. */
-static int reserve(scratch *s, size_t n) {
-  if (s->len + n <= s->cap) return 1;
+static int grow(scratch *s, size_t n);
+
+static inline int reserve(scratch *s, size_t n) {
+  return s->len + n <= s->cap || grow(s, n);
+}
+
+static int grow(scratch *s, size_t n) {
   size_t cap = s->cap ? s->cap : 4096;
   while (cap < s->len + n) cap *= 2;
   char *p = realloc(s->buf, cap);
@@ -66,7 +75,7 @@ static int reserve(scratch *s, size_t n) {
   return 1;
 }
 
-static int put(scratch *s, const char *p, size_t n) {
+static inline int put(scratch *s, const char *p, size_t n) {
   if (!reserve(s, n)) return 0;
   memcpy(s->buf + s->len, p, n);
   s->len += n;
@@ -83,18 +92,33 @@ static const char *const escapes[256] = {
 };
 
 static int put_string(scratch *s, const char *p, size_t n) {
-  if (!reserve(s, n + 2)) return 0;
-  s->buf[s->len++] = '"';
-  size_t run = 0; /* bytes of p before i not yet copied */
+  if (!reserve(s, 6 * n + 2)) return 0; /* each byte at most \u00XX */
+  char *out = s->buf + s->len;
+  *out++ = '"';
   for (size_t i = 0; i < n; i++) {
-    const char *e = escapes[(unsigned char)p[i]];
-    if (!e) continue;
-    if (!put(s, p + run, i - run)) return 0;
-    if (!put(s, e, strlen(e))) return 0;
-    run = i + 1;
+    unsigned char c = (unsigned char)p[i];
+    const char *e = escapes[c];
+    if (!e) {
+      *out++ = (char)c;
+    } else {
+      while (*e) *out++ = *e++;
+    }
   }
-  if (!put(s, p + run, n - run)) return 0;
-  return put(s, "\"", 1);
+  *out++ = '"';
+  s->len = (size_t)(out - s->buf);
+  return 1;
+}
+
+/* A whole number of at most 14 digits, as "%lld" writes it. */
+static int put_integer(scratch *s, long long v) {
+  char tmp[24], *end = tmp + sizeof tmp, *p = end;
+  unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0) *--p = '-';
+  return put(s, p, (size_t)(end - p));
 }
 
 /* As lua-cjson writes a number: the double, "%.14g". Whole numbers of at
@@ -104,18 +128,12 @@ static int put_number(scratch *s, lua_State *L, int idx) {
   int n;
   if (lua_isinteger(L, idx)) {
     lua_Integer i = lua_tointeger(L, idx);
-    if (i > -100000000000000LL && i < 100000000000000LL) {
-      n = snprintf(tmp, sizeof tmp, "%lld", (long long)i);
-      return put(s, tmp, (size_t)n);
-    }
+    if (i > -100000000000000LL && i < 100000000000000LL) return put_integer(s, (long long)i);
   }
   double d = (double)lua_tonumber(L, idx);
   if (isnan(d) || isinf(d)) return 0;
-  if (d == floor(d) && d > -1e14 && d < 1e14 && !(d == 0 && signbit(d))) {
-    n = snprintf(tmp, sizeof tmp, "%lld", (long long)d);
-  } else {
-    n = snprintf(tmp, sizeof tmp, "%.14g", d);
-  }
+  if (d == floor(d) && d > -1e14 && d < 1e14 && !(d == 0 && signbit(d))) return put_integer(s, (long long)d);
+  n = snprintf(tmp, sizeof tmp, "%.14g", d);
   return put(s, tmp, (size_t)n);
 }
 
@@ -127,7 +145,7 @@ static int keycmp(const void *a, const void *b) {
   return x->len < y->len ? -1 : x->len > y->len;
 }
 
-static int push_key(scratch *s, const char *p, size_t len) {
+static int push_key(scratch *s, const char *p, size_t len, size_t at, size_t end) {
   if (s->nkeys == s->capkeys) {
     size_t cap = s->capkeys ? s->capkeys * 2 : 256;
     keyref *k = realloc(s->keys, cap * sizeof *k);
@@ -135,9 +153,44 @@ static int push_key(scratch *s, const char *p, size_t len) {
     s->keys = k;
     s->capkeys = cap;
   }
-  s->keys[s->nkeys].s = p;
-  s->keys[s->nkeys].len = len;
-  s->nkeys++;
+  keyref *k = &s->keys[s->nkeys++];
+  k->s = p;
+  k->len = len;
+  k->at = at;
+  k->end = end;
+  return 1;
+}
+
+/* The fields keys[base..] (written from `start` on, in the order they
+ * came) put in key order, commas between them; `first`: no comma before
+ * the first. The keys from base on are dropped. */
+static int sort_fields(scratch *s, size_t base, size_t start, int first) {
+  size_t n = s->nkeys - base, written = s->len - start;
+  keyref *keys = s->keys + base;
+  if (n > 16) {
+    qsort(keys, n, sizeof *keys, keycmp);
+  } else {
+    for (size_t i = 1; i < n; i++) { /* insertion sort: a row has few keys */
+      keyref k = keys[i];
+      size_t j = i;
+      while (j > 0 && keycmp(&keys[j - 1], &k) > 0) {
+        keys[j] = keys[j - 1];
+        j--;
+      }
+      keys[j] = k;
+    }
+  }
+  if (!reserve(s, written + n)) return 0;
+  size_t out = s->len;
+  for (size_t i = 0; i < n; i++) {
+    keyref *k = &s->keys[base + i];
+    if (!(first && i == 0)) s->buf[out++] = ',';
+    memcpy(s->buf + out, s->buf + k->at, k->end - k->at);
+    out += k->end - k->at;
+  }
+  memmove(s->buf + start, s->buf + s->len, out - s->len);
+  s->len = start + (out - s->len);
+  s->nkeys = base;
   return 1;
 }
 
@@ -150,23 +203,6 @@ static int plain_table(lua_State *L, int idx, int amt) {
   int same = amt && lua_rawequal(L, -1, amt);
   lua_pop(L, 1);
   return same;
-}
-
-/* The fields of the object at idx, from key keys[base] on (sorted). */
-static int put_fields(scratch *s, lua_State *L, int idx, size_t base, int amt, int depth) {
-  size_t n = s->nkeys - base;
-  qsort(s->keys + base, n, sizeof *s->keys, keycmp);
-  for (size_t i = 0; i < n; i++) {
-    keyref k = s->keys[base + i];
-    if (i > 0 && !put(s, ",", 1)) return 0;
-    if (!put_string(s, k.s, k.len) || !put(s, ":", 1)) return 0;
-    lua_pushlstring(L, k.s, k.len);
-    lua_rawget(L, idx);
-    int ok = put_value(s, L, lua_gettop(L), amt, depth + 1);
-    lua_pop(L, 1);
-    if (!ok) return 0;
-  }
-  return 1;
 }
 
 static int put_table(scratch *s, lua_State *L, int idx, int amt, int depth) {
@@ -210,20 +246,26 @@ static int put_table(scratch *s, lua_State *L, int idx, int amt, int depth) {
     return put(s, "]", 1);
   }
   if (strs != count) return 0;
+  /* Each field written as it comes, then the fields put in key order
+   * (sort_fields); unsorted (json_digests) they stay as they came. */
   size_t base = s->nkeys;
+  if (!put(s, "{", 1)) return 0;
+  size_t start = s->len;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
+    size_t len, at = s->len;
+    const char *k = lua_tolstring(L, -2, &len);
+    int ok = (s->sorted || at == start || put(s, ",", 1)) && put_string(s, k, len) && put(s, ":", 1) &&
+             put_value(s, L, lua_gettop(L), amt, depth + 1) && (!s->sorted || push_key(s, k, len, at, s->len));
     lua_pop(L, 1);
-    size_t len;
-    const char *k = lua_tolstring(L, -1, &len);
-    if (!push_key(s, k, len)) {
+    if (!ok) {
       lua_pop(L, 1);
+      s->nkeys = base;
       return 0;
     }
   }
-  int ok = put(s, "{", 1) && put_fields(s, L, idx, base, amt, depth) && put(s, "}", 1);
-  s->nkeys = base;
-  return ok;
+  if (s->sorted && !sort_fields(s, base, start, 1)) return 0;
+  return put(s, "}", 1);
 }
 
 /* records.encode's text of the value at idx; 0: not written here. */
@@ -251,6 +293,7 @@ static scratch *get_scratch(lua_State *L) {
   scratch *s = lua_touserdata(L, lua_upvalueindex(1));
   s->len = 0;
   s->nkeys = 0;
+  s->sorted = 1;
   return s;
 }
 
@@ -309,31 +352,34 @@ static int put_line(scratch *s, lua_State *L, int order, lua_Integer n, int row,
     lua_pop(L, 2);
     if (!ok) return 0;
   }
-  size_t base = s->nkeys;
+  size_t base = s->nkeys, start = s->len;
   lua_pushnil(L);
   while (lua_next(L, row)) {
-    lua_pop(L, 1);
-    if (lua_type(L, -1) != LUA_TSTRING) continue;
-    size_t len;
-    const char *k = lua_tolstring(L, -1, &len);
-    if (set) {
-      lua_pushvalue(L, -1);
-      int in = lua_rawget(L, set) != LUA_TNIL;
+    if (lua_type(L, -2) != LUA_TSTRING) {
       lua_pop(L, 1);
-      if (in) continue;
-    } else if (listed(L, order, n, k, len)) {
       continue;
     }
-    if (!push_key(s, k, len)) {
+    size_t len;
+    const char *k = lua_tolstring(L, -2, &len);
+    int in;
+    if (set) {
+      lua_pushvalue(L, -2);
+      in = lua_rawget(L, set) != LUA_TNIL;
+      lua_pop(L, 1);
+    } else {
+      in = listed(L, order, n, k, len);
+    }
+    size_t at = s->len;
+    int ok = in || (put_string(s, k, len) && put(s, ":", 1) && put_value(s, L, lua_gettop(L), amt, 1) &&
+                    push_key(s, k, len, at, s->len));
+    lua_pop(L, 1);
+    if (!ok) {
       lua_pop(L, 1);
       s->nkeys = base;
       return 0;
     }
   }
-  int ok = 1;
-  if (s->nkeys > base) ok = (first || put(s, ",", 1)) && put_fields(s, L, row, base, amt, 0);
-  s->nkeys = base;
-  return ok && put(s, "}", 1);
+  return sort_fields(s, base, start, first) && put(s, "}", 1);
 }
 
 /* The optional set of names at idx (0: none). */
@@ -390,7 +436,8 @@ static int l_json_digests(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   int amt = array_meta(L, 2);
   lua_settop(L, 2);
-  scratch *s = lua_touserdata(L, lua_upvalueindex(1));
+  scratch *s = get_scratch(L);
+  s->sorted = 0;
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
   lua_createtable(L, (int)n, 0);
   for (lua_Integer i = 1; i <= n; i++) {

@@ -6,6 +6,7 @@ local cjson = require "cjson"
 local core = require "auditrun.core"
 local json = require "auditrun.json"
 local records = require "auditrun.records"
+local time = require "auditrun.time"
 
 local ARRAY = getmetatable(records.array())
 local ORDER = { "eventDate", "userName", "a", "b", "ip" }
@@ -102,5 +103,21 @@ describe("records lines in C", function()
     assert.equal("float", math.type(v.d))
     assert.equal(1000, v.e)
     assert.equal("integer", math.type(v.e))
+  end)
+
+  it("read plain ISO 8601 times in C to the value and type auditrun.time gives", function()
+    assert.equal(1735689600, core.iso_time("2025-01-01"))
+    assert.equal("integer", math.type(core.iso_time("2025-01-01T10:20:30Z")))
+    assert.equal(1735689600 + 37230, core.iso_time("2025-01-01T10:20:30Z"))
+    assert.equal(1735689600 + 37200, core.iso_time("2025-01-01 10:20"))
+    assert.equal(1735689600 + (37230 + tonumber("0.125")), core.iso_time("2025-01-01T10:20:30.125Z"))
+    assert.equal("float", math.type(core.iso_time("2025-01-01T10:20:30.125")))
+    -- Anything else is left to auditrun.time, which still reads it.
+    for _, s in ipairs { "2025-01-01T10:20:30+01:00", "01/05/2022 10:00:00 AM", "2025-13-01", "2025-01-01T24:00",
+                         "2025-01-01T10:20:30.Z", "2025-01-01X", "/Date(1735689600000)/" } do
+      assert.is_nil(core.iso_time(s))
+    end
+    assert.equal(1735689600 + 37230 - 3600, time.parse("2025-01-01T10:20:30+01:00"))
+    assert.equal(1735689600, time.read("/Date(1735689600000)/"))
   end)
 end)

@@ -12,6 +12,7 @@
 local json = require "auditrun.json"
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
+local journal = require "auditrun.journal"
 local records = require "auditrun.records"
 
 local M = {}
@@ -34,10 +35,8 @@ function M.open(dir)
   if not files.exists(path) then return m end
   local text, err = files.read(path)
   if not text then return nil, err end
-  local complete = text:match("^(.*\n)") or ""
-  local n = 0
-  for line in complete:gmatch("([^\n]*)\n") do
-    n = n + 1
+  local lines = journal.lines(text)
+  for n, line in ipairs(lines) do
     local entry = json.decode(line)
     if type(entry) ~= "table" or type(entry.file) ~= "string" then
       return fail(path, string.format("line %d is not a manifest entry", n))
@@ -45,11 +44,9 @@ function M.open(dir)
     m.files[entry.file] = true
     m.count = m.count + 1
   end
-  if #complete < #text then
-    -- The tail of a line a killed run was writing.
-    local ok, werr = files.write_atomic(path, complete)
-    if not ok then return nil, werr end
-  end
+  -- The tail of a line a killed run was writing.
+  local ok, werr = journal.drop_tail(path, text)
+  if not ok then return nil, werr end
   return m
 end
 
@@ -81,32 +78,22 @@ end
 function Manifest:add(entry)
   assert(type(entry.file) == "string", "a manifest entry needs its file")
   if self.files[entry.file] then return false end
-  -- After a failed append the manifest may end in part of a line: nothing
-  -- more goes after it (the next open drops that torn tail).
-  if self.broken then return nil, self.broken end
   local line = records.encode_object(FIELDS, {
     kind = entry.kind, api = entry.api, subjects = entry.subjects or {},
     job_id = entry.job_id, file = entry.file, bytes = entry.bytes, sha256 = entry.sha256,
     finished = entry.finished or os.date("!%Y-%m-%dT%H:%M:%SZ"),
   }, { subjects = true }) .. "\n"
-  local first = not files.exists(self.path)
-  if first then
-    -- Made as every report is (private to its owner), then appended to.
-    local made, merr = files.write_atomic(self.path, "")
-    if not made then return nil, merr end
-  end
-  local f, err = files.open_append(self.path)
-  if not f then return nil, errors.new("file", err) end
-  local ok, werr = f:write(line)
-  local closed, cerr = f:close()
-  if not ok or not closed then
-    self.broken = errors.new("file", string.format("cannot write %s: %s", self.path, tostring(werr or cerr)))
-    return nil, self.broken
-  end
-  ok, err = files.fsync(self.path)
+  -- After a failed append the manifest may end in part of a line: nothing
+  -- more goes after it (the next open drops that torn tail). The file is
+  -- opened for each line, so a line always goes to the file of that name.
+  if self.broken then return nil, self.broken end
+  local j, err = journal.open(self.path)
+  if not j then return nil, err end
+  local ok, aerr = j:append(line)
+  j:close()
   if not ok then
-    self.broken = err
-    return nil, err
+    self.broken = aerr
+    return nil, aerr
   end
   self.files[entry.file] = true
   self.count = self.count + 1

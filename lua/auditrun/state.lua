@@ -7,7 +7,7 @@
 --   auditrun.try(run:set("jane@contoso.com", { job = "4790" }))
 --   for key, value in run:each() do ... end
 --
--- The file is an append-only journal: a header line, then one JSON line per
+-- The file is an append-only journal (auditrun.journal): a header line, then one JSON line per
 -- change ({"k": key, "v": value}, or {"k": key} for a removal), each
 -- written and fsynced before set returns. A change costs one short append
 -- and one fsync, however many keys the run holds. A kill -9 can at worst
@@ -23,6 +23,7 @@
 local json = require "auditrun.json"
 local errors = require "auditrun.errors"
 local files = require "auditrun.files"
+local journal = require "auditrun.journal"
 
 local M = {}
 
@@ -45,14 +46,11 @@ local function not_ours(path, why)
     "%s is not a run state this auditrun wrote (%s); move it away to start the run over", path, why))
 end
 
--- The entries of a journal's text, or nil, err. A last line without its
--- newline is a write a kill cut short: it never counted, so it is dropped.
+-- The entries of a journal's text, or nil, err; a torn last line never
+-- counted (auditrun.journal).
 local function replay(path, text)
   local entries = {}
-  local n = 0
-  for line, nl in text:gmatch("([^\n]*)(\n?)") do
-    if nl == "" then break end  -- the torn tail (or the empty match at the end)
-    n = n + 1
+  for n, line in ipairs((journal.lines(text))) do
     local rec, bad = json.decode(line)
     if type(rec) ~= "table" then
       return not_ours(path, string.format("line %d is %s", n, bad and "malformed JSON" or "not a record"))
@@ -116,9 +114,9 @@ function M.open(path, opts)
   for k, v in pairs(entries) do out[#out + 1] = line_for(k, v) end
   ok, err = files.write_atomic(path, table.concat(out))
   if not ok then return fail(nil, err) end
-  local f, ferr = files.open_append(path)
-  if not f then return fail(nil, errors.new("file", ferr)) end
-  return setmetatable({ path = path, entries = entries, lock = lock, file = f }, State)
+  local j, jerr = journal.open(path)
+  if not j then return fail(nil, jerr) end
+  return setmetatable({ path = path, entries = entries, lock = lock, journal = j }, State)
 end
 
 --- get(key) -> the value set for key, or nil
@@ -135,22 +133,9 @@ end
 --- before it returns; it never waits on the event loop.
 function State:set(key, value)
   assert(type(key) == "string", "state keys are strings")
-  assert(self.file, "attempt to use a closed run state")
-  -- After a failed write or fsync the journal may end in part of a line:
-  -- nothing more is appended after it (a rerun drops that torn tail).
-  if self.broken then return nil, self.broken end
-  local line = line_for(key, value)
-  local ok, err = self.file:write(line)
-  if ok then ok, err = self.file:flush() end
-  if not ok then
-    self.broken = errors.new("file", string.format("cannot write %s: %s", self.path, tostring(err)))
-    return nil, self.broken
-  end
-  local synced, serr = files.fsync(self.path)
-  if not synced then
-    self.broken = serr
-    return nil, serr
-  end
+  assert(self.journal, "attempt to use a closed run state")
+  local ok, err = self.journal:append(line_for(key, value))
+  if not ok then return nil, err end
   self.entries[key] = value
   return true
 end
@@ -158,9 +143,9 @@ end
 --- close(): lets another run open the state (the end of the process does
 --- too); its lock file goes (files.lock).
 function State:close()
-  if self.file then
-    self.file:close()
-    self.file = nil
+  if self.journal then
+    self.journal:close()
+    self.journal = nil
   end
   self.lock:remove()
 end

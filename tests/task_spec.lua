@@ -8,11 +8,9 @@ local core = require "auditrun.core"
 -- give the cancellation; -> the seconds the join took.
 local function join_cancelled_soon(t)
   task.spawn(function() task.sleep(0.02) t:cancel() end)
-  local t0 = task.now()
   local ok, err = t:join()
   assert.is_false(ok)
   assert.equal("cancelled", err.kind)
-  return task.now() - t0
 end
 
 describe("tasks", function()
@@ -55,15 +53,14 @@ describe("tasks", function()
 
   it("end the run without waiting for a background task", function()
     local host = require "tests.helper.host"
-    local started = task.now()
+    -- Had the run waited for it, the background task would have printed too.
     local code, out, err = host.run_script([[
       local task = require "auditrun.task"
-      task.background(function() task.sleep(60) end)
+      task.background(function() task.sleep(60) print("background done") end)
       task.spawn(function() task.sleep(0.1) print("foreground done") end)
     ]])
     assert.equal(0, code, err)
     assert.equal("foreground done\n", out)
-    assert.is_true(task.now() - started < 10)
   end)
 
   it("keep each scope's tasks, failures, end functions and values apart", function()
@@ -121,10 +118,9 @@ describe("tasks", function()
       task.sleep(30)
       reached = true
     end)
-    local took = join_cancelled_soon(t)
+    join_cancelled_soon(t)
     assert.is_true(closed)
-    assert.is_false(reached)
-    assert.is_true(took < 1)
+    assert.is_false(reached)  -- the sleep was cut short, not waited out
     assert.equal(0, core.pending())  -- its timer left the loop
   end)
 
@@ -161,10 +157,9 @@ describe("tasks", function()
       task.sleep(30)
       after = true
     end)
-    local took = join_cancelled_soon(t)
-    assert.is_true(finished)
+    join_cancelled_soon(t)
+    assert.is_true(finished)  -- the shielded sleep ran to its end
     assert.is_false(after)
-    assert.is_true(took >= 0.1)
     assert.equal(0, core.pending())
   end)
 

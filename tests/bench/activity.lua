@@ -11,11 +11,13 @@ local M = {}
 local auditrun = require "auditrun"
 local sh = require("tests.helper.util").sh
 
+--- metered(cmd) -> CPU seconds, peak RSS in KiB of the command's process.
 local function metered(cmd)
   local code, cpu_s, kib = sh("python3 tests/bench/rusage.py " .. cmd):match("^(%d+) (%S+) (%d+)")
   assert(code == "0", "failed: " .. cmd)
   return tonumber(cpu_s), tonumber(kib)
 end
+M.metered = metered
 
 local function count_lines(path) return tonumber(sh("wc -l < " .. path)) end
 

@@ -95,6 +95,7 @@ os.execute("rm -rf " .. dir)
 -- 4. Activity logs to JSON Lines (tests/bench/activity.lua).
 require("tests.bench.activity").logs(sb, http, HOST, report)
 require("tests.bench.activity").merge(HOST, report)
+require("tests.bench.insights").groups(sb, HOST, report)
 
 -- 5. Export jobs: makespan and polls per job; the cost of a state record.
 local bench_jobs = require "tests.bench.jobs"

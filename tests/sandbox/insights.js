@@ -725,6 +725,20 @@ function makeGraphHandlers(t, views, q, reports, state) {
   // ahead, counts that moved): each later page starts that many rows
   // earlier, so the last rows of a page show again at the start of the
   // next, their externalMemberCount one higher.
+  // With benchGroups (make bench), the group summaries are that many: the
+  // tenant's over and over, each copy with its own id and name.
+  function benchRows(rows) {
+    const n = state.config.benchGroups;
+    if (!n || !rows.length) return rows;
+    if (state.benchRows && state.benchRows.n === n && state.benchRows.of === rows.length) return state.benchRows.rows;
+    const out = Array.from({ length: n }, (_, i) => {
+      const r = rows[i % rows.length];
+      return { ...r, groupId: `${r.groupId}-${i}`, displayName: `${r.displayName} ${i}` };
+    });
+    state.benchRows = { n, of: rows.length, rows: out };
+    return out;
+  }
+
   function startPage(ctx, key, rows, shift = 0) {
     const start = asInt(ctx.q.one('startPage'), 'startPage', { required: true, min: 1, max: 1e9 });
     const size = asInt(ctx.q.one('pageSize'), 'pageSize', { required: true, min: 1, max: MAX_LIST });
@@ -865,7 +879,7 @@ function makeGraphHandlers(t, views, q, reports, state) {
     usersSummary: (ctx) => startPage(ctx, 'results', q.usersByAccess.map((u) => views.userSummary(u, false))),
     groupsSummary: (ctx) => {
       const groups = state.config.listingReverse ? [...q.externalGroups].reverse() : q.externalGroups;
-      return startPage(ctx, 'values', groups.map((g) => views.groupSummary(g, false)), state.config.listingShift);
+      return startPage(ctx, 'values', benchRows(groups.map((g) => views.groupSummary(g, false))), state.config.listingShift);
     },
 
     sharingLinksSummary(ctx) {
@@ -1621,7 +1635,8 @@ function createInsights({ verifyAccessToken, seed = 42, jobSeconds = 1.0, maxJob
       else if (k === 'listingShift' && Number.isInteger(v) && v >= 0) cfg.listingShift = v;
       else if (k === 'listingReverse' && typeof v === 'boolean') cfg.listingReverse = v;
       else if (k === 'activityHistory' && ['per-request', 'stable'].includes(v)) cfg.activityHistory = v;
-      else throw bad(`Bad config field '${k}'. Known: jobSeconds (number >= 0, or [min, max]: each job's length drawn uniformly in that range), jobSeed (integer >= 0: the seed of those draws, taken anew at each /reset), maxJobs (integer >= 0), strictPaths (boolean), requiredScope (string or null), activityFormat (xlsx, csv or mix: how user activity reports are served), accessFormat (xlsx, csv or damaged: how access reports are served), listingShift (integer >= 0: Graph group summary pages after the first start that many rows earlier, those rows changed), listingReverse (boolean: Graph group summaries listed last group first), activityHistory (per-request or stable: a user's activity drawn anew for each range asked, or the same history whatever the range).`);
+      else if (k === 'benchGroups' && Number.isInteger(v) && v >= 0) cfg.benchGroups = v;
+      else throw bad(`Bad config field '${k}'. Known: jobSeconds (number >= 0, or [min, max]: each job's length drawn uniformly in that range), jobSeed (integer >= 0: the seed of those draws, taken anew at each /reset), maxJobs (integer >= 0), strictPaths (boolean), requiredScope (string or null), activityFormat (xlsx, csv or mix: how user activity reports are served), accessFormat (xlsx, csv or damaged: how access reports are served), listingShift (integer >= 0: Graph group summary pages after the first start that many rows earlier, those rows changed), listingReverse (boolean: Graph group summaries listed last group first), activityHistory (per-request or stable: a user's activity drawn anew for each range asked, or the same history whatever the range), benchGroups (integer >= 0: Graph group summaries listed that many times over, for make bench; 0: as the tenant has them).`);
     }
     Object.assign(state.config, cfg);
     if ('jobSeconds' in cfg || 'jobSeed' in cfg) state.jobRng = mulberry32(state.config.jobSeed);

@@ -427,40 +427,58 @@ static int l_json_encode(lua_State *L) {
   return push_result(L, s, put_value(s, L, 1, amt, 1));
 }
 
-/* core.json_digests(rows[, array_mt]) -> {digest, ...}: for each row of
- * the list, the first 16 hex digits of the SHA-256 of its json_encode
- * text, or false where json_encode gives nil (the caller digests those
- * rows its own way). For auditrun.paging's detector of repeated pages. */
+/* core.json_digests(rows[, before]) -> keys, set, missing, seen: keys[i]
+ * is the first 16 hex digits of the SHA-256 of row i's JSON text (objects'
+ * keys in lua_next's order, as lua-cjson writes them), or false where this
+ * file does not write the row (the caller digests those its own way, and
+ * adds them to set); set has each key as a key (true); missing counts the
+ * false ones; seen: some key is a key of the table before. For
+ * auditrun.paging's detector of repeated pages. */
 static int l_json_digests(lua_State *L) {
   static const char hex[] = "0123456789abcdef";
   luaL_checktype(L, 1, LUA_TTABLE);
-  int amt = array_meta(L, 2);
+  int before = lua_isnoneornil(L, 2) ? 0 : 2;
+  if (before) luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
   scratch *s = get_scratch(L);
   s->sorted = 0;
-  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
-  lua_createtable(L, (int)n, 0);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1), missing = 0;
+  int seen = 0;
+  lua_createtable(L, (int)n, 0);  /* 3: keys */
+  lua_createtable(L, 0, (int)n);  /* 4: set */
   for (lua_Integer i = 1; i <= n; i++) {
     s->len = 0;
     s->nkeys = 0;
     lua_rawgeti(L, 1, i);
-    int ok = put_value(s, L, 4, amt, 1);
+    int ok = put_value(s, L, 5, 0, 1);
     lua_pop(L, 1);
     if (!ok) {
+      missing++;
       lua_pushboolean(L, 0);
-    } else {
-      unsigned char md[32];
-      char text[16];
-      if (digest_sha256((const unsigned char *)s->buf, s->len, md) != 0) return luaL_error(L, "sha256 failed");
-      for (int k = 0; k < 8; k++) {
-        text[2 * k] = hex[md[k] >> 4];
-        text[2 * k + 1] = hex[md[k] & 15];
-      }
-      lua_pushlstring(L, text, sizeof text);
+      lua_rawseti(L, 3, i);
+      continue;
     }
+    unsigned char md[32];
+    char text[16];
+    if (digest_sha256((const unsigned char *)s->buf, s->len, md) != 0) return luaL_error(L, "sha256 failed");
+    for (int k = 0; k < 8; k++) {
+      text[2 * k] = hex[md[k] >> 4];
+      text[2 * k + 1] = hex[md[k] & 15];
+    }
+    lua_pushlstring(L, text, sizeof text);
+    lua_pushvalue(L, -1);
     lua_rawseti(L, 3, i);
+    if (before && !seen) {
+      lua_pushvalue(L, -1);
+      seen = lua_rawget(L, before) != LUA_TNIL;
+      lua_pop(L, 1);
+    }
+    lua_pushboolean(L, 1);
+    lua_rawset(L, 4);
   }
-  return 1;
+  lua_pushinteger(L, missing);
+  lua_pushboolean(L, seen);
+  return 4;
 }
 
 static void integers(lua_State *L, int idx) {

@@ -51,19 +51,23 @@ function M.repeats()
   local before, before_where = {}, nil
   return function(list, where)
     if #list == 0 then return nil end
-    -- Each row's digest of its JSON text, keys sorted, in C; a row that
-    -- only lua-cjson writes (a NaN) is digested from its text there,
-    -- marked so that it never meets a digest of the other kind.
-    local keys, rows = core.json_digests(list), {}
-    for i = 1, #list do
-      if not keys[i] then keys[i] = digest("\0" .. json.encode(list[i])) end
-      rows[keys[i]] = true
+    -- Each row's digest of its JSON text, in C (with the set of them, and
+    -- whether one was a row of the page before); a row that only
+    -- lua-cjson writes (a NaN) is digested from its text here, marked so
+    -- that it never meets a digest of the other kind.
+    local keys, rows, missing, seen = core.json_digests(list, before)
+    if missing > 0 then
+      for i = 1, #list do
+        if not keys[i] then
+          keys[i] = digest("\0" .. json.encode(list[i]))
+          rows[keys[i]] = true
+          if before[keys[i]] then seen = true end
+        end
+      end
     end
     local whole = digest(table.concat(keys))
     if pages[whole] then return pages[whole] end
-    for _, k in ipairs(keys) do
-      if before[k] then return before_where end
-    end
+    if seen then return before_where end
     pages[whole] = where
     order[#order + 1] = whole
     if #order - oldest + 1 > M.PAGES_REMEMBERED then

@@ -180,9 +180,11 @@ describe("unattended runs", function()
     end)
 
     it("a run waiting for another process's slots says so, and counts its jobs queued, not running", function()
-      local home, ienv = insights_home(4)
+      local home, ienv = insights_home(10)
       -- The first run holds all five slots with legacy batches of 10 groups
-      -- (some twenty jobs of 4 s), so the second waits, but not for long.
+      -- (some twenty jobs of 10 s), so the second waits for the first of
+      -- them to end: long enough for its progress lines (one a second) to
+      -- show it waiting even when it starts slowly (valgrind), and not long.
       local a = host.start({ "external-group-access", "--api", "legacy", "--batch-size", "10", "--out", home .. "/a",
         "-q" }, { env = ienv })
       until_five_jobs()

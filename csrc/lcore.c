@@ -145,6 +145,18 @@ static void keylog_check(void) {
 static const lua_CFunction opens[] = {lfsio_open, lhttp_open, ljwt_open, ldigest_open, lloop_open, lsqlite_open, lcsv_open, ljson_open,
                                        ltime_open, NULL};
 
+/* The exit codes Lua sees as core.EXIT_<name>. */
+static const struct exit_code {
+  const char *name;
+  int code;
+} exit_codes[] = {
+  {"EXIT_FAILURE", AUDITRUN_EXIT_FAILURE},
+  {"EXIT_USAGE", AUDITRUN_EXIT_USAGE},
+  {"EXIT_INCOMPLETE", AUDITRUN_EXIT_INCOMPLETE},
+  {"EXIT_INTERRUPTED", AUDITRUN_EXIT_INTERRUPTED},
+  {NULL, 0},
+};
+
 static int core_handle_signals(lua_State *L) {
   lloop_handle_signals(L);
   return 0;
@@ -191,14 +203,10 @@ int luaopen_auditrun_core(lua_State *L) {
   lua_setfield(L, -2, "curl_version");
   lua_pushstring(L, jwt_openssl_version());
   lua_setfield(L, -2, "openssl_version");
-  lua_pushinteger(L, AUDITRUN_EXIT_FAILURE);
-  lua_setfield(L, -2, "EXIT_FAILURE");
-  lua_pushinteger(L, AUDITRUN_EXIT_USAGE);
-  lua_setfield(L, -2, "EXIT_USAGE");
-  lua_pushinteger(L, AUDITRUN_EXIT_INCOMPLETE);
-  lua_setfield(L, -2, "EXIT_INCOMPLETE");
-  lua_pushinteger(L, AUDITRUN_EXIT_INTERRUPTED);
-  lua_setfield(L, -2, "EXIT_INTERRUPTED");
+  for (const struct exit_code *e = exit_codes; e->name; e++) {
+    lua_pushinteger(L, e->code);
+    lua_setfield(L, -2, e->name);
+  }
   for (const lua_CFunction *f = opens; *f; f++) {
     lua_pushcfunction(L, *f);
     lua_pushvalue(L, -2);

@@ -87,7 +87,6 @@ end
 local TIME_OPTIONS = { from = true, to = true }
 --- time_text(seconds) -> the time as --from and --to take it.
 function M.time_text(t) return os.date("!%Y-%m-%dT%H:%M:%S", t) end
-local shown_time = M.time_text
 M.from_time = time_converter(false, "--from")
 M.to_time = time_converter(true, "--to")
 
@@ -106,10 +105,10 @@ end
 -- every workflow's times so.
 local function check_times(o)
   if o.from and o.to and o.from > o.to then
-    return "--from " .. shown_time(o.from) .. " is after --to " .. shown_time(o.to)
+    return "--from " .. M.time_text(o.from) .. " is after --to " .. M.time_text(o.to)
   end
   if o.from and not o.to and not o.incremental and o.from >= os.time() then
-    return "--from " .. shown_time(o.from) .. " is in the future: there is nothing to read yet"
+    return "--from " .. M.time_text(o.from) .. " is in the future: there is nothing to read yet"
   end
 end
 
@@ -362,7 +361,7 @@ function M.answer(opts, lists)
       and not (type(v) == "table" and next(v) == nil) then
       local flag = "--" .. k:gsub("_", "-")
       local digest = lists and lists[flag] and type(v) == "string" and files.sha256(v)
-      if TIME_OPTIONS[k] and math.type(v) == "integer" then v = shown_time(v) end
+      if TIME_OPTIONS[k] and math.type(v) == "integer" then v = M.time_text(v) end
       out[flag] = digest and string.format("%s (sha256 %s)", v, digest:sub(1, 16)) or v
     end
   end

@@ -60,7 +60,8 @@ function M.new(o)
   local each = task.scope().each
   if each then live = false end
   local p = setmetatable({
-    tag = each and each.profile, quiet = o.quiet, verbose = o.verbose, format = o.format or "text",
+    profile = each and each.profile, prefix = each and (each.profile .. ": ") or "",
+    quiet = o.quiet, verbose = o.verbose, format = o.format or "text",
     live = live and not o.quiet,
     out = o.out or io.stdout, err = o.err or io.stderr, clock = o.clock or task.now,
     wall = o.now or os.time, sample = o.sample, rows = o.rows,
@@ -186,7 +187,7 @@ end
 
 -- One JSON log line on stderr: time, level, event, message, then fields.
 local function json_line(self, level, name, message, fields)
-  local rec = { time = stamp(self), level = level, profile = self.tag, event = name, message = message }
+  local rec = { time = stamp(self), level = level, profile = self.profile, event = name, message = message }
   for k, v in pairs(fields or {}) do if rec[k] == nil then rec[k] = v end end
   write(self.err, records.encode(rec), "\n")
 end
@@ -208,7 +209,7 @@ function Progress:event(level, name, message, fields)
   elseif self.live then
     write(self.err, level == "error" and "failed: " or level == "warning" and "warning: " or "", message, "\n")
   else
-    write(self.err, stamp(self), " ", self.tag and (self.tag .. ": ") or "", name, " ", message, "\n")
+    write(self.err, stamp(self), " ", self.prefix, name, " ", message, "\n")
   end
   self:update(true)
 end
@@ -252,7 +253,7 @@ end
 --- say(text): a plain message for the person (the summary), on stderr.
 function Progress:say(text)
   self:clear_line()
-  write(self.err, self.tag and (self.tag .. ": ") or "", text, "\n")
+  write(self.err, self.prefix, text, "\n")
 end
 
 --- summary(text, fields): the run's summary, on stderr: text, or under

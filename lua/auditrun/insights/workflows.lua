@@ -1,10 +1,14 @@
 -- auditrun.insights.workflows: what the bundled Insights workflows share on
 -- top of auditrun.cli and auditrun.workflow: their Insights flags, signing
 -- in with --profile, and an export of one report as a workflow item.
+local activity = require "auditrun.activity"
 local auditrun = require "auditrun"
 local cli = require "auditrun.cli"
 local insights = require "auditrun.insights"
 local paging = require "auditrun.paging"
+local schemas = require "auditrun.schemas"
+local time = require "auditrun.time"
+local timeline = require "auditrun.insights.timeline"
 local workflow = require "auditrun.workflow"
 
 local M = {}
@@ -83,10 +87,6 @@ end
 --- takes it, plus subjects (the list) and source (the coverage's name);
 --- each export's params(ids, start, finish) gets the window's ends.
 function M.activity_series(opts, o)
-  local activity = require "auditrun.activity"
-  local schemas = require "auditrun.schemas"
-  local time = require "auditrun.time"
-  local timeline = require "auditrun.insights.timeline"
   local _, api = M.connect(opts)
   local how = opts.google and o.google or o[api.api]
   assert(how, "no export for this API")

@@ -1,7 +1,9 @@
 /* http.c: an HTTP request as a libcurl easy handle driven by the loop's multi
- * handle. Response headers are collected per response (a redirect or a
- * 100-continue starts a new list); the body goes to memory, bounded by
- * max_body, or to a file. TLS verification is never turned off. */
+ * handle. The body goes to memory, bounded by max_body, or to a file; TLS
+ * verification is never turned off.
+ *
+ * Response headers are collected per response: a redirect or a 100-continue
+ * starts a new list, so the headers read are the final answer's. */
 #include "http.h"
 
 #include <ctype.h>

@@ -1,6 +1,8 @@
-/* jwt.c: loading an app's certificate and key (PKCS#12, or PEM with a PEM or
- * PKCS#8 key, encrypted or not), the checks that turn a bad file into one
- * clear sentence, and the primitives a JWT needs. Each function leaves
+/* jwt.c: an app's certificate and key, loaded from PKCS#12 or PEM, and the
+ * signature a JWT needs. A bad file becomes one clear sentence (wrong
+ * password, no key, a key that does not match the certificate).
+ *
+ * PEM keys may be PEM or PKCS#8, encrypted or not. Each function leaves
  * through one `done:` exit and drains OpenSSL's error queue into err. */
 #include "jwt.h"
 

@@ -1,9 +1,10 @@
 /* lfsio.c: crash-safe file primitives for Lua. Each returns true, or nil
  * and an error value of kind "file" ("exists" when a rename would replace,
- * "locked" when another process holds a lock). A temporary file is an
- * object holding its descriptor from creation to naming: it is written
- * (core.request's output), read, hashed and named through that fd, never
- * reopened by its name. */
+ * "locked" when another process holds a lock).
+ *
+ * A temporary file is an object holding its descriptor from creation to
+ * naming: it is written (core.request's output), read, hashed and named
+ * through that fd, never reopened by its name. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

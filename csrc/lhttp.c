@@ -1,8 +1,10 @@
 /* lhttp.c: HTTP requests for Lua. core.request{...} starts a transfer and
  * returns its userdata at once; the caller waits on it (core.wait) and reads
- * req:result(). auditrun.http checks option names and fills in every
- * default (http.DEFAULTS); here only types are checked, and the limits that
- * keep a transfer bounded must be given. */
+ * req:result().
+ *
+ * auditrun.http checks option names and fills in every default
+ * (http.DEFAULTS); here only types are checked, and the limits that keep a
+ * transfer bounded must be given. */
 #include <string.h>
 
 #include "http.h"

@@ -1,8 +1,10 @@
 /* lloop.c: waiting, for Lua. core.wait parks the calling coroutine with
- * lua_yieldk, handing the scheduler (auditrun.task) a marker and the object
- * waited on; code that cannot yield waits through the scheduler, which runs
- * the loop itself (C never calls back into Lua to wait). core.poll runs the
- * loop once and returns what finished. Timers are userdata like transfers.
+ * lua_yieldk, handing the scheduler (auditrun.task) the object waited on;
+ * core.poll runs the loop once and returns what finished.
+ *
+ * Code that cannot yield waits through the scheduler, which runs the loop
+ * itself (C never calls back into Lua to wait). Timers are userdata like
+ * transfers.
  *
  * Ctrl-C (or SIGTERM) while Lua code runs: as lua.c does, the signal
  * handler sets a hook on the running thread. The scheduler normally takes

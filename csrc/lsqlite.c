@@ -1,8 +1,10 @@
-/* lsqlite.c: SQLite databases for Lua, through libsqlite3. A database is an
- * object holding its connection; a statement is prepared once and run many
- * times (bind, step, reset in one call), so a table of millions of rows is
- * written without building SQL text for each. Errors are values of kind
- * "sqlite" (nil, err), never raised. The auditrun.sqlite module wraps this.
+/* lsqlite.c: SQLite databases for Lua, through libsqlite3, wrapped by the
+ * auditrun.sqlite module. Errors are values of kind "sqlite" (nil, err),
+ * never raised.
+ *
+ * A database is an object holding its connection; a statement is prepared
+ * once and run many times (bind, step, reset in one call), so a table of
+ * millions of rows is written without building SQL text for each.
  *
  *   db = core.sqlite_open(path)          -> db | nil, err
  *   db:exec(sql)                         -> true | nil, err (many statements)

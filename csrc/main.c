@@ -1,9 +1,10 @@
-/* main.c: the auditrun host, shaped like Lua's lua.c. main() runs pmain
- * under lua_pcall; a message handler adds the traceback to unexpected
- * errors; an error value raised on purpose (a table with __tostring) prints
- * as its one line. auditrun.task.main runs the script and the tasks it
- * spawned and says the exit code. Exit codes: 0 ok, 1 failure, 2 usage,
- * 130 interrupted. */
+/* main.c: the auditrun host, shaped like Lua's lua.c. It finds the script
+ * (a file or a bundled workflow), and auditrun.task.main runs it and the
+ * tasks it spawned and says the exit code (csrc/exitcode.h).
+ *
+ * main() runs pmain under lua_pcall; a message handler adds the traceback
+ * to unexpected errors; an error value raised on purpose (a table with
+ * __tostring) prints as its one line. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <dlfcn.h>

@@ -1,8 +1,10 @@
--- auditrun.access: the access table of an export run's folder. Every
--- report the manifest lists is read as a stream (auditrun.sheets), and each
--- row of its access sheets becomes one row of one table, in the same
--- columns whatever the report: DIR/access.csv and DIR/access.sqlite (table
--- `access`, with a `runs` table of the runs that built it).
+-- auditrun.access: the access table of an export run's folder, one row for
+-- each row of every report's access sheets, in the same columns whatever the
+-- report: DIR/access.csv and DIR/access.sqlite.
+--
+-- Every report the manifest lists is read as a stream (auditrun.sheets).
+-- The SQLite file holds the table `access` and a `runs` table of the runs
+-- that built it.
 --
 --   local table = auditrun.try(access.build(dir, { run = { workflow = "external-group-access", ... } }))
 --   print(table.rows, table.reports)

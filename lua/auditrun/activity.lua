@@ -1,8 +1,9 @@
 -- auditrun.activity: activity logs for workflows, whatever the vendor: the
--- range a resumed log continues (each vendor module's pages(...) reads its
--- log on from the cursor saved after the last page written), and every
--- configured vendor's activity merged into one time-ordered stream in one
--- schema (the activity timeline).
+-- range a resumed log continues, and every configured vendor's activity
+-- merged into one time-ordered stream in one schema (the activity timeline).
+--
+-- Each vendor module's pages(...) reads its log on from the cursor saved
+-- after the last page written; resume_range says which range that is.
 --
 -- A timeline event: time (UTC, ISO 8601 with milliseconds), vendor, user,
 -- action (the vendor's own name), verb (a common word: login, logout,

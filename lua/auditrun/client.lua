@@ -1,8 +1,10 @@
 -- auditrun.client: a vendor's client class, made from its catalogue
--- (auditrun.catalog). Every endpoint becomes a method: a "submit" returns a
--- job (auditrun.jobs), a paged "read" an iterator over its rows, a "file"
--- downloads as a job's file does, anything else returns the decoded
--- answer. A vendor's glue adds what its API needs beyond that.
+-- (auditrun.catalog): every endpoint becomes a method, and a vendor's glue
+-- adds what its API needs beyond that.
+--
+-- A "submit" returns a job (auditrun.jobs), a paged "read" an iterator over
+-- its rows, a "file" downloads as a job's file does, anything else returns
+-- the decoded answer.
 --
 -- A client object holds: catalogue, base (the URL paths are relative to),
 -- session (anything with request(opts) -> res | nil, err: it adds the

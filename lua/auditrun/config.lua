@@ -1,11 +1,12 @@
--- auditrun.config: where a client's settings come from. Each vendor
--- declares its settings as a schema (auditrun.<vendor>.settings); the
--- values come from three layers, the later winning: a profile of the
--- config file ($AUDITRUN_CONFIG, else ~/.config/auditrun/config.lua), the
--- environment (AUDITRUN_<KEY>), and the table a script passes. An empty
--- variable counts as unset; a key no vendor declares is an error, never
--- silently ignored. Every error names where the bad value came from, and
--- the result keeps where each value came from (`sources`).
+-- auditrun.config: where a client's settings come from: a profile of the
+-- config file, the environment, and the table a script passes, the later
+-- winning. Every error names where the bad value came from.
+--
+-- Each vendor declares its settings as a schema (auditrun.<vendor>.settings).
+-- The config file is $AUDITRUN_CONFIG, else ~/.config/auditrun/config.lua;
+-- the environment's names are AUDITRUN_<KEY>. An empty variable counts as
+-- unset; a key no vendor declares is an error, never silently ignored. The
+-- result keeps where each value came from (`sources`).
 --
 -- A schema:
 --   name       the vendor, for messages ("DealCloud")

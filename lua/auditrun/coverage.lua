@@ -1,9 +1,10 @@
--- auditrun.coverage: what a records run walked, as an auditor checks it.
+-- auditrun.coverage: what a records run walked, as an auditor checks it,
+-- written beside its output as <out>.coverage.json, and only as a true
+-- statement: a run that failed or was cut short says where it is not covered.
+--
 -- The walkers (a DealCloud window, an ExaVault log, an Insights user's
 -- report) report each window they read and each page of it; the records
--- workflow writes the account beside its output as <out>.coverage.json,
--- atomically, and only as a true statement: a run that failed or was cut
--- short says the range is not covered, and where.
+-- workflow writes the account atomically.
 --
 --   local cov = coverage.new { from = t0, to = t1 }
 --   local win = cov:window { vendor = "dealcloud", source = "user_activity", from = w.from, to = w.to }

@@ -1,8 +1,9 @@
 -- auditrun.errors: error values. Every expected failure is a table with a
--- `kind` ("timeout", "tls", "http", "auth", "job", ...), a `message`, and
--- where known `status`, `retryable` and a short `body` excerpt; tostring()
--- gives one readable line. Library functions return nil, err; scripts raise
--- with try().
+-- `kind` and a `message`, and tostring() gives one readable line. Library
+-- functions return nil, err; scripts raise with try().
+--
+-- Kinds are "timeout", "tls", "http", "auth", "job", ...; where known an
+-- error also has `status`, `retryable` and a short `body` excerpt.
 --
 -- Secrets never show: whatever registers a secret (errors.secret: the
 -- sign-in registers the bearer token, the client secret, each assertion and

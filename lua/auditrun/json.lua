@@ -1,8 +1,10 @@
 -- auditrun.json: the one place JSON is decoded and encoded, and null named
--- (modules require this one, not lua-cjson). lua-cjson parses, then
--- numbers written without a fraction come back as Lua integers: Debian's
--- lua-cjson 2.1.0 decodes every number as a float, so an API's 16 would
--- print as "16.0" in lines and CSV. Integers beyond 2^53 have already lost
+-- (modules require this one, not lua-cjson). Numbers written without a
+-- fraction come back as Lua integers.
+--
+-- lua-cjson parses. Debian's lua-cjson 2.1.0 decodes every number as a
+-- float, so an API's 16 would print as "16.0" in lines and CSV: whole
+-- numbers are made integers again. Integers beyond 2^53 have already lost
 -- digits in lua-cjson and stay floats.
 --
 -- A lone UTF-16 surrogate escape (\ud800 with no low half after it, or a

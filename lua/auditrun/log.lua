@@ -1,8 +1,10 @@
 -- auditrun.log: what the library does on its own while a script waits — a
 -- request retried, a busy service waited out, a token renewed — told to
--- whoever listens (a workflow's -v shows it; auditrun.workflow listens).
--- Nothing is printed when nobody listens. Messages carry no secret: URLs
--- without their query, error values as the errors module shows them.
+-- whoever listens. Nothing is printed when nobody listens.
+--
+-- A workflow listens (auditrun.workflow; -v shows the details). Messages
+-- carry no secret: URLs without their query, error values as the errors
+-- module shows them.
 local task = require "auditrun.task"
 
 local M = {}

@@ -1,13 +1,13 @@
 -- auditrun.page: DIR/summary.html, the page an export run's folder hands
--- over: who outside the company can reach what. One static file with its
--- style inline, no script and nothing fetched from elsewhere, so it reads
--- the same in any browser, offline, attached to a mail. It says what the
--- run was, how many groups (or users, sites: the exports' subjects),
+-- over: who outside the company can reach what. One static file, its style
+-- inline, no script, nothing fetched: it reads the same offline or mailed.
+--
+-- It says what the run was; how many subjects (groups, users or sites),
 -- reports, external principals and objects reachable from outside the
--- access table holds, the external principals
--- that reach most, the objects most external principals reach, and the
--- changes since the run compared with. Every value from the reports is
--- escaped (names are data, and data can be hostile).
+-- access table holds; the external principals that reach most, the objects
+-- most external principals reach, and the changes since the run compared
+-- with. Every value from the reports is escaped (names are data, and data
+-- can be hostile).
 --
 -- The numbers carry ids (count-subjects, count-reports,
 -- count-external-principals, count-external-objects, count-added,

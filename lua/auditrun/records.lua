@@ -1,9 +1,12 @@
 -- auditrun.records: rows to a file, streamed and resumable, whatever the
--- vendor. JSON Lines (one object a line), CSV (RFC 4180: UTF-8, a header
--- row, CRLF line ends, fields with a comma, quote, line break, semicolon or
--- tab quoted and their quotes doubled; a text a spreadsheet would run as a
--- formula after a ', unless csv_raw) or SQLite (one table, `records`, in
--- the CSV's columns; nested values as JSON text).
+-- vendor: JSON Lines, CSV or SQLite. A rerun after a kill ends with each row
+-- once.
+--
+-- JSON Lines: one object a line. CSV: RFC 4180 (UTF-8, a header row, CRLF
+-- line ends, fields with a comma, quote, line break, semicolon or tab
+-- quoted and their quotes doubled; a text a spreadsheet would run as a
+-- formula after a ', unless csv_raw). SQLite: one table, `records`, in the
+-- CSV's columns; nested values as JSON text.
 --
 --   local w = auditrun.try(records.open("sites.csv", { format = "csv", columns = { "siteUrl", "siteName" } }))
 --   if not w.complete then

@@ -1,10 +1,12 @@
 -- auditrun.sheets: the rows of the spreadsheets inside a report zip, read
--- as a stream. A report (Insights exports are zips of .xlsx workbooks, or
--- of .csv files) is read member by member: lua-zlib inflates, lua-expat
--- parses a workbook's worksheet XML as it comes and the CSV reader splits
--- CSV text as it comes, and each row is handed out as soon as it ends, so
--- memory holds a chunk and a row, not the sheet (shared strings aside: a
--- workbook's string table is read first when it has one).
+-- as a stream: each row is handed out as soon as it ends, so memory holds a
+-- chunk and a row, not the sheet.
+--
+-- A report (Insights exports are zips of .xlsx workbooks, or of .csv files)
+-- is read member by member: lua-zlib inflates, lua-expat parses a
+-- workbook's worksheet XML as it comes and the CSV reader splits CSV text
+-- as it comes. Shared strings aside: a workbook's string table is read
+-- first when it has one.
 --
 --   for row, member, sheet in sheets.rows("report.zip", tmpdir) do print(member, sheet, row[1], row[2]) end
 --

@@ -1,9 +1,10 @@
 'use strict';
 // The sandbox's DealCloud site (/dealcloud) and ExaVault account
-// (/exavault/api/v2): their activity APIs as documented in the shared
-// api-docs (dealcloud-user-activity.txt, exavault-activity-api.md), over
-// seeded data that spans many pages and several 90-day windows, with
-// faults on demand and a record of every request (/activity-control/...).
+// (/exavault/api/v2): their activity APIs as the shared api-docs describe
+// them, over seeded data that spans many pages and several 90-day windows.
+//
+// The documents are dealcloud-user-activity.txt and exavault-activity-api.md.
+// Faults come on demand and every request is recorded (/activity-control/...).
 //
 // DealCloud: POST /dealcloud/api/rest/v1/oauth/token (client_credentials,
 // client_secret in the form; tokens last --token-ttl seconds, 900 by

@@ -1,8 +1,10 @@
 'use strict';
 // The sandbox's identity service: the real oidc-provider, mounted under
 // /identity with AvePoint IdentityServer's paths (/connect/token), issuing
-// JWT access tokens for client_credentials to two apps: one signing in with
-// a certificate (private_key_jwt), one with a client secret.
+// JWT access tokens for client_credentials.
+//
+// Two apps sign in: one with a certificate (private_key_jwt), one with a
+// client secret.
 
 const crypto = require('crypto');
 const fs = require('fs');

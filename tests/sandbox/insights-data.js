@@ -2,6 +2,7 @@
 // The sandbox tenant behind the Insights APIs: users (with guests), groups,
 // sites, objects, permissions, sharing links and a Google Workspace, all
 // derived from one seed so every run and every test sees the same tenant.
+//
 // Sizes are chosen so each paging style crosses several pages at its default
 // page size (see the `hot` sites and power users below).
 

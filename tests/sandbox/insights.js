@@ -1,8 +1,9 @@
 'use strict';
 // AvePoint Insights for the sandbox tenant: the AvePoint Graph API
 // (/insights/...) and the legacy Web API (/insights/api/v1/...) on one host,
-// behind one bearer token, with export jobs that end in real .zip/.xlsx files,
-// faults on demand and a record of every request (/insights-control/...).
+// behind one bearer token, with export jobs that end in real .zip/.xlsx files.
+//
+// Faults come on demand and every request is recorded (/insights-control/...).
 //
 // Where the documents contradict each other, the response *samples* win over
 // the property tables (they are what a client meets). How each contradiction

@@ -1,8 +1,11 @@
 'use strict';
 // The sandbox tenant: one HTTPS server on 127.0.0.1 (plain HTTP with --http)
-// carrying the identity service (the real oidc-provider, under /identity),
-// the vendor APIs (Insights; DealCloud and ExaVault in activity.js), and the
-// endpoints the core's tests need (/test/...).
+// carrying the identity service, the vendor APIs and the endpoints the
+// core's tests need.
+//
+// The identity service is the real oidc-provider, under /identity; the
+// vendor APIs are Insights (insights.js), DealCloud and ExaVault
+// (activity.js); the core's endpoints are under /test/ (testroutes.js).
 // It makes a CA for the run, prints one JSON line when it is ready, and
 // exits on SIGTERM, when its parent process is gone, or after --max-seconds
 // (0: no limit).

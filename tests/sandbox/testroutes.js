@@ -1,8 +1,10 @@
 'use strict';
-// Endpoints the HTTP core's own tests need: echo, chosen statuses with
-// Retry-After, flaky endpoints, delays, large and gzipped bodies, a
-// connection dropped mid-body, redirects, repeated headers, uploads, and
-// connection statistics.
+// Endpoints the HTTP core's own tests need, under /test/: echo, chosen
+// statuses, faults, and connection statistics.
+//
+// Statuses come with Retry-After; there are flaky endpoints, delays, large
+// and gzipped bodies, a connection dropped mid-body, redirects, repeated
+// headers and uploads.
 
 const crypto = require('crypto');
 const zlib = require('zlib');

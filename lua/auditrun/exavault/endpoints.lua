@@ -1,7 +1,8 @@
 -- auditrun.exavault.endpoints: the ExaVault activity requests, as data
 -- for auditrun.catalog (the shared api-docs folder: exavault-activity-api.md).
--- Paths are relative to the account's API base (.../api/v2). The
--- document names parameters as its Python client does (start_date,
+-- Paths are relative to the account's API base (.../api/v2).
+--
+-- The document names parameters as its Python client does (start_date,
 -- var_resource_path); the wire names are the API's (startDate,
 -- resourcePath); both spellings are taken. Answers carry their rows under
 -- `data`; the total is always 0, so paging ends on an empty page.

@@ -1,7 +1,6 @@
 -- auditrun.insights.settings: the settings of an Insights client, as an
--- auditrun.config schema: data centers by region code, the identity
--- service of each environment, and app credentials (a certificate or a
--- client secret).
+-- auditrun.config schema: data centers by region code, the identity service
+-- of each environment, and app credentials (a certificate or a secret).
 local M = {}
 
 -- Data centers, from the union of the Graph API's and the legacy Web API's

@@ -1,10 +1,11 @@
 -- auditrun.insights.timeline: Insights user activity for the activity
--- timeline, read from the content of user_activities_export reports. One
--- export per user (every user of the tenant's user summaries, or those
--- given), exactly once across reruns (auditrun.run, its state and the
--- reports in a hidden folder beside the timeline's file), jobs within the
--- tenant's limit; each report's rows are read as a stream
--- (auditrun.sheets) and become timeline events, in time order.
+-- timeline, read from the content of user_activities_export reports: one
+-- export per user, exactly once across reruns, its rows become events.
+--
+-- The users are every user of the tenant's user summaries, or those given.
+-- The exports run within the tenant's limit through auditrun.run (its state
+-- and the reports in a hidden folder beside the timeline's file); each
+-- report's rows are read as a stream (auditrun.sheets), in time order.
 local activity = require "auditrun.activity"
 local errors = require "auditrun.errors"
 local log = require "auditrun.log"

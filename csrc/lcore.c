@@ -157,14 +157,9 @@ static const struct exit_code {
   {NULL, 0},
 };
 
-static int core_handle_signals(lua_State *L) {
-  lloop_handle_signals(L);
-  return 0;
-}
-
 int luaopen_auditrun_core(lua_State *L) {
   static const luaL_Reg fns[] = {
-      {"error", core_error}, {"handle_signals", core_handle_signals}, {NULL, NULL}};
+      {"error", core_error}, {NULL, NULL}};
   if (luaL_getmetatable(L, "auditrun.release") == LUA_TNIL) {
     /* Stay loaded until the process ends: lua_close would dlclose us, and
      * with us libcurl and OpenSSL, whose own exit handlers still run later

@@ -29,9 +29,6 @@ void core_newmeta(lua_State *L, const char *name, const luaL_Reg *methods, lua_C
 int lfsio_tofd(lua_State *L, int idx);
 
 int lloop_open(lua_State *L);
-/* SIGINT/SIGTERM handling for the host: the loop's handler, and a hook that
- * stops Lua code that never returns to the loop. */
-void lloop_handle_signals(lua_State *L);
 int lfsio_open(lua_State *L);
 int lhttp_open(lua_State *L);
 int ljwt_open(lua_State *L);
@@ -45,9 +42,5 @@ int ltime_open(lua_State *L);
  * NULL there once it is closed. Raises when it is not an open one. */
 struct sqlite3_stmt;
 struct sqlite3_stmt **lsqlite_stmt_slot(lua_State *L, int idx);
-/* Adds s as one CSV cell to b (lcsv.c): quoted when it holds a comma,
- * quote, line break, semicolon or tab; a formula-like text gets a leading '
- * unless raw. Returns whether it did. */
-int csv_cell_add(luaL_Buffer *b, const char *s, size_t len, int raw);
 
 #endif

@@ -98,7 +98,10 @@ static size_t csv_cell_put(char *dst, const char *s, size_t len, int raw, int *n
   return n;
 }
 
-int csv_cell_add(luaL_Buffer *b, const char *s, size_t len, int raw) {
+/* Adds s as one CSV cell to b: quoted when it holds a comma, quote, line
+ * break, semicolon or tab; a formula-like text gets a leading ' unless raw.
+ * Returns whether it did. */
+static int csv_cell_add(luaL_Buffer *b, const char *s, size_t len, int raw) {
   int neutralised;
   char *dst = luaL_prepbuffsize(b, 2 * len + 3);
   luaL_addsize(b, csv_cell_put(dst, s, len, raw, &neutralised));

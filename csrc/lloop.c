@@ -95,12 +95,16 @@ static void on_interrupt(void) {
   if (main_thread) lua_sethook(main_thread, interrupt_hook, mask, 1000);
 }
 
-void lloop_handle_signals(lua_State *L) {
+/* handle_signals(): SIGINT and SIGTERM go to the loop's handler from now
+ * on, and a hook stops Lua code that never returns to the loop. The host
+ * calls it once, before the script runs (auditrun.task). */
+static int loop_handle_signals(lua_State *L) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   main_thread = lua_tothread(L, -1);
   lua_pop(L, 1);
   loop_set_interrupt_fn(on_interrupt);
   loop_install_signals();
+  return 0;
 }
 
 /* interrupted() -> how many Ctrl-C so far; the caller takes them. */
@@ -158,6 +162,7 @@ int lloop_open(lua_State *L) {
   static const luaL_Reg timer_methods[] = {
       {"abort", timer_close}, {"close", timer_close}, {"done", timer_done}, {NULL, NULL}};
   static const luaL_Reg fns[] = {
+      {"handle_signals", loop_handle_signals},
       {"interrupted", loop_interrupted_lua},
       {"now", loop_now_lua},
       {"pending", loop_pending_lua},

@@ -16,12 +16,6 @@
  *                                           nil), or false when done (reset) |
  *                                           nil, err
  *   st:columns()                         -> the result's column names
- *   st:csv(bytes)                        -> text, more: the next rows as CSV
- *                                           text (RFC 4180, CRLF; texts
- *                                           neutralised as core.csv_cell
- *                                           does), some `bytes` of them, and
- *                                           false once the last is in |
- *                                           nil, err
  *   st:close(), db:close()               -> also at __gc and __close
  */
 #include <sqlite3.h>
@@ -232,69 +226,6 @@ static int stmt_step(lua_State *L) {
   return 1;
 }
 
-/* A row's column as a CSV cell: NULL is empty, numbers as Lua writes them
- * (a whole REAL without its .0), texts through csv_cell_add. */
-static void csv_column(lua_State *L, luaL_Buffer *b, sqlite3_stmt *st, int i) {
-  switch (sqlite3_column_type(st, i)) {
-    case SQLITE_NULL:
-      break;
-    case SQLITE_INTEGER: {
-      char num[32];
-      snprintf(num, sizeof num, "%lld", (long long)sqlite3_column_int64(st, i));
-      luaL_addstring(b, num);
-      break;
-    }
-    case SQLITE_FLOAT: {
-      double d = sqlite3_column_double(st, i);
-      if (d == (double)(long long)d && d > -9007199254740992.0 && d < 9007199254740992.0) {
-        char num[32];
-        snprintf(num, sizeof num, "%lld", (long long)d);
-        luaL_addstring(b, num);
-      } else {
-        lua_pushnumber(L, d);
-        luaL_addvalue(b);
-      }
-      break;
-    }
-    default: {
-      const char *text = (const char *)sqlite3_column_text(st, i);
-      csv_cell_add(b, text ? text : "", (size_t)sqlite3_column_bytes(st, i), 0);
-      break;
-    }
-  }
-}
-
-static int stmt_csv(lua_State *L) {
-  sqlite_stmt *s = checkstmt(L);
-  size_t want = (size_t)luaL_optinteger(L, 2, 65536);
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  int more = 1;
-  while (luaL_bufflen(&b) < want) {
-    int rc = sqlite3_step(s->stmt);
-    if (rc == SQLITE_DONE) {
-      sqlite3_reset(s->stmt);
-      more = 0;
-      break;
-    }
-    if (rc != SQLITE_ROW) {
-      char msg[CORE_ERRLEN];
-      snprintf(msg, sizeof msg, "query: %s", sqlite3_errmsg(sqlite3_db_handle(s->stmt)));
-      sqlite3_reset(s->stmt);
-      return core_fail(L, "sqlite", msg);
-    }
-    int cols = sqlite3_column_count(s->stmt);
-    for (int i = 0; i < cols; i++) {
-      if (i) luaL_addchar(&b, ',');
-      csv_column(L, &b, s->stmt, i);
-    }
-    luaL_addstring(&b, "\r\n");
-  }
-  luaL_pushresult(&b);
-  lua_pushboolean(L, more);
-  return 2;
-}
-
 /* Where the statement of the userdata at idx is kept, for the other
  * bindings: it holds NULL once the statement is closed. */
 sqlite3_stmt **lsqlite_stmt_slot(lua_State *L, int idx) {
@@ -321,7 +252,7 @@ int lsqlite_open(lua_State *L) {
   (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   static const luaL_Reg db_methods[] = {
       {"close", db_close}, {"exec", db_exec}, {"prepare", db_prepare}, {NULL, NULL}};
-  static const luaL_Reg stmt_methods[] = {{"bind", stmt_bind},       {"close", stmt_close}, {"columns", stmt_columns}, {"csv", stmt_csv},
+  static const luaL_Reg stmt_methods[] = {{"bind", stmt_bind},       {"close", stmt_close}, {"columns", stmt_columns},
                                           {"run", stmt_run},         {"step", stmt_step},   {NULL, NULL}};
   static const luaL_Reg fns[] = {{"sqlite_open", db_open}, {NULL, NULL}};
   core_newmeta(L, DB_META, db_methods, db_close);

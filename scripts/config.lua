@@ -37,6 +37,14 @@ for _, vendor in ipairs(vendors) do
   local values, sources = config.merge(schema, layers)
   local set = config.configured(schema, opts)
   local loaded, lerr = config.load(schema, nil, opts)
+  -- Ready means a run could sign in with what is there: the vendor's
+  -- session is made as a run makes it (Insights loads the certificate with
+  -- its password), short of sending anything.
+  local module = require("auditrun." .. vendor)
+  if loaded and module.session then
+    local session, serr = module.session(loaded)
+    if not session then loaded, lerr = nil, serr end
+  end
   local secret = {}
   for _, k in ipairs(schema.secrets or {}) do secret[k] = true end
   local keys = util.sorted_keys(config.keys(schema))

@@ -81,11 +81,11 @@ describe("auditrun config", function()
   end
 
   it("shows each setting, where it came from, and masks secrets", function()
-    util.write(file, [[
+    util.write(file, ([[
       return {
-        contoso = { insights_region = "us", client_id = "app-123", cert = "/secure/contoso.pfx",
-                    cert_password = "pfx-hunter2" },
-      }]])
+        contoso = { insights_region = "us", client_id = "app-123", cert = %q,
+                    cert_password = "sandbox-pass" },
+      }]]):format(os.getenv("PWD") .. "/tests/fixtures/app.pfx"))
     local code, out, err = run({ "--profile", "contoso", "config" }, { AUDITRUN_SCOPE = "custom.scope" })
     assert.equal(0, code, err)
     assert.matches("config file: " .. file:gsub("%p", "%%%0"), out)
@@ -97,7 +97,7 @@ describe("auditrun config", function()
     assert.same({ "https://graph-us.avepointonlineservices.com/insights", "derived" }, { row(out, "insights_url") })
     assert.same({ "********", "config file " .. file }, { row(out, "cert_password") })
     assert.same({ "-", "not set" }, { row(out, "kid") })
-    assert.is_nil(out:find("pfx-hunter2", 1, true))
+    assert.is_nil(out:find("sandbox-pass", 1, true))
     assert.matches("DealCloud: not configured", out)
   end)
 
@@ -144,6 +144,29 @@ describe("auditrun config", function()
     assert.matches("DealCloud: not ready: DealCloud is not configured: set AUDITRUN_DEALCLOUD_CLIENT_ID", out)
     assert.matches("dealcloud_url +https://dc%.example +environment AUDITRUN_DEALCLOUD_URL", out)
     assert.equal("auditrun: config: DealCloud configured but not ready (see above)\n", err)
+  end)
+
+  -- Regression: a certificate whose password is wrong was called ready,
+  -- and the first run failed on it.
+  it("calls a profile whose certificate does not open with its password not ready, saying why", function()
+    local fixtures = os.getenv("PWD") .. "/tests/fixtures"
+    local cert = { AUDITRUN_CONFIG = "", AUDITRUN_INSIGHTS_REGION = "us", AUDITRUN_CLIENT_ID = "app",
+                   AUDITRUN_CERT = fixtures .. "/app.pfx", AUDITRUN_CERT_PASSWORD = "not-the-password" }
+    local code, out, err = run({ "config" }, cert)
+    assert.equal(1, code)
+    assert.matches("\nInsights: not ready: wrong password for " .. (fixtures .. "/app.pfx"):gsub("%p", "%%%0") .. "\n",
+      out)
+    assert.not_matches("not%-the%-password", out .. err)
+    assert.equal("auditrun: config: Insights configured but not ready (see above)\n", err)
+    cert.AUDITRUN_CERT = fixtures .. "/missing.pfx"
+    code, out = run({ "config" }, cert)
+    assert.equal(1, code)
+    assert.matches("\nInsights: not ready: [^\n]*missing%.pfx", out)
+    -- With its password it is ready.
+    cert.AUDITRUN_CERT, cert.AUDITRUN_CERT_PASSWORD = fixtures .. "/app.pfx", "sandbox-pass"
+    code, out, err = run({ "config" }, cert)
+    assert.equal(0, code, err)
+    assert.matches("\nInsights: ready\n", out)
   end)
 
   -- Regression: a profile with a plain http:// URL to another host was

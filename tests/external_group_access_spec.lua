@@ -295,6 +295,8 @@ describe("external-group-access", function()
     local s = reports.summary(dir)
     assert.is_true(s.interrupted)
     assert.is_true(s.done >= 1 and s.done < jobs)
+    -- An interrupted run leaves no lock behind.
+    assert.same({}, util.locks(dir))
     code, _, err = host.run(args, { env = env })
     assert.equal(0, code, err)
     local sent = {}

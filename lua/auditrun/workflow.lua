@@ -360,8 +360,14 @@ function WorkflowRun:finish()
     { failures = true, extra_jobs = true })
     .. "\n"))
   -- Every task has ended: the run state is done with, and its lock file goes.
-  -- (Those of an interrupted run may still record theirs on their way out.)
-  if self.run and not self.interrupted then self.run:close() end
+  -- Those of an interrupted run may still record theirs on their way out:
+  -- it is closed once they have ended.
+  if self.run and not self.interrupted then
+    self.run:close()
+  elseif self.run then
+    local r = self.run
+    task.at_exit(function() r:close() end)
+  end
   local lines = {
     string.format("%s: %d of %d reports in %s (%d from an earlier run), %d failed, %s in %s%s", self.name, s.done,
       s.listed, self.dir, s.reused, s.failed, progress.bytes(s.bytes), progress.duration(s.seconds),

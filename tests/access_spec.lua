@@ -4,10 +4,8 @@
 -- XML readers), nothing doubled by reruns, reused reports or kill -9 while
 -- it is replaced; the columns by header for each kind of report; the runs
 -- table and the indexes; a table that cannot be written is one clear line.
-local sandbox = require "tests.helper.sandbox"
-local host = require "tests.helper.host"
-local reports = require "tests.helper.reports"
-local util = require "tests.helper.util"
+local helper = require "tests.helper"
+local sandbox, host, reports, util = helper.sandbox, helper.host, helper.reports, helper.util
 local auditrun = require "auditrun"
 
 local lines = util.lines

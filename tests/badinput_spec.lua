@@ -2,11 +2,10 @@
 -- host runs a bundled workflow and must end with one clear line naming
 -- what was wrong (the endpoint, the file, the flag), a non-zero exit, no
 -- traceback, in bounded time, and no half-written report.
-local sandbox = require "tests.helper.sandbox"
-local host = require "tests.helper.host"
+local helper = require "tests.helper"
+local sandbox, host, util = helper.sandbox, helper.host, helper.util
 local auditrun = require "auditrun"
 local http = sandbox.http()
-local util = require "tests.helper.util"
 
 local FX = os.getenv("PWD") .. "/tests/fixtures/"
 

@@ -5,8 +5,8 @@
 -- in the shell itself.
 local cli = require "auditrun.cli"
 local files = require "auditrun.files"
-local host = require "tests.helper.host"
-local util = require "tests.helper.util"
+local helper = require "tests.helper"
+local host, util = helper.host, helper.util
 
 -- The bundled workflows: {name = ..., path = ...}, from the scripts folder.
 local function workflows()

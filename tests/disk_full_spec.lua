@@ -6,9 +6,8 @@
 -- length a records file's state records never runs past what is on disk;
 -- and once there is room again a rerun finishes with every row (and every
 -- report) once.
-local sandbox = require "tests.helper.sandbox"
-local host = require "tests.helper.host"
-local util = require "tests.helper.util"
+local helper = require "tests.helper"
+local sandbox, host, util = helper.sandbox, helper.host, helper.util
 local auditrun = require "auditrun"
 local cjson = require "cjson"
 
@@ -35,7 +34,7 @@ local function assert_one_line_naming(err, name, why)
 end
 
 local function assert_each_object_once(path, count)
-  local rows, twice = require("tests.helper.reports").ids_twice(path)
+  local rows, twice = helper.reports.ids_twice(path)
   assert.same({}, twice)
   assert.equal(count, #rows)
 end

@@ -1,11 +1,11 @@
 -- Downloads that land safely: hostile names, truncated zips, reruns that
 -- find their file already there, never a half-written file under a name.
-local sandbox = require "tests.helper.sandbox"
+local helper = require "tests.helper"
+local sandbox, util = helper.sandbox, helper.util
 local download = require "auditrun.download"
 local http = sandbox.http()
 local files = require "auditrun.files"
 
-local util = require "tests.helper.util"
 
 local listing = util.listing
 

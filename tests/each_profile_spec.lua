@@ -4,9 +4,8 @@
 -- tenant, a failing tenant that does not stop the others and makes the exit
 -- status 1, metrics kept per profile; two Insights tenants each with its own
 -- job slots; the usage errors said once.
-local sandbox = require "tests.helper.sandbox"
-local host = require "tests.helper.host"
-local util = require "tests.helper.util"
+local helper = require "tests.helper"
+local sandbox, host, util = helper.sandbox, helper.host, helper.util
 
 local count_lines = util.count_lines
 

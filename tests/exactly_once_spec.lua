@@ -10,12 +10,10 @@
 -- mid-body and a revoked token. The instants are reached on purpose
 -- (AUDITRUN_PAUSE_AT, auditrun.run) or held open by a sandbox delay, not
 -- hit by chance.
-local sandbox = require "tests.helper.sandbox"
-local host = require "tests.helper.host"
-local reports = require "tests.helper.reports"
+local helper = require "tests.helper"
+local sandbox, host, reports, util = helper.sandbox, helper.host, helper.reports, helper.util
 local auditrun = require "auditrun"
 local http = sandbox.http()
-local util = require "tests.helper.util"
 
 local read_state = reports.state
 

@@ -3,10 +3,8 @@
 -- (the documented "Export User Activities" sample byte for byte), one
 -- report and one manifest line per job, -v showing retries, waits and
 -- token renewals.
-local sandbox = require "tests.helper.sandbox"
-local host = require "tests.helper.host"
-local reports = require "tests.helper.reports"
-local util = require "tests.helper.util"
+local helper = require "tests.helper"
+local sandbox, host, reports, util = helper.sandbox, helper.host, helper.reports, helper.util
 local cjson = require "cjson"
 local auditrun = require "auditrun"
 

@@ -2,8 +2,8 @@
 local core = require "auditrun.core"
 local files = require "auditrun.files"
 
-local host = require "tests.helper.host"
-local util = require "tests.helper.util"
+local helper = require "tests.helper"
+local host, util = helper.host, helper.util
 
 local tempdir = util.tempdir
 local function listing(dir) return table.concat(util.listing(dir), " ") end

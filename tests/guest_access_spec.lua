@@ -2,11 +2,9 @@
 -- sandbox tenant: every guest's report once; after kill -9 in the middle, a
 -- rerun that finishes the work without submitting a recorded job again or
 -- writing any report twice; a state file it did not write refused clearly.
-local sandbox = require "tests.helper.sandbox"
-local host = require "tests.helper.host"
-local reports = require "tests.helper.reports"
+local helper = require "tests.helper"
+local sandbox, host, reports, util = helper.sandbox, helper.host, helper.reports, helper.util
 local auditrun = require "auditrun"
-local util = require "tests.helper.util"
 
 local lines = util.lines
 local zips, all_intact = reports.zips, reports.intact

@@ -1,7 +1,7 @@
 -- What a new user meets first: the host's help, its flags, usage errors,
 -- and `auditrun config` (the settings in effect and where each came from).
-local host = require "tests.helper.host"
-local util = require "tests.helper.util"
+local helper = require "tests.helper"
+local host, util = helper.host, helper.util
 
 describe("the host's help", function()
   for _, flag in ipairs { "--help", "-h" } do

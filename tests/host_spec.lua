@@ -1,7 +1,7 @@
 -- The host binary as a user meets it: exit codes, messages, arguments,
 -- bundled workflows, Ctrl-C.
-local host = require "tests.helper.host"
-local util = require "tests.helper.util"
+local helper = require "tests.helper"
+local host, util = helper.host, helper.util
 local task = require "auditrun.task"
 
 local function wait_for_file(path, seconds)

@@ -2,7 +2,8 @@
 -- endpoint of both APIs sent as built, sign-in with each kind of
 -- credential, every paging style across page boundaries, the export job
 -- lifecycle, the tenant's 5-job limit, token renewal, hostile file names.
-local sandbox = require "tests.helper.sandbox"
+local helper = require "tests.helper"
+local sandbox, util = helper.sandbox, helper.util
 local auditrun = require "auditrun"
 local auth = require "auditrun.auth"
 local cjson = require "cjson"
@@ -10,7 +11,6 @@ local CAT = require("auditrun.insights").catalogues
 local http = sandbox.http()
 local insights = require "auditrun.insights"
 local paging = require "auditrun.paging"
-local util = require "tests.helper.util"
 
 local FX = "tests/fixtures/"
 local NO_ENV = { getenv = function() end }   -- no AUDITRUN_* and no config file

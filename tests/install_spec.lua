@@ -1,9 +1,9 @@
 -- Installing: `make install PREFIX=...` and `luarocks make` into temporary
 -- trees, from a copy of the sources, then the installed module and host.
-local host = require "tests.helper.host"
+local helper = require "tests.helper"
+local host, util = helper.host, helper.util
 local q = host.quote
 
-local util = require "tests.helper.util"
 
 local tempdir = util.tempdir
 -- sh(cmd) -> exit code, stdout and stderr together

@@ -3,8 +3,8 @@
 -- workflow of each vendor runs through the real host against it, with the
 -- profile saved as a config file and with the export lines alone; Ctrl-C
 -- (SIGINT to the group) stops it, leaving no process and no folder behind.
-local host = require "tests.helper.host"
-local util = require "tests.helper.util"
+local helper = require "tests.helper"
+local host, util = helper.host, helper.util
 local task = require "auditrun.task"
 local q = host.quote
 

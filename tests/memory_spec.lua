@@ -2,9 +2,8 @@
 -- What one big page costs: the host reading a 50 MB page of ExaVault's
 -- session log into a records file, measured by its peak resident memory
 -- (the plain build only: ASan and valgrind have their own).
-local sandbox = require "tests.helper.sandbox"
-local host = require "tests.helper.host"
-local util = require "tests.helper.util"
+local helper = require "tests.helper"
+local sandbox, host, util = helper.sandbox, helper.host, helper.util
 
 describe("a big page", function()
   local sb = sandbox.for_describe()

@@ -7,11 +7,10 @@
 -- fails as the README says it does. The command lines of the ```sh blocks
 -- run too, in a shell with `auditrun` the host, in reading order in one
 -- temporary folder (see "commands" below).
-local sandbox = require "tests.helper.sandbox"
+local helper = require "tests.helper"
+local sandbox, host, util = helper.sandbox, helper.host, helper.util
 local auditrun = require "auditrun"
 local http = sandbox.http()
-local host = require "tests.helper.host"
-local util = require "tests.helper.util"
 local q = host.quote
 
 --- blocks(text, lang, file) -> the ```LANG blocks of a Markdown text, list

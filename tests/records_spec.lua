@@ -2,10 +2,8 @@
 -- the records workflows run by the host against the sandbox: CSV that
 -- Python's csv module reads back exactly, a file cut off by kill -9 that a
 -- rerun finishes with every row once, memory that stays flat.
-local sandbox = require "tests.helper.sandbox"
-local host = require "tests.helper.host"
-local reports = require "tests.helper.reports"
-local util = require "tests.helper.util"
+local helper = require "tests.helper"
+local sandbox, host, reports, util = helper.sandbox, helper.host, helper.reports, helper.util
 local auditrun = require "auditrun"
 local cjson = require "cjson"
 local records = require "auditrun.records"

@@ -2,13 +2,12 @@
 -- .sqlite): one table, records, in the CSV's columns with nested values as
 -- JSON text, the same rows as JSON Lines; resumed after kill -9 with each
 -- row once, also when a kill lands between a commit and its record.
-local sandbox = require "tests.helper.sandbox"
+local helper = require "tests.helper"
+local sandbox, host, util = helper.sandbox, helper.host, helper.util
 local auditrun = require "auditrun"
 local cjson = require "cjson"
-local host = require "tests.helper.host"
 local records = require "auditrun.records"
 local time = require "auditrun.time"
-local util = require "tests.helper.util"
 
 local DAY = 86400
 local q = host.quote
@@ -20,7 +19,7 @@ local function table_rows(db)
   return cjson.decode(text)
 end
 
-local jsonl = require("tests.helper.reports").jsonl
+local jsonl = helper.reports.jsonl
 
 -- A JSON Lines row as the table holds it: nested values as their JSON text
 -- (compared decoded), booleans as 1 and 0, JSON null as NULL.

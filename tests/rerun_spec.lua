@@ -4,9 +4,8 @@
 -- refused in one line naming the option, both values and --fresh; options
 -- that do not change the answer (-q, --max-attempts) still resume; --fresh
 -- sets the earlier output aside under a name it says, and starts over.
-local sandbox = require "tests.helper.sandbox"
-local host = require "tests.helper.host"
-local util = require "tests.helper.util"
+local helper = require "tests.helper"
+local sandbox, host, util = helper.sandbox, helper.host, helper.util
 local time = require "auditrun.time"
 
 local DAY = 86400

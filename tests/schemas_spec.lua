@@ -4,13 +4,12 @@
 -- and allowed values of the OCSF 1.1 and ECS 8.11 slices in tests/fixtures,
 -- ids that are the same from run to run, CSV's dotted columns, and a file
 -- that cannot be finished in another schema than it was started in.
-local sandbox = require "tests.helper.sandbox"
+local helper = require "tests.helper"
+local sandbox, host, util = helper.sandbox, helper.host, helper.util
 local cjson = require "cjson"
-local host = require "tests.helper.host"
 local schemas = require "auditrun.schemas"
 local sqlite = require "auditrun.sqlite"
 local time = require "auditrun.time"
-local util = require "tests.helper.util"
 
 local DAY = 86400
 

@@ -3,13 +3,12 @@
 -- are redacted whatever a server echoes, config errors never quote a value,
 -- no OpenSSL read ever prompts, and TLS keys or plain http:// to anything
 -- but loopback are refused outside a lab. One regression spec per finding of the security review.
-local sandbox = require "tests.helper.sandbox"
+local helper = require "tests.helper"
+local sandbox, host, util = helper.sandbox, helper.host, helper.util
 local auth = require "auditrun.auth"
 local config = require "auditrun.config"
 local errors = require "auditrun.errors"
 local jwt = require "auditrun.jwt"
-local host = require "tests.helper.host"
-local util = require "tests.helper.util"
 
 local FX = "tests/fixtures/"
 

@@ -1,9 +1,8 @@
 -- variants: plain
 -- token-check signs in and calls a URL whatever the token looks like: the
 -- identity service here issues opaque access tokens (not JWTs).
-local sandbox = require "tests.helper.sandbox"
-local host = require "tests.helper.host"
-local util = require "tests.helper.util"
+local helper = require "tests.helper"
+local sandbox, host, util = helper.sandbox, helper.host, helper.util
 
 describe("token-check with opaque access tokens", function()
   local sb = sandbox.for_describe { opaque_tokens = true }

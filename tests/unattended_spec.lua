@@ -3,10 +3,9 @@
 -- of its own), kept per workflow and profile in a shared file, last success
 -- kept when a run fails; a progress line at a steady pace when stderr is
 -- not a terminal.
-local sandbox = require "tests.helper.sandbox"
+local helper = require "tests.helper"
+local sandbox, host, util = helper.sandbox, helper.host, helper.util
 local cjson = require "cjson"
-local host = require "tests.helper.host"
-local util = require "tests.helper.util"
 
 -- A strict reader of the Prometheus text format: every sample's family has
 -- one HELP and one TYPE line before its first sample, label values are

@@ -43,7 +43,7 @@ SCRIPTDIR ?= $(PREFIX)/share/auditrun/scripts
 DESTDIR   ?=
 
 CORE_SRC  := csrc/lcore.c csrc/lloop.c csrc/lhttp.c csrc/ljwt.c csrc/ldigest.c csrc/lfsio.c csrc/lsqlite.c csrc/lcsv.c csrc/ljson.c \
-             csrc/ltime.c csrc/loop.c csrc/http.c csrc/jwt.c csrc/digest.c csrc/fsio.c
+             csrc/ltime.c csrc/lmerge.c csrc/loop.c csrc/http.c csrc/jwt.c csrc/digest.c csrc/fsio.c
 HEADERS   := $(wildcard csrc/*.h)
 CORE_OBJ  := $(CORE_SRC:csrc/%.c=build/obj/%.o)
 ASAN_OBJ  := $(CORE_SRC:csrc/%.c=build/asan/obj/%.o)

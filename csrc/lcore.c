@@ -143,7 +143,7 @@ static void keylog_check(void) {
 }
 
 static const lua_CFunction opens[] = {lfsio_open, lhttp_open, ljwt_open, ldigest_open, lloop_open, lsqlite_open, lcsv_open, ljson_open,
-                                       ltime_open, NULL};
+                                       ltime_open, lmerge_open, NULL};
 
 /* The exit codes Lua sees as core.EXIT_<name>. */
 static const struct exit_code {

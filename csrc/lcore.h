@@ -37,6 +37,7 @@ int lsqlite_open(lua_State *L);
 int lcsv_open(lua_State *L);
 int ljson_open(lua_State *L);
 int ltime_open(lua_State *L);
+int lmerge_open(lua_State *L);
 
 /* Where the prepared statement of the userdata at idx is kept (lsqlite.c):
  * NULL there once it is closed. Raises when it is not an open one. */

@@ -12,6 +12,7 @@
 -- records this shape (event(record)); merging holds one record per
 -- source, so memory stays flat however long the range.
 local config = require "auditrun.config"
+local core = require "auditrun.core"
 local errors = require "auditrun.errors"
 local time = require "auditrun.time"
 
@@ -91,55 +92,9 @@ end
 --- merge(sources) -> an iterator over (event, tag) of every source (each
 --- in time order) in time order; ties keep the order of the sources. An
 --- event without a time goes out as soon as it is its source's next (the
---- first such source's first). The heads wait in two binary heaps: those
---- with a time by (time, source), those without by source; each event
---- costs O(log sources).
-function M.merge(sources)
-  local heads, tags = {}, {}
-  local timed, untimed = {}, {}   -- heaps of source indices
-  local function before(heap, a, b)
-    if heap == untimed then return a < b end
-    local ta, tb = heads[a].time, heads[b].time
-    return ta < tb or (ta == tb and a < b)
-  end
-  local function push(heap, i)
-    local n = #heap + 1
-    heap[n] = i
-    while n > 1 do
-      local up = n // 2
-      if not before(heap, heap[n], heap[up]) then break end
-      heap[n], heap[up] = heap[up], heap[n]
-      n = up
-    end
-  end
-  local function pop(heap)
-    local top, n = heap[1], #heap
-    heap[1] = heap[n]
-    heap[n] = nil
-    n = n - 1
-    local i = 1
-    while true do
-      local l, small = 2 * i, i
-      if l <= n and before(heap, heap[l], heap[small]) then small = l end
-      if l + 1 <= n and before(heap, heap[l + 1], heap[small]) then small = l + 1 end
-      if small == i then break end
-      heap[i], heap[small] = heap[small], heap[i]
-      i = small
-    end
-    return top
-  end
-  local function take(i)
-    heads[i], tags[i] = sources[i]()
-    if heads[i] ~= nil then push(heads[i].time == nil and untimed or timed, i) end
-  end
-  for i = 1, #sources do take(i) end
-  return function()
-    local best
-    if untimed[1] then best = pop(untimed) elseif timed[1] then best = pop(timed) else return nil end
-    local ev, tag = heads[best], tags[best]
-    take(best)
-    return ev, tag
-  end
-end
+--- first such source's first). The heads wait in two binary heaps, in C
+--- (csrc/lmerge.c): those with a time by (time, source), those without by
+--- source; each event costs O(log sources) and one call of its source.
+M.merge = core.merge
 
 return M

@@ -57,6 +57,65 @@ describe("activity.merge", function()
     assert.equal(100000, n)
   end)
 
+  -- The order by its definition, one step at a time: the first source whose
+  -- next event has no time, else the earliest (time, source).
+  local function by_definition(lists)
+    local at, got = {}, {}
+    for s = 1, #lists do at[s] = 1 end
+    while true do
+      local best
+      for s, list in ipairs(lists) do
+        local ev = list[at[s]]
+        if ev and ev.time == nil then
+          best = s
+          break
+        end
+        if ev and (not best or ev.time < lists[best][at[best]].time) then best = s end
+      end
+      if not best then return table.concat(got, " ") end
+      got[#got + 1] = lists[best][at[best]].id .. "@" .. best
+      at[best] = at[best] + 1
+    end
+  end
+
+  it("gives the order its definition gives on random sources with ties, untimed events and empty ones", function()
+    local rng = math.random
+    math.randomseed(20261205)
+    for round = 1, 300 do
+      local lists = {}
+      for s = 1, rng(0, 12) do
+        local list, t = {}, 0
+        for e = 1, rng(0, 8) do
+          t = t + rng(0, 2)  -- equal times are common
+          list[e] = { id = round .. "." .. s .. "." .. e, time = rng(5) > 1 and string.format("%04d", t) or nil }
+        end
+        lists[s] = list
+      end
+      assert.equal(by_definition(lists), merged(lists))
+    end
+  end)
+
+  it("stops for good at a source's error instead of giving an event twice", function()
+    local calls = 0
+    local sources = {
+      function() return nil end,
+      function()
+        calls = calls + 1
+        if calls == 2 then error("source broke", 0) end
+        return { id = "b" .. calls, time = "0" .. calls }, 2
+      end,
+    }
+    local next_event = activity.merge(sources)
+    assert.has_error(next_event, "source broke")
+    assert.has_error(next_event, "the timeline's merge stopped at an earlier error")
+  end)
+
+  it("raises as Lua's < does when times do not compare", function()
+    assert.has_error(function()
+      merged { { { id = "a", time = 1 } }, { { id = "b", time = "1" } } }
+    end)
+  end)
+
   it("ends at once with no sources, or with empty ones", function()
     assert.equal("", merged {})
     assert.equal("", merged { {}, {} })

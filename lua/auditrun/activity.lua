@@ -90,11 +90,12 @@ function M.source(iter, map, from, to, log, window)
 end
 
 --- merge(sources) -> an iterator over (event, tag) of every source (each
---- in time order) in time order; ties keep the order of the sources. An
---- event without a time goes out as soon as it is its source's next (the
---- first such source's first). The heads wait in two binary heaps, in C
---- (csrc/lmerge.c): those with a time by (time, source), those without by
---- source; each event costs O(log sources) and one call of its source.
+--- in time order) in time order; ties keep the order of the sources.
+---
+--- An event without a time goes out as soon as it is its source's next (the
+--- first such source's first). The heads wait in a tournament tree in C
+--- (csrc/lmerge.c): each event costs log2(sources) comparisons and one
+--- call of its source.
 M.merge = core.merge
 
 return M

@@ -4,6 +4,7 @@
 -- and what it refuses (endless pages, a cursor sent twice).
 local paging = require "auditrun.paging"
 local cjson = require "cjson"
+local json = require "auditrun.json"
 
 -- A list of n rows, numbered from `from`.
 local function rows(from, n)
@@ -167,5 +168,142 @@ describe("paging", function()
     local ok, err = pcall(pages)
     assert.is_false(ok)
     assert.equal("boom", err.message)
+  end)
+
+  -- ---- paging.walk: nested levels and the resume token ----
+
+  -- A walk of two lists (months, then users of that month) and pages of
+  -- `size` rows under each pair, in every style; `sent` counts requests.
+  local function nested(style, sent)
+    local months = { "jan", "feb", "mar" }
+    local users = { jan = { "a", "b" }, feb = {}, mar = { "c", "d", "e" } }
+    local counts = { a = 7, b = 0, c = 3, d = 10, e = 5 }
+    local size = 3
+    return paging.walk {
+      levels = {
+        { items = months },
+        { items = function(m) return users[m] end },
+        { pages = function(m, u, at)
+            local function fetch(cursor)
+              sent[#sent + 1] = m .. "/" .. u .. "@" .. tostring(cursor)
+              local first = style == "page" and (cursor - 1) * size or style == "offset" and cursor or (cursor or 0)
+              local n = math.max(0, math.min(size, counts[u] - first))
+              local out = {}
+              for i = 1, n do out[i] = m .. "/" .. u .. "." .. (first + i) end
+              if style == "cursor" then
+                return { values = out, next = first + n < counts[u] and tostring(first + n) or nil }
+              end
+              return { values = out }
+            end
+            local f = fetch
+            if style == "cursor" then f = function(c) return fetch(c and tonumber(c)) end end
+            return paging.pages { style = style, fetch = f, rows = { "values" }, next = { "next" },
+                                  page_size = size, at = at }
+          end,
+          rows = function(body) return body.values end },
+      },
+    }
+  end
+
+  local function through(walk_pages, token)
+    local got, tokens = {}, {}
+    for page_rows, after in walk_pages(token) do
+      for _, r in ipairs(page_rows) do got[#got + 1] = r end
+      tokens[#tokens + 1] = { token = after and json.decode(json.encode(after)), rows = #got }
+    end
+    return got, tokens
+  end
+
+  it("walk nested levels so that a walk resumed from any token gives exactly the rows after it", function()
+    for _, style in ipairs { "page", "offset", "cursor" } do
+      local whole, tokens = through(nested(style, {}))
+      assert.equal(25, #whole, style)
+      for _, t in ipairs(tokens) do
+        if t.token then
+          -- The token went through JSON, as the journal keeps it.
+          local sent = {}
+          local rest = through(nested(style, sent), t.token)
+          assert.same({ table.unpack(whole, t.rows + 1) }, rest, style .. " from " .. cjson.encode(t.token))
+          -- No page before the token is asked again.
+          for _, req in ipairs(sent) do assert.is_nil(req:find("^jan/a@1$") and t.rows > 3 and req, style) end
+        end
+      end
+    end
+  end)
+
+  it("refuse a token of a shape the walk does not know, before any request", function()
+    local sent = {}
+    local cases = {
+      { walk = "auditrun-walk/9" },
+      { walk = paging.TOKEN, at = { 1, 2, 3, { page = 1 } } },
+      { walk = paging.TOKEN, at = { "x" } },
+      { walk = paging.TOKEN, at = { 1, 1, "page five" } },
+      "a string",
+    }
+    for _, token in ipairs(cases) do
+      local ok, err = pcall(function()
+        for _ in nested("page", sent)(token) do end
+      end)
+      assert.is_false(ok)
+      assert.equal("usage", err.kind, cjson.encode(token))
+      assert.is_true(err.resume_token, cjson.encode(token))
+    end
+    assert.same({}, sent)
+  end)
+
+  it("read an earlier version's cursor through old, and refuse one old cannot read", function()
+    local pages = paging.walk {
+      old = function(c) return math.tointeger(c.n) and { at = { c.n + 1 } } or nil end,
+      levels = { { items = { 10, 20, 30 } }, { pages = function() return function() return nil end end } },
+    }
+    local ok, err = pcall(function() for _ in pages({ n = "x" }) do end end)
+    assert.is_false(ok)
+    assert.is_true(err.resume_token)
+    local seen = {}
+    local walked = paging.walk {
+      old = function(c) return { at = { c.n + 1 } } end,
+      levels = { { items = { 10, 20, 30 } }, { pages = function(v)
+        local done = false
+        return function()
+          if done then return nil end
+          done = true
+          seen[#seen + 1] = v
+          return { v }, 1, false
+        end
+      end } },
+    }
+    for _ in walked({ n = 1 }) do end
+    assert.same({ 20, 30 }, seen)
+  end)
+
+  it("keep the range a walk started with, and refuse other ends given for its rerun", function()
+    local function ranged(given)
+      return paging.walk {
+        range = { from = given.from or 100, to = given.to or 200, given = given },
+        start = function(w)
+          return { { pages = function()
+            local done = false
+            return function()
+              if done then return nil end
+              done = true
+              return { w.range.from .. "-" .. w.range.to }, 1, false
+            end
+          end } }
+        end,
+      }
+    end
+    local got
+    for r in ranged({})(nil) do got = r end
+    assert.same({ "100-200" }, got)
+    -- A rerun at another moment (to not given) reads the same range.
+    local again
+    for r in ranged({ to = nil })({ walk = paging.TOKEN, range = { from = 100, to = 200 }, at = {} }) do again = r end
+    assert.same({ "100-200" }, again)
+    local ok, err = pcall(function()
+      for _ in ranged({ from = 150 })({ walk = paging.TOKEN, range = { from = 100, to = 200 }, at = {} }) do end
+    end)
+    assert.is_false(ok)
+    assert.equal("usage", err.kind)
+    assert.matches("give that range again", err.message)
   end)
 end)

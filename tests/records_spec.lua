@@ -308,18 +308,22 @@ describe("records workflows", function()
       local rows, cursors = {}, {}
       for page, after in iw.query_pages(c, "user_permissions", queries, function(row, q) row.q = q end)(cursor) do
         for _, r in ipairs(page) do rows[#rows + 1] = r end
-        if after then cursors[#cursors + 1] = after.query end
+        if after then cursors[#cursors + 1] = after end
       end
       return rows, cursors
     end
-    local all, cursors = walk(nil)
-    assert.same({ 1, 2 }, cursors)
+    local all, tokens = walk(nil)
+    -- A token once each query is read to its end, naming the query after it.
+    assert.same({ 2, 3 }, { tokens[1].at[1], tokens[2].at[1] })
     local first = 0
     for _, r in ipairs(all) do if r.q == 1 then first = first + 1 end end
     assert.is_true(first > 0 and first < #all, "both users need rows")
-    local rest = walk({ query = 1 })
+    local rest = walk(tokens[1])
     assert.equal(#all - first, #rest)
     for _, r in ipairs(rest) do assert.equal(2, r.q) end
+    assert.same({}, (walk(tokens[2])))
+    -- The cursor an earlier version saved ({query = q}: query q read) resumes the same way.
+    assert.equal(#all - first, #walk({ query = 1 }))
     assert.same({}, (walk({ query = 2 })))
   end)
 
@@ -330,7 +334,7 @@ describe("records workflows", function()
     sb:control("DELETE", "/requests")
     local h = host.start({ "link-summaries", "--out", path }, { env = env })
     local deadline = auditrun.now() + 120
-    while not (util.read(home .. "/.links.jsonl.auditrun") or ""):find('"query":2', 1, true)
+    while not (util.read(home .. "/.links.jsonl.auditrun") or ""):find('"at":%[2,')
       and auditrun.now() < deadline do
       auditrun.sleep(0.02)
     end

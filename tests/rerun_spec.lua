@@ -6,6 +6,8 @@
 -- sets the earlier output aside under a name it says, and starts over.
 local helper = require "tests.helper"
 local sandbox, host, util = helper.sandbox, helper.host, helper.util
+local dealcloud_module = require "auditrun.dealcloud"
+local json = require "auditrun.json"
 local time = require "auditrun.time"
 
 local DAY = 86400
@@ -142,5 +144,59 @@ describe("a rerun with other options", function()
     assert.equal(2, code, err)
     assert.matches("started with %-%-users .*users%.txt %(sha256 %x+%); this run is with %-%-users .*users%.txt "
       .. "%(sha256 %x+%): rerun with %-%-fresh", err)
+  end)
+
+  -- The record beside a records file, its place to resume from replaced by
+  -- `cursor` as if the run had stopped there (cursor_rows rows before it).
+  local function stopped_at(cursor, cursor_rows)
+    local path = dir .. "/.activity.jsonl.auditrun"
+    local record = json.decode(util.read(path))
+    record.complete, record.sha256, record.coverage = nil, nil, nil
+    record.cursor, record.cursor_rows = cursor(record.cursor), cursor_rows
+    util.write(path, json.encode(record))
+  end
+
+  it("resumes a records file from the place an earlier version saved, and refuses one of a shape it does not know", function()
+    local code, _, err = dealcloud {}
+    assert.equal(0, code, err)
+    local whole = util.read(dir .. "/activity.jsonl")
+    -- The cursor the version before the resume token saved: window 2, page 1,
+    -- after the rows of window 1.
+    local windows
+    local before = 0
+    stopped_at(function(token)
+      windows = dealcloud_module.windows(token.range.from, token.range.to)
+      return { from = token.range.from, to = token.range.to, window = 2, page = 1, unread = {} }
+    end, 0)
+    for _, row in ipairs(util.lines(whole)) do
+      if time.read(json.decode(row).eventDate) < windows[1].to then before = before + 1 end
+    end
+    stopped_at(function(c) return c end, before)
+    sb:activity_control("DELETE", "/requests")
+    code, _, err = dealcloud {}
+    assert.equal(0, code, err)
+    assert.equal(whole, util.read(dir .. "/activity.jsonl"))
+    -- Window 1 was not asked for again.
+    local day_1 = time.iso(windows[1].send_from):sub(1, 10)
+    local function asked_window_1()
+      local n = 0
+      for _, r in ipairs(sb:activity_control("GET", "/requests?match=/dealcloud/")) do
+        if (r.url .. " " .. r.body):find(day_1, 1, true) then n = n + 1 end
+      end
+      return n
+    end
+    assert.is_true(#sb:activity_control("GET", "/requests?match=/dealcloud/") > 0)
+    assert.equal(0, asked_window_1())
+    -- A place of another shape: one line naming the file and --fresh, the file as it was.
+    stopped_at(function() return { shape = "from elsewhere" } end, 0)
+    code, _, err = dealcloud {}
+    assert.equal(2, code, err)
+    assert.equal(1, #util.lines(err), err)
+    assert.matches("activity%.jsonl was left part%-way by a walk this version cannot continue .*%-%-fresh", err)
+    assert.equal(whole, util.read(dir .. "/activity.jsonl"))
+    code, _, err = dealcloud { "--fresh" }
+    assert.equal(0, code, err)
+    assert.equal(whole, util.read(dir .. "/activity.jsonl"))
+    assert.is_true(asked_window_1() > 0, "a whole run asks for window 1")
   end)
 end)

@@ -49,19 +49,6 @@ function M.range(from, to, o)
   return t_from, t_to
 end
 
---- resume_range(cursor, from, to, given) -> from, to: the range a records
---- workflow reads, continuing a saved cursor ({from=, to=, ...}) only for
---- the range it was started with; given says which ends the user gave.
-function M.resume_range(cursor, from, to, given)
-  if not cursor then return from, to end
-  given = given or {}
-  if (given.from and given.from ~= cursor.from) or (given.to and given.to ~= cursor.to) then
-    error(errors.new("usage", string.format("the output was started for %s to %s: give that range again, "
-      .. "or another --out", cursor.from and time.iso(cursor.from) or "the beginning", time.iso(cursor.to))), 0)
-  end
-  return cursor.from, cursor.to
-end
-
 -- ---- the timeline ------------------------------------------------------------------
 
 --- source(iter, map, from, to, log[, window]) -> an iterator over (event,

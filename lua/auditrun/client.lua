@@ -85,8 +85,8 @@ end
 -- The pages of one paged walk: `base` holds documented names; the page
 -- number, offset or cursor goes in on top of it for each request.
 -- `what`, when given, says which part of a longer walk this is (a window,
--- a site) in its errors.
-local function walk(self, def, base, what)
+-- a site) in its errors; `at`, a position paging.pages gave, where it starts.
+local function walk(self, def, base, what, at)
   local pg = def.paging
   if pg.size and base[pg.size] == nil then base[pg.size] = pg.default_size end
   local cursor_p = assert(pg.page or pg.offset or pg.cursor, "no page or cursor parameter for " .. def.name)
@@ -100,7 +100,7 @@ local function walk(self, def, base, what)
     return body
   end
   return paging.pages { style = pg.style, fetch = fetch_page, rows = pg.rows, next = pg.next, total = pg.total,
-                        first = base[cursor_p], page_size = pg.size and tonumber(base[pg.size]),
+                        first = base[cursor_p], at = at, page_size = pg.size and tonumber(base[pg.size]),
                         ends_on_empty = pg.ends_on_empty,
                         name = self.catalogue.title .. " " .. def.name .. (what and (", " .. what) or "") }
 end
@@ -145,18 +145,20 @@ function Client.all_values(_, name)
   error("parameter " .. name .. " needs a value", 3)
 end
 
---- pages(name, params[, what]) -> iterator over (page body, page number[,
---- value of the walked parameter]); rows(...) over the rows. Parameters are
---- checked before the first request; a bad one raises its error value, as
---- a failed page does. `what` names this walk's part of a longer one (a
---- window) in its errors.
-function Client:pages(name, params, what)
+--- pages(name, params[, what, at]) -> iterator over (page body, page
+--- number, where the next page starts (paging.pages); for an endpoint
+--- walked over each value of a parameter, that value instead); rows(...)
+--- over the rows. Parameters are checked before the first request; a bad
+--- one raises its error value, as a failed page does. `what` names this
+--- walk's part of a longer one (a window) in its errors; `at` (a position
+--- paging.pages gave) is where it starts.
+function Client:pages(name, params, what, at)
   local def = self.catalogue:definition(name, 2)
   if not def.paging then error("endpoint " .. name .. " is not paged", 2) end
   local base, err = self.catalogue:named(name, params)
   if not base then error(err, 0) end
   if def.paging.each then return each_walk(self, def, base) end
-  return walk(self, def, base, what)
+  return walk(self, def, base, what, at)
 end
 
 function Client:rows(name, params)

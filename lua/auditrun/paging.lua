@@ -25,6 +25,7 @@
 local core = require "auditrun.core"
 local errors = require "auditrun.errors"
 local json = require "auditrun.json"
+local time = require "auditrun.time"
 
 local M = {}
 
@@ -111,10 +112,15 @@ local function shape_error(body, fields)
 end
 
 --- pages{style=, fetch=fn(cursor)->body|nil,err, rows={fields}, next={fields},
---- total=field, page_size=, first=, max_pages=, name=, ends_on_empty=} -> iterator over (page
---- body, page number). The cursor is the page number ("page", first
---- default 1), the row offset ("offset", default 0) or the link from the
---- previous page ("cursor", first usually nil).
+--- total=field, page_size=, first=, at=, max_pages=, name=, ends_on_empty=} ->
+--- iterator over (page body, page number, where the next page starts). The
+--- cursor is the page number ("page", first default 1), the row offset
+--- ("offset", default 0) or the link from the previous page ("cursor",
+--- first usually nil). Where the next page starts is a position
+--- ({page=, seen=}, {offset=, longest=} or {cursor=}: the cursor to send and
+--- what the walk counted so far), or false after the last page; a walk
+--- given it as `at` sends the same requests the walk it came from would
+--- have sent next.
 function M.pages(o)
   local style, fetch = o.style, o.fetch
   assert(style == "page" or style == "offset" or style == "cursor", "unknown paging style")
@@ -133,6 +139,10 @@ function M.pages(o)
     return string.format("page %d", n)
   end
   local cursor = o.first
+  if o.at then
+    cursor = o.at[style]
+    seen_rows, longest = math.tointeger(o.at.seen) or 0, math.tointeger(o.at.longest) or 0
+  end
   if cursor == nil and style == "page" then cursor = 1 end
   if cursor == nil and style == "offset" then cursor = 0 end
   return function()
@@ -188,7 +198,225 @@ function M.pages(o)
         finished = true
       end
     end
-    return body, n
+    if finished then return body, n, false end
+    if style == "page" then return body, n, { page = cursor, seen = seen_rows } end
+    if style == "offset" then return body, n, { offset = cursor, longest = longest } end
+    return body, n, { cursor = cursor }
+  end
+end
+
+-- ---- a walk of nested levels, and its resume token ----------------------------------
+
+M.TOKEN = "auditrun-walk/1"
+
+-- A token this walk cannot continue from: refused before anything is sent.
+local function refuse(why)
+  error(errors.new("usage", why, { resume_token = true }), 0)
+end
+
+local function given(v)
+  if v == json.null then return nil end
+  return v
+end
+
+-- The token a walk starts from: its own, an earlier cursor o.old reads as
+-- one, or nil for a walk from the start.
+local function read_token(saved, o)
+  saved = given(saved)
+  if saved == nil then return nil end
+  if type(saved) == "table" and saved.walk == M.TOKEN then return saved end
+  local t = type(saved) == "table" and o.old and o.old(saved)
+  if not t then refuse("its place to resume from is of a shape this walk does not know") end
+  t.walk = M.TOKEN
+  return t
+end
+
+-- The token's `at` checked against the walk's levels: one item number
+-- (1, 2, ...) a list level, then at most one page position.
+local function read_at(t, lists)
+  local at = t and given(t.at) or {}
+  if type(at) ~= "table" or #at > lists + 1 then refuse("its place to resume from has other levels than this walk") end
+  for k = 1, math.min(#at, lists) do
+    local n = math.tointeger(at[k])
+    if not n or n < 1 then refuse("its place to resume from names no item of level " .. k) end
+    at[k] = n
+  end
+  local page = at[lists + 1]
+  if page ~= nil and not (type(page) == "table" and (page.page or page.offset or page.cursor) ~= nil) then
+    refuse("its place to resume from names no page")
+  end
+  return at
+end
+
+-- The range of a walk that has one: the one its token was started with,
+-- which the ends the user gave must match.
+local function read_range(t, r)
+  if not t then return { from = r.from, to = r.to } end
+  local saved = type(t.range) == "table" and t.range or {}
+  local from, to = tonumber(given(saved.from)), tonumber(given(saved.to))
+  local asked = r.given or {}
+  if (asked.from and asked.from ~= from) or (asked.to and asked.to ~= to) then
+    error(errors.new("usage", string.format("the output was started for %s to %s: give that range again, "
+      .. "or another --out", from and time.iso(from) or "the beginning", to and time.iso(to) or "the moment it "
+      .. "started")), 0)
+  end
+  return { from = from, to = to }
+end
+
+--- walk{levels={...} | start=function(walk) -> levels, range=, old=} ->
+--- pages(token[, warn, coverage]): a walk of nested levels that can stop
+--- after any page and be continued from a token, for workflow.records.
+---
+--- The levels, outermost first, are lists (windows of time, queries,
+--- sites) and, last, the paged request each combination of their items
+--- makes. A list level is {items = a list, or function(outer items...) ->
+--- a list or an iterator over items; take = function(item) -> the value
+--- walked (called only for items walked, not for those a resumed walk
+--- passes by)}. The page level is {pages = function(items..., at) -> an
+--- iterator over (page, _, where the next page starts) as pages() gives
+--- them, started at `at` (a position from the token, or nil for the first
+--- page); rows = function(page, items...) -> the page's rows (default: the
+--- page is its rows); restart = true: a resumed walk starts the item from
+--- its first page (a link the service gave may not be valid later)}.
+---
+--- The iterator gives (rows, token after them, or nil when a rerun cannot
+--- start there). A token is plain JSON data, built here alone:
+---   {walk = "auditrun-walk/1", at = {3, {page = 5, seen = 800}},
+---    range = {from=, to=}, carry = {name = value}}
+--- `at` is where the next page starts: the item number of each list level
+--- (a missing one: 1), then the page position pages() gave (missing: the
+--- item's first page). After an item's last page the token names the next
+--- item; with restart, that is the only token its pages give. range (the
+--- option range = {from=, to=, given={from=, to=}}) is the range the walk
+--- was started with, which a resumed walk reads again, refusing ends given
+--- that differ. carry holds what the walk's functions keep across pages:
+--- start(walk) reads walk.carried[name] and sets walk.carry[name] =
+--- function() -> the JSON value to keep. walk.range, walk.warn and
+--- walk.coverage are there for start too.
+---
+--- A token of another shape is given to old(cursor) -> a token or nil (the
+--- cursors of an earlier version); one that does not fit the walk is
+--- refused (a usage error with field resume_token) before anything is sent.
+function M.walk(o)
+  return function(saved, warn, cov)
+    local t = read_token(saved, o)
+    local w = { carried = t and type(t.carry) == "table" and t.carry or {}, carry = {}, warn = warn, coverage = cov }
+    local range = o.range and read_range(t, o.range)
+    w.range = range
+    local levels = o.levels or o.start(w)
+    local lists, leaf = #levels - 1, levels[#levels]
+    local at = read_at(t, lists)
+    local resuming = t ~= nil
+    local item, pos, iter, done = {}, {}, {}, {}
+    local function open(k)
+      local src = levels[k].items
+      if type(src) == "function" then src = src(table.unpack(item, 1, k - 1)) end
+      if type(src) == "table" then
+        local list, i = src, 0
+        src = function()
+          i = i + 1
+          return list[i]
+        end
+      end
+      iter[k], pos[k], done[k] = src, 0, false
+      -- A resumed walk passes by the items before the token's.
+      local skip = resuming and at[k] and at[k] - 1 or 0
+      while pos[k] < skip do
+        if iter[k]() == nil then
+          done[k] = true
+          break
+        end
+        pos[k] = pos[k] + 1
+      end
+    end
+    local function advance(k)
+      if done[k] then return false end
+      local v = iter[k]()
+      if v == nil then
+        done[k] = true
+        return false
+      end
+      pos[k] = pos[k] + 1
+      item[k] = levels[k].take and levels[k].take(v) or v
+      return true
+    end
+    -- The next combination of items; false when every list is walked.
+    local started = false
+    local function next_leaf()
+      local k = lists
+      if not started then
+        started = true
+        if lists == 0 then return true end
+        open(1)
+        k = 1
+      elseif lists == 0 then
+        return false
+      end
+      while k >= 1 do
+        if advance(k) then
+          if k == lists then return true end
+          k = k + 1
+          open(k)
+        else
+          resuming = false
+          k = k - 1
+        end
+      end
+      return false
+    end
+    local function token(page_at)
+      local out = { walk = M.TOKEN, range = range, at = table.move(pos, 1, lists, 1, {}) }
+      out.at[lists + 1] = page_at
+      local carry = {}
+      for name, f in pairs(w.carry) do carry[name] = f() end
+      if next(carry) ~= nil then out.carry = carry end
+      return out
+    end
+    -- After an item's last page: the next item of the innermost list.
+    local function after_item()
+      if lists == 0 then return nil end
+      local out = token(nil)
+      out.at[lists] = pos[lists] + 1
+      return out
+    end
+    local pages
+    return function()
+      while true do
+        if pages then
+          local page, _, after = pages()
+          if page ~= nil then
+            local rows = page
+            if leaf.rows then
+              local args = table.move(item, 1, lists, 2, { page })
+              rows = leaf.rows(table.unpack(args, 1, lists + 1))
+            end
+            if leaf.restart or after == nil then return rows, nil end
+            if after then return rows, token(after) end
+            -- The last page: its walk ends without a request (telling its
+            -- coverage so) before the token names the next item.
+            pages()
+            pages = nil
+            return rows, after_item()
+          end
+          pages = nil
+          local out = after_item()
+          if out then return {}, out end
+        end
+        if not next_leaf() then return nil end
+        -- The token's page position, when the walk reached the token's items.
+        local page_at
+        if resuming then
+          page_at = at[lists + 1]
+          for k = 1, lists do
+            if pos[k] ~= (at[k] or 1) then page_at = nil end
+          end
+        end
+        resuming = false
+        local args = table.move(item, 1, lists, 1, {})
+        args[lists + 1] = page_at
+        pages = leaf.pages(table.unpack(args, 1, lists + 1))
+      end
+    end
   end
 end
 

@@ -452,10 +452,11 @@ end
 -- ---- records workflows ---------------------------------------------------------
 
 --- records(opts, {columns=, rows=function(warn, coverage) -> iterator over rows}) or
---- records(opts, {columns=, pages=function(cursor, warn, coverage) -> iterator over
---- (rows, cursor after them, or nil when a rerun cannot start there)}): a
---- records workflow's whole run. With pages, a rerun continues from the
---- last cursor saved. The rows go to opts.out (auditrun.records: JSON Lines
+--- records(opts, {columns=, pages=function(token, warn, coverage) -> iterator over
+--- (rows, token after them, or nil when a rerun cannot start there)}): a
+--- records workflow's whole run. With pages (auditrun.paging.walk makes
+--- them), a rerun continues from the last token saved; one the walk
+--- refuses (field resume_token) ends the run in one line naming the file. The rows go to opts.out (auditrun.records: JSON Lines
 --- or CSV, resumable), a live line counts them, and a summary says how many
 --- and where (also as a JSON line under --log-format json). A failure part
 --- way keeps what was written (the rerun resumes) and raises.
@@ -472,7 +473,7 @@ end
 --- walker may settle) goes to <out>.coverage.json beside the file: at the
 --- start as "running" (not covered), at the end as "complete",
 --- "incomplete" (warnings) or "failed" (the error names the gap), with the
---- file's SHA-256. It is kept with the file's record at each page's cursor
+--- file's SHA-256. It is kept with the file's record at each page's token
 --- (a resumed walk goes on with it) and written again from there for a
 --- file complete from an earlier run. The summary names it.
 ---
@@ -584,14 +585,14 @@ function M.records(opts, o)
   local incomplete = false
   local ok, err = pcall(function()
     if o.pages then
-      -- Page by page from where the last run marked, the cursor saved after each.
-      for rows, cursor in o.pages(w.cursor, warn, cov) do
-        -- (With a cursor, the mark after the page is its checkpoint.)
-        write_rows(rows, cursor ~= nil)
+      -- Page by page from where the last run marked, the token saved after each.
+      for rows, token in o.pages(w.cursor, warn, cov) do
+        -- (With a token, the mark after the page is its checkpoint.)
+        write_rows(rows, token ~= nil)
         -- nil: no new place to resume from (the last one still holds).
-        if cursor ~= nil then
+        if token ~= nil then
           w.coverage = cov:state()
-          errors.try(w:mark(cursor))
+          errors.try(w:mark(token))
         end
       end
     else
@@ -615,6 +616,13 @@ function M.records(opts, o)
   metrics.add("rows_written", c.done)
   for _, what in ipairs(counted) do metrics.add("failures", counts[what]) end
   p:close()
+  if not ok and errors.is(err) and err.resume_token then
+    -- A place to resume from this walk cannot continue: refused before anything was sent, in one line.
+    w:abandon()
+    error(errors.new("usage", string.format("%s: %s was left part-way by a walk this version cannot continue (%s); "
+      .. "finish it with the auditrun that started it, or rerun with --fresh to set it aside and start over", name,
+      shown, err.message)), 0)
+  end
   if not ok then
     w:abandon()
     -- The report says so: what was walked, and the rest a gap named by the error.

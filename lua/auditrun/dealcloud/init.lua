@@ -25,6 +25,7 @@ local data = require "auditrun.dealcloud.endpoints"
 local errors = require "auditrun.errors"
 local json = require "auditrun.json"
 local log = require "auditrun.log"
+local paging = require "auditrun.paging"
 local records = require "auditrun.records"
 local settings = require "auditrun.dealcloud.settings"
 local time = require "auditrun.time"
@@ -189,27 +190,37 @@ local function coverage_window(cov, w)
   return cov and cov:window { vendor = "dealcloud", source = "user_activity", from = w.from, to = w.to }
 end
 
---- window_pages(rest, window, first_page[, unread, coverage]) -> iterator
---- over (rows of the window on that page, page number), from first_page
---- (1 by default). `rest` holds the other parameters by their documented
+--- window_pages(rest, window, at[, unread, coverage]) -> iterator over
+--- (rows of the window on that page, page number, where the next page
+--- starts: paging.pages), from `at` (a position paging.pages gave; nil:
+--- the first page). `rest` holds the other parameters by their documented
 --- names; `unread` is the table the windows of one walk share
 --- (window_rows); `coverage` (auditrun.coverage) is told of each page, of
 --- the window's end, and of an error that stops its walk.
-function Client:window_pages(rest, w, first_page, unread, cov)
+function Client:window_pages(rest, w, at, unread, cov)
   local p = util.copy(rest)
-  p.dateFrom, p.dateTo, p.pageNumber = time.iso(w.send_from), time.iso(w.send_to), first_page
-  local pages = self:pages("user_activity", p, string.format("window %s to %s", p.dateFrom, p.dateTo))
+  p.dateFrom, p.dateTo = time.iso(w.send_from), time.iso(w.send_to)
+  local pages = self:pages("user_activity", p, string.format("window %s to %s", p.dateFrom, p.dateTo), at)
   local win = coverage_window(cov, w)
   unread = unread or {}
   forget_unread(unread, w.index)
   pages = coverage.watch(win, pages)
   return function()
-    local body, n = pages()
+    local body, n, after = pages()
     if body == nil then return nil end
     local rows, first, last = window_rows(body, w, unread)
     if win then win:page(type(body.rows) == "table" and #body.rows or 0, #rows, first, last) end
-    return rows, (first_page or 1) + n - 1
+    return rows, n, after
   end
+end
+
+-- The walk of the user activity (auditrun.paging.walk): the windows, each
+-- paged by pageNumber; unread is kept in the token.
+local function activity_walk(c, windows, rest, cov, unread)
+  return {
+    { items = windows },
+    { pages = function(w, at) return c:window_pages(rest, w, at, unread, cov) end },
+  }
 end
 
 --- user_activity(params[, coverage]) -> iterator over every row of the
@@ -220,55 +231,42 @@ end
 function Client:user_activity(params, cov)
   local windows, rest = self:activity_windows(params)
   for _, w in ipairs(windows) do coverage_window(cov, w) end
-  local wi, rows, i, pages, unread = 0, {}, 0, nil, {}
-  return function()
-    while true do
-      i = i + 1
-      if rows[i] ~= nil then return rows[i] end
-      rows, i = {}, 0
-      local got = pages and pages()
-      if got then
-        rows = got
-      else
-        wi = wi + 1
-        if not windows[wi] then return nil end
-        pages = self:window_pages(rest, windows[wi], nil, unread, cov)
-      end
-    end
-  end
+  return paging.each_row(paging.walk { levels = activity_walk(self, windows, rest, cov, {}) }())
+end
+
+-- The cursor the version before the resume token saved ({from=, to=,
+-- window=, page=, unread=}), as a token: the same window and page.
+local function old_cursor(c)
+  local wi, page = math.tointeger(c.window), math.tointeger(c.page)
+  if not (wi and page and math.tointeger(c.to)) then return nil end
+  return { range = { from = c.from, to = c.to }, at = { wi, { page = page } }, carry = { unread = c.unread } }
 end
 
 --- event(row) -> the row in the activity timeline's schema.
---- pages(client, params, given) -> pages(cursor[, warn, coverage]): an
---- iterator over (rows, cursor after them) of the user activity for
---- params (from and to in seconds; given says which of them the user
---- gave), window by window, continuing from cursor = {from=, to=, window=,
---- page=, unread=}; coverage (auditrun.coverage) gets the range and every
---- window.
+--- pages(client, params, given) -> pages(token[, warn, coverage]): an
+--- iterator over (rows, token after them) of the user activity for params
+--- (from and to in seconds; given says which of them the user gave),
+--- window by window (auditrun.paging.walk: the token holds the range, the
+--- window and page, and the rows with unreadable times); coverage
+--- (auditrun.coverage) gets the range and every window.
 function M.pages(c, params, given)
-  return function(cursor, _, cov)
-    local from, to = activity.resume_range(cursor, params.from, params.to, given)
-    local p = util.copy(params)
-    p.from, p.to = from, to
-    local windows, rest = c:activity_windows(p)
-    if cov then
-      cov:set_range(from, to)
-      for _, w in ipairs(windows) do coverage_window(cov, w) end
-    end
-    local wi, page = cursor and cursor.window or 1, cursor and cursor.page or 1
-    local pages, unread = nil, M.unread_set(cursor and cursor.unread)
-    return function()
-      while windows[wi] do
-        pages = pages or c:window_pages(rest, windows[wi], page, unread, cov)
-        local rows, n = pages()
-        if rows then
-          return rows, { from = from, to = to, window = wi, page = n + 1, unread = M.unread_list(unread) }
-        end
-        wi, page, pages = wi + 1, 1, nil
+  return paging.walk {
+    range = { from = params.from, to = params.to, given = given },
+    old = old_cursor,
+    start = function(walk)
+      local p = util.copy(params)
+      p.from, p.to = walk.range.from, walk.range.to
+      local windows, rest = c:activity_windows(p)
+      local cov = walk.coverage
+      if cov then
+        cov:set_range(p.from, p.to)
+        for _, w in ipairs(windows) do coverage_window(cov, w) end
       end
-      return nil
-    end
-  end
+      local unread = M.unread_set(walk.carried.unread)
+      walk.carry.unread = function() return M.unread_list(unread) end
+      return activity_walk(c, windows, rest, cov, unread)
+    end,
+  }
 end
 
 function M.event(row)

@@ -21,6 +21,7 @@ local data = require "auditrun.exavault.endpoints"
 local errors = require "auditrun.errors"
 local http = require "auditrun.http"
 local log = require "auditrun.log"
+local paging = require "auditrun.paging"
 local settings = require "auditrun.exavault.settings"
 local time = require "auditrun.time"
 local util = require "auditrun.util"
@@ -66,21 +67,23 @@ function Client:webhook_logs(params)
   return self:rows("webhook_logs", sorted(params or {}))
 end
 
---- log_pages(name, params, offset[, window]) -> iterator over (items,
---- offset of the next page), from `offset` (0 by default): for a walk that
---- resumes. window: the auditrun.coverage window of the walk, told of each
---- page, of its end, and of an error that stops it.
-function Client:log_pages(name, params, offset, win)
+--- log_pages(name, params, from[, window]) -> iterator over (items,
+--- offset of the next page, where the next page starts: paging.pages),
+--- from `from` (an offset, 0 by default, or a position paging.pages gave):
+--- for a walk that resumes. window: the auditrun.coverage window of the
+--- walk, told of each page, of its end, and of an error that stops it.
+function Client:log_pages(name, params, from, win)
   local p = util.copy(sorted(assert(M.catalogue:named(name, params or {}))))
-  p.offset = offset or 0
-  local pages = self:pages(name, p)
+  local at_page = type(from) == "table" and from or nil
+  p.offset = at_page and math.tointeger(at_page.offset) or from or 0
+  local pages = self:pages(name, p, nil, at_page)
   local at = p.offset
   local field = data.fields[name].time
   -- A page shorter than the longest before it, until the next page shows rows came after it.
   local longest, short = 0, nil
   pages = coverage.watch(win, pages)
   return function()
-    local body = pages()
+    local body, _, after = pages()
     if body == nil then return nil end
     local rows = type(body.data) == "table" and body.data or {}
     if win and short and #rows > 0 then
@@ -99,7 +102,7 @@ function Client:log_pages(name, params, offset, win)
       end
       win:page(#rows, #rows, first, last)
     end
-    return rows, at
+    return rows, at, after
   end
 end
 
@@ -159,28 +162,41 @@ local function flat(item)
   return row
 end
 
---- pages(client, which, params, given) -> pages(cursor[, warn, coverage]):
---- an iterator over (rows, cursor after them) of session_logs or
---- webhook_logs (rows flat: id, type, then the attributes), continuing
---- from cursor = {from=, to=, offset=}. from and to are seconds (to
---- excluded; none: up to the moment the walk starts). coverage
---- (auditrun.coverage) gets the range and the walk.
+-- The cursor the version before the resume token saved ({from=, to=,
+-- offset=}), as a token: the same offset.
+local function old_cursor(c)
+  local offset = math.tointeger(c.offset)
+  if not offset then return nil end
+  return { range = { from = c.from, to = c.to }, at = { { offset = offset } } }
+end
+
+--- pages(client, which, params, given) -> pages(token[, warn, coverage]):
+--- an iterator over (rows, token after them) of session_logs or
+--- webhook_logs (rows flat: id, type, then the attributes), one offset
+--- walk (auditrun.paging.walk: the token holds the range and the offset).
+--- from and to are seconds (to excluded; none: up to the moment the walk
+--- starts). coverage (auditrun.coverage) gets the range and the walk.
 function M.pages(c, which, params, given)
-  return function(cursor, _, cov)
-    local from, to = activity.resume_range(cursor, params.from, params.to, given)
-    local p = util.copy(params)
-    p.from, p.to = from, to and (to - 1)
-    local win = coverage_window(cov, which, from, to)
-    if cov then cov:set_range(from, win.to) end
-    local pages = c:log_pages(which, p, cursor and cursor.offset or 0, win)
-    return function()
-      local items, offset = pages()
-      if items == nil then return nil end
-      local rows = {}
-      for i, item in ipairs(items) do rows[i] = flat(item) end
-      return rows, { from = from, to = to, offset = offset }
-    end
-  end
+  return paging.walk {
+    range = { from = params.from, to = params.to, given = given },
+    old = old_cursor,
+    start = function(walk)
+      local from, to = walk.range.from, walk.range.to
+      local p = util.copy(params)
+      p.from, p.to = from, to and (to - 1)
+      local cov = walk.coverage
+      local win = coverage_window(cov, which, from, to)
+      if cov then cov:set_range(from, win.to) end
+      return { {
+        pages = function(at) return c:log_pages(which, p, at, win) end,
+        rows = function(items)
+          local rows = {}
+          for i, item in ipairs(items) do rows[i] = flat(item) end
+          return rows
+        end,
+      } }
+    end,
+  }
 end
 
 -- The columns of a records file: the item's id and type, then its attributes.

@@ -191,113 +191,74 @@ function M.site_ids(api, urls)
   return ids
 end
 
---- site_pages(api, name, queries, sites) -> pages(cursor) for
+--- site_pages(api, name, queries, sites) -> pages(token) for
 --- workflow.records: the per-site read `name` (site_detail_records,
 --- sharing_link_summaries) for each parameter table of `queries` in turn,
---- one site at a time, that a rerun continues where the last one stopped
---- instead of reading every site again. The cursor is {query = q, site = n}
---- once site n of query q has been read to its end; pages within a site
---- give none, so a rerun starts the site it stopped in from its first page
---- (passing by the rows it has) and never relies on a next link still
---- being valid later. sites: the sites to walk (URLs or ids, as the read
---- takes them), or nil for every site the overview lists (ids are looked
---- up only for the sites still to read).
+--- one site at a time (auditrun.paging.walk: levels query, site, pages),
+--- that a rerun continues where the last one stopped instead of reading
+--- every site again. A token is saved once a site has been read to its end;
+--- pages within a site give none, so a rerun starts the site it stopped in
+--- from its first page (passing by the rows it has) and never relies on a
+--- next link still being valid later. sites: the sites to walk (URLs or
+--- ids, as the read takes them), or nil for every site the overview lists
+--- (ids are looked up only for the sites still to read).
 function M.site_pages(api, name, queries, sites)
   local pg = api.catalogue:definition(name).paging
   local each = pg.each
-  return function(cursor)
-    -- Start at query q, the site after the last one read to its end.
-    local q, n = 1, 1
-    if type(cursor) == "table" then
-      q, n = math.tointeger(cursor.query) or 1, (math.tointeger(cursor.site) or 0) + 1
-    end
-    local i, overview
-    -- The next site value of query q, from the n-th on.
-    local function next_site()
-      while true do
-        i = i + 1
-        local value
-        if sites then
-          value = sites[i]
-          if value == nil then return nil end
-        else
-          local row = overview()
-          if row == nil then return nil end
-          value = row.siteUrl
-        end
-        if i >= n then
-          if each == "siteId" and not sites then value = M.site_ids(api, { value })[1] end
-          return value
-        end
-      end
-    end
-    local function start_query()
-      i = 0
-      overview = (not sites) and api:rows("site_overview", {}) or nil
-    end
-    start_query()
-    local pages
-    return function()
-      while true do
-        if pages then
-          local body = pages()
-          if body ~= nil then
-            local last = true
-            for _, f in ipairs(pg.next) do
-              local v = body[f]
-              if type(v) == "string" and v ~= "" then last = false break end
-            end
-            return paging.rows_of(body, pg.rows), last and { query = q, site = i } or nil
-          end
-          pages = nil
-        end
-        if q > #queries then return nil end
-        local value = next_site()
-        if value == nil then
-          q, n = q + 1, 1
-          start_query()
-        else
+  return paging.walk {
+    -- The version before the token saved {query = q, site = n}: site n of query q read to its end.
+    old = function(c)
+      local q, n = math.tointeger(c.query), math.tointeger(c.site)
+      return q and n and { at = { q, n + 1 } } or nil
+    end,
+    levels = {
+      { items = queries },
+      { items = function() return sites or api:rows("site_overview", {}) end,
+        take = function(site)
+          if sites then return site end
+          return each == "siteId" and M.site_ids(api, { site.siteUrl })[1] or site.siteUrl
+        end },
+      { restart = true,
+        pages = function(query, site)
           local p = {}
-          for k, v in pairs(queries[q]) do p[k] = v end
-          p[each] = value
-          pages = api:pages(name, p)
-        end
-      end
-    end
-  end
+          for k, v in pairs(query) do p[k] = v end
+          p[each] = site
+          return api:pages(name, p)
+        end,
+        rows = function(body) return paging.rows_of(body, pg.rows) end },
+    },
+  }
 end
 
---- query_pages(api, name, queries, decorate) -> pages(cursor) for
+--- query_pages(api, name, queries, decorate) -> pages(token) for
 --- workflow.records: the paged read `name` for each parameter table of
---- `queries` in turn; the cursor {query = q} is saved when query q has been
---- read to its end, so a rerun starts at the query it stopped in.
---- decorate(row, q), when given, adds to each row what its query was.
+--- `queries` in turn (auditrun.paging.walk: levels query, pages); a token
+--- is saved when a query has been read to its end, so a rerun starts at
+--- the query it stopped in. decorate(row, q), when given, adds to each
+--- row what its query (the q-th) was.
 function M.query_pages(api, name, queries, decorate)
   local pg = api.catalogue:definition(name).paging
-  return function(cursor)
-    local q = type(cursor) == "table" and (math.tointeger(cursor.query) or 0) + 1 or 1
-    local pages
-    return function()
-      while true do
-        if pages then
-          local body = pages()
-          if body ~= nil then
-            local rows = paging.rows_of(body, pg.rows)
-            if decorate then
-              for _, row in ipairs(rows) do decorate(row, q) end
-            end
-            return rows, nil
+  local numbered = {}
+  for q in ipairs(queries) do numbered[q] = q end
+  return paging.walk {
+    -- The version before the token saved {query = q}: query q read to its end.
+    old = function(c)
+      local q = math.tointeger(c.query)
+      return q and { at = { q + 1 } } or nil
+    end,
+    levels = {
+      { items = numbered },
+      { restart = true,
+        pages = function(q) return api:pages(name, queries[q]) end,
+        rows = function(body, q)
+          local rows = paging.rows_of(body, pg.rows)
+          if decorate then
+            for _, row in ipairs(rows) do decorate(row, q) end
           end
-          pages = nil
-          -- Query q is read to its end: a rerun starts after it.
-          q = q + 1
-          return {}, { query = q - 1 }
-        end
-        if q > #queries then return nil end
-        pages = api:pages(name, queries[q])
-      end
-    end
-  end
+          return rows
+        end },
+    },
+  }
 end
 
 --- in_chunks(list, n) -> an iterator over slices of at most n items.

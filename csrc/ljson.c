@@ -19,6 +19,7 @@
  * number between -2^53 and 2^53 turned into an integer (auditrun.json: the
  * Debian lua-cjson decodes every number as a float). */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -427,11 +428,56 @@ static int l_json_encode(lua_State *L) {
   return push_result(L, s, put_value(s, L, 1, amt, 1));
 }
 
+/* A value's bytes for its digest: each part tagged with its type, strings
+ * and keys with their length, numbers as their 8 bytes, tables as their
+ * pairs in lua_next's order. Two rows decoded from the same text give the
+ * same bytes; no part of one value can read as a part of another. 0: a
+ * value of another type, or nesting past MAX_DEPTH. */
+static int put_digest_value(scratch *s, lua_State *L, int idx, int depth) {
+  switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+      size_t len;
+      const char *p = lua_tolstring(L, idx, &len);
+      uint64_t n = len;
+      return put(s, "s", 1) && put(s, (const char *)&n, sizeof n) && put(s, p, len);
+    }
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx)) {
+        lua_Integer v = lua_tointeger(L, idx);
+        return put(s, "i", 1) && put(s, (const char *)&v, sizeof v);
+      } else {
+        lua_Number v = lua_tonumber(L, idx);
+        return put(s, "f", 1) && put(s, (const char *)&v, sizeof v);
+      }
+    case LUA_TBOOLEAN:
+      return put(s, lua_toboolean(L, idx) ? "T" : "F", 1);
+    case LUA_TLIGHTUSERDATA:
+      return lua_touserdata(L, idx) == NULL && put(s, "n", 1);
+    case LUA_TTABLE: {
+      if (depth > MAX_DEPTH) return 0;
+      luaL_checkstack(L, 3, "JSON nested too deep");
+      if (!put(s, "{", 1)) return 0;
+      lua_pushnil(L);
+      while (lua_next(L, idx)) {
+        int top = lua_gettop(L);
+        if (!put_digest_value(s, L, top - 1, depth + 1) || !put_digest_value(s, L, top, depth + 1)) {
+          lua_pop(L, 2);
+          return 0;
+        }
+        lua_pop(L, 1);
+      }
+      return put(s, "}", 1);
+    }
+    default:
+      return 0;
+  }
+}
+
 /* core.json_digests(rows[, before]) -> keys, set, missing, seen: keys[i]
- * is the first 16 hex digits of the SHA-256 of row i's JSON text (objects'
- * keys in lua_next's order, as lua-cjson writes them), or false where this
- * file does not write the row (the caller digests those its own way, and
- * adds them to set); set has each key as a key (true); missing counts the
+ * is the first 16 hex digits of the SHA-256 of row i's bytes
+ * (put_digest_value: no JSON text is written for it), or false for a row
+ * holding a value of another type (the caller digests those its own way,
+ * and adds them to set); set has each key as a key (true); missing counts the
  * false ones; seen: some key is a key of the table before. For
  * auditrun.paging's detector of repeated pages. */
 static int l_json_digests(lua_State *L) {
@@ -450,8 +496,8 @@ static int l_json_digests(lua_State *L) {
     s->len = 0;
     s->nkeys = 0;
     lua_rawgeti(L, 1, i);
-    int ok = put_value(s, L, 5, 0, 1);
-    lua_pop(L, 1);
+    int ok = put_digest_value(s, L, 5, 1);
+    lua_settop(L, 4);
     if (!ok) {
       missing++;
       lua_pushboolean(L, 0);

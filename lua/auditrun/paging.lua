@@ -52,10 +52,10 @@ function M.repeats()
   local before, before_where = {}, nil
   return function(list, where)
     if #list == 0 then return nil end
-    -- Each row's digest of its JSON text, in C (with the set of them, and
-    -- whether one was a row of the page before); a row that only
-    -- lua-cjson writes (a NaN) is digested from its text here, marked so
-    -- that it never meets a digest of the other kind.
+    -- Each row's digest of its values, in C (with the set of them, and
+    -- whether one was a row of the page before); a row holding what C does
+    -- not digest (a function) is digested from its JSON text here, marked
+    -- so that it never meets a digest of the other kind.
     local keys, rows, missing, seen = core.json_digests(list, before)
     if missing > 0 then
       for i = 1, #list do

@@ -33,12 +33,14 @@ function M.configured(name, opts)
   return config.configured(require("auditrun." .. name .. ".settings").schema, { profile = opts and opts.profile })
 end
 
---- range(from, to, {inclusive_to=, default_days=}) -> from, to: the
---- range a records workflow reads, in seconds (the command line read the
---- times, auditrun.cli: every check of what the user gave is there). to
---- defaults to now, from to `default_days` before to (else nil: the log's
---- beginning). inclusive_to: the given end is the last second wanted (a
---- bare date's 23:59:59), so the range runs to the second after it.
+--- range(from, to, {inclusive_to=, default_days=}) -> from, to: the range
+--- a records workflow reads, in seconds (the command line read the times,
+--- auditrun.cli: every check of what the user gave is there).
+---
+--- to defaults to now, from to `default_days` before to (else nil: the
+--- log's beginning). inclusive_to: the given end is the last second
+--- wanted (a bare date's 23:59:59), so the range runs to the second after
+--- it.
 function M.range(from, to, o)
   o = o or {}
   assert(from == nil or math.type(from), "range: from must be seconds")

@@ -384,13 +384,15 @@ Catalog.__index = Catalog
 local KINDS = { read = true, submit = true, status = true, file = true, action = true }
 local PLACES = { path = true, query = true, body = true }
 
---- new(name, data) -> a catalogue. data = {endpoints = {name = endpoint},
---- jobs = {family = {status=, file=, id=, state=, zip=, extension=}},
---- title = the API's name in messages, error_message = the path to the
---- message in an error answer's JSON ({"message"}, {"errors", 1, "detail"})}.
---- Every spelling a parameter answers to (its documented name, its wire
---- name, its aliases and its snake_case name, without regard to case) is
---- checked here, so that no two parameters of an endpoint share one.
+--- new(name, data) -> a catalogue.
+---
+--- data = {endpoints = {name = endpoint}, jobs = {family = {status=, file=,
+--- id=, state=, zip=, extension=}}, title = the API's name in messages,
+--- error_message = the path to the message in an error answer's JSON
+--- ({"message"}, {"errors", 1, "detail"})}. Every spelling a parameter
+--- answers to (its documented name, its wire name, its aliases and its
+--- snake_case name, without regard to case) is checked here, so that no two
+--- parameters of an endpoint share one.
 function M.new(name, data)
   local cat = setmetatable({ name = name, title = data.title or name, endpoints = data.endpoints, jobs = data.jobs or {},
                              error_message = data.error_message, lookup = {} }, Catalog)
@@ -528,10 +530,11 @@ local function query_part(p, v)
   return keep(http.encode_query { { p.wire, v } }, p.keep)
 end
 
---- build(name, params) -> request | nil, err. request = {method=, path=
---- (encoded, relative to the base URL), query= (encoded, no '?', "" when
---- none), body= (a table for lua-cjson, or nil), name=, kind=, paging=,
---- job=}.
+--- build(name, params) -> request | nil, err.
+---
+--- request = {method=, path= (encoded, relative to the base URL), query=
+--- (encoded, no '?', "" when none), body= (a table for lua-cjson, or
+--- nil), name=, kind=, paging=, job=}.
 function Catalog:build(name, params)
   local def = checked_definition(self, name, params)
   local values, err = self:canonical(name, params)

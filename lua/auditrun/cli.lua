@@ -349,11 +349,13 @@ M.NOT_THE_ANSWER = { quiet = true, verbose = true, log_format = true, max_attemp
                      out_dir = true, lookback = true, dry_run = true, out = true, fresh = true, name = true,
                      kind = true, answer = true, access = true, compare = true }
 
---- answer(opts, lists) -> {["--flag"] = value}: what defines the output
---- of a run with these parsed options (an option not given is left out;
---- --profile is "default" when none is picked). lists: the flags that name
---- a FILE the run reads (--users FILE): their value is the name and the
---- SHA-256 of what the file holds, so an edited list is another answer.
+--- answer(opts, lists) -> {["--flag"] = value}: what defines the output of
+--- a run with these parsed options (an option not given is left out;
+--- --profile is "default" when none is picked).
+---
+--- lists: the flags that name a FILE the run reads (--users FILE): their
+--- value is the name and the SHA-256 of what the file holds, so an edited
+--- list is another answer.
 function M.answer(opts, lists)
   local out = {}
   for k, v in pairs(opts) do
@@ -451,9 +453,11 @@ end
 local capturing
 
 --- spec_of(path) -> the spec the workflow script at path gives cli.parse |
---- nil, message. The script runs up to that call, which raises to hand
---- the spec back here instead of reading a command line: nothing past
---- it runs, nothing is read or sent.
+--- nil, message.
+---
+--- The script runs up to that call, which raises to hand the spec back
+--- here instead of reading a command line: nothing past it runs, nothing
+--- is read or sent.
 function M.spec_of(path)
   local chunk, err = loadfile(path)
   if not chunk then return nil, err end
@@ -513,9 +517,10 @@ end
 
 --- read(spec, args) -> options | options, message | nil, message: a
 --- command line (a list of strings, without the workflow's name) read and
---- checked as parse does, printing and exiting nothing. A message is the
---- usage error: with the options when argparse read them and a check of
---- what they say together refused them.
+--- checked as parse does, printing and exiting nothing.
+---
+--- A message is the usage error: with the options when argparse read them
+--- and a check of what they say together refused them.
 function M.read(spec, args)
   local p = M.parser(spec)
   local ok, opts = p:pparse(args)

@@ -203,10 +203,12 @@ end
 
 --- job(id, name, {slot=, permit=}) -> the job object for an id an earlier
 --- run submitted through `name` (a rerun picks up its jobs instead of
---- submitting them again). With slot = true it first waits for one of the
---- tenant's job slots and holds it until the job is seen done or failed,
---- as a job submitted now would; a permit given (a slot already held for
---- it, e.g. a jobs.hold) is held that way instead; otherwise it holds none.
+--- submitting them again).
+---
+--- With slot = true it first waits for one of the tenant's job slots and
+--- holds it until the job is seen done or failed, as a job submitted now
+--- would; a permit given (a slot already held for it, e.g. a jobs.hold) is
+--- held that way instead; otherwise it holds none.
 function Client:job(id, name, opts)
   local def = self.catalogue.endpoints[name]
   if not (def and def.kind == "submit") then error("no " .. self.catalogue.name .. " job named " .. tostring(name), 2) end
@@ -265,14 +267,16 @@ function M.class(catalogue, name, methods)
 end
 
 --- vendor(V, o) -> V: the part of a vendor module every vendor shares
---- (the contract is in auditrun.vendors). o: name ("dealcloud"), title
---- ("DealCloud", for messages), endpoints (its catalogue's data),
---- settings (its settings module), base (the setting holding the API's
---- URL), session(cfg) -> session | nil, err (the vendor's credentials on
---- each request), methods (its client methods over the generic ones).
---- Sets V.catalogue, V.settings, V.name and V.id (its enum tables both
---- ways, when it has some) and V.connect(given, opts) -> client | nil,
---- err, which loads the settings (auditrun.config) and makes the client.
+--- (the contract is in auditrun.vendors).
+---
+--- o: name ("dealcloud"), title ("DealCloud", for messages), endpoints
+--- (its catalogue's data), settings (its settings module), base (the
+--- setting holding the API's URL), session(cfg) -> session | nil, err
+--- (the vendor's credentials on each request), methods (its client
+--- methods over the generic ones). Sets V.catalogue, V.settings, V.name
+--- and V.id (its enum tables both ways, when it has some) and
+--- V.connect(given, opts) -> client | nil, err, which loads the settings
+--- (auditrun.config) and makes the client.
 function M.vendor(V, o)
   V.catalogue = catalog.new(o.name, o.endpoints)
   V.settings = o.settings.schema

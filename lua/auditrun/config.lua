@@ -93,9 +93,10 @@ local function loopback(host)
 end
 
 --- cleartext_refusal(url) -> nil when credentials may be sent to url, else
---- why not. https always; plain http:// only to loopback (localhost,
---- 127.0.0.0/8, [::1]: nothing crosses a network), or to any host with
---- AUDITRUN_LAB=1.
+--- why not.
+---
+--- https always; plain http:// only to loopback (localhost, 127.0.0.0/8,
+--- [::1]: nothing crosses a network), or to any host with AUDITRUN_LAB=1.
 function M.cleartext_refusal(url)
   if url:match("^[Hh][Tt][Tt][Pp][Ss]://") then return nil end
   if url:match("^[Hh][Tt][Tt][Pp]://") and (loopback(host_of(url)) or M.lab()) then return nil end
@@ -427,9 +428,10 @@ function M.resolve_credentials(schema, s)
 end
 
 --- missing(schema, s) -> the required keys not set, as the variables to set.
+---
 --- setup(schema) -> "k1 (or k2), k3 ...", "AUDITRUN_K1 (or AUDITRUN_K2), ...":
---- what a first profile of the vendor needs, as config keys and as
---- environment names (schema.setup, else its required keys).
+--- what a first profile of the vendor needs, as config keys and as environment
+--- names (schema.setup, else its required keys).
 function M.setup(schema)
   local keys, envs = {}, {}
   for _, entry in ipairs(schema.setup or schema.required or {}) do

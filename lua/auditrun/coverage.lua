@@ -61,8 +61,10 @@ end
 
 --- window({vendor=, source=, subject=, from=, to=, report=}) -> the window
 --- (the same one when it was declared before, in this run or the one it
---- resumes). report: the window is one export's report (done(file)), with
---- no rows counted.
+--- resumes).
+---
+--- report: the window is one export's report (done(file)), with no rows
+--- counted.
 function Coverage:window(o)
   local k = key(o)
   local w = self.by_key[k]

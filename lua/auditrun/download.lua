@@ -160,6 +160,7 @@ end
 
 --- Checks that a zip ends with an End Of Central Directory record whose
 --- central directory lies inside the file and starts where it says.
+---
 --- `f` is a temporary file (files.temp) or anything with size() and
 --- read_at(offset, n). -> entries | nil, reason
 function M.check_zip(f)

@@ -29,8 +29,10 @@ end
 
 --- run(path, workflow, profiles, parallel, ...) -> raises, or returns
 --- nothing after every profile ran (the exit status is set through an
---- error when one failed). profiles: "a,b" or "" (every profile of the
---- config file); parallel: how many run at once.
+--- error when one failed).
+---
+--- profiles: "a,b" or "" (every profile of the config file); parallel:
+--- how many run at once.
 function M.run(path, workflow, profiles, parallel, ...)
   local args = table.pack(...)
   for i = 1, args.n do

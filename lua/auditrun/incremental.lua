@@ -87,9 +87,10 @@ local Series = {}
 Series.__index = Series
 
 --- open(dir, workflow, answer, {fresh=}) -> series | nil, err: the bookmark of
---- the workflow's series in dir, locked for this process. A series
---- started with other settings is refused (a usage error naming the first
---- that differs).
+--- the workflow's series in dir, locked for this process.
+---
+--- A series started with other settings is refused (a usage error naming the
+--- first that differs).
 function M.open(dir, workflow, answer, o)
   o = o or {}
   local sdir = dir .. "/" .. M.STATE_DIR
@@ -158,9 +159,10 @@ local function counts(t)
 end
 
 --- filter(window, seen, id_of, time_of) -> a filter with admit(row) -> true
---- when the row is to be written, and state() / restore(state): what it
---- has counted (the ids the next run must drop), for a cursor. window =
---- {from=, to=, read_from=, retain_from=, prev_to=}.
+--- when the row is to be written, and state() / restore(state): what it has
+--- counted (the ids the next run must drop), for a cursor.
+---
+--- window = {from=, to=, read_from=, retain_from=, prev_to=}.
 function M.filter(w, seen, id_of, time_of)
   local f = { used = {}, keep = {} }
   function f.admit(row)
@@ -224,13 +226,14 @@ local function next_window(s, opts, o)
            lookback = lookback }
 end
 
---- run(opts, o, records_run): the whole of an incremental run. o: source =
---- function(from, to) (seconds) -> the table workflow.records takes
---- (columns, pages or rows, warnings); time_of(row) -> seconds | nil; id_of
---- (row) -> the vendor's id (default: a digest); default_from(to) -> the
---- first run's start without --from (nil: the log's beginning, unless
---- first_from_required).
---- records_run(opts, table) is workflow.records. Raises as it does.
+--- run(opts, o, records_run): the whole of an incremental run.
+---
+--- o: source = function(from, to) (seconds) -> the table workflow.records
+--- takes (columns, pages or rows, warnings); time_of(row) -> seconds | nil;
+--- id_of (row) -> the vendor's id (default: a digest); default_from(to) ->
+--- the first run's start without --from (nil: the log's beginning, unless
+--- first_from_required). records_run(opts, table) is workflow.records.
+--- Raises as it does.
 function M.run(opts, o, records_run, say)
   local s = errors.try(M.open(opts.out_dir, opts.name, opts.answer, { fresh = opts.fresh }))
   if s.set_aside then say(string.format("%s: the earlier series' bookmark is now %s", opts.name, s.set_aside)) end

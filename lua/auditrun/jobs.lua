@@ -129,9 +129,11 @@ local function close(at) return math.max(2 * M.MIN_STEP, at * 0.05) end
 
 --- done(y, lo, at): a job was seen done at most y s after its submit was
 --- sent. longest: the longest such y ever seen (or given by an earlier
---- run). at: the poll that found it done, s after the submit was answered,
---- and lo its last poll that found it running (nil: none did); with them
---- the job's length joins those the grid is made from.
+--- run).
+---
+--- at: the poll that found it done, s after the submit was answered, and
+--- lo its last poll that found it running (nil: none did); with them the
+--- job's length joins those the grid is made from.
 function Timing:done(y, lo, at)
   keep(self.his, y)
   self.longest = math.max(self.longest or 0, y)
@@ -335,11 +337,12 @@ end
 
 --- hold(limiter, seconds, permit) -> a hold: a background task that keeps
 --- one of the limiter's slots (`permit`, or one it waits for) for
---- `seconds` from now, or until hold:release(). For a job that may be
---- running at the service though nobody here polls it yet: one whose
---- submit's outcome is unknown, or one an earlier run submitted. A job
---- nobody fetches still counts against the tenant's limit. A hold can
---- stand in for a job's permit (jobs.new{permit=hold}).
+--- `seconds` from now, or until hold:release().
+---
+--- For a job that may be running at the service though nobody here polls
+--- it yet: one whose submit's outcome is unknown, or one an earlier run
+--- submitted. A job nobody fetches still counts against the tenant's
+--- limit. A hold can stand in for a job's permit (jobs.new{permit=hold}).
 function M.hold(limiter, seconds, permit)
   local till = task.now() + seconds
   local h = setmetatable({}, Hold)
@@ -358,10 +361,12 @@ end
 
 --- The job limiter of a tenant (key: what names it, e.g. its identity URL,
 --- API base URL and client id). The first caller sets the limit; a lower
---- limit given later lowers it. With {shared = true} the processes of this
---- machine that use the tenant share its slots (files under the user's
---- state folder, auditrun.files.state_dir, made at the first job; a folder
---- that cannot be made fails that job).
+--- limit given later lowers it.
+---
+--- With {shared = true} the processes of this machine that use the tenant
+--- share its slots (files under the user's state folder,
+--- auditrun.files.state_dir, made at the first job; a folder that cannot
+--- be made fails that job).
 function M.limiter(key, limit, o)
   local l = limiters[key]
   if not l then
@@ -391,8 +396,9 @@ local Job = {}
 Job.__index = Job
 M.Job = Job
 
---- new{id=, name=, family=, request=, permit=} -> a job object, for one
---- just submitted or one submitted by an earlier run (then it holds no slot).
+--- new{id=, name=, family=, request=, permit=} -> a job object, for one just
+--- submitted or one submitted by an earlier run (then it holds no slot).
+---
 --- A job submit() made also has timing (M.timing), sent and answered (the
 --- clock when its submit was sent and answered).
 function M.new(o)

@@ -9,11 +9,13 @@ local task = require "auditrun.task"
 
 local M = {}
 
---- listen(fn) -> the previous listener. fn(event, message, level, n) is
---- called for each report (level "debug", "info" for what a person should
---- see without -v, or "warning"; n: how many of the thing a warning
---- counts); nil stops listening. The listener is the run's (task.scope):
---- under --each-profile each tenant's run hears its own library.
+--- listen(fn) -> the previous listener.
+---
+--- fn(event, message, level, n) is called for each report (level "debug",
+--- "info" for what a person should see without -v, or "warning"; n: how
+--- many of the thing a warning counts); nil stops listening. The listener
+--- is the run's (task.scope): under --each-profile each tenant's run
+--- hears its own library.
 function M.listen(fn)
   local scope = task.scope()
   local previous = scope.log_listener

@@ -110,9 +110,10 @@ local function parse_labels(s)
 end
 
 --- parse(text) -> samples {{name=, labels={...}, value=text}, ...}, help
---- {name = text}, types {name = text} | nil, "line N: why". The text format
---- of Prometheus: # HELP and # TYPE lines, other comments, samples with an
---- optional timestamp.
+--- {name = text}, types {name = text} | nil, "line N: why".
+---
+--- The text format of Prometheus: # HELP and # TYPE lines, other comments,
+--- samples with an optional timestamp.
 function M.parse(text)
   local samples, help, types = {}, {}, {}
   local n = 0

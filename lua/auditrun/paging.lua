@@ -40,13 +40,15 @@ local function digest(text)
 end
 
 --- repeats() -> check(rows, where) -> nil | the earlier page's `where`:
---- the one detector of a walk that goes round. A page whose rows (as a
---- whole) match a page seen before (pages that alternate), or that holds
---- a row of the page before it (pages that shift), is a repeat: the answer
---- names the page that had it first. Rows are compared whole, so a row
---- twice on one page, or the same row on pages far apart (two users'
---- identical permissions), is not a repeat. Memory is bounded: one digest
---- a page (PAGES_REMEMBERED pages) and one a row of the page before.
+--- the one detector of a walk that goes round.
+---
+--- A page whose rows (as a whole) match a page seen before (pages that
+--- alternate), or that holds a row of the page before it (pages that
+--- shift), is a repeat: the answer names the page that had it first. Rows
+--- are compared whole, so a row twice on one page, or the same row on
+--- pages far apart (two users' identical permissions), is not a repeat.
+--- Memory is bounded: one digest a page (PAGES_REMEMBERED pages) and one a
+--- row of the page before.
 function M.repeats()
   local pages, order, oldest = {}, {}, 1
   local before, before_where = {}, nil
@@ -113,14 +115,14 @@ end
 
 --- pages{style=, fetch=fn(cursor)->body|nil,err, rows={fields}, next={fields},
 --- total=field, page_size=, first=, at=, max_pages=, name=, ends_on_empty=} ->
---- iterator over (page body, page number, where the next page starts). The
---- cursor is the page number ("page", first default 1), the row offset
---- ("offset", default 0) or the link from the previous page ("cursor",
---- first usually nil). Where the next page starts is a position
---- ({page=, seen=}, {offset=, longest=} or {cursor=}: the cursor to send and
---- what the walk counted so far), or false after the last page; a walk
---- given it as `at` sends the same requests the walk it came from would
---- have sent next.
+--- iterator over (page body, page number, where the next page starts).
+---
+--- The cursor is the page number ("page", first default 1), the row offset
+--- ("offset", default 0) or the link from the previous page ("cursor", first
+--- usually nil). Where the next page starts is a position ({page=, seen=},
+--- {offset=, longest=} or {cursor=}: the cursor to send and what the walk
+--- counted so far), or false after the last page; a walk given it as `at`
+--- sends the same requests the walk it came from would have sent next.
 function M.pages(o)
   local style, fetch = o.style, o.fetch
   assert(style == "page" or style == "offset" or style == "cursor", "unknown paging style")

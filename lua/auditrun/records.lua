@@ -284,20 +284,16 @@ function Table:close()
 end
 
 --- open(path, {format = "jsonl"|"csv", columns = {...}, csv_raw = bool, answer = {...}}) -> writer | nil, err.
---- format: by default what the extension of path names, else jsonl.
---- csv_raw: CSV cells exactly as given; by default a text a spreadsheet
---- would run as a formula gets a leading ' (csv_line). The record beside
---- the file keeps which, and a rerun must ask for the same.
---- columns: the order of a row's keys: the CSV columns (the first row's
---- other keys follow, sorted), and each JSON line's keys (its other keys
---- follow, sorted; nested objects' keys sorted). answer: what defines
---- the rows (a workflow's options, auditrun.cli.answer), recorded with a
---- new file; writer.answer is the one recorded (a file an earlier version
---- started takes this one). writer.coverage: a JSON value the workflow
---- keeps with the file's record (saved with each checkpoint: its account
---- of what was walked, auditrun.coverage); writer.sha256: the finished
---- file's SHA-256. writer.complete: the file was finished by an
---- earlier run.
+--- format: by default what the extension of path names, else jsonl. csv_raw: CSV cells exactly as given; by
+--- default a text a spreadsheet would run as a formula gets a leading ' (csv_line).
+---
+--- The record beside the file keeps which, and a rerun must ask for the same. columns: the order of a row's
+--- keys: the CSV columns (the first row's other keys follow, sorted), and each JSON line's keys (its other
+--- keys follow, sorted; nested objects' keys sorted). answer: what defines the rows (a workflow's options,
+--- auditrun.cli.answer), recorded with a new file; writer.answer is the one recorded (a file an earlier
+--- version started takes this one). writer.coverage: a JSON value the workflow keeps with the file's record
+--- (saved with each checkpoint: its account of what was walked, auditrun.coverage); writer.sha256: the
+--- finished file's SHA-256. writer.complete: the file was finished by an earlier run.
 function M.open(path, o)
   o = o or {}
   local format = o.format or M.format_of(path) or "jsonl"
@@ -535,10 +531,11 @@ end
 
 --- write_rows(rows[, page]) -> true | nil, err: each of rows (a list) as
 --- write takes it, in order; the same file and errors. JSON Lines rows go
---- to C (csrc/ljson.c) in runs that end where write would flush. page:
---- the caller marks (mark) right after these rows, and that checkpoint
---- stands for them in place of one every CHECKPOINT rows (one every
---- CHECKPOINT_BYTES still holds: a page may be long).
+--- to C (csrc/ljson.c) in runs that end where write would flush.
+---
+--- page: the caller marks (mark) right after these rows, and that
+--- checkpoint stands for them in place of one every CHECKPOINT rows (one
+--- every CHECKPOINT_BYTES still holds: a page may be long).
 function Writer:write_rows(rows, page)
   local every = not page and M.CHECKPOINT or nil
   local n, i = #rows, 1
@@ -587,9 +584,10 @@ function Writer:write_rows(rows, page)
 end
 
 --- mark(cursor) -> true | nil, err: every row written so far came before
---- `cursor` (a JSON value: the page, offset or window to read next). Saved
---- with a checkpoint; a rerun gets it back as writer.cursor, reads its
---- source from there, and passes by only the rows written after it.
+--- `cursor` (a JSON value: the page, offset or window to read next).
+---
+--- Saved with a checkpoint; a rerun gets it back as writer.cursor, reads
+--- its source from there, and passes by only the rows written after it.
 function Writer:mark(cursor)
   self.cursor, self.cursor_rows = cursor, self.rows
   return self:checkpoint()

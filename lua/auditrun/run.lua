@@ -192,9 +192,10 @@ end
 
 --- hold_slots(limiter, job_length) -> how many slots are held for unknown
 --- submits, until when (os.time), and how many for recorded jobs: the
---- tenant's slots that earlier runs' jobs may still
---- occupy. Each submit with an unknown outcome keeps one slot of `limiter`
---- from now until it was sent + jobs.held_for (from the longest job of its
+--- tenant's slots that earlier runs' jobs may still occupy.
+---
+--- Each submit with an unknown outcome keeps one slot of `limiter` from
+--- now until it was sent + jobs.held_for (from the longest job of its
 --- export this folder's runs have seen, kept in the state; else
 --- job_length); each recorded job not yet downloaded keeps one for as
 --- long, or until this run's export of its key takes the hold over (see
@@ -244,10 +245,12 @@ local function note_length(st, name, seconds)
 end
 
 --- export(st, client, key, name, params, opts) -> file | nil, err. `st` is a
---- run (from open) or a state (auditrun.state). opts: dir, deadline,
---- first_interval, max_attempts (submits for a job that ends failed, 1 by
---- default). A failure leaves what a rerun needs: a job still running or
---- not yet downloaded is waited for again, a failed one submitted again.
+--- run (from open) or a state (auditrun.state).
+---
+--- opts: dir, deadline, first_interval, max_attempts (submits for a job that
+--- ends failed, 1 by default). A failure leaves what a rerun needs: a job
+--- still running or not yet downloaded is waited for again, a failed one
+--- submitted again.
 function M.export(st, client, key, name, params, opts)
   -- The slot held since this run started for key's recorded job, if any.
   local hold

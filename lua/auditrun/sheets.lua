@@ -276,9 +276,11 @@ function M.csv_rows(source, where)
 end
 
 --- layout(header, columns) -> {field = column index}: which column of a
---- header row holds each field. columns = {field = {patterns}}: Lua
---- patterns tried in order against each header text in lower case; a
---- field takes the first column the first matching pattern finds.
+--- header row holds each field.
+---
+--- columns = {field = {patterns}}: Lua patterns tried in order against
+--- each header text in lower case; a field takes the first column the
+--- first matching pattern finds.
 function M.layout(header, columns)
   local last = 0
   for i in pairs(header) do

@@ -197,12 +197,13 @@ function M.wait(obj)
   if cancelled_now(t) then error(cancelled_error(), 0) end
 end
 
---- shield(fn, ...) -> fn's results. Runs fn in the current task so that a
---- cancellation (Ctrl-C included) neither stops what it waits on nor raises
---- inside it: for an action whose answer must not be lost once sent, such
---- as the request that starts an export job. fn must be bounded (a request
---- with a timeout). The cancellation takes effect at the task's next wait
---- after the shield.
+--- shield(fn, ...) -> fn's results.
+---
+--- Runs fn in the current task so that a cancellation (Ctrl-C included)
+--- neither stops what it waits on nor raises inside it: for an action whose
+--- answer must not be lost once sent, such as the request that starts an
+--- export job. fn must be bounded (a request with a timeout). The
+--- cancellation takes effect at the task's next wait after the shield.
 function M.shield(fn, ...)
   local t = current
   if not t or t.shielded then return fn(...) end
@@ -220,8 +221,10 @@ local function scope_now() return current and current.scope or root end
 
 --- scope() -> the values of the run going on here (a table modules keep
 --- per-run state in: the metrics being counted, the log's listener, the
---- profile under --each-profile). The main chunk's run has one; each
---- scope started with M.spawn_scope has its own.
+--- profile under --each-profile).
+---
+--- The main chunk's run has one; each scope started with M.spawn_scope
+--- has its own.
 function M.scope() return scope_now().values end
 
 -- A task in scope `home` (counted there) whose own tasks go in `scope`.
@@ -253,9 +256,11 @@ end
 
 --- background(fn, ...) -> task: a task the run does not wait for: finish
 --- (and so task.main) returns once every other task has ended, whatever
---- this one still waits on. For a timer that keeps something until a
---- moment that only matters while the run goes on (a job slot held for a
---- job that may be running unseen).
+--- this one still waits on.
+---
+--- For a timer that keeps something until a moment that only matters
+--- while the run goes on (a job slot held for a job that may be running
+--- unseen).
 function M.background(fn, ...)
   local t = M.spawn(fn, ...)
   t.background = true
@@ -366,8 +371,9 @@ end
 
 --- main(chunk, ...) -> exit code[, message]: runs the script `chunk` with
 --- its arguments, then the tasks it spawned and did not join, with Ctrl-C
---- handed to the loop. The exit code (M.exit_code) and, when something
---- raised, the message.
+--- handed to the loop.
+---
+--- The exit code (M.exit_code) and, when something raised, the message.
 function M.main(chunk, ...)
   core.handle_signals()
   return M.run_script(chunk, ...)

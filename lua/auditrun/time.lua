@@ -59,10 +59,11 @@ local function utc_date(y, mo, d, rest, ampm)
   return M.utc { year = y, month = mo, day = d } + into_day - offset
 end
 
---- parse(s) -> seconds since the epoch (with any fraction) | nil. Takes
---- ISO 8601 as people and the APIs' parameters write it: yyyy-MM-dd,
---- yyyy-MM-ddTHH:mm[:ss[.fff]] with Z, an offset (+01:00, +0100) or
---- nothing (taken as UTC); a space may stand for the T.
+--- parse(s) -> seconds since the epoch (with any fraction) | nil.
+---
+--- Takes ISO 8601 as people and the APIs' parameters write it:
+--- yyyy-MM-dd, yyyy-MM-ddTHH:mm[:ss[.fff]] with Z, an offset (+01:00,
+--- +0100) or nothing (taken as UTC); a space may stand for the T.
 function M.parse(s)
   if type(s) ~= "string" then return nil end
   -- The plain form in C (csrc/ltime.c), to the same value.

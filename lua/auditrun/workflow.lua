@@ -53,12 +53,14 @@ end
 
 --- open(opts, {slots=, access=}) -> run. opts: out, dry_run, max_attempts,
 --- job_timeout, job_length, quiet, verbose, log_format, name, api, profile,
---- compare (from auditrun.cli). slots: the semaphore whose permits are jobs
---- running on the service (for the running/queued counts, and the slots
---- held for an earlier run's submits whose outcome is unknown). access: the
---- reports hold access rows, so the run ends by building the access table,
---- its changes since opts.compare and summary.html (auditrun.access,
---- auditrun.page). Raises on a folder it cannot use.
+--- compare (from auditrun.cli).
+---
+--- slots: the semaphore whose permits are jobs running on the service (for
+--- the running/queued counts, and the slots held for an earlier run's
+--- submits whose outcome is unknown). access: the reports hold access rows,
+--- so the run ends by building the access table, its changes since
+--- opts.compare and summary.html (auditrun.access, auditrun.page). Raises
+--- on a folder it cannot use.
 function M.open(opts, o)
   o = o or {}
   local r = setmetatable({
@@ -230,12 +232,13 @@ function WorkflowRun:run_item(item)
 end
 
 --- add(item): item = {key, kind, api, subjects = {...}, label, export =
---- function(ctx) -> file | nil, err}. ctx = {run= (auditrun.run: it owns
---- the folder the report lands in), deadline= (--job-timeout: seconds to
---- wait for a job)};
---- file = {path, size, sha256, job, reused, extra_job}. Under --dry-run the
---- item is only listed. An item whose key was added before in this run is
---- counted as a repeat of the listing (repeat_of), not exported again.
+--- function(ctx) -> file | nil, err}.
+---
+--- ctx = {run= (auditrun.run: it owns the folder the report lands in),
+--- deadline= (--job-timeout: seconds to wait for a job)}; file = {path,
+--- size, sha256, job, reused, extra_job}. Under --dry-run the item is only
+--- listed. An item whose key was added before in this run is counted as a
+--- repeat of the listing (repeat_of), not exported again.
 function WorkflowRun:add(item)
   assert(type(item.export) == "function" and item.label, "an item needs a label and an export function")
   if self:repeat_of(item.key, item.label) then return end
@@ -451,15 +454,14 @@ end
 
 -- ---- records workflows ---------------------------------------------------------
 
---- records(opts, {columns=, rows=function(warn, coverage) -> iterator over rows}) or
---- records(opts, {columns=, pages=function(token, warn, coverage) -> iterator over
---- (rows, token after them, or nil when a rerun cannot start there)}): a
---- records workflow's whole run. With pages (auditrun.paging.walk makes
---- them), a rerun continues from the last token saved; one the walk
---- refuses (field resume_token) ends the run in one line naming the file. The rows go to opts.out (auditrun.records: JSON Lines
---- or CSV, resumable), a live line counts them, and a summary says how many
---- and where (also as a JSON line under --log-format json). A failure part
---- way keeps what was written (the rerun resumes) and raises.
+--- records(opts, {columns=, rows=function(warn, coverage) -> iterator over rows}) or records(opts, {columns=,
+--- pages=function(token, warn, coverage) -> iterator over (rows, token after them, or nil when a rerun cannot start
+--- there)}): a records workflow's whole run.
+---
+--- With pages (auditrun.paging.walk makes them), a rerun continues from the last token saved; one the walk refuses
+--- (field resume_token) ends the run in one line naming the file. The rows go to opts.out (auditrun.records: JSON
+--- Lines or CSV, resumable), a live line counts them, and a summary says how many and where (also as a JSON line
+--- under --log-format json). A failure part way keeps what was written (the rerun resumes) and raises.
 ---
 --- warnings = {name = what those are, ...}: things the rows cannot hold (a
 --- report that cannot be read). warn(name, message) prints message as a
@@ -687,13 +689,14 @@ function M.batch_key(prefix, ids)
 end
 
 --- exports(opts, client, slots, o) -> the summary: the whole of an export
---- workflow once signed in, for any vendor with export jobs. Lists the
---- subjects (o.list(client, add): add(id, label[, name]) for each; name:
---- what a batch's label shows, default label) and exports each, or each
---- batch of o.how.batch, as o.how.name with o.how.params(ids), exactly
---- once across reruns, into opts.out (progress, manifest, summary,
---- resume). o.what names the subjects ("groups") in messages; slots is the
---- tenant's job limiter.
+--- workflow once signed in, for any vendor with export jobs.
+---
+--- Lists the subjects (o.list(client, add): add(id, label[, name]) for
+--- each; name: what a batch's label shows, default label) and exports
+--- each, or each batch of o.how.batch, as o.how.name with
+--- o.how.params(ids), exactly once across reruns, into opts.out (progress,
+--- manifest, summary, resume). o.what names the subjects ("groups") in
+--- messages; slots is the tenant's job limiter.
 function M.exports(opts, client, slots, o)
   local how = o.how
   local run = M.open(opts, { slots = slots, access = opts.access })
@@ -722,14 +725,14 @@ function M.exports(opts, client, slots, o)
   return run:finish()
 end
 
---- windowed(opts, o): a records workflow over a time range, run once or,
---- with --incremental, as one run of a series (auditrun.incremental). o:
---- source = function(from, to, out) -> what records() takes, for the range
---- from and to (texts as --from and --to take them, to included; nil: the
---- workflow's default) written to the file out; time_of(row) -> seconds | nil; id_of(row) -> the
---- vendor's id of a row (default: a digest of it); default_from(to) -> the
---- first incremental run's start without --from; first_from_required: the
---- first incremental run needs --from.
+--- windowed(opts, o): a records workflow over a time range, run once or, with --incremental, as
+--- one run of a series (auditrun.incremental).
+---
+--- o: source = function(from, to, out) -> what records() takes, for the range from and to (texts
+--- as --from and --to take them, to included; nil: the workflow's default) written to the file
+--- out; time_of(row) -> seconds | nil; id_of(row) -> the vendor's id of a row (default: a digest
+--- of it); default_from(to) -> the first incremental run's start without --from;
+--- first_from_required: the first incremental run needs --from.
 function M.windowed(opts, o)
   if not opts.incremental then return M.records(opts, o.source(opts.from, opts.to, opts.out)) end
   -- The series' own lines (where a window went, what was skipped): as the summary is.

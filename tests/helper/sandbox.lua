@@ -175,6 +175,7 @@ end
 --- activity_env(t, ...) -> the environment of a user with this tenant's
 --- DealCloud site and ExaVault account set up (t: the answer of
 --- activity_control GET /tenant) and no config file (HOME=/nonexistent).
+---
 --- Each further table's keys are set over it in turn ("" unsets one; nil
 --- or false is no table).
 function Sandbox:activity_env(t, ...)

@@ -38,14 +38,15 @@ M.MAX_DAYS = data.max_days
 -- The client's methods over the generic ones (auditrun.client), below.
 local Client = {}
 
---- connect(settings, {profile=, getenv=}) -> client | nil, err. Settings
---- (dealcloud_url, dealcloud_client_id, dealcloud_client_secret or _file,
---- dealcloud_scope, ca_file) come from auditrun.config; sign-in is OAuth
---- client credentials at the site's token endpoint. Also M.catalogue,
---- M.settings, and name(kind, id) -> the documented name of an activity,
---- source or export_data id, or nil; id(kind, name_or_id) -> the id a name
---- (any documented or sample spelling, without regard to case) or id
---- stands for (auditrun.client.vendor).
+--- connect(settings, {profile=, getenv=}) -> client | nil, err.
+---
+--- Settings (dealcloud_url, dealcloud_client_id, dealcloud_client_secret
+--- or _file, dealcloud_scope, ca_file) come from auditrun.config; sign-in
+--- is OAuth client credentials at the site's token endpoint. Also
+--- M.catalogue, M.settings, and name(kind, id) -> the documented name of
+--- an activity, source or export_data id, or nil; id(kind, name_or_id) ->
+--- the id a name (any documented or sample spelling, without regard to
+--- case) or id stands for (auditrun.client.vendor).
 client.vendor(M, {
   name = "dealcloud", title = "DealCloud", endpoints = data, settings = settings, base = "dealcloud_url",
   methods = Client,
@@ -224,10 +225,12 @@ local function activity_walk(c, windows, rest, cov, unread)
 end
 
 --- user_activity(params[, coverage]) -> iterator over every row of the
---- range, in order, window after window. params: userIds (or users),
---- dateFrom (or from) and dateTo (or to) as ISO 8601 or seconds (default:
---- the last 90 days), activity, source, exportDataType by id or name.
---- coverage: the auditrun.coverage the windows are declared in and walked.
+--- range, in order, window after window.
+---
+--- params: userIds (or users), dateFrom (or from) and dateTo (or to) as
+--- ISO 8601 or seconds (default: the last 90 days), activity, source,
+--- exportDataType by id or name. coverage: the auditrun.coverage the
+--- windows are declared in and walked.
 function Client:user_activity(params, cov)
   local windows, rest = self:activity_windows(params)
   for _, w in ipairs(windows) do coverage_window(cov, w) end
@@ -243,6 +246,7 @@ local function old_cursor(c)
 end
 
 --- event(row) -> the row in the activity timeline's schema.
+---
 --- pages(client, params, given) -> pages(token[, warn, coverage]): an
 --- iterator over (rows, token after them) of the user activity for params
 --- (from and to in seconds; given says which of them the user gave),

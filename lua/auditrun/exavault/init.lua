@@ -232,10 +232,12 @@ end
 
 --- connect(settings, {profile=, getenv=}) -> client | nil, err. Settings
 --- (exavault_url, exavault_api_key, exavault_access_token or _file,
---- ca_file) come from auditrun.config. Also M.catalogue, M.settings, and
---- name(kind, value) -> the file manager's name of an operation type
---- ("RETR" -> "Download"); id(kind, name) -> the API value for a name or
---- value ("download" -> "RETR") (auditrun.client.vendor).
+--- ca_file) come from auditrun.config.
+---
+--- Also M.catalogue, M.settings, and name(kind, value) -> the file
+--- manager's name of an operation type ("RETR" -> "Download"); id(kind,
+--- name) -> the API value for a name or value ("download" -> "RETR")
+--- (auditrun.client.vendor).
 client.vendor(M, {
   name = "exavault", title = "ExaVault", endpoints = data, settings = settings, base = "exavault_url",
   methods = Client,

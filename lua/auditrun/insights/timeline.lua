@@ -93,14 +93,16 @@ local function report_events(path, dir, seen, warn)
 end
 
 --- events(report, tmpdir) -> iterator over a report's events in time
---- order | nil, err. The report is read through once first: one that
---- cannot be read (a damaged zip or member) or has no sheet with time and
---- operation columns is an error value of kind "report" naming it, before
---- any event is given. Then the events are streamed when the report is in
---- order (the service sorts it: memory stays flat), else read whole and
---- sorted (one user's report for the range), so the merge stays right
---- either way. Events without a time keep their place when streamed and
---- come first when sorted.
+--- order | nil, err.
+---
+--- The report is read through once first: one that cannot be read (a
+--- damaged zip or member) or has no sheet with time and operation columns
+--- is an error value of kind "report" naming it, before any event is
+--- given. Then the events are streamed when the report is in order (the
+--- service sorts it: memory stays flat), else read whole and sorted (one
+--- user's report for the range), so the merge stays right either way.
+--- Events without a time keep their place when streamed and come first
+--- when sorted.
 function M.events(path, dir)
   local seen = { events = 0, other = {} }
   local last, in_order = "", true
@@ -141,12 +143,14 @@ end
 
 --- export_sources(api, from, to, o, subjects, export) -> one source per
 --- subject, each the events of that subject's activity export for [from,
---- to). api: the client (or its .legacy); o: {insights_dir=, warn=,
---- coverage=} as sources takes them; export: {name= (the export), params=
---- function(subject, start, finish) -> its parameters (start and finish
---- as yyyy-MM-ddTHH:mm:ss), source= (the coverage's name for it)}.
---- Exports start at once, within the job limit; a source waits for its
---- own. A report that cannot be read gives no events and warn("unreadable",
+--- to).
+---
+--- api: the client (or its .legacy); o: {insights_dir=, warn=, coverage=}
+--- as sources takes them; export: {name= (the export), params=
+--- function(subject, start, finish) -> its parameters (start and finish as
+--- yyyy-MM-ddTHH:mm:ss), source= (the coverage's name for it)}. Exports
+--- start at once, within the job limit; a source waits for its own. A
+--- report that cannot be read gives no events and warn("unreadable",
 --- message naming the subject and the file) (auditrun.workflow's records);
 --- without warn it raises. Each subject's export is a window of o.coverage
 --- (auditrun.coverage).

@@ -343,11 +343,13 @@ local function earlier_runs(path)
   return ok and list or {}
 end
 
---- build(dir, {run = {started, workflow, profile, api, reports_failed},
---- compare = PREVIOUS_DIR}) -> {rows, reports, subjects (how many the
+--- build(dir, o) -> the access table built from the reports of dir | nil, err:
+--- it reads the reports DIR/manifest.jsonl lists whose kind holds access rows.
+---
+--- o = {run = {started, workflow, profile, api, reports_failed}, compare =
+--- PREVIOUS_DIR}. The answer is {rows, reports, subjects (how many the
 --- reports cover), subject_noun, unreadable = {{file, error}...}, csv,
---- sqlite, counts, changes = {added, removed, csv} | nil} | nil, err. Reads the reports
---- DIR/manifest.jsonl lists whose kind holds access rows.
+--- sqlite, counts, changes = {added, removed, csv} | nil}.
 function M.build(dir, o)
   o = o or {}
   local entries, merr = manifest.entries(dir)
@@ -484,9 +486,11 @@ local KEY = "coalesce(group_id, '') as k_group, " .. M.PRINCIPAL .. " as k_who, 
 
 --- compare(db, new, old, csv_path) -> {added, removed, csv, tmp}: the
 --- accesses the table of schema `new` has and that of `old` has not
---- (added), and the other way round (removed), into a `changes` table of
---- db and a CSV in a hidden file beside csv_path (tmp: to be renamed into
---- place). Both schemas are attached to db already. Raises.
+--- (added), and the other way round (removed).
+---
+--- They go into a `changes` table of db and a CSV in a hidden file beside
+--- csv_path (tmp: to be renamed into place). Both schemas are attached to
+--- db already. Raises.
 function M.compare(db, new, old, csv_path)
   local cols = {}
   for i = 2, #M.CHANGE_COLUMNS do cols[#cols + 1] = "a." .. M.CHANGE_COLUMNS[i] end

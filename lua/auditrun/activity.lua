@@ -55,11 +55,13 @@ end
 
 --- source(iter, map, from, to, log[, window]) -> an iterator over (event,
 --- tag) of a vendor's records (iter gives records in time order), those in
---- [from, to); tag = {log=} names the vendor's log they come from (the
---- schemas of auditrun.schemas are told by it; the timeline adds the
---- tenant). An event without a time (the vendor could not read it, and
---- warned) is no range's to drop: it comes as it is. window: the
---- auditrun.coverage window these records are, told of each and of the end.
+--- [from, to).
+---
+--- tag = {log=} names the vendor's log they come from (the schemas of
+--- auditrun.schemas are told by it; the timeline adds the tenant). An event
+--- without a time (the vendor could not read it, and warned) is no range's
+--- to drop: it comes as it is. window: the auditrun.coverage window these
+--- records are, told of each and of the end.
 function M.source(iter, map, from, to, log, window)
   local tag = { log = log }
   return function()

@@ -106,10 +106,12 @@ local function refusal(res, body)
   return errors.new("auth", msg, { status = res.status, error = code, retryable = false })
 end
 
---- session{identity_url=|token_url=, client_id=, scope=, key=|secret=,
---- audience=, kid=, alg=, ca_file=, clock=, retry=} -> the shared session
---- for that identity service (found by OIDC discovery) or token endpoint
---- (given as is), client and scope.
+--- session{identity_url=|token_url=, client_id=, scope=, key=|secret=, ...}
+--- -> the shared session for that identity service, client and scope.
+---
+--- The identity service is found by OIDC discovery (identity_url) or its
+--- token endpoint given as is (token_url). Other fields: audience=, kid=,
+--- alg=, ca_file=, clock=, retry=.
 function M.session(o)
   if type(o) ~= "table" then
     error("auth.session{...}: takes one table (identity_url = ..., client_id = ..., scope = ..., key = ...)", 2)

@@ -337,13 +337,14 @@ local function common_flags(p, spec)
   p:option("--log-format", "How log lines look when stderr is not a terminal.", "text"):choices { "text", "json" }
 end
 
---- The options that do not change what a run writes: how it talks (-q,
---- -v, --log-format, --progress-every, --metrics), how hard and how long
---- it tries (--max-attempts, --job-timeout, --job-length), whether it
---- writes at all (--dry-run), where it writes (--out, --out-dir), --fresh,
---- and how a series of runs reads on (--incremental, --lookback:
---- auditrun.incremental). Every other option (the range, filters, API,
---- batch size, profile ...) defines the answer.
+--- The options that do not change what a run writes. Every other option
+--- (the range, filters, API, batch size, profile ...) defines the answer.
+---
+--- They are: how it talks (-q, -v, --log-format, --progress-every,
+--- --metrics), how hard and how long it tries (--max-attempts,
+--- --job-timeout, --job-length), whether it writes at all (--dry-run), where
+--- it writes (--out, --out-dir), --fresh, and how a series of runs reads on
+--- (--incremental, --lookback: auditrun.incremental).
 M.NOT_THE_ANSWER = { quiet = true, verbose = true, log_format = true, max_attempts = true, job_timeout = true,
                      job_length = true, progress_every = true, metrics = true, incremental = true,
                      out_dir = true, lookback = true, dry_run = true, out = true, fresh = true, name = true,
@@ -431,10 +432,12 @@ function M.parser(spec)
   return declare(p, spec)
 end
 
---- command_line(specs) -> the parser of auditrun's whole command line:
---- the host's options (as csrc/main.c reads them) and a command per
---- workflow of specs, for the shell completion scripts argparse writes
---- (get_bash_complete, get_zsh_complete). It parses nothing: the host does.
+--- command_line(specs) -> the parser of auditrun's whole command line, for
+--- the shell completion scripts argparse writes. It parses nothing: the
+--- host does.
+---
+--- It holds the host's options (as csrc/main.c reads them) and a command
+--- per workflow of specs (get_bash_complete, get_zsh_complete).
 function M.command_line(specs)
   local root = argparse("auditrun", "Runs Lua workflow scripts against reporting APIs.")
     :add_help(false)

@@ -146,12 +146,14 @@ function Client.all_values(_, name)
 end
 
 --- pages(name, params[, what, at]) -> iterator over (page body, page
---- number, where the next page starts (paging.pages); for an endpoint
---- walked over each value of a parameter, that value instead); rows(...)
---- over the rows. Parameters are checked before the first request; a bad
---- one raises its error value, as a failed page does. `what` names this
---- walk's part of a longer one (a window) in its errors; `at` (a position
---- paging.pages gave) is where it starts.
+--- number, where the next page starts (paging.pages)); rows(...) over the
+--- rows.
+---
+--- For an endpoint walked over each value of a parameter, the third value
+--- is that value instead. Parameters are checked before the first request;
+--- a bad one raises its error value, as a failed page does. `what` names
+--- this walk's part of a longer one (a window) in its errors; `at` (a
+--- position paging.pages gave) is where it starts.
 function Client:pages(name, params, what, at)
   local def = self.catalogue:definition(name, 2)
   if not def.paging then error("endpoint " .. name .. " is not paged", 2) end

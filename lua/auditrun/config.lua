@@ -524,9 +524,11 @@ local function key_and_source(s, k)
 end
 
 --- hint(settings, status) -> what to check when the vendor answers a
---- request with `status`: for 404 the shape of its base URL, for 401 the
---- credential keys in use and where each came from, with the profile;
---- nil for other statuses or settings that did not come from load().
+--- request with `status`, or nil.
+---
+--- For 404 the shape of its base URL, for 401 the credential keys in use
+--- and where each came from, with the profile; nil for other statuses or
+--- settings that did not come from load().
 function M.hint(s, status)
   local schema = getmetatable(s) and s.schema
   if not schema then return nil end

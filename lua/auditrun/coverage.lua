@@ -214,9 +214,12 @@ local function gaps_of(windows, from, to, failure)
 end
 
 --- report({workflow=, status=, error=, files=}) -> the coverage report:
---- per vendor and source its windows (rows received and written, first
---- and last event, status), the gaps in the asked range, and `complete`:
---- the run finished (status "complete") and no source has a gap.
+--- per vendor and source its windows, the gaps in the asked range, and
+--- `complete`.
+---
+--- A window tells its rows received and written, first and last event and
+--- status. `complete`: the run finished (status "complete") and no source
+--- has a gap.
 function Coverage:report(o)
   local sources, order, all_gaps = {}, {}, records.array()
   for _, w in ipairs(self.windows) do

@@ -119,10 +119,11 @@ local function codepoint_set(list)
 end
 local INVISIBLE_SET, SLASH_SET = codepoint_set(INVISIBLE), codepoint_set(SLASHES)
 
---- A name that is safe to create in a directory, or nil: valid UTF-8, the
---- last path component only (lookalike slashes count), no control,
---- invisible or bidi characters, none a shell trips on, no leading dot or
---- dash, not a Windows device name, at most 180 bytes.
+--- A name that is safe to create in a directory, or nil.
+---
+--- Safe: valid UTF-8, the last path component only (lookalike slashes
+--- count), no control, invisible or bidi characters, none a shell trips on,
+--- no leading dot or dash, not a Windows device name, at most 180 bytes.
 function M.safe_name(name)
   if type(name) ~= "string" or not utf8.len(name) then return nil end
   name = name:gsub(utf8.charpattern, function(c)
@@ -175,10 +176,12 @@ local function fail(kind, message, fields)
   return nil, errors.new(kind, message, fields)
 end
 
---- save{request=fn(opts)->res|nil,err, url=, dir=, fallback_name=,
---- zip=bool, max_size=, ca_file=, before_rename=fn(file)->true|nil,err} -> {path=, name=, size=,
---- sha256=, reused=bool} | nil, err
---- `request` defaults to http.request (a session's request adds a token).
+--- save{request=, url=, dir=, fallback_name=, zip=bool, max_size=, ca_file=,
+--- before_rename=} -> {path=, name=, size=, sha256=, reused=bool} | nil, err:
+--- one download into dir under a safe name.
+---
+--- request=fn(opts)->res|nil,err defaults to http.request (a session's
+--- request adds a token); before_rename=fn(file)->true|nil,err.
 --- before_rename(file) is called with the final path, name, size and
 --- sha256 before the file takes that name (and before an identical file
 --- already there is taken as this one): a caller records it there, so a

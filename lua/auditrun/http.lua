@@ -300,10 +300,12 @@ local function accepted(opts, status)
   return false
 end
 
---- request{method=, url=, query=, headers=, body=|json=|form=|body_file=,
---- output=, timeout=, connect_timeout=, low_speed_limit=, low_speed_time=,
---- max_redirects=, max_body=, max_download=, ca_file=, retry=policy|false, idempotent=,
---- ok_status={...}, credential_headers={...}} -> response | nil, err.
+--- request{method=, url=, query=, headers=, body=|json=|form=|body_file=, ...}
+--- -> response | nil, err: one HTTP request on the loop, retried by its policy.
+---
+--- Other fields: output=, timeout=, connect_timeout=, low_speed_limit=,
+--- low_speed_time=, max_redirects=, max_body=, max_download=, ca_file=,
+--- retry=policy|false, idempotent=, ok_status={...}, credential_headers={...}.
 --- credential_headers names the headers besides Authorization that carry
 --- a secret: a request carrying one never follows a redirect to another
 --- origin.

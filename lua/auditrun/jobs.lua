@@ -211,10 +211,12 @@ local function aim(self, own_lo, polls, first)
   return low + math.max(0, math.floor((own_lo - low) / step + 0.5) + 1) * step
 end
 
---- next_poll(own_lo, polls, first) -> seconds after the submit's answer at
---- which a job that has been polled `polls` times, and seen running own_lo
---- s after that answer, should be polled next; true when that poll probes
---- below the upper bound of jobs alike.
+--- next_poll(own_lo, polls, first) -> when to poll a job next: seconds
+--- after its submit's answer, and true when that poll probes below the
+--- upper bound of jobs alike.
+---
+--- The job has been polled `polls` times and was seen running own_lo s
+--- after that answer.
 function Timing:next_poll(own_lo, polls, first)
   local at, probe = aim(self, own_lo, polls, first)
   if polls > 0 then at = math.max(at, own_lo + M.MIN_STEP) end
@@ -314,10 +316,12 @@ M.JOB_LENGTH = 900
 
 --- held_for(limiter, name, ceiling) -> seconds after it was sent that a
 --- submit of export `name` whose outcome is unknown is taken to keep a
---- slot of the tenant busy: twice the longest job of that export seen on
---- the limiter (timing.longest, which a rerun seeds from its run state)
---- plus 5 s, at most `ceiling` (M.JOB_LENGTH by default); the ceiling when
---- none has been seen.
+--- slot of the tenant busy.
+---
+--- That is twice the longest job of that export seen on the limiter
+--- (timing.longest, which a rerun seeds from its run state) plus 5 s, at
+--- most `ceiling` (M.JOB_LENGTH by default); the ceiling when none has been
+--- seen.
 function M.held_for(limiter, name, ceiling)
   ceiling = ceiling or M.JOB_LENGTH
   local longest = M.timing(limiter, name).longest
@@ -410,7 +414,9 @@ function M.new(o)
 end
 
 --- submit{limiter=, request=fn(spec)->res|nil,err, spec=, job_id=fn(body)->id,
---- family=, name=, deadline=, on_post=, clock=, sleep=, random=} -> job | nil, err
+--- family=, name=, deadline=, on_post=, clock=, sleep=, random=} -> job | nil, err:
+--- one export job submitted, in a slot of the limiter.
+---
 --- `family` says how to ask for status and file: {status=fn(id)->spec|nil,err,
 --- file=fn(id)->spec|nil,err, state={field=, running=, done=, failed=},
 --- zip=bool, extension=}.

@@ -37,9 +37,10 @@ function M.info(event, fmt, ...)
 end
 
 --- warn(event, n, fmt, ...): reports n of something the library mended or
---- let through as it was (a lone surrogate replaced, a time it could not
---- read) that the person should know of; a workflow counts them by event
---- in its summary.
+--- let through as it was, that the person should know of.
+---
+--- For example a lone surrogate replaced, or a time it could not read; a
+--- workflow counts them by event in its summary.
 function M.warn(event, n, fmt, ...)
   local listener = task.scope().log_listener
   if listener then listener(event, string.format(fmt, ...), "warning", n) end

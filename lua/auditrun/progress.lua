@@ -46,11 +46,14 @@ function M.terminal_width()
   return cols
 end
 
---- new{quiet=, verbose=, format="text"|"json", live=bool (default: stderr
---- is a terminal), sample=fn(counts) (fills in counts before a redraw),
---- rows=true (a records run: the line counts rows, not reports),
---- every=seconds (off a terminal: a progress line when nothing else was
---- printed for that long; nil or 0: none), out=, err=, clock=, now=} -> progress
+--- new{quiet=, verbose=, format="text"|"json", live=bool, sample=, rows=,
+--- every=, out=, err=, clock=, now=} -> progress: a run's live line, log
+--- lines and summary.
+---
+--- live defaults to whether stderr is a terminal. sample=fn(counts) fills
+--- in counts before a redraw; rows=true: a records run, the line counts
+--- rows, not reports; every=seconds: off a terminal, a progress line when
+--- nothing else was printed for that long (nil or 0: none).
 function M.new(o)
   o = o or {}
   local live = o.live
@@ -192,10 +195,12 @@ local function json_line(self, level, name, message, fields)
   write(self.err, records.encode(rec), "\n")
 end
 
---- event(level, name, message, fields): a failure ("error"), something
---- mended or let through ("warning": shown unless -q), something to see
---- even over the live line ("notice": a long wait), a step ("info":
---- shown as log lines when not live) or a detail ("debug": -v).
+--- event(level, name, message, fields): one thing the run says, at a level.
+---
+--- The levels: a failure ("error"), something mended or let through
+--- ("warning": shown unless -q), something to see even over the live line
+--- ("notice": a long wait), a step ("info": shown as log lines when not
+--- live) or a detail ("debug": -v).
 function Progress:event(level, name, message, fields)
   local lv = LEVELS[level] or LEVELS.info
   if lv < LEVELS.error then

@@ -98,9 +98,10 @@ local function encode_sorted(v, depth)
 end
 
 --- encode(value) -> JSON text, with every object's keys sorted (equal
---- values give equal text: two runs diff cleanly) and '/' left bare
---- (lua-cjson writes "\/": valid, but not what people expect in URLs and
---- paths). Safe: in its output a '/' is always right after the one
+--- values give equal text: two runs diff cleanly) and '/' left bare.
+---
+--- lua-cjson writes "\/": valid, but not what people expect in URLs and
+--- paths. Safe: in its output a '/' is always right after the one
 --- backslash that escapes it.
 function M.encode(value)
   -- In C (csrc/ljson.c) unless the value holds what only this file writes.
@@ -643,9 +644,11 @@ function Writer:abandon()
 end
 
 --- set_aside(path) -> the name the file now has | nil (there was none) |
---- nil, err: an earlier run's file and its state renamed PATH.old-<UTC
---- time> (and .PATH.old-<time>.auditrun: still a records file that can be
---- resumed or read), so that a new run starts over at path.
+--- nil, err: an earlier run's file and its state renamed, so that a new
+--- run starts over at path.
+---
+--- The new names are PATH.old-<UTC time> and .PATH.old-<time>.auditrun:
+--- still a records file that can be resumed or read.
 function M.set_aside(path)
   local lock, lerr = files.lock(state_path(path) .. ".lock")
   if not lock then

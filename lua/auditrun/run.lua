@@ -79,10 +79,12 @@ function M.open(dir)
 end
 
 --- set_aside(dir) -> the name the folder now has | nil (it holds no run
---- state) | nil, err: an output folder an earlier run wrote, renamed
---- DIR.old-<UTC time> whole (its reports, manifest, summary and state),
---- so that a new run starts over in dir. A folder without run state is
---- not auditrun's to move, and is left alone.
+--- state) | nil, err: an output folder an earlier run wrote, renamed whole
+--- so that a new run starts over in dir.
+---
+--- The new name is DIR.old-<UTC time>, with its reports, manifest, summary
+--- and state. A folder without run state is not auditrun's to move, and is
+--- left alone.
 function M.set_aside(dir)
   assert(type(dir) == "string" and dir ~= "", "run.set_aside needs a folder")
   local state_dir = dir .. "/" .. M.STATE_DIR

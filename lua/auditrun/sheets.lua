@@ -233,9 +233,11 @@ end
 
 --- csv_rows(source, where) -> iterator over the rows of CSV text (RFC
 --- 4180) read from source, an iterator over byte chunks (as chunks()
---- gives), and rest(plan, n), which runs the rows not yet read through a
---- row plan (core.row_plan) in C, numbering them from n + 1 -> the last
---- number | nil, err, n (the statement failed at row n). Fields are
+--- gives), and rest(plan, n).
+---
+--- rest runs the rows not yet read through a row plan (core.row_plan) in
+--- C, numbering them from n + 1 -> the last number | nil, err, n (the
+--- statement failed at row n). Fields are
 --- separated by commas and records by CRLF (or LF, or CR); a field in
 --- double quotes may hold commas, line breaks and doubled quotes (""). A
 --- UTF-8 byte order mark at the start is dropped and blank lines are passed
@@ -316,9 +318,11 @@ local function sheet_members(zip)
 end
 
 --- rows(zip, tmpdir) -> iterator over (row, member, sheet) of every sheet
---- of a report zip: member is the name of the .xlsx or .csv file in the
---- zip, sheet the name of a workbook's worksheet (nil for a CSV file,
---- which is one sheet). A workbook is extracted to tmpdir while it is
+--- of a report zip.
+---
+--- member is the name of the .xlsx or .csv file in the zip, sheet the name
+--- of a workbook's worksheet (nil for a CSV file, which is one sheet). A
+--- workbook is extracted to tmpdir while it is
 --- read; a CSV file is read straight from the zip. The second value,
 --- rest(plan, n), runs the rest of the current CSV member's rows through a
 --- row plan in C as csv_rows' rest does (false for a workbook's sheet: its

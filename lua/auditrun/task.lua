@@ -246,10 +246,11 @@ function M.spawn(fn, ...)
 end
 
 --- spawn_scope(values, fn, ...) -> task: a task that runs fn in a scope of
---- its own, with `values` as its M.scope(): the tasks it spawns, their
---- failures and its at_exit functions are that scope's, and M.finish and
---- M.run_exit_hooks inside it see only those. The task itself is its
+--- its own, with `values` as its M.scope(). The task itself is its
 --- spawner's to join.
+---
+--- The tasks it spawns, their failures and its at_exit functions are that
+--- scope's, and M.finish and M.run_exit_hooks inside it see only those.
 function M.spawn_scope(values, fn, ...)
   return new_task(scope_now(), new_scope(values), fn, ...)
 end

@@ -74,14 +74,15 @@ function M.parse(s)
 end
 
 --- read(s) -> seconds since the epoch | nil: a time as the services write
---- it in their rows. Everything parse takes, and
+--- it in their rows. Never for what a person types: 01/05 is 5 January here.
+---
+--- It takes everything parse takes, and
 ---   yyyy/MM/dd for the date;
 ---   MM/dd/yyyy [h]h:mm[:ss[.fff]][ AM|PM] (month first, as .NET writes
 ---   dates: "01/05/2022 10:00:00", "1/5/2022 10:00:00 AM"), UTC unless an
 ---   offset follows;
 ---   /Date(ms)/ and /Date(ms+0100)/ (milliseconds since the epoch, as
 ---   older .NET JSON writes them; the offset is only the writer's zone).
---- Never for what a person types: 01/05 is 5 January here.
 function M.read(s)
   if type(s) ~= "string" then return nil end
   local t = M.parse(s)

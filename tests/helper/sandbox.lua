@@ -124,9 +124,10 @@ function M.for_describe(opts)
 end
 
 --- http() -> auditrun.http as a spec uses it against the sandbox: requests
---- that name no CA file trust the CA of the sandbox started last
---- (auditrun.http itself keeps no CA setting; sessions and clients pass
---- their own). Needs the core.
+--- that name no CA file trust the CA of the sandbox started last.
+---
+--- auditrun.http itself keeps no CA setting; sessions and clients pass
+--- their own. Needs the core.
 function M.http()
   local http = require "auditrun.http"
   local function trusting(o)

@@ -193,11 +193,12 @@ end
 
 --- window_pages(rest, window, at[, unread, coverage]) -> iterator over
 --- (rows of the window on that page, page number, where the next page
---- starts: paging.pages), from `at` (a position paging.pages gave; nil:
---- the first page). `rest` holds the other parameters by their documented
---- names; `unread` is the table the windows of one walk share
---- (window_rows); `coverage` (auditrun.coverage) is told of each page, of
---- the window's end, and of an error that stops its walk.
+--- starts: paging.pages), from `at` (a position paging.pages gave; nil: the first page).
+---
+--- `rest` holds the other parameters by their documented names; `unread`
+--- is the table the windows of one walk share (window_rows); `coverage`
+--- (auditrun.coverage) is told of each page, of the window's end, and of an
+--- error that stops its walk.
 function Client:window_pages(rest, w, at, unread, cov)
   local p = util.copy(rest)
   p.dateFrom, p.dateTo = time.iso(w.send_from), time.iso(w.send_to)

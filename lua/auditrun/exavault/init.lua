@@ -69,9 +69,11 @@ end
 
 --- log_pages(name, params, from[, window]) -> iterator over (items,
 --- offset of the next page, where the next page starts: paging.pages),
---- from `from` (an offset, 0 by default, or a position paging.pages gave):
---- for a walk that resumes. window: the auditrun.coverage window of the
---- walk, told of each page, of its end, and of an error that stops it.
+--- for a walk that resumes.
+---
+--- It starts at `from` (an offset, 0 by default, or a position
+--- paging.pages gave). window: the auditrun.coverage window of the walk,
+--- told of each page, of its end, and of an error that stops it.
 function Client:log_pages(name, params, from, win)
   local p = util.copy(sorted(assert(M.catalogue:named(name, params or {}))))
   local at_page = type(from) == "table" and from or nil
@@ -172,10 +174,12 @@ end
 
 --- pages(client, which, params, given) -> pages(token[, warn, coverage]):
 --- an iterator over (rows, token after them) of session_logs or
---- webhook_logs (rows flat: id, type, then the attributes), one offset
---- walk (auditrun.paging.walk: the token holds the range and the offset).
---- from and to are seconds (to excluded; none: up to the moment the walk
---- starts). coverage (auditrun.coverage) gets the range and the walk.
+--- webhook_logs (rows flat: id, type, then the attributes).
+---
+--- It is one offset walk (auditrun.paging.walk: the token holds the range
+--- and the offset). from and to are seconds (to excluded; none: up to the
+--- moment the walk starts). coverage (auditrun.coverage) gets the range and
+--- the walk.
 function M.pages(c, which, params, given)
   return paging.walk {
     range = { from = params.from, to = params.to, given = given },
@@ -208,9 +212,11 @@ M.COLUMNS = {
 }
 
 --- log_workflow(client, which, filters) -> what auditrun.workflow.windowed
---- takes to write session_logs or webhook_logs, oldest first: the range
---- given (to included; no --to: up to the moment the walk starts), the
---- log's filters (its query parameters) applied, rows keyed by their id.
+--- takes to write session_logs or webhook_logs, oldest first.
+---
+--- It reads the range given (to included; no --to: up to the moment the
+--- walk starts), the log's filters (its query parameters) applied, rows
+--- keyed by their id.
 function M.log_workflow(c, which, filters)
   local column = data.fields[which].time
   return {

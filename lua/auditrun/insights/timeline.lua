@@ -194,9 +194,10 @@ local USER_ACTIVITIES = {
 }
 
 --- sources(client, from, to, {insights_users=, insights_dir=, warn=, coverage=}) ->
---- the timeline's sources: one per user (those given, else every user of
---- the tenant's user summaries), each the events of that user's activity
---- export for [from, to) (export_sources).
+--- the timeline's sources: one per user, each the events of that user's
+--- activity export for [from, to) (export_sources).
+---
+--- The users are those given, else every user of the tenant's user summaries.
 function M.sources(c, from, to, o)
   return M.export_sources(c, from, to, o, o.insights_users or all_users(c), USER_ACTIVITIES)
 end

@@ -61,8 +61,9 @@ function M.connect(opts)
 end
 
 --- run_exports(opts, o): the whole of an export workflow. Signs in, lists
---- the subjects and exports their reports into opts.out (auditrun.workflow:
---- progress, manifest, summary, resume). o:
+--- the subjects and exports their reports into opts.out.
+---
+--- auditrun.workflow gives progress, manifest, summary and resume. o:
 ---   what      "groups": what the listing reads (for messages)
 ---   list      function(api, add): calls add(id, label[, name]) for each
 ---             subject (name: what a batch's label shows, default label)
@@ -79,13 +80,15 @@ function M.run_exports(opts, o)
 end
 
 --- activity_series(opts, o): an activity export workflow run with
---- --incremental --out-dir (auditrun.incremental): each run exports the
---- window [bookmark, --to] for every subject and writes the reports' rows,
---- as the activity timeline's events (time, vendor, user, action, verb,
---- source, ip, object; raw: the row), to its own file, every event once
---- across runs; the window's reports stay beside it. o: as run_exports
---- takes it, plus subjects (the list) and source (the coverage's name);
---- each export's params(ids, start, finish) gets the window's ends.
+--- --incremental --out-dir (auditrun.incremental), every event once across
+--- runs.
+---
+--- Each run exports the window [bookmark, --to] for every subject and
+--- writes the reports' rows, as the activity timeline's events (time,
+--- vendor, user, action, verb, source, ip, object; raw: the row), to its
+--- own file; the window's reports stay beside it. o: as run_exports takes
+--- it, plus subjects (the list) and source (the coverage's name); each
+--- export's params(ids, start, finish) gets the window's ends.
 function M.activity_series(opts, o)
   local _, api = M.connect(opts)
   local how = opts.google and o.google or o[api.api]
@@ -192,11 +195,13 @@ function M.site_ids(api, urls)
 end
 
 --- site_pages(api, name, queries, sites) -> pages(token) for
---- workflow.records: the per-site read `name` (site_detail_records,
---- sharing_link_summaries) for each parameter table of `queries` in turn,
---- one site at a time (auditrun.paging.walk: levels query, site, pages),
---- that a rerun continues where the last one stopped instead of reading
---- every site again. A token is saved once a site has been read to its end;
+--- workflow.records: the per-site read `name` for each parameter table of
+--- `queries` in turn, one site at a time.
+---
+--- name is site_detail_records or sharing_link_summaries. The walk
+--- (auditrun.paging.walk: levels query, site, pages) is one a rerun
+--- continues where the last one stopped instead of reading every site
+--- again. A token is saved once a site has been read to its end;
 --- pages within a site give none, so a rerun starts the site it stopped in
 --- from its first page (passing by the rows it has) and never relies on a
 --- next link still being valid later. sites: the sites to walk (URLs or
@@ -232,10 +237,11 @@ end
 
 --- query_pages(api, name, queries, decorate) -> pages(token) for
 --- workflow.records: the paged read `name` for each parameter table of
---- `queries` in turn (auditrun.paging.walk: levels query, pages); a token
---- is saved when a query has been read to its end, so a rerun starts at
---- the query it stopped in. decorate(row, q), when given, adds to each
---- row what its query (the q-th) was.
+--- `queries` in turn (auditrun.paging.walk: levels query, pages).
+---
+--- A token is saved when a query has been read to its end, so a rerun
+--- starts at the query it stopped in. decorate(row, q), when given, adds to
+--- each row what its query (the q-th) was.
 function M.query_pages(api, name, queries, decorate)
   local pg = api.catalogue:definition(name).paging
   local numbered = {}

@@ -1,9 +1,9 @@
 -- Compares two export runs' access tables and writes what changed (added, removed) to a CSV
-local auditrun = require "auditrun"
-local access = require "auditrun.access"
-local cli = require "auditrun.cli"
-local files = require "auditrun.files"
-local sqlite = require "auditrun.sqlite"
+local auditrun = require("auditrun")
+local access = require("auditrun.access")
+local cli = require("auditrun.cli")
+local files = require("auditrun.files")
+local sqlite = require("auditrun.sqlite")
 
 local opts = cli.parse({
   name = "access-changes",

@@ -1,10 +1,10 @@
 -- Merges every configured vendor's activity into one time-ordered JSON Lines (or CSV) file in one schema
-local activity = require "auditrun.activity"
-local cli = require "auditrun.cli"
-local schemas = require "auditrun.schemas"
-local time = require "auditrun.time"
-local vendors = require "auditrun.vendors"
-local workflow = require "auditrun.workflow"
+local activity = require("auditrun.activity")
+local cli = require("auditrun.cli")
+local schemas = require("auditrun.schemas")
+local time = require("auditrun.time")
+local vendors = require("auditrun.vendors")
+local workflow = require("auditrun.workflow")
 
 local spec = {
   name = "activity-timeline",

@@ -1,5 +1,5 @@
 -- Prints a bash or zsh completion script for auditrun: its options, the workflows' names and their flags
-local cli = require "auditrun.cli"
+local cli = require("auditrun.cli")
 
 local opts = cli.parse({
   name = "completion",

@@ -1,9 +1,9 @@
 -- Shows the settings in effect for a profile and where each comes from (config file, environment, default), secrets masked
-local cli = require "auditrun.cli"
-local config = require "auditrun.config"
-local errors = require "auditrun.errors"
-local util = require "auditrun.util"
-local vendors = require "auditrun.vendors"
+local cli = require("auditrun.cli")
+local config = require("auditrun.config")
+local errors = require("auditrun.errors")
+local util = require("auditrun.util")
+local vendors = require("auditrun.vendors")
 
 local args = cli.parse({
   name = "config",

@@ -1,9 +1,9 @@
 -- Writes DealCloud's user activity audit log for a time range to a JSON Lines or CSV file
-local activity = require "auditrun.activity"
-local cli = require "auditrun.cli"
-local dealcloud = require "auditrun.dealcloud"
-local time = require "auditrun.time"
-local workflow = require "auditrun.workflow"
+local activity = require("auditrun.activity")
+local cli = require("auditrun.cli")
+local dealcloud = require("auditrun.dealcloud")
+local time = require("auditrun.time")
+local workflow = require("auditrun.workflow")
 
 -- A table's id or name, checked: a converter for --activity, --source, --export-type.
 local function table_value(kind)

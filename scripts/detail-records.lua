@@ -1,7 +1,7 @@
 -- Writes the detail records (objects with their risk, sensitivity and exposure) to a JSON Lines or CSV file
-local cli = require "auditrun.cli"
-local iw = require "auditrun.insights.workflows"
-local workflow = require "auditrun.workflow"
+local cli = require("auditrun.cli")
+local iw = require("auditrun.insights.workflows")
+local workflow = require("auditrun.workflow")
 
 local spec = {
   name = "detail-records",

@@ -1,8 +1,8 @@
 -- Writes ExaVault's session activity log (logins, uploads, downloads ...) to a JSON Lines or CSV file
-local activity = require "auditrun.activity"
-local cli = require "auditrun.cli"
-local exavault = require "auditrun.exavault"
-local workflow = require "auditrun.workflow"
+local activity = require("auditrun.activity")
+local cli = require("auditrun.cli")
+local exavault = require("auditrun.exavault")
+local workflow = require("auditrun.workflow")
 
 local opts = cli.parse({
   name = "exavault-sessions",

@@ -1,6 +1,6 @@
 -- Exports the access report of every group with external members (Graph: a job per group; legacy: batches)
-local cli = require "auditrun.cli"
-local iw = require "auditrun.insights.workflows"
+local cli = require("auditrun.cli")
+local iw = require("auditrun.insights.workflows")
 
 local spec = {
   name = "external-group-access",

@@ -1,5 +1,5 @@
 -- Exports the access report of every guest (#EXT#) account
-local iw = require "auditrun.insights.workflows"
+local iw = require("auditrun.insights.workflows")
 
 iw.user_access({
   name = "guest-access",

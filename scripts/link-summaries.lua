@@ -1,7 +1,7 @@
 -- Writes the sharing link summaries (who shared what, with whom, how) to a JSON Lines or CSV file
-local cli = require "auditrun.cli"
-local iw = require "auditrun.insights.workflows"
-local workflow = require "auditrun.workflow"
+local cli = require("auditrun.cli")
+local iw = require("auditrun.insights.workflows")
+local workflow = require("auditrun.workflow")
 
 local spec = {
   name = "link-summaries",

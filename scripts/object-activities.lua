@@ -1,6 +1,6 @@
 -- Exports the activity report of each object given with --path URL
-local cli = require "auditrun.cli"
-local iw = require "auditrun.insights.workflows"
+local cli = require("auditrun.cli")
+local iw = require("auditrun.insights.workflows")
 
 local spec = {
   name = "object-activities",

@@ -1,7 +1,7 @@
 -- Writes the permission rows of the users in --users FILE or of the sites in --sites FILE to a JSON Lines or CSV file
-local cli = require "auditrun.cli"
-local iw = require "auditrun.insights.workflows"
-local workflow = require "auditrun.workflow"
+local cli = require("auditrun.cli")
+local iw = require("auditrun.insights.workflows")
+local workflow = require("auditrun.workflow")
 
 local spec = {
   name = "permissions",

@@ -1,7 +1,7 @@
 -- Prints the reference of every bundled workflow, in Markdown, from each workflow's own command line
-local cli = require "auditrun.cli"
-local errors = require "auditrun.errors"
-local files = require "auditrun.files"
+local cli = require("auditrun.cli")
+local errors = require("auditrun.errors")
+local files = require("auditrun.files")
 
 local opts = cli.parse({
   name = "reference",

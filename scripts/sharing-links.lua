@@ -1,6 +1,6 @@
 -- Exports the sharing links report of each link type (--type) over a time window (--from/--to)
-local cli = require "auditrun.cli"
-local iw = require "auditrun.insights.workflows"
+local cli = require("auditrun.cli")
+local iw = require("auditrun.insights.workflows")
 
 local DAY = 86400
 

@@ -1,7 +1,7 @@
 -- Writes the site overview (risky, sensitive and exposed items per site) to a JSON Lines or CSV file
-local cli = require "auditrun.cli"
-local iw = require "auditrun.insights.workflows"
-local workflow = require "auditrun.workflow"
+local cli = require("auditrun.cli")
+local iw = require("auditrun.insights.workflows")
+local workflow = require("auditrun.workflow")
 
 local RISK = { "none", "low", "medium", "high", "not_defined" }
 

@@ -1,6 +1,6 @@
 -- Exports the permission report of the site collections in --sites FILE, or of every site
-local cli = require "auditrun.cli"
-local iw = require "auditrun.insights.workflows"
+local cli = require("auditrun.cli")
+local iw = require("auditrun.insights.workflows")
 
 local spec = {
   name = "site-permissions",

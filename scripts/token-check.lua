@@ -1,8 +1,8 @@
 -- Signs in with the configured app (certificate or secret) and calls one API URL with the token
-local auditrun = require "auditrun"
-local cli = require "auditrun.cli"
-local config = require "auditrun.config"
-local insights = require "auditrun.insights"
+local auditrun = require("auditrun")
+local cli = require("auditrun.cli")
+local config = require("auditrun.config")
+local insights = require("auditrun.insights")
 
 local opts = cli.parse({
   name = "token-check",

@@ -1,5 +1,5 @@
 -- Exports the access report of the users in --users FILE, or of every user
-local iw = require "auditrun.insights.workflows"
+local iw = require("auditrun.insights.workflows")
 
 iw.user_access({
   name = "user-access",

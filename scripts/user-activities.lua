@@ -1,6 +1,6 @@
 -- Exports the activity report of each user of --user / --users FILE (Export User Activities)
-local cli = require "auditrun.cli"
-local iw = require "auditrun.insights.workflows"
+local cli = require("auditrun.cli")
+local iw = require("auditrun.insights.workflows")
 
 local spec = {
   name = "user-activities",

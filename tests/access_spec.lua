@@ -4,9 +4,9 @@
 -- XML readers), nothing doubled by reruns, reused reports or kill -9 while
 -- it is replaced; the columns by header for each kind of report; the runs
 -- table and the indexes; a table that cannot be written is one clear line.
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, host, reports, util = helper.sandbox, helper.host, helper.reports, helper.util
-local auditrun = require "auditrun"
+local auditrun = require("auditrun")
 
 local lines = util.lines
 local q = host.quote

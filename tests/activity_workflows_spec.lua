@@ -3,14 +3,14 @@
 -- resumed after kill -9 from the last page written with each row once, the
 -- activity timeline's order and schema, and what an unconfigured vendor
 -- does (left out of the timeline; its own workflow names what is missing).
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, host, util = helper.sandbox, helper.host, helper.util
-local activity = require "auditrun.activity"
-local auditrun = require "auditrun"
-local cjson = require "cjson"
-local dealcloud = require "auditrun.dealcloud"
+local activity = require("auditrun.activity")
+local auditrun = require("auditrun")
+local cjson = require("cjson")
+local dealcloud = require("auditrun.dealcloud")
 local http = sandbox.http()
-local time = require "auditrun.time"
+local time = require("auditrun.time")
 
 local DAY = 86400
 

@@ -1,11 +1,11 @@
 -- Sign-in against the sandbox's real oidc-provider: discovery, tokens from
 -- a certificate (.pfx and PEM) and from a client secret, caching and
 -- renewal, and the provider's refusals as clear, non-retryable errors.
-local sandbox = require "tests.helper.sandbox"
-local auditrun = require "auditrun"
-local auth = require "auditrun.auth"
+local sandbox = require("tests.helper.sandbox")
+local auditrun = require("auditrun")
+local auth = require("auditrun.auth")
 local http = sandbox.http()
-local jwt = require "auditrun.jwt"
+local jwt = require("auditrun.jwt")
 
 local FX = "tests/fixtures/"
 

@@ -2,9 +2,9 @@
 -- host runs a bundled workflow and must end with one clear line naming
 -- what was wrong (the endpoint, the file, the flag), a non-zero exit, no
 -- traceback, in bounded time, and no half-written report.
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, host, util = helper.sandbox, helper.host, helper.util
-local auditrun = require "auditrun"
+local auditrun = require("auditrun")
 local http = sandbox.http()
 
 local FX = os.getenv("PWD") .. "/tests/fixtures/"

@@ -1,7 +1,7 @@
 -- variants: plain
 -- A short `make chaos`: guest-access into two folders under faults at 10%
 -- of the requests and four kill -9, rerun until done; every goal met.
-local host = require "tests.helper.host"
+local host = require("tests.helper.host")
 
 describe("chaos", function()
   it("loses, duplicates and corrupts nothing under faults and kill -9", function()

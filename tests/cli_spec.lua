@@ -3,9 +3,9 @@
 -- with a flag misspelt it refuses); `auditrun completion bash|zsh` prints
 -- a script that completes the workflows' names and each one's flags, tried
 -- in the shell itself.
-local cli = require "auditrun.cli"
-local files = require "auditrun.files"
-local helper = require "tests.helper"
+local cli = require("auditrun.cli")
+local files = require("auditrun.files")
+local helper = require("tests.helper")
 local host, util = helper.host, helper.util
 
 -- The bundled workflows: {name = ..., path = ...}, from the scripts folder.

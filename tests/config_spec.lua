@@ -1,9 +1,9 @@
 -- Where a client's settings come from: config file profiles, the
 -- environment, the script; regions; and one clear line for each mistake.
-local config = require "auditrun.config"
-local settings = require "auditrun.insights.settings"
+local config = require("auditrun.config")
+local settings = require("auditrun.insights.settings")
 local SCHEMA = settings.schema
-local util = require "tests.helper.util"
+local util = require("tests.helper.util")
 
 local function env(t) return function(name) return t[name] end end
 

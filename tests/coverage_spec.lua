@@ -5,11 +5,11 @@
 -- after it never walked), and the rerun that finishes the walk and the
 -- report; an ExaVault log refused from its first page; the timeline's
 -- vendors and an Insights report that cannot be read (a gap named so).
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, host, util = helper.sandbox, helper.host, helper.util
-local auditrun = require "auditrun"
-local cjson = require "cjson"
-local time = require "auditrun.time"
+local auditrun = require("auditrun")
+local cjson = require("cjson")
+local time = require("auditrun.time")
 
 local DAY = 86400
 

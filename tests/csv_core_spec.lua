@@ -4,11 +4,11 @@
 -- CSV line, a statement read out as CSV, and the access table built through
 -- them: a report that breaks part way leaves none of its rows in either
 -- file.
-local core = require "auditrun.core"
-local access = require "auditrun.access"
-local records = require "auditrun.records"
-local sqlite = require "auditrun.sqlite"
-local util = require "tests.helper.util"
+local core = require("auditrun.core")
+local access = require("auditrun.access")
+local records = require("auditrun.records")
+local sqlite = require("auditrun.sqlite")
+local util = require("tests.helper.util")
 
 -- All rows of text given in chunks of `size` bytes: the list, or nil and
 -- the reader's message.

@@ -5,10 +5,10 @@
 -- workflow and the activity timeline write them to CSV with a leading '
 -- (a plain negative number stays as it is), to JSON Lines as they are, and
 -- to CSV as they are with --csv-raw.
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, host, reports, util = helper.sandbox, helper.host, helper.reports, helper.util
-local cjson = require "cjson"
-local time = require "auditrun.time"
+local cjson = require("cjson")
+local time = require("auditrun.time")
 
 local DAY = 86400
 local HOSTILE = { "=cmd|' /C calc'!A0", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx" }

@@ -4,13 +4,13 @@
 -- edge coming once, paging until totalRecords (a capped page size too),
 -- token renewal mid-run, a 401 renewed once, 429 with Retry-After, the
 -- API's 400 message, and secrets kept out of errors.
-local sandbox = require "tests.helper.sandbox"
-local auditrun = require "auditrun"
-local auth = require "auditrun.auth"
-local cjson = require "cjson"
-local dealcloud = require "auditrun.dealcloud"
+local sandbox = require("tests.helper.sandbox")
+local auditrun = require("auditrun")
+local auth = require("auditrun.auth")
+local cjson = require("cjson")
+local dealcloud = require("auditrun.dealcloud")
 local http = sandbox.http()
-local time = require "auditrun.time"
+local time = require("auditrun.time")
 
 local NO_ENV = { getenv = function() end }
 local DAY = 86400

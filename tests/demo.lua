@@ -3,8 +3,8 @@
 -- default external-group-access into build/demo/, with its progress line
 -- and summary; `auditrun tests/demo.lua NAME ARGS...` picks another) with
 -- the real host, and stop the sandbox.
-local sandbox = require "tests.helper.sandbox"
-local host = require "tests.helper.host"
+local sandbox = require("tests.helper.sandbox")
+local host = require("tests.helper.host")
 
 -- Jobs of about a third of a second: the run takes a minute, not five.
 local sb = sandbox.start { job_seconds = 0.3 }

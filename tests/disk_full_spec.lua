@@ -6,10 +6,10 @@
 -- length a records file's state records never runs past what is on disk;
 -- and once there is room again a rerun finishes with every row (and every
 -- report) once.
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, host, util = helper.sandbox, helper.host, helper.util
-local auditrun = require "auditrun"
-local cjson = require "cjson"
+local auditrun = require("auditrun")
+local cjson = require("cjson")
 
 
 local function size_of(path)
@@ -50,7 +50,7 @@ local function kill_at(args, env, path, bytes)
 end
 
 describe("out of room in the records writer", function()
-  local records = require "auditrun.records"
+  local records = require("auditrun.records")
 
   it("takes a record whose empty file was never made (no room left for it) as a file just started", function()
     local dir = util.tempdir()

@@ -1,10 +1,10 @@
 -- Downloads that land safely: hostile names, truncated zips, reruns that
 -- find their file already there, never a half-written file under a name.
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, util = helper.sandbox, helper.util
-local download = require "auditrun.download"
+local download = require("auditrun.download")
 local http = sandbox.http()
-local files = require "auditrun.files"
+local files = require("auditrun.files")
 
 
 local listing = util.listing

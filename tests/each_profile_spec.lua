@@ -4,7 +4,7 @@
 -- tenant, a failing tenant that does not stop the others and makes the exit
 -- status 1, metrics kept per profile; two Insights tenants each with its own
 -- job slots; the usage errors said once.
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, host, util = helper.sandbox, helper.host, helper.util
 
 local count_lines = util.count_lines

@@ -10,9 +10,9 @@
 -- mid-body and a revoked token. The instants are reached on purpose
 -- (AUDITRUN_PAUSE_AT, auditrun.run) or held open by a sandbox delay, not
 -- hit by chance.
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, host, reports, util = helper.sandbox, helper.host, helper.reports, helper.util
-local auditrun = require "auditrun"
+local auditrun = require("auditrun")
 local http = sandbox.http()
 
 local read_state = reports.state
@@ -339,7 +339,7 @@ describe("exactly once", function()
     local dir = home .. "/double"
     os.execute("mkdir -p " .. dir)
     local script = host.script(([[
-      local auditrun = require "auditrun"
+      local auditrun = require("auditrun")
       local c = auditrun.try(require("auditrun.insights").connect())
       auditrun.try(c:export("user_permissions_export", { email = %q, data_sources = { "teams" } }, { dir = %q }))
     ]]):format(tenant.guests[1].loginName, dir))

@@ -3,11 +3,11 @@
 -- offset paging that ends on a short page, on a capped page size and on an
 -- empty page (the total is always 0), the operation table both ways, the
 -- API's 400 message, 429 with Retry-After, and secrets kept out of errors.
-local sandbox = require "tests.helper.sandbox"
-local auditrun = require "auditrun"
-local exavault = require "auditrun.exavault"
+local sandbox = require("tests.helper.sandbox")
+local auditrun = require("auditrun")
+local exavault = require("auditrun.exavault")
 local http = sandbox.http()
-local time = require "auditrun.time"
+local time = require("auditrun.time")
 
 local NO_ENV = { getenv = function() end }
 

@@ -3,10 +3,10 @@
 -- (the documented "Export User Activities" sample byte for byte), one
 -- report and one manifest line per job, -v showing retries, waits and
 -- token renewals.
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, host, reports, util = helper.sandbox, helper.host, helper.reports, helper.util
-local cjson = require "cjson"
-local auditrun = require "auditrun"
+local cjson = require("cjson")
+local auditrun = require("auditrun")
 
 -- The request of the page's "Request Sample", host left out.
 local USER_ACTIVITIES_SAMPLE = "/insights/users/insightstester001_jasoninsightstest.onmicrosoft.com%2523ext%2523"

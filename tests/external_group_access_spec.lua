@@ -4,10 +4,10 @@
 -- the manifest and summary say what landed; a failing job does not sink the
 -- run; reruns, a cut manifest and kill -9 the moment a report lands end with
 -- one report and one manifest line per job.
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, host, reports, util = helper.sandbox, helper.host, helper.reports, helper.util
-local auditrun = require "auditrun"
-local cjson = require "cjson"
+local auditrun = require("auditrun")
+local cjson = require("cjson")
 
 local lines = util.lines
 

@@ -1,8 +1,8 @@
 -- Crash-safe files: atomic replace, no-replace rename, directories.
-local core = require "auditrun.core"
-local files = require "auditrun.files"
+local core = require("auditrun.core")
+local files = require("auditrun.files")
 
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local host, util = helper.host, helper.util
 
 local tempdir = util.tempdir
@@ -46,7 +46,7 @@ describe("files", function()
   it("widen the modes with AUDITRUN_FILE_MODE, and refuse a mode that locks the owner out", function()
     local script = dir .. "/modes.lua"
     util.write(script, [[
-      local files = require "auditrun.files"
+      local files = require("auditrun.files")
       assert(files.mkdirs(arg[1] .. "/shared"))
       assert(files.write_atomic(arg[1] .. "/shared/r.csv", "x"))
     ]])
@@ -247,8 +247,8 @@ describe("files", function()
   -- one take in six clashes here.
   it("never let two processes in at once while holders remove the lock file", function()
     local script = host.script [[
-      local files = require "auditrun.files"
-      local task = require "auditrun.task"
+      local files = require("auditrun.files")
+      local task = require("auditrun.task")
       local path, owner, me = ...
       local took, clashes, deadline = 0, 0, nil
       for _ = 1, 10000000 do

@@ -2,9 +2,9 @@
 -- sandbox tenant: every guest's report once; after kill -9 in the middle, a
 -- rerun that finishes the work without submitting a recorded job again or
 -- writing any report twice; a state file it did not write refused clearly.
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, host, reports, util = helper.sandbox, helper.host, helper.reports, helper.util
-local auditrun = require "auditrun"
+local auditrun = require("auditrun")
 
 local lines = util.lines
 local zips, all_intact = reports.zips, reports.intact

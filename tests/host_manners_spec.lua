@@ -1,6 +1,6 @@
 -- What a new user meets first: the host's help, its flags, usage errors,
 -- and `auditrun config` (the settings in effect and where each came from).
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local host, util = helper.host, helper.util
 
 describe("the host's help", function()

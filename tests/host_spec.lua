@@ -1,8 +1,8 @@
 -- The host binary as a user meets it: exit codes, messages, arguments,
 -- bundled workflows, Ctrl-C.
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local host, util = helper.host, helper.util
-local task = require "auditrun.task"
+local task = require("auditrun.task")
 
 local function wait_for_file(path, seconds)
   local deadline = task.now() + seconds
@@ -98,14 +98,14 @@ describe("the host", function()
   -- Scripts that fail: exit 1, what they printed, and stderr's patterns.
   for _, case in ipairs {
     { "prints an error value as one line and exits 1", [[
-      local auditrun = require "auditrun"
+      local auditrun = require("auditrun")
       auditrun.try(auditrun.http.get("https://127.0.0.1:1/nothing", { retry = false }))
     ]], "", { "^auditrun: connect: .*Could.*connect.*%(GET https://127%.0%.0%.1:1/nothing%)\n$" } },
     { "prints an unexpected error with its traceback and exits 1", "local t = nil\nreturn t.x\n", "",
       { "^auditrun: .*:2: attempt to index a nil value", "stack traceback:" } },
     { "reports a syntax error", "this is not lua", "", { "^auditrun: .*syntax error" } },
     { "runs spawned tasks to their end, and fails on one that failed unseen", [[
-      local auditrun = require "auditrun"
+      local auditrun = require("auditrun")
       auditrun.spawn(function() auditrun.sleep(0.05) print("late task done") end)
       auditrun.spawn(function() auditrun.sleep(0.02) error(auditrun.error("job", "export 42 failed")) end)
       print("main done")
@@ -135,7 +135,7 @@ describe("the host", function()
     os.remove(dir)
     os.execute("mkdir " .. dir)
     local script = host.script(([[
-      local auditrun = require "auditrun"
+      local auditrun = require("auditrun")
       local dir = %q
       for i = 1, 3 do
         auditrun.spawn(function()
@@ -176,7 +176,7 @@ describe("the host", function()
 
   it("exits at once on a second Ctrl-C while tasks are still saving", function()
     local h, clean = start_when_ready [[
-      local auditrun = require "auditrun"
+      local auditrun = require("auditrun")
       auditrun.spawn(function()
         local _guard <close> = setmetatable({}, { __close = function() while true do end end })
         auditrun.sleep(60)
@@ -198,7 +198,7 @@ describe("the host", function()
     it("stops a CPU-bound loop in the " .. where .. " on the first Ctrl-C, cancels tasks, exits 130", function()
       local dir = util.tempdir()
       local script = host.script(([[
-        local auditrun = require "auditrun"
+        local auditrun = require("auditrun")
         local dir, where = %q, %q
         auditrun.spawn(function()
           local ok, err = pcall(auditrun.sleep, 60)

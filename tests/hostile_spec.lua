@@ -2,12 +2,12 @@
 -- it answers, whatever a user's local files hold, auditrun answers with one
 -- clear line, writes nothing outside the output folder and replaces
 -- nothing there.
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, util = helper.sandbox, helper.util
-local core = require "auditrun.core"
-local download = require "auditrun.download"
+local core = require("auditrun.core")
+local download = require("auditrun.download")
 local http = sandbox.http()
-local files = require "auditrun.files"
+local files = require("auditrun.files")
 
 describe("hostile file names", function()
   local sb = sandbox.for_describe {}

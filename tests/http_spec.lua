@@ -1,10 +1,10 @@
 -- HTTP on the C core against the sandbox: TLS, statuses, bodies to memory
 -- and to files, headers, redirects, timeouts, dropped connections, gzip,
 -- connection reuse, concurrency, and the retry policy.
-local sandbox = require "tests.helper.sandbox"
-local auditrun = require "auditrun"
+local sandbox = require("tests.helper.sandbox")
+local auditrun = require("auditrun")
 local http = sandbox.http()
-local cjson = require "cjson"
+local cjson = require("cjson")
 
 describe("http", function()
   local sb = sandbox.for_describe {}

@@ -5,10 +5,10 @@
 -- or not; an empty window still moves the bookmark; a run killed with
 -- kill -9 is finished by the next one; --lookback collects events that
 -- arrived late without writing the others again.
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, host, util = helper.sandbox, helper.host, helper.util
-local cjson = require "cjson"
-local time = require "auditrun.time"
+local cjson = require("cjson")
+local time = require("auditrun.time")
 
 local DAY = 86400
 

@@ -8,10 +8,10 @@
 -- The samples are copied here verbatim; when the documents are at hand (the
 -- shared api-docs folder beside the checkout, or AUDITRUN_API_DOCS) each
 -- copy is also checked against its source.
-local cjson = require "cjson"
+local cjson = require("cjson")
 local CAT = require("auditrun.insights").catalogues
-local errors = require "auditrun.errors"
-local util = require "tests.helper.util"
+local errors = require("auditrun.errors")
+local util = require("tests.helper.util")
 
 local GRAPH_BASE = "https://graph-us.avepointonlineservices.com/insights"
 local LEGACY_BASE = "http://hostname:port"

@@ -2,15 +2,15 @@
 -- endpoint of both APIs sent as built, sign-in with each kind of
 -- credential, every paging style across page boundaries, the export job
 -- lifecycle, the tenant's 5-job limit, token renewal, hostile file names.
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, util = helper.sandbox, helper.util
-local auditrun = require "auditrun"
-local auth = require "auditrun.auth"
-local cjson = require "cjson"
+local auditrun = require("auditrun")
+local auth = require("auditrun.auth")
+local cjson = require("cjson")
 local CAT = require("auditrun.insights").catalogues
 local http = sandbox.http()
-local insights = require "auditrun.insights"
-local paging = require "auditrun.paging"
+local insights = require("auditrun.insights")
+local paging = require("auditrun.paging")
 
 local FX = "tests/fixtures/"
 local NO_ENV = { getenv = function() end }   -- no AUDITRUN_* and no config file

@@ -1,6 +1,6 @@
 -- Installing: `make install PREFIX=...` and `luarocks make` into temporary
 -- trees, from a copy of the sources, then the installed module and host.
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local host, util = helper.host, helper.util
 local q = host.quote
 
@@ -57,7 +57,7 @@ describe("installing", function()
   end)
 
   -- A script that says which copy of the modules and the core it runs.
-  local whereami = 'local a = require "auditrun" print(a.version, package.searchpath("auditrun", package.path), ' ..
+  local whereami = 'local a = require("auditrun") print(a.version, package.searchpath("auditrun", package.path), ' ..
     'package.searchpath("auditrun.core", package.cpath))'
   local function installed_host_works(bin, root)
     local code, out = sh(("cd / && env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4 %s --list")

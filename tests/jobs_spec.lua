@@ -2,8 +2,8 @@
 -- auditrun.jobs without a service: status codes read through a family's
 -- state map, the poll schedule under a fixed clock, and a submit whose
 -- answer carries no job id.
-local auditrun = require "auditrun"
-local jobs = require "auditrun.jobs"
+local auditrun = require("auditrun")
+local jobs = require("auditrun.jobs")
 
 local STATE = { field = "jobStatus", running = { 1 }, done = { 2 }, failed = { 3 } }
 

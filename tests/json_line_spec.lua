@@ -2,11 +2,11 @@
 -- records.lua writes in Lua, byte for byte; what C does not write (mixed
 -- keys, NaN, a function) falls back to Lua, and decoded integers come
 -- back as integers.
-local cjson = require "cjson"
-local core = require "auditrun.core"
-local json = require "auditrun.json"
-local records = require "auditrun.records"
-local time = require "auditrun.time"
+local cjson = require("cjson")
+local core = require("auditrun.core")
+local json = require("auditrun.json")
+local records = require("auditrun.records")
+local time = require("auditrun.time")
 
 local ARRAY = getmetatable(records.array())
 local ORDER = { "eventDate", "userName", "a", "b", "ip" }

@@ -1,13 +1,13 @@
 -- Keys, signatures and client assertions: known answers from the openssl
 -- command line, and one clear error for every bad key file.
-local jwt = require "auditrun.jwt"
-local core = require "auditrun.core"
-local cjson = require "cjson"
+local jwt = require("auditrun.jwt")
+local core = require("auditrun.core")
+local cjson = require("cjson")
 
 local FX = "tests/fixtures/"
 local PASSWORD = "sandbox-pass"
 
-local util = require "tests.helper.util"
+local util = require("tests.helper.util")
 
 local function sh(cmd)
   local out, ok = util.run(cmd)

@@ -3,9 +3,9 @@
 -- workflow of each vendor runs through the real host against it, with the
 -- profile saved as a config file and with the export lines alone; Ctrl-C
 -- (SIGINT to the group) stops it, leaving no process and no folder behind.
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local host, util = helper.host, helper.util
-local task = require "auditrun.task"
+local task = require("auditrun.task")
 local q = host.quote
 
 -- make checks the packages and the build before the tenant starts.

@@ -2,7 +2,7 @@
 -- What one big page costs: the host reading a 50 MB page of ExaVault's
 -- session log into a records file, measured by its peak resident memory
 -- (the plain build only: ASan and valgrind have their own).
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, host, util = helper.sandbox, helper.host, helper.util
 
 describe("a big page", function()

@@ -1,7 +1,7 @@
 -- The activity timeline's merge: events of many sources, each in time
 -- order, come out in time order; ties keep the order of the sources; an
 -- event without a time goes out as soon as it is its source's next.
-local activity = require "auditrun.activity"
+local activity = require("auditrun.activity")
 
 local function sources_of(lists)
   local out = {}

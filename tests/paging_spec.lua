@@ -2,9 +2,9 @@
 -- auditrun.paging without a server: where each style stops (a short page,
 -- a capped page size, an empty page, a total reached, a missing cursor),
 -- and what it refuses (endless pages, a cursor sent twice).
-local paging = require "auditrun.paging"
-local cjson = require "cjson"
-local json = require "auditrun.json"
+local paging = require("auditrun.paging")
+local cjson = require("cjson")
+local json = require("auditrun.json")
 
 -- A list of n rows, numbered from `from`.
 local function rows(from, n)

@@ -7,9 +7,9 @@
 -- fails as the README says it does. The command lines of the ```sh blocks
 -- run too, in a shell with `auditrun` the host, in reading order in one
 -- temporary folder (see "commands" below).
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, host, util = helper.sandbox, helper.host, helper.util
-local auditrun = require "auditrun"
+local auditrun = require("auditrun")
 local http = sandbox.http()
 local q = host.quote
 
@@ -358,9 +358,9 @@ describe("the README", function()
     -- its password file that the README's first config file names, and the
     -- key loads from them.
     it("makes a certificate the README's config file loads", function()
-      local config = require "auditrun.config"
-      local settings = require "auditrun.insights.settings"
-      local jwt = require "auditrun.jwt"
+      local config = require("auditrun.config")
+      local settings = require("auditrun.insights.settings")
+      local jwt = require("auditrun.jwt")
       local source
       for _, b in ipairs(BLOCKS) do
         if not source and is_config(b.source) and b.source:match("cert_password_file") then source = b.source end

@@ -7,9 +7,9 @@
 -- reads the manifests where it is; and each recipe's auditrun command runs,
 -- with its settings and its paths moved under a temporary folder, against
 -- the sandbox, twice (the second run of the series reads on).
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, host, util = helper.sandbox, helper.host, helper.util
-local cjson = require "cjson"
+local cjson = require("cjson")
 
 local GUIDE = assert(util.read("docs/unattended.md"))
 

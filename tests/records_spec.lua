@@ -2,11 +2,11 @@
 -- the records workflows run by the host against the sandbox: CSV that
 -- Python's csv module reads back exactly, a file cut off by kill -9 that a
 -- rerun finishes with every row once, memory that stays flat.
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, host, reports, util = helper.sandbox, helper.host, helper.reports, helper.util
-local auditrun = require "auditrun"
-local cjson = require "cjson"
-local records = require "auditrun.records"
+local auditrun = require("auditrun")
+local cjson = require("cjson")
+local records = require("auditrun.records")
 
 local lines = util.lines
 
@@ -297,7 +297,7 @@ describe("records workflows", function()
   end)
 
   it("a walk of several queries resumes at the query after the last one read to its end", function()
-    local iw = require "auditrun.insights.workflows"
+    local iw = require("auditrun.insights.workflows")
     local c = auditrun.try(require("auditrun.insights").connect {
       insights_url = env.AUDITRUN_INSIGHTS_URL, identity_url = env.AUDITRUN_IDENTITY_URL,
       client_id = env.AUDITRUN_CLIENT_ID, cert = env.AUDITRUN_CERT, cert_password = env.AUDITRUN_CERT_PASSWORD,

@@ -2,12 +2,12 @@
 -- .sqlite): one table, records, in the CSV's columns with nested values as
 -- JSON text, the same rows as JSON Lines; resumed after kill -9 with each
 -- row once, also when a kill lands between a commit and its record.
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, host, util = helper.sandbox, helper.host, helper.util
-local auditrun = require "auditrun"
-local cjson = require "cjson"
-local records = require "auditrun.records"
-local time = require "auditrun.time"
+local auditrun = require("auditrun")
+local cjson = require("cjson")
+local records = require("auditrun.records")
+local time = require("auditrun.time")
 
 local DAY = 86400
 local q = host.quote

@@ -4,11 +4,11 @@
 -- refused in one line naming the option, both values and --fresh; options
 -- that do not change the answer (-q, --max-attempts) still resume; --fresh
 -- sets the earlier output aside under a name it says, and starts over.
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, host, util = helper.sandbox, helper.host, helper.util
-local dealcloud_module = require "auditrun.dealcloud"
-local json = require "auditrun.json"
-local time = require "auditrun.time"
+local dealcloud_module = require("auditrun.dealcloud")
+local json = require("auditrun.json")
+local time = require("auditrun.time")
 
 local DAY = 86400
 

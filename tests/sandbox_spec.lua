@@ -1,7 +1,7 @@
 -- Smoke test of the sandbox tenant itself, through the curl command line so
 -- that it does not depend on the project's own HTTP client.
-local cjson = require "cjson"
-local sandbox = require "tests.helper.sandbox"
+local cjson = require("cjson")
+local sandbox = require("tests.helper.sandbox")
 
 local function quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"

@@ -4,12 +4,12 @@
 -- and allowed values of the OCSF 1.1 and ECS 8.11 slices in tests/fixtures,
 -- ids that are the same from run to run, CSV's dotted columns, and a file
 -- that cannot be finished in another schema than it was started in.
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, host, util = helper.sandbox, helper.host, helper.util
-local cjson = require "cjson"
-local schemas = require "auditrun.schemas"
-local sqlite = require "auditrun.sqlite"
-local time = require "auditrun.time"
+local cjson = require("cjson")
+local schemas = require("auditrun.schemas")
+local sqlite = require("auditrun.sqlite")
+local time = require("auditrun.time")
 
 local DAY = 86400
 

@@ -3,12 +3,12 @@
 -- are redacted whatever a server echoes, config errors never quote a value,
 -- no OpenSSL read ever prompts, and TLS keys or plain http:// to anything
 -- but loopback are refused outside a lab. One regression spec per finding of the security review.
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, host, util = helper.sandbox, helper.host, helper.util
-local auth = require "auditrun.auth"
-local config = require "auditrun.config"
-local errors = require "auditrun.errors"
-local jwt = require "auditrun.jwt"
+local auth = require("auditrun.auth")
+local config = require("auditrun.config")
+local errors = require("auditrun.errors")
+local jwt = require("auditrun.jwt")
 
 local FX = "tests/fixtures/"
 
@@ -92,7 +92,7 @@ describe("secrets", function()
     assert_hidden(err, token)
 
     local code, out, stderr = host.run_script(([[
-      local auth = require "auditrun.auth"
+      local auth = require("auditrun.auth")
       local s = auth.session { ca_file = %q, identity_url = %q, client_id = %q, scope = %q, secret = %q }
       io.stdout:write(assert(s:token()))
       local _, err = s:request { url = %q, retry = false }
@@ -120,7 +120,7 @@ describe("secrets", function()
     errors.forget("a b")
 
     local code, _, stderr = host.run_script(([[
-      local auth = require "auditrun.auth"
+      local auth = require("auditrun.auth")
       local s = auth.session { ca_file = %q, identity_url = %q, client_id = "app", scope = "s", secret = "x9z" }
       local _, err = s:token()
       error(err, 0)
@@ -180,7 +180,7 @@ describe("secrets", function()
     util.write(dir .. "/cert.pem", pem)
     local script = dir .. "/load.lua"
     util.write(script, ([[
-      local jwt = require "auditrun.jwt"
+      local jwt = require("auditrun.jwt")
       local key, err = jwt.load_key { cert = %q, key = %q }
       print(key, err)
     ]]):format(dir .. "/cert.pem", FX .. "app-key.pem"))
@@ -234,7 +234,7 @@ describe("secrets", function()
   it("refuses to run with SSLKEYLOGFILE set, unless in a lab where the key file is 0600", function()
     local dir = util.tempdir()
     local script = host.script(([[
-      local http = require "auditrun.http"
+      local http = require("auditrun.http")
       local ca_file, url = %q, %q
       local _, err = http.get(url, { retry = false, ca_file = ca_file })
       if err then error(err, 0) end

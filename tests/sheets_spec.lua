@@ -6,9 +6,9 @@
 -- flat memory); and Insights activity reports turned into timeline events
 -- in time order even when a report is not, their summary sheets passed by,
 -- and a report with no events sheet refused with its name.
-local sheets = require "auditrun.sheets"
-local timeline = require "auditrun.insights.timeline"
-local util = require "tests.helper.util"
+local sheets = require("auditrun.sheets")
+local timeline = require("auditrun.insights.timeline")
+local util = require("tests.helper.util")
 
 -- Builds report.zip in dir with python's zipfile: book.xlsx (deflated,
 -- shared strings for the header, two sheets) inside a deflated outer zip.

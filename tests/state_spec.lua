@@ -2,8 +2,8 @@
 -- Run state as an append-only journal: one line per change, a torn last
 -- line dropped, compacted on open, the earlier whole-file format read, one
 -- run at a time, a crashed run's temporary files swept.
-local state = require "auditrun.state"
-local util = require "tests.helper.util"
+local state = require("auditrun.state")
+local util = require("tests.helper.util")
 
 local function lines_of(path) return util.lines(util.read(path)) end
 

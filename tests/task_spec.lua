@@ -1,8 +1,8 @@
 -- Tasks on one event loop: spawn, join, sleep, cancel, semaphores, and the
 -- script's own coroutines waiting through the scheduler.
-local task = require "auditrun.task"
-local errors = require "auditrun.errors"
-local core = require "auditrun.core"
+local task = require("auditrun.task")
+local errors = require("auditrun.errors")
+local core = require("auditrun.core")
 
 -- Cancels t from another task 20 ms from now and joins it, which must
 -- give the cancellation; -> the seconds the join took.
@@ -52,10 +52,10 @@ describe("tasks", function()
   end)
 
   it("end the run without waiting for a background task", function()
-    local host = require "tests.helper.host"
+    local host = require("tests.helper.host")
     -- Had the run waited for it, the background task would have printed too.
     local code, out, err = host.run_script([[
-      local task = require "auditrun.task"
+      local task = require("auditrun.task")
       task.background(function() task.sleep(60) print("background done") end)
       task.spawn(function() task.sleep(0.1) print("foreground done") end)
     ]])

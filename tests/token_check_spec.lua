@@ -1,7 +1,7 @@
 -- variants: plain
 -- token-check signs in and calls a URL whatever the token looks like: the
 -- identity service here issues opaque access tokens (not JWTs).
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, host, util = helper.sandbox, helper.host, helper.util
 
 describe("token-check with opaque access tokens", function()

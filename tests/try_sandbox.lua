@@ -8,14 +8,14 @@
 -- profile itself names those files and holds only the ExaVault API key,
 -- which has no file setting. Ctrl-C (or SIGTERM) stops the server,
 -- removes the folder and exits 0.
-local sandbox = require "tests.helper.sandbox"
-local host = require "tests.helper.host"
-local util = require "tests.helper.util"
-local auditrun = require "auditrun"
-local config = require "auditrun.config"
-local errors = require "auditrun.errors"
-local files = require "auditrun.files"
-local task = require "auditrun.task"
+local sandbox = require("tests.helper.sandbox")
+local host = require("tests.helper.host")
+local util = require("tests.helper.util")
+local auditrun = require("auditrun")
+local config = require("auditrun.config")
+local errors = require("auditrun.errors")
+local files = require("auditrun.files")
+local task = require("auditrun.task")
 
 -- The profile's keys in the order they are printed; a secret with the file
 -- it goes into and the key that names that file; the certificate, copied.

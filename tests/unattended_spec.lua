@@ -3,9 +3,9 @@
 -- of its own), kept per workflow and profile in a shared file, last success
 -- kept when a run fails; a progress line at a steady pace when stderr is
 -- not a terminal.
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, host, util = helper.sandbox, helper.host, helper.util
-local cjson = require "cjson"
+local cjson = require("cjson")
 
 -- A strict reader of the Prometheus text format: every sample's family has
 -- one HELP and one TYPE line before its first sample, label values are
@@ -222,7 +222,7 @@ describe("unattended runs", function()
       -- The rerun keeps a slot for each while its job could run: the tenant's slot files.
       local b = host.start({ "external-group-access", "--out", home .. "/a", "-q", "--job-length", "20" },
         { env = ienv })
-      local files = require "auditrun.files"
+      local files = require("auditrun.files")
       local locked
       for _ = 1, 100 do
         os.execute("sleep 0.1")
@@ -246,7 +246,7 @@ describe("unattended runs", function()
       local a = host.start({ "external-group-access", "--out", home .. "/a", "-q" }, { env = ienv })
       until_five_jobs()
       assert.equal(5, sb:control("GET", "/stats").jobs_in_flight)
-      local files = require "auditrun.files"
+      local files = require("auditrun.files")
       local dirs = slots_dir(home)
       assert.matches("/slots/%x+/$", dirs)
       for i = 1, 5 do

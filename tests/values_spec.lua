@@ -1,11 +1,11 @@
 -- Values a script handles as it would plain Lua ones: error values read as
 -- strings, JSON integers come back as integers, and misuse raises a
 -- message naming the function.
-local sandbox = require "tests.helper.sandbox"
-local auditrun = require "auditrun"
+local sandbox = require("tests.helper.sandbox")
+local auditrun = require("auditrun")
 local http = sandbox.http()
-local json = require "auditrun.json"
-local jwt = require "auditrun.jwt"
+local json = require("auditrun.json")
+local jwt = require("auditrun.jwt")
 
 describe("error values", function()
   local err = auditrun.error("http", "HTTP 404 from https://example.test/x", { status = 404 })
@@ -99,7 +99,7 @@ end)
 -- Regression: rows whose time was not ISO 8601 ("01/05/2022 10:00:00") were
 -- dropped from DealCloud's activity without a word.
 describe("times as the services write them", function()
-  local time = require "auditrun.time"
+  local time = require("auditrun.time")
   local cases = {
     { "2022-01-06T06:27:55.6", "2022-01-06T06:27:55.600Z" }, { "2013-10-20T19:20:30+01:00", "2013-10-20T18:20:30.000Z" },
     { "01/05/2022 10:00:00", "2022-01-05T10:00:00.000Z" }, { "1/5/2022 10:00:00 AM", "2022-01-05T10:00:00.000Z" },

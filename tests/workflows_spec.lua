@@ -3,7 +3,7 @@
 -- (the sandbox records every request it gets); an unknown flag, a stray
 -- argument or a bad value is a usage error (exit 2, the usage and one
 -- line); a reader that closes stdout early does not stop a run.
-local helper = require "tests.helper"
+local helper = require("tests.helper")
 local sandbox, host, reports, util = helper.sandbox, helper.host, helper.reports, helper.util
 
 local lines = util.lines

@@ -14,14 +14,14 @@
 -- table (and a hidden file the next build removes), a rerun or a reused
 -- report never doubles a row. Memory stays flat: a row is read, written to
 -- both files and forgotten.
-local core = require "auditrun.core"
-local errors = require "auditrun.errors"
-local files = require "auditrun.files"
-local manifest = require "auditrun.manifest"
-local records = require "auditrun.records"
-local runs = require "auditrun.run"
-local sheets = require "auditrun.sheets"
-local sqlite = require "auditrun.sqlite"
+local core = require("auditrun.core")
+local errors = require("auditrun.errors")
+local files = require("auditrun.files")
+local manifest = require("auditrun.manifest")
+local records = require("auditrun.records")
+local runs = require("auditrun.run")
+local sheets = require("auditrun.sheets")
+local sqlite = require("auditrun.sqlite")
 
 local M = {}
 

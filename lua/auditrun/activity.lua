@@ -11,10 +11,10 @@
 -- object, and raw (the original record). Each vendor module gives its
 -- records this shape (event(record)); merging holds one record per
 -- source, so memory stays flat however long the range.
-local config = require "auditrun.config"
-local core = require "auditrun.core"
-local errors = require "auditrun.errors"
-local time = require "auditrun.time"
+local config = require("auditrun.config")
+local core = require("auditrun.core")
+local errors = require("auditrun.errors")
+local time = require("auditrun.time")
 
 local M = {}
 

@@ -6,12 +6,12 @@
 -- form fields AvePoint documents. Tokens are cached per identity, client and
 -- scope, and renewed ahead of expiry by one task while the others wait. A
 -- 401 from an API drops the token, gets a new one and retries once.
-local config = require "auditrun.config"
-local errors = require "auditrun.errors"
-local log = require "auditrun.log"
-local http = require "auditrun.http"
-local jwt = require "auditrun.jwt"
-local task = require "auditrun.task"
+local config = require("auditrun.config")
+local errors = require("auditrun.errors")
+local log = require("auditrun.log")
+local http = require("auditrun.http")
+local jwt = require("auditrun.jwt")
+local task = require("auditrun.task")
 
 local M = {}
 

@@ -38,11 +38,11 @@
 --   { "one_of", a, b }                     a or b is required
 --   { "not_value", p, value, why }        p must not be value
 --   { "only_with", p, q, value, why }     p may be given only when q == value
-local core = require "auditrun.core"
-local errors = require "auditrun.errors"
-local http = require "auditrun.http"
-local json = require "auditrun.json"
-local util = require "auditrun.util"
+local core = require("auditrun.core")
+local errors = require("auditrun.errors")
+local http = require("auditrun.http")
+local json = require("auditrun.json")
+local util = require("auditrun.util")
 
 local M = {}
 

@@ -1,6 +1,6 @@
 -- auditrun.cli: a workflow's command line, declared once on lua-argparse.
 --
---   local cli = require "auditrun.cli"
+--   local cli = require("auditrun.cli")
 --   local opts = cli.parse({
 --     name = "my-report", summary = "What it does, in one line.",
 --     kind = "export",                       -- adds --out DIR, --max-attempts, --dry-run
@@ -23,16 +23,16 @@
 -- The options define the answer a run writes (answer): they are recorded
 -- with its output, and a rerun into that output with other options is
 -- refused (answer_change) unless it starts over with --fresh.
-local argparse = require "argparse"
-local errors = require "auditrun.errors"
-local files = require "auditrun.files"
-local incremental = require "auditrun.incremental"
-local jobs = require "auditrun.jobs"
-local json = require "auditrun.json"
-local metrics = require "auditrun.metrics"
-local records = require "auditrun.records"
-local task = require "auditrun.task"
-local time = require "auditrun.time"
+local argparse = require("argparse")
+local errors = require("auditrun.errors")
+local files = require("auditrun.files")
+local incremental = require("auditrun.incremental")
+local jobs = require("auditrun.jobs")
+local json = require("auditrun.json")
+local metrics = require("auditrun.metrics")
+local records = require("auditrun.records")
+local task = require("auditrun.task")
+local time = require("auditrun.time")
 
 local M = {}
 

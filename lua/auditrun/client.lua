@@ -9,13 +9,13 @@
 -- A client object holds: catalogue, base (the URL paths are relative to),
 -- session (anything with request(opts) -> res | nil, err: it adds the
 -- vendor's credentials) and, for vendors with jobs, limiter.
-local catalog = require "auditrun.catalog"
-local config = require "auditrun.config"
-local http = require "auditrun.http"
-local jobs = require "auditrun.jobs"
-local json = require "auditrun.json"
-local paging = require "auditrun.paging"
-local util = require "auditrun.util"
+local catalog = require("auditrun.catalog")
+local config = require("auditrun.config")
+local http = require("auditrun.http")
+local jobs = require("auditrun.jobs")
+local json = require("auditrun.json")
+local paging = require("auditrun.paging")
+local util = require("auditrun.util")
 
 local M = {}
 

@@ -31,9 +31,9 @@
 --   resolve    optional fn(settings, from) -> nil | message: what the
 --              vendor derives or checks beyond that (from(key) names the
 --              source of a key)
-local errors = require "auditrun.errors"
-local files = require "auditrun.files"
-local util = require "auditrun.util"
+local errors = require("auditrun.errors")
+local files = require("auditrun.files")
+local util = require("auditrun.util")
 
 local M = {}
 
@@ -63,7 +63,7 @@ local declared, declared_secrets
 local function declared_keys()
   if not declared then
     declared, declared_secrets = util.copy(M.COMMON), {}
-    for _, vendor in ipairs(require "auditrun.vendors") do
+    for _, vendor in ipairs(require("auditrun.vendors")) do
       local schema = require("auditrun." .. vendor .. ".settings").schema
       util.merge(declared, schema.keys)
       for _, k in ipairs(schema.secrets or {}) do declared_secrets[k] = true end

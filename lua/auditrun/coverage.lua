@@ -17,11 +17,11 @@
 -- covered, or one a window did not finish (from the last event it gave,
 -- which is kept, to its end), with why. Times are seconds here and UTC ISO
 -- 8601 with milliseconds in the report.
-local errors = require "auditrun.errors"
-local files = require "auditrun.files"
-local json = require "auditrun.json"
-local records = require "auditrun.records"
-local time = require "auditrun.time"
+local errors = require("auditrun.errors")
+local files = require("auditrun.files")
+local json = require("auditrun.json")
+local records = require("auditrun.records")
+local time = require("auditrun.time")
 
 local M = {}
 

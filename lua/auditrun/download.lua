@@ -11,10 +11,10 @@
 -- name comes from Content-Disposition, made safe: a server cannot write
 -- outside the directory, hide a file, or use names the file system or a
 -- shell would trip on.
-local core = require "auditrun.core"
-local errors = require "auditrun.errors"
-local files = require "auditrun.files"
-local http = require "auditrun.http"
+local core = require("auditrun.core")
+local errors = require("auditrun.errors")
+local files = require("auditrun.files")
+local http = require("auditrun.http")
 
 local M = {}
 

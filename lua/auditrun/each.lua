@@ -13,12 +13,12 @@
 -- happens, one summary line per tenant comes at the end, and the exit
 -- status is 3 when any failed (2 for a usage error, which stops every run
 -- at once: it would be the same for every profile; 130 on Ctrl-C).
-local cli = require "auditrun.cli"
-local config = require "auditrun.config"
-local core = require "auditrun.core"
-local errors = require "auditrun.errors"
-local progress = require "auditrun.progress"
-local task = require "auditrun.task"
+local cli = require("auditrun.cli")
+local config = require("auditrun.config")
+local core = require("auditrun.core")
+local errors = require("auditrun.errors")
+local progress = require("auditrun.progress")
+local task = require("auditrun.task")
 
 local M = {}
 

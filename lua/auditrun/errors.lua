@@ -18,7 +18,7 @@
 -- delimiter on each side (white space, a quote, = & , ; : ( ) [ ] { } < >),
 -- as in a JSON string value ("abc"), a header value (key: abc) or a form
 -- value (key=abc&...).
-local core = require "auditrun.core"
+local core = require("auditrun.core")
 local json_encode  -- auditrun.json's, loaded when a secret is first registered
 
 local M = {}

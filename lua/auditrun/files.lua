@@ -5,7 +5,7 @@
 -- 0700, as ssh keeps its private files. AUDITRUN_FILE_MODE (octal, e.g.
 -- 0640) widens that for a team that shares reports; folders then get the
 -- matching search bits (0750).
-local core = require "auditrun.core"
+local core = require("auditrun.core")
 
 local M = {}
 

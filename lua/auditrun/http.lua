@@ -9,13 +9,13 @@
 -- exponential backoff and full jitter, Retry-After honoured, an attempt cap,
 -- an overall deadline, and one retry budget shared by every task so that an
 -- outage does not become a retry storm.
-local core = require "auditrun.core"
-local json = require "auditrun.json"
-local errors = require "auditrun.errors"
-local log = require "auditrun.log"
-local metrics = require "auditrun.metrics"
-local task = require "auditrun.task"
-local time = require "auditrun.time"
+local core = require("auditrun.core")
+local json = require("auditrun.json")
+local errors = require("auditrun.errors")
+local log = require("auditrun.log")
+local metrics = require("auditrun.metrics")
+local task = require("auditrun.task")
+local time = require("auditrun.time")
 
 local M = {}
 

@@ -31,14 +31,14 @@
 -- schema: auditrun.cli.answer without the range and the output) are kept
 -- with the bookmark; a run with others into the same DIR is refused
 -- (--fresh sets the bookmark aside and starts a new series).
-local core = require "auditrun.core"
-local coverage = require "auditrun.coverage"
-local errors = require "auditrun.errors"
-local files = require "auditrun.files"
-local json = require "auditrun.json"
-local records = require "auditrun.records"
-local time = require "auditrun.time"
-local util = require "auditrun.util"
+local core = require("auditrun.core")
+local coverage = require("auditrun.coverage")
+local errors = require("auditrun.errors")
+local files = require("auditrun.files")
+local json = require("auditrun.json")
+local records = require("auditrun.records")
+local time = require("auditrun.time")
+local util = require("auditrun.util")
 
 local M = {}
 

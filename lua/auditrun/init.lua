@@ -1,12 +1,12 @@
 -- auditrun: the public facade. A script writes `local auditrun = require
 -- "auditrun"` and finds here the tasks, HTTP, JWT, files and error values;
 -- the vendor clients are the modules beside this one (auditrun.insights ...).
-local core = require "auditrun.core"
-local errors = require "auditrun.errors"
-local files = require "auditrun.files"
-local http = require "auditrun.http"
-local jwt = require "auditrun.jwt"
-local task = require "auditrun.task"
+local core = require("auditrun.core")
+local errors = require("auditrun.errors")
+local files = require("auditrun.files")
+local http = require("auditrun.http")
+local jwt = require("auditrun.jwt")
+local task = require("auditrun.task")
 
 local M = {
   version = core.version,

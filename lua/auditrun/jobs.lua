@@ -16,15 +16,15 @@
 -- again then. A job an earlier run submitted polls at once, then 1 s,
 -- growing 1.5 times up to 30 s, with jitter. Every wait ends by the job's
 -- deadline: a job not done by then is an error that says what was awaited.
-local core = require "auditrun.core"
-local errors = require "auditrun.errors"
-local files = require "auditrun.files"
-local log = require "auditrun.log"
-local metrics = require "auditrun.metrics"
-local download = require "auditrun.download"
-local http = require "auditrun.http"
-local json = require "auditrun.json"
-local task = require "auditrun.task"
+local core = require("auditrun.core")
+local errors = require("auditrun.errors")
+local files = require("auditrun.files")
+local log = require("auditrun.log")
+local metrics = require("auditrun.metrics")
+local download = require("auditrun.download")
+local http = require("auditrun.http")
+local json = require("auditrun.json")
+local task = require("auditrun.task")
 
 local M = {}
 

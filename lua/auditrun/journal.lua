@@ -14,8 +14,8 @@
 -- journal appends nothing more (every later append returns that error), so
 -- the next run finds one torn tail at most. Locking is the owner's
 -- (auditrun.files.lock): one writer at a time.
-local errors = require "auditrun.errors"
-local files = require "auditrun.files"
+local errors = require("auditrun.errors")
+local files = require("auditrun.files")
 
 local M = {}
 

@@ -12,9 +12,9 @@
 -- character, and counted: lua-cjson refuses the whole text for one, and a
 -- service that wrote one into a row would otherwise fail that page on
 -- every rerun. Text that decodes as it is never pays for the repair.
-local cjson = require "cjson"
-local cjson_safe = require "cjson.safe"
-local core = require "auditrun.core"
+local cjson = require("cjson")
+local cjson_safe = require("cjson.safe")
+local core = require("auditrun.core")
 
 local M = {}
 

@@ -1,9 +1,9 @@
 -- auditrun.jwt: app certificates and signed JWTs. The header and claims are
 -- built here (auditrun.json); the signature comes from the C core (OpenSSL).
 -- There is no way to make an unsigned ("alg": "none") token.
-local core = require "auditrun.core"
-local json = require "auditrun.json"
-local errors = require "auditrun.errors"
+local core = require("auditrun.core")
+local json = require("auditrun.json")
+local errors = require("auditrun.errors")
 
 local M = {}
 

@@ -5,7 +5,7 @@
 -- A workflow listens (auditrun.workflow; -v shows the details). Messages
 -- carry no secret: URLs without their query, error values as the errors
 -- module shows them.
-local task = require "auditrun.task"
+local task = require("auditrun.task")
 
 local M = {}
 

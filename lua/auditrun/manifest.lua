@@ -9,11 +9,11 @@
 -- landing and its line adds the missing line and never a second one. A line
 -- cut short by a kill is dropped when the manifest is opened again (the
 -- report it described is listed again by the rerun).
-local json = require "auditrun.json"
-local errors = require "auditrun.errors"
-local files = require "auditrun.files"
-local journal = require "auditrun.journal"
-local records = require "auditrun.records"
+local json = require("auditrun.json")
+local errors = require("auditrun.errors")
+local files = require("auditrun.files")
+local journal = require("auditrun.journal")
+local records = require("auditrun.records")
 
 local M = {}
 

@@ -14,10 +14,10 @@
 -- land). auditrun_last_success_timestamp_seconds keeps its earlier value
 -- when a run fails, so "time() - it > 2 days" alerts on a run that stopped
 -- working as well as on one that stopped running.
-local errors = require "auditrun.errors"
-local files = require "auditrun.files"
-local task = require "auditrun.task"
-local util = require "auditrun.util"
+local errors = require("auditrun.errors")
+local files = require("auditrun.files")
+local task = require("auditrun.task")
+local util = require("auditrun.util")
 
 local M = {}
 

@@ -13,11 +13,11 @@
 -- count-external-principals, count-external-objects, count-added,
 -- count-removed) and the tables data-rows, so checks read them without a
 -- browser.
-local access = require "auditrun.access"
-local errors = require "auditrun.errors"
-local files = require "auditrun.files"
-local sqlite = require "auditrun.sqlite"
-local util = require "auditrun.util"
+local access = require("auditrun.access")
+local errors = require("auditrun.errors")
+local files = require("auditrun.files")
+local sqlite = require("auditrun.sqlite")
+local util = require("auditrun.util")
 
 local M = {}
 

@@ -22,10 +22,10 @@
 -- rows". Errors name the walk (vendor, endpoint, window) and the page.
 -- Iterators raise error values; wrap the loop in pcall (or let the script
 -- fail) to handle them.
-local core = require "auditrun.core"
-local errors = require "auditrun.errors"
-local json = require "auditrun.json"
-local time = require "auditrun.time"
+local core = require("auditrun.core")
+local errors = require("auditrun.errors")
+local json = require("auditrun.json")
+local time = require("auditrun.time")
 
 local M = {}
 

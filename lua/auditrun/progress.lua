@@ -11,9 +11,9 @@
 --   p:event("info", "done", "AccessReport.zip", { bytes = 1234 })
 --   p:result("reports/AccessReport.zip")
 --   p:close()
-local records = require "auditrun.records"
-local task = require "auditrun.task"
-local util = require "auditrun.util"
+local records = require("auditrun.records")
+local task = require("auditrun.task")
+local util = require("auditrun.util")
 
 local M = {}
 

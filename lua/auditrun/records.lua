@@ -28,12 +28,12 @@
 -- an earlier run is left alone (`w.complete`). One writer per file at a
 -- time (a lock beside it, removed when the writer closes or abandons the
 -- file; a killed writer's lock is taken over by the next).
-local core = require "auditrun.core"
-local json = require "auditrun.json"
-local errors = require "auditrun.errors"
-local files = require "auditrun.files"
-local sqlite = require "auditrun.sqlite"
-local util = require "auditrun.util"
+local core = require("auditrun.core")
+local json = require("auditrun.json")
+local errors = require("auditrun.errors")
+local files = require("auditrun.files")
+local sqlite = require("auditrun.sqlite")
+local util = require("auditrun.util")
 
 local M = {}
 

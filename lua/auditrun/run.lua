@@ -1,7 +1,7 @@
 -- auditrun.run: exports that happen exactly once per subject, whatever
 -- moment the process is killed, interrupted or rerun.
 --
---   local run = require "auditrun.run"
+--   local run = require("auditrun.run")
 --   local r = auditrun.try(run.open("reports"))     -- state in reports/.auditrun/
 --   local file = auditrun.try(r:export(client, "jane@contoso.com",
 --     "user_permissions_export", { email = "jane@contoso.com" }))   -- the report lands in reports/
@@ -49,11 +49,11 @@
 -- (the report under its final name); auditrun.access adds "access-built"
 -- (the new table written, not yet in place) and "access-placed" (the new
 -- access.sqlite in place, access.csv not yet).
-local errors = require "auditrun.errors"
-local files = require "auditrun.files"
-local jobs = require "auditrun.jobs"
-local state = require "auditrun.state"
-local task = require "auditrun.task"
+local errors = require("auditrun.errors")
+local files = require("auditrun.files")
+local jobs = require("auditrun.jobs")
+local state = require("auditrun.state")
+local task = require("auditrun.task")
 
 local M = {}
 

@@ -14,10 +14,10 @@
 -- SHA-256 of the record's JSON text (keys sorted). CSV and SQLite get the
 -- nested fields flattened to dotted column names (actor.user.name); arrays
 -- and OCSF's `unmapped` stay whole, as JSON text in one cell.
-local activity = require "auditrun.activity"
-local core = require "auditrun.core"
-local records = require "auditrun.records"
-local time = require "auditrun.time"
+local activity = require("auditrun.activity")
+local core = require("auditrun.core")
+local records = require("auditrun.records")
+local time = require("auditrun.time")
 
 local M = {}
 

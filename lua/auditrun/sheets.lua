@@ -15,12 +15,12 @@
 -- one sheet, a workbook one per worksheet part. Only what an export needs
 -- of the zip format is read: stored and deflated entries, sizes from the
 -- central directory (no ZIP64).
-local lxp = require "lxp"
-local zlib = require "zlib"
-local core = require "auditrun.core"
-local download = require "auditrun.download"
-local errors = require "auditrun.errors"
-local files = require "auditrun.files"
+local lxp = require("lxp")
+local zlib = require("zlib")
+local core = require("auditrun.core")
+local download = require("auditrun.download")
+local errors = require("auditrun.errors")
+local files = require("auditrun.files")
 
 local M = {}
 

@@ -10,9 +10,9 @@
 --
 -- Values: strings are TEXT, integers INTEGER, other numbers REAL, booleans
 -- 1 or 0, nil (and JSON null) NULL. Errors are values of kind "sqlite".
-local core = require "auditrun.core"
-local errors = require "auditrun.errors"
-local files = require "auditrun.files"
+local core = require("auditrun.core")
+local errors = require("auditrun.errors")
+local files = require("auditrun.files")
 
 local M = {}
 

@@ -20,10 +20,10 @@
 -- the first holds it; close removes the lock file. Holding it, open also removes the temporary files a
 -- crashed run left in the state's folder (and in the folders listed in
 -- opts.sweep).
-local json = require "auditrun.json"
-local errors = require "auditrun.errors"
-local files = require "auditrun.files"
-local journal = require "auditrun.journal"
+local json = require("auditrun.json")
+local errors = require("auditrun.errors")
+local files = require("auditrun.files")
+local journal = require("auditrun.journal")
 
 local M = {}
 

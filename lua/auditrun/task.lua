@@ -11,8 +11,8 @@
 -- Scripts that use coroutines themselves keep working: coroutine.resume and
 -- coroutine.wrap are replaced (as Nmap's NSE does) so that a wait inside a
 -- script's own coroutine is passed up to the task that runs it.
-local core = require "auditrun.core"
-local errors = require "auditrun.errors"
+local core = require("auditrun.core")
+local errors = require("auditrun.errors")
 
 local M = {}
 

@@ -16,20 +16,20 @@
 -- run state in a hidden .auditrun/ folder, so that a rerun with the same
 -- --out resumes. An item whose job ends failed is tried again, up to
 -- --max-attempts times; one that still fails does not stop the others.
-local cli = require "auditrun.cli"
-local core = require "auditrun.core"
-local coverage = require "auditrun.coverage"
-local errors = require "auditrun.errors"
-local files = require "auditrun.files"
-local json = require "auditrun.json"
-local log = require "auditrun.log"
-local manifest = require "auditrun.manifest"
-local metrics = require "auditrun.metrics"
-local progress = require "auditrun.progress"
-local records = require "auditrun.records"
-local runs = require "auditrun.run"
-local task = require "auditrun.task"
-local util = require "auditrun.util"
+local cli = require("auditrun.cli")
+local core = require("auditrun.core")
+local coverage = require("auditrun.coverage")
+local errors = require("auditrun.errors")
+local files = require("auditrun.files")
+local json = require("auditrun.json")
+local log = require("auditrun.log")
+local manifest = require("auditrun.manifest")
+local metrics = require("auditrun.metrics")
+local progress = require("auditrun.progress")
+local records = require("auditrun.records")
+local runs = require("auditrun.run")
+local task = require("auditrun.task")
+local util = require("auditrun.util")
 
 local access = util.lazy "auditrun.access"
 local page = util.lazy "auditrun.page"

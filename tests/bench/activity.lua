@@ -8,7 +8,7 @@
 -- (tests/bench/rusage.py).
 local M = {}
 
-local auditrun = require "auditrun"
+local auditrun = require("auditrun")
 local sh = require("tests.helper.util").sh
 
 --- metered(cmd) -> CPU seconds, peak RSS in KiB of the command's process.

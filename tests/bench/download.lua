@@ -1,6 +1,6 @@
 -- Downloads URL to PATH with the auditrun HTTP client and prints
 -- "seconds peak_rss_kib" (VmHWM of this process).
-local auditrun = require "auditrun"
+local auditrun = require("auditrun")
 local url, path, ca_file = ...
 local t0 = auditrun.now()
 local res = auditrun.try(auditrun.http.get(url, { output = path, ca_file = ca_file, timeout = 0 }))

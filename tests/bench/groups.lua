@@ -2,8 +2,8 @@
 -- page by page (startPage, 100 a page), through the insights client as a
 -- script reads them; prints how many. Usage: auditrun groups.lua (the
 -- sandbox's settings in the environment, as sandbox:host_env gives them).
-local auditrun = require "auditrun"
-local insights = require "auditrun.insights"
+local auditrun = require("auditrun")
+local insights = require("auditrun.insights")
 
 local c = auditrun.try(insights.connect())
 local n = 0

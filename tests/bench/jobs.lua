@@ -3,12 +3,12 @@
 -- in the sandbox; the same jobs one at a time, as the vendor samples run
 -- them; and what one run-state record costs at 10,000 jobs against
 -- rewriting the whole state file.
-local auditrun = require "auditrun"
-local cjson = require "cjson"
-local files = require "auditrun.files"
-local insights = require "auditrun.insights"
-local state = require "auditrun.state"
-local util = require "tests.helper.util"
+local auditrun = require("auditrun")
+local cjson = require("cjson")
+local files = require("auditrun.files")
+local insights = require("auditrun.insights")
+local state = require("auditrun.state")
+local util = require("tests.helper.util")
 
 local M = {}
 

@@ -3,7 +3,7 @@
 -- by auditrun.activity.merge; prints the CPU seconds of the merge alone
 -- and how many events came out. Usage: auditrun merge.lua SOURCES EVENTS
 -- (the peer, tests/bench/peer_merge.py, merges the same with heapq.merge).
-local activity = require "auditrun.activity"
+local activity = require("auditrun.activity")
 
 local n_sources, n_events = tonumber((...)) or 1000, tonumber(select(2, ...)) or 100
 local base = 1735689600  -- 2025-01-01

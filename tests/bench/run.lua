@@ -1,7 +1,7 @@
 -- make bench: auditrun against peers measured in the same run, printed as
 -- ratios. Nothing here asserts: timing belongs in numbers, not in tests.
-local sandbox = require "tests.helper.sandbox"
-local auditrun = require "auditrun"
+local sandbox = require("tests.helper.sandbox")
+local auditrun = require("auditrun")
 -- Requests trust the sandbox's CA (the helper's http facade).
 local http = sandbox.http()
 
@@ -117,7 +117,7 @@ if want("insights") then require("tests.bench.insights").groups(sb, HOST, report
 
 -- 5. Export jobs: makespan and polls per job; the cost of a state record.
 if want("jobs") then
-  local bench_jobs = require "tests.bench.jobs"
+  local bench_jobs = require("tests.bench.jobs")
   bench_jobs.jobs(sb)
   bench_jobs.state_records()
 end

@@ -15,12 +15,12 @@
 -- per folder, each run at most --max-seconds. Exits 1 when a goal is
 -- missed: nothing lost, duplicated or corrupt, no subject submitted twice
 -- without a forced failure, at most 5 jobs in flight.
-local argparse = require "argparse"
-local cjson = require "cjson"
-local auditrun = require "auditrun"
-local http = require "auditrun.http"
-local sandbox = require "tests.helper.sandbox"
-local util = require "tests.helper.util"
+local argparse = require("argparse")
+local cjson = require("cjson")
+local auditrun = require("auditrun")
+local http = require("auditrun.http")
+local sandbox = require("tests.helper.sandbox")
+local util = require("tests.helper.util")
 
 local parser = argparse("chaos", "The export workflows against the sandbox with faults and kill -9.")
 parser:option("--workflow", "Bundled export workflow to run.", "user-access")

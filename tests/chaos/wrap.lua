@@ -3,7 +3,7 @@
 -- timeout within the chaos run's patience (the sandbox stalls for longer).
 -- Nothing else is changed: the workflow, the retry policy, the run state
 -- and the downloads are the ones a user runs.
-local http = require "auditrun.http"
+local http = require("auditrun.http")
 
 local timeout = tonumber(os.getenv("CHAOS_TIMEOUT") or "2")
 http.DEFAULTS.timeout = timeout

@@ -1,10 +1,10 @@
 -- The Lua-side parsers under libFuzzer (tests/fuzz/lua_target.c runs one
 -- function here per input). Each takes any bytes, must not raise, and
 -- asserts what its answer must satisfy whatever the input.
-local download = require "auditrun.download"
-local errors = require "auditrun.errors"
-local http = require "auditrun.http"
-local jwt = require "auditrun.jwt"
+local download = require("auditrun.download")
+local errors = require("auditrun.errors")
+local http = require("auditrun.http")
+local jwt = require("auditrun.jwt")
 
 local M = {}
 

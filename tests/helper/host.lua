@@ -54,7 +54,7 @@ function M.start(args, opts)
   for name, value in pairs(opts.env or {}) do env = env .. name .. "=" .. quote(value) .. " " end
   os.execute(("(%s%s < /dev/null > %s/out 2> %s/err & echo $! > %s/pid; wait $!; echo $? > %s/code) &")
     :format(env ~= "" and ("env " .. env) or "", table.concat(parts, " "), dir, dir, dir, dir))
-  local task = require "auditrun.task"
+  local task = require("auditrun.task")
   local handle = { dir = dir }
   for _ = 1, 500 do
     local f = io.open(dir .. "/pid")

@@ -1,7 +1,7 @@
 -- tests.helper.reports: what a workflow left in its --out folder: the
 -- reports, manifest.jsonl and summary.json, read as a user's script would.
-local cjson = require "cjson"
-local util = require "tests.helper.util"
+local cjson = require("cjson")
+local util = require("tests.helper.util")
 
 local M = {}
 

@@ -4,8 +4,8 @@
 --
 -- Plain Lua (io, os) plus cjson: it must work under lua5.4 as well as inside
 -- the auditrun host, without the project's own C core.
-local cjson = require "cjson"
-local util = require "tests.helper.util"
+local cjson = require("cjson")
+local util = require("tests.helper.util")
 
 local M = {}
 
@@ -114,7 +114,7 @@ end
 --- runs; register the block's own setup after this call to use it there.
 function M.for_describe(opts)
   -- busted gives each spec file its own setup/teardown; its module has them too.
-  local busted = require "busted"
+  local busted = require("busted")
   local sb = setmetatable({}, Sandbox)
   busted.setup(function()
     for k, v in pairs(M.start(opts)) do sb[k] = v end
@@ -129,7 +129,7 @@ end
 --- auditrun.http itself keeps no CA setting; sessions and clients pass
 --- their own. Needs the core.
 function M.http()
-  local http = require "auditrun.http"
+  local http = require("auditrun.http")
   local function trusting(o)
     if o == nil then o = {} end
     -- Anything but a table goes through as it is, to be refused there.
@@ -231,7 +231,7 @@ function Sandbox:settings()
 end
 
 local function control(self, prefix, method, path, body)
-  local http = require "auditrun.http"
+  local http = require("auditrun.http")
   return require("auditrun.errors").try(http.request_json {
     method = method, url = self.url .. prefix .. path, json = body, ca_file = self.ca_file })
 end

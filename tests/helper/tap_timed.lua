@@ -4,7 +4,7 @@
 local clock = require("auditrun.core").now
 
 return function(options)
-  local busted = require "busted"
+  local busted = require("busted")
   local handler = require("busted.outputHandlers.TAP")(options)
   local started
   busted.subscribe({ "test", "start" }, function()

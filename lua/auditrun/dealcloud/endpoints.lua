@@ -8,7 +8,7 @@
 -- the longest range, yet its samples send a 0-day and a 120-day range:
 -- sample wins here too (the service answers 400 with its message), and
 -- auditrun.dealcloud walks any range in windows of one to 90 whole days.
-local catalog = require "auditrun.catalog"
+local catalog = require("auditrun.catalog")
 
 -- {id, name...}: the documented name first, then the spellings the
 -- service's own rows use ("SessionExpired", "Web") and short words.

@@ -1,6 +1,6 @@
 -- auditrun.dealcloud: the DealCloud client: the user activity audit log.
 --
---   local dealcloud = require "auditrun.dealcloud"
+--   local dealcloud = require("auditrun.dealcloud")
 --   local c = auditrun.try(dealcloud.connect())      -- settings: auditrun.dealcloud.settings
 --   for row in c:user_activity { from = "2025-01-01", to = "2026-01-01", activity = "login failed" } do
 --     print(row.eventDate, row.userName, row.activityType, row.ip)
@@ -16,20 +16,20 @@
 -- totalRecords. Activities, sources and export types go by id or by name
 -- (dealcloud.name / dealcloud.id translate both ways); each row gets `ip`,
 -- its ipAddress integer as a dotted quad.
-local activity = require "auditrun.activity"
-local auth = require "auditrun.auth"
-local client = require "auditrun.client"
-local core = require "auditrun.core"
-local coverage = require "auditrun.coverage"
-local data = require "auditrun.dealcloud.endpoints"
-local errors = require "auditrun.errors"
-local json = require "auditrun.json"
-local log = require "auditrun.log"
-local paging = require "auditrun.paging"
-local records = require "auditrun.records"
-local settings = require "auditrun.dealcloud.settings"
-local time = require "auditrun.time"
-local util = require "auditrun.util"
+local activity = require("auditrun.activity")
+local auth = require("auditrun.auth")
+local client = require("auditrun.client")
+local core = require("auditrun.core")
+local coverage = require("auditrun.coverage")
+local data = require("auditrun.dealcloud.endpoints")
+local errors = require("auditrun.errors")
+local json = require("auditrun.json")
+local log = require("auditrun.log")
+local paging = require("auditrun.paging")
+local records = require("auditrun.records")
+local settings = require("auditrun.dealcloud.settings")
+local time = require("auditrun.time")
+local util = require("auditrun.util")
 
 local M = {}
 

@@ -6,7 +6,7 @@
 -- var_resource_path); the wire names are the API's (startDate,
 -- resourcePath); both spellings are taken. Answers carry their rows under
 -- `data`; the total is always 0, so paging ends on an empty page.
-local catalog = require "auditrun.catalog"
+local catalog = require("auditrun.catalog")
 
 -- Operation types: the API value first, then the file manager's name.
 local OPERATIONS = {

@@ -1,6 +1,6 @@
 -- auditrun.exavault: the ExaVault client: session logs and webhook logs.
 --
---   local exavault = require "auditrun.exavault"
+--   local exavault = require("auditrun.exavault")
 --   local c = auditrun.try(exavault.connect())        -- settings: auditrun.exavault.settings
 --   for item in c:session_logs { from = "2025-01-01", type = "download" } do
 --     print(item.attributes.date, item.attributes.userName, item.attributes.operation)
@@ -13,18 +13,18 @@
 -- first (sort=date) unless
 -- a sort is given. Operation types go by API value or by the file
 -- manager's name (exavault.name / exavault.id translate both ways).
-local activity = require "auditrun.activity"
-local auth = require "auditrun.auth"
-local client = require "auditrun.client"
-local coverage = require "auditrun.coverage"
-local data = require "auditrun.exavault.endpoints"
-local errors = require "auditrun.errors"
-local http = require "auditrun.http"
-local log = require "auditrun.log"
-local paging = require "auditrun.paging"
-local settings = require "auditrun.exavault.settings"
-local time = require "auditrun.time"
-local util = require "auditrun.util"
+local activity = require("auditrun.activity")
+local auth = require("auditrun.auth")
+local client = require("auditrun.client")
+local coverage = require("auditrun.coverage")
+local data = require("auditrun.exavault.endpoints")
+local errors = require("auditrun.errors")
+local http = require("auditrun.http")
+local log = require("auditrun.log")
+local paging = require("auditrun.paging")
+local settings = require("auditrun.exavault.settings")
+local time = require("auditrun.time")
+local util = require("auditrun.util")
 
 local M = {}
 

@@ -16,7 +16,7 @@
 -- ---- vocabularies -------------------------------------------------------------
 -- {code, word...}: the first element is sent; any word names it (the
 -- documented label among them), compared without case, spaces, '-' or '_'.
-local catalog = require "auditrun.catalog"
+local catalog = require("auditrun.catalog")
 
 local LINK_TYPES = {
   { 32, "specific", "flexible", "Specific link", "flexible link" },

@@ -14,8 +14,8 @@
 -- retrieval returns an iterator over its rows, a job's file endpoint
 -- downloads, anything else returns the decoded answer. Parameters are
 -- checked before anything is sent.
-local errors = require "auditrun.errors"
-local util = require "auditrun.util"
+local errors = require("auditrun.errors")
+local util = require("auditrun.util")
 -- What only a connection, a call or a run needs loads on first use.
 local auth = util.lazy "auditrun.auth"
 local catalog = util.lazy "auditrun.catalog"

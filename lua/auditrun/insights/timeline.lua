@@ -6,13 +6,13 @@
 -- The exports run within the tenant's limit through auditrun.run (its state
 -- and the reports in a hidden folder beside the timeline's file); each
 -- report's rows are read as a stream (auditrun.sheets), in time order.
-local activity = require "auditrun.activity"
-local errors = require "auditrun.errors"
-local log = require "auditrun.log"
-local runs = require "auditrun.run"
-local sheets = require "auditrun.sheets"
-local task = require "auditrun.task"
-local time = require "auditrun.time"
+local activity = require("auditrun.activity")
+local errors = require("auditrun.errors")
+local log = require("auditrun.log")
+local runs = require("auditrun.run")
+local sheets = require("auditrun.sheets")
+local task = require("auditrun.task")
+local time = require("auditrun.time")
 
 local M = {}
 

@@ -1,15 +1,15 @@
 -- auditrun.insights.workflows: what the bundled Insights workflows share on
 -- top of auditrun.cli and auditrun.workflow: their Insights flags, signing
 -- in with --profile, and an export of one report as a workflow item.
-local activity = require "auditrun.activity"
-local auditrun = require "auditrun"
-local cli = require "auditrun.cli"
-local insights = require "auditrun.insights"
-local paging = require "auditrun.paging"
-local schemas = require "auditrun.schemas"
-local time = require "auditrun.time"
-local timeline = require "auditrun.insights.timeline"
-local workflow = require "auditrun.workflow"
+local activity = require("auditrun.activity")
+local auditrun = require("auditrun")
+local cli = require("auditrun.cli")
+local insights = require("auditrun.insights")
+local paging = require("auditrun.paging")
+local schemas = require("auditrun.schemas")
+local time = require("auditrun.time")
+local timeline = require("auditrun.insights.timeline")
+local workflow = require("auditrun.workflow")
 
 local M = {}
 
